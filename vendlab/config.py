@@ -1,0 +1,115 @@
+"""Profiles: where the log, the master dataset, the checkpoints and the view store live.
+
+The jobs are the same code in every mode; a profile is the only difference.
+
+- ``embedded`` (default): everything under one data dir, no services.
+      DIR/log/            segments of the log (*.jsonl)
+      DIR/master/         lambda's master dataset (Parquet, partitioned by date)
+      DIR/checkpoints/    Spark checkpoints, one folder per query
+      DIR/views.sqlite    the view store
+      DIR/manifest.json   the generator's ground truth
+      DIR/catalog.json    the fleet (machines, places, products)
+- ``compose``: Kafka, HDFS and Cassandra of the Docker Compose stacks (see docs/compose.md);
+  values come from environment variables (VENDLAB_KAFKA, VENDLAB_TOPIC, VENDLAB_MASTER,
+  VENDLAB_CHECKPOINTS, VENDLAB_CASSANDRA, VENDLAB_KEYSPACE, VENDLAB_SPARK_MASTER).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+PROFILES = ("embedded", "compose")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    data_dir: Path
+    spark_master: str = "local[2]"
+    log: str = "files"  # "files" | "kafka"
+    kafka_bootstrap: str = ""
+    topic: str = "vendlab-events"
+    master_path: str = ""
+    checkpoint_dir: str = ""
+    store: str = "sqlite"  # "sqlite" | "cassandra"
+    cassandra_hosts: tuple[str, ...] = ()
+    keyspace: str = "vendlab"
+    # Duplicate deliveries are dropped within this much log time (Spark watermark delay).
+    dedup_delay: str = "10 minutes"
+    # Lambda: an event is at most this late (event time behind the newest event before it in
+    # its log partition); the batch view only covers event times older than newest - lateness.
+    lateness_ms: int = 10 * 60_000
+    # Lambda speed view: event-time bucket of its rows; the batch cutoff is a bucket boundary.
+    bucket_ms: int = 60_000
+    max_files_per_trigger: int = 50
+    max_offsets_per_trigger: int = 2_000_000
+    spark_conf: dict = field(default_factory=dict)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "log"
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "views.sqlite"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.data_dir / "manifest.json"
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.data_dir / "catalog.json"
+
+    def checkpoint(self, query: str) -> str:
+        return f"{self.checkpoint_dir.rstrip('/')}/{query}"
+
+    def with_(self, **kw) -> "Profile":
+        return replace(self, **kw)
+
+
+def embedded(data_dir: Path | str, **overrides) -> Profile:
+    d = Path(data_dir).resolve()
+    return Profile(name="embedded", data_dir=d, master_path=str(d / "master"),
+                   checkpoint_dir=str(d / "checkpoints"), **overrides)
+
+
+def compose(data_dir: Path | str, **overrides) -> Profile:
+    env = os.environ.get
+    return Profile(
+        name="compose",
+        data_dir=Path(data_dir).resolve(),
+        spark_master=env("VENDLAB_SPARK_MASTER", "spark://spark-master:7077"),
+        log="kafka",
+        kafka_bootstrap=env("VENDLAB_KAFKA", "kafka:29092"),
+        topic=env("VENDLAB_TOPIC", "vendlab-events"),
+        master_path=env("VENDLAB_MASTER", "hdfs://namenode:8020/vendlab/master"),
+        checkpoint_dir=env("VENDLAB_CHECKPOINTS", "hdfs://namenode:8020/vendlab/checkpoints"),
+        store="cassandra",
+        cassandra_hosts=tuple(env("VENDLAB_CASSANDRA", "cassandra1").split(",")),
+        keyspace=env("VENDLAB_KEYSPACE", "vendlab"),
+        **overrides,
+    )
+
+
+def make_profile(name: str, data_dir: Path | str, **overrides) -> Profile:
+    if name == "embedded":
+        return embedded(data_dir, **overrides)
+    if name == "compose":
+        return compose(data_dir, **overrides)
+    raise ValueError(f"unknown profile {name!r}: allowed are {', '.join(PROFILES)}")
+
+
+def open_store(profile: Profile, readonly: bool = False):
+    """The view store the profile names."""
+    if profile.store == "sqlite":
+        from vendlab.store.sqlite import SqliteStore
+
+        return SqliteStore(profile.sqlite_path, readonly=readonly)
+    if profile.store == "cassandra":
+        from vendlab.store.cassandra import CassandraStore  # added with the compose stacks
+
+        return CassandraStore(profile.cassandra_hosts, profile.keyspace)
+    raise ValueError(f"unknown store {profile.store!r}: allowed are sqlite, cassandra")

@@ -1,0 +1,56 @@
+"""Where the streaming jobs read the log: Spark's own file source or Kafka source.
+
+Both give the same envelope: ``value`` (the line as text), ``log_partition``, ``log_offset``,
+``log_ts`` (the log's timestamp: Kafka's record timestamp, or the segment's first-event time
+from its file name) and ``position`` (a readable place: segment file, or topic-partition@offset).
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from vendlab.config import Profile
+from vendlab.eventlog import SEGMENT_GLOB
+
+
+def read_log_stream(spark: SparkSession, profile: Profile) -> DataFrame:
+    if profile.log == "files":
+        raw = (spark.readStream.format("text")
+               .option("pathGlobFilter", SEGMENT_GLOB)
+               .option("maxFilesPerTrigger", profile.max_files_per_trigger)
+               .load(str(profile.log_dir)))
+        return file_envelope(raw.select("value", F.col("_metadata.file_name").alias("file")))
+    if profile.log == "kafka":
+        raw = (spark.readStream.format("kafka")
+               .option("kafka.bootstrap.servers", profile.kafka_bootstrap)
+               .option("subscribe", profile.topic)
+               .option("startingOffsets", "earliest")
+               .option("failOnDataLoss", "true")
+               .option("maxOffsetsPerTrigger", profile.max_offsets_per_trigger)
+               .load())
+        return kafka_envelope(raw)
+    raise ValueError(f"unknown log {profile.log!r}: allowed are files, kafka")
+
+
+def file_envelope(df: DataFrame) -> DataFrame:
+    """``value`` + ``file`` (segment file name) -> the log envelope."""
+    return df.select(
+        "value",
+        F.lit(0).alias("log_partition"),
+        F.lit(None).cast("long").alias("log_offset"),
+        F.timestamp_millis(F.regexp_extract("file", r"^seg-\d+-(\d+)\.jsonl$", 1).cast("long")).alias("log_ts"),
+        F.col("file").alias("position"),
+    )
+
+
+def kafka_envelope(df: DataFrame) -> DataFrame:
+    """Rows of Spark's Kafka source -> the log envelope."""
+    return df.select(
+        F.col("value").cast("string").alias("value"),
+        F.col("partition").alias("log_partition"),
+        F.col("offset").alias("log_offset"),
+        F.col("timestamp").alias("log_ts"),
+        F.concat(F.col("topic"), F.lit("-"), F.col("partition").cast("string"), F.lit("@"),
+                 F.col("offset").cast("string")).alias("position"),
+    )

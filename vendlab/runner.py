@@ -1,0 +1,265 @@
+"""Runs the lab in embedded mode: generator -> log -> pipelines + validation -> summary.
+
+One generator writes one log; every pipeline asked for (kappa, lambda) reads it, and so does
+the validation consumer, so all views are computed from the very same events. After the
+duration the generator writes a final *end marker*; the run drains until every pipeline and
+the validation view have made that marker visible (or a time-out passes), then stops every
+query and the JVM and reports.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vendlab.catalog import Catalog, make_catalog
+from vendlab.config import Profile, open_store
+from vendlab.eventlog import SegmentWriter, list_segments
+from vendlab.generator import Generator, Manifest, marker_line, wall_ms
+from vendlab.store import base
+from vendlab.validation import Validator
+
+MARKER_INTERVAL_S = 0.1
+TICK_S = 0.05
+
+
+class RunError(Exception):
+    """A problem the user can fix (bad data dir...); the CLI prints it and exits 2."""
+
+
+@dataclass
+class RunSettings:
+    duration: float
+    rate: float
+    seed: int = 1
+    bad_rate: float = 0.0
+    dup_rate: float = 0.0
+    time_scale: float = 60.0
+    batch_interval: float = 30.0
+    machines: int = 20
+    drain_timeout: float | None = None
+    roll_seconds: float = 0.5
+    ui: bool = False
+
+
+class LogFeeder(threading.Thread):
+    """Feeds the generator's events into the log at the target rate, with latency markers."""
+
+    def __init__(self, gen: Generator, writer: SegmentWriter, rate: float, duration: float, manifest_path: Path):
+        super().__init__(name="log-feeder", daemon=True)
+        self.gen, self.writer, self.rate, self.duration = gen, writer, rate, duration
+        self.manifest_path = manifest_path
+        self.stop_event = threading.Event()
+        self.started_ms = 0
+        self.end_marker = f"end-{gen.seed}-{wall_ms()}"
+        self.error: BaseException | None = None
+        self.behind_s = 0.0  # how far the generator fell behind its schedule (saturation)
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except BaseException as e:  # reported by the runner, never swallowed
+            self.error = e
+
+    def _run(self) -> None:
+        m = self.gen.manifest
+        t0 = time.monotonic()
+        self.started_ms = wall_ms()
+        produced = 0
+        next_marker = t0
+        next_save = t0 + 1.0
+        n_marker = 0
+        while not self.stop_event.is_set():
+            now = time.monotonic()
+            elapsed = now - t0
+            if elapsed >= self.duration:
+                break
+            target = int(self.rate * elapsed)
+            if target > produced:
+                n = min(target - produced, max(1, int(self.rate * TICK_S * 4)))
+                chunk = self.gen.take(n)
+                self.writer.append(chunk.data, chunk.lines, chunk.first_ms)
+                produced += n
+                self.behind_s = max(0.0, (target - produced) / self.rate)
+            if now >= next_marker:
+                n_marker += 1
+                self.writer.append(marker_line(f"mk-{self.gen.seed}-{n_marker}", wall_ms()), 1, self.gen.now_ms())
+                m.markers += 1
+                next_marker = now + MARKER_INTERVAL_S
+            if self.writer.due():
+                self.writer.roll()
+            if now >= next_save:
+                m.save(self.manifest_path)
+                next_save = now + 1.0
+            if produced >= int(self.rate * (time.monotonic() - t0)):
+                time.sleep(TICK_S / 2)
+        self.writer.append(marker_line(self.end_marker, wall_ms()), 1, self.gen.now_ms())
+        m.markers += 1
+        self.writer.close()
+        m.complete = True
+        m.save(self.manifest_path)
+
+
+def percentiles(values: list[float]) -> dict:
+    if not values:
+        return {"p50": None, "p95": None, "p99": None}
+    a = np.asarray(values, dtype=float)
+    return {f"p{p}": round(float(np.percentile(a, p)), 1) for p in (50, 95, 99)}
+
+
+def with_all_keys(view: dict[str, int], keys) -> dict[str, int]:
+    return {k: int(view.get(k, 0)) for k in sorted(set(keys) | set(view))}
+
+
+class Runner:
+    """Embedded run of one or more architectures on one log."""
+
+    def __init__(self, profile: Profile, archs: list[str], settings: RunSettings, resume: bool = False,
+                 progress=sys.stderr):
+        self.profile = profile
+        self.archs = archs
+        self.s = settings
+        self.resume = resume
+        self.out = progress
+        self.pipelines: list = []
+        self.spark = None
+
+    # -- set-up ---------------------------------------------------------------------------
+    def prepare_dir(self) -> Catalog:
+        d = self.profile.data_dir
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            probe = d / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as e:
+            raise RunError(f"data dir {d} is not writable ({e.strerror}); choose a writable --data-dir") from e
+        if list_segments(self.profile.log_dir) and not self.resume:
+            raise RunError(f"data dir {d} already holds a run (its log has segments); use a new --data-dir "
+                           f"or remove this one")
+        self.profile.log_dir.mkdir(exist_ok=True)
+        catalog = make_catalog(self.s.seed, machines=self.s.machines)
+        catalog.save(self.profile.catalog_path)
+        return catalog
+
+    def log(self, msg: str) -> None:
+        print(msg, file=self.out, flush=True)
+
+    # -- the run --------------------------------------------------------------------------
+    def run(self) -> dict:
+        from vendlab.pipelines import make_pipeline
+        from vendlab.spark import get_spark
+
+        catalog = self.prepare_dir()
+        store = open_store(self.profile)
+        self.log(f"vendlab: data dir {self.profile.data_dir}; starting Spark ({self.profile.spark_master}) ...")
+        self.spark = get_spark(self.profile, ui=self.s.ui)
+        stop_validation = threading.Event()
+        feeder = None
+        try:
+            self.pipelines = [make_pipeline(a, self.spark, self.profile, catalog, self.s) for a in self.archs]
+            for p in self.pipelines:
+                p.start()
+            validator = Validator(self.profile.log_dir, catalog, open_store(self.profile))
+            vthread = threading.Thread(target=validator.run, args=(stop_validation,), name="validation", daemon=True)
+            vthread.start()
+            gen = Generator(catalog, self.s.seed, self.s.rate, self.s.time_scale,
+                            bad_rate=self.s.bad_rate, dup_rate=self.s.dup_rate)
+            writer = SegmentWriter(self.profile.log_dir, roll_seconds=self.s.roll_seconds)
+            feeder = LogFeeder(gen, writer, self.s.rate, self.s.duration, self.profile.manifest_path)
+            self.log(f"vendlab: generating {self.s.rate:,.0f} events/s for {self.s.duration:g} s "
+                     f"({', '.join(self.archs)} + validation) ...")
+            feeder.start()
+            self._watch(feeder, store, until=lambda: not feeder.is_alive())
+            if feeder.error:
+                raise feeder.error
+            self.log("vendlab: generator done; draining (waiting for every view to see the end marker) ...")
+            jobs = [j for p in self.pipelines for j in p.latency_jobs] + [base.VALIDATION]
+            timeout = self.s.drain_timeout if self.s.drain_timeout is not None else 120 + self.s.duration
+            deadline = time.monotonic() + timeout
+            drained = self._watch(feeder, store, until=lambda: all(
+                store.has_marker(j, feeder.end_marker) for j in jobs), deadline=deadline)
+            for p in self.pipelines:
+                p.finish(drained)
+            stop_validation.set()
+            vthread.join(timeout=30)
+            return self.summary(feeder, store, catalog, drained)
+        finally:
+            stop_validation.set()
+            if feeder is not None:
+                feeder.stop_event.set()
+            self.shutdown()
+
+    def _watch(self, feeder: LogFeeder, store, until, deadline: float | None = None) -> bool:
+        last = 0.0
+        while not until():
+            for p in self.pipelines:
+                p.check()
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            if time.monotonic() - last >= 2.0:
+                last = time.monotonic()
+                self.log(self._progress_line(feeder, store))
+            time.sleep(0.1)
+        return True
+
+    def _progress_line(self, feeder: LogFeeder, store) -> str:
+        m = feeder.gen.manifest
+        el = max(1e-9, (wall_ms() - feeder.started_ms) / 1000)
+        parts = [f"[{el:5.0f}s] generated {m.events:,} ({m.events / el:,.0f}/s)"]
+        for p in self.pipelines:
+            parts.append(p.progress(store))
+        val = sum(store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT).values())
+        parts.append(f"validation {val:,} items")
+        return " | ".join(parts)
+
+    def summary(self, feeder: LogFeeder, store, catalog: Catalog, drained: bool) -> dict:
+        m = Manifest.load(self.profile.manifest_path)
+        products = [p.product for p in catalog.products]
+        expected = with_all_keys(m.items_by_product, products)
+        validation = with_all_keys(store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT), products)
+        total_lines = m.events + m.markers
+        out = {}
+        for p in self.pipelines:
+            views = {k: with_all_keys(v, products) for k, v in p.views(store).items()}
+            views["validation"] = validation
+            lat = [vis - cre for j in p.latency_jobs for cre, vis in store.marker_latencies(j)]
+            end_ms = max((vis for j in p.latency_jobs for _, vis in store.marker_latencies(j)), default=None)
+            seconds = (end_ms - feeder.started_ms) / 1000 if end_ms else None
+            res = {
+                "arch": p.name,
+                "generated": {"events": m.events, "sales": m.sales, "malformed": m.malformed,
+                              "duplicates": m.duplicates},
+                "views": views,
+                "expected": expected,
+                "exact": drained and all(views[k] == expected for k in p.exact_views + ["validation"]),
+                "latency_ms": percentiles(lat),
+                "throughput_eps": round(total_lines / seconds, 1) if seconds else None,
+                "drained": drained,
+                "dead_letters": store.read_view(p.latency_jobs[0], base.DEAD_LETTERS),
+                "expected_dead_letters": dict(m.malformed_by_reason),
+            }
+            res.update(p.extra_summary(store))
+            out[p.name] = res
+        return out
+
+    def shutdown(self) -> None:
+        for p in self.pipelines:
+            try:
+                p.stop()
+            except Exception as e:  # keep stopping the others; say what failed
+                self.log(f"vendlab: stopping {p.name} failed: {e}")
+        if self.spark is not None:
+            self.spark.stop()
+            self.spark = None
+
+
+def reset_dir(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)

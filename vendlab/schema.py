@@ -1,0 +1,93 @@
+"""The event contract: one place that says what a valid event is.
+
+Both the Spark jobs (``vendlab.jobs.parse``) and the independent validation consumer
+(``vendlab.validation``) implement the checks below; they share this *specification*,
+not code, so that a bug in one implementation shows up as a difference against the other
+and against the generator's manifest.
+
+Checks run in this order and the first failing one is the dead-letter reason:
+
+1. ``line_too_long``            the line is longer than MAX_LINE_CHARS characters
+2. ``not_json_object``          the line is not a JSON object
+3. ``missing_field:<f>`` / ``wrong_type:<f>`` for ``event_id`` then ``type``
+4. ``unknown_type``             ``type`` is not one of EVENT_TYPES
+5. ``missing_field:<f>`` / ``wrong_type:<f>`` for the type's fields, in FIELDS order
+6. semantic checks, in SEMANTIC_CHECKS order (unknown machine/product, bad quantity...)
+"""
+
+from __future__ import annotations
+
+import re
+
+SALE = "sale"
+TELEMETRY = "telemetry"
+RESTOCK = "restock"
+MARKER = "marker"
+EVENT_TYPES = (SALE, TELEMETRY, RESTOCK, MARKER)
+
+CATEGORIES = ("healthy", "unhealthy")
+
+MAX_LINE_CHARS = 16_384
+INT32_MAX = 2**31 - 1
+
+# Field kinds: "str" (JSON string), "int" (JSON integer, not bool, fits in 32 bits),
+# "long" (JSON integer, 64 bits), "num" (JSON number), "time" (string, TIME_REGEX),
+# "stock" (JSON object of product -> int).
+COMMON = (("event_id", "str"), ("type", "str"))
+FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
+    SALE: (
+        ("machine_id", "str"),
+        ("place", "str"),
+        ("product", "str"),
+        ("category", "str"),
+        ("quantity", "int"),
+        ("unit_price", "num"),
+        ("customer_id", "str"),
+        ("event_time", "str"),
+    ),
+    TELEMETRY: (
+        ("machine_id", "str"),
+        ("event_time", "str"),
+        ("temperature", "num"),
+        ("error_code", "int"),
+        ("stock", "stock"),
+    ),
+    RESTOCK: (
+        ("machine_id", "str"),
+        ("product", "str"),
+        ("quantity", "int"),
+        ("event_time", "str"),
+    ),
+    MARKER: (("created_ms", "long"),),
+}
+
+# Semantic checks per type, in order. Each name is also the dead-letter reason.
+SEMANTIC_CHECKS: dict[str, tuple[str, ...]] = {
+    SALE: ("unknown_machine", "unknown_product", "bad_category", "bad_quantity", "bad_price", "bad_time"),
+    TELEMETRY: ("unknown_machine", "bad_time"),
+    RESTOCK: ("unknown_machine", "unknown_product", "bad_quantity", "bad_time"),
+    MARKER: (),
+}
+
+# event_time: UTC, millisecond precision, e.g. 2026-01-05T06:00:00.123Z, years 2000-2099.
+TIME_REGEX = r"^20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z$"
+TIME_PATTERN = re.compile(TIME_REGEX)
+SPARK_TIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSX"
+
+ALL_FIELDS: tuple[tuple[str, str], ...] = tuple(
+    dict.fromkeys(COMMON + tuple(f for fields in FIELDS.values() for f in fields)).keys()
+)
+
+STATIC_REASONS = ("line_too_long", "not_json_object", "unknown_type") + tuple(
+    sorted({c for checks in SEMANTIC_CHECKS.values() for c in checks})
+)
+
+
+def all_reasons() -> list[str]:
+    """Every dead-letter reason a job can emit (for documentation and dashboards)."""
+    names = sorted({name for name, _ in ALL_FIELDS})
+    return list(STATIC_REASONS) + [f"missing_field:{n}" for n in names] + [f"wrong_type:{n}" for n in names]
+
+
+def required_fields(event_type: str) -> tuple[tuple[str, str], ...]:
+    return COMMON + FIELDS[event_type]

@@ -1,0 +1,43 @@
+"""The serving layer: what a user reads. For lambda, serving = batch view + speed view after
+the batch view's cutoff, read in one consistent snapshot of the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vendlab.store import base
+from vendlab.store.base import ViewStore
+
+
+def add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    return {k: a.get(k, 0) + b.get(k, 0) for k in sorted(set(a) | set(b))}
+
+
+def lambda_views(store: ViewStore, view: str = base.ITEMS_BY_PRODUCT) -> dict[str, dict[str, int]]:
+    """{"batch", "realtime", "serving"}: realtime is the speed view's part after the cutoff."""
+    info = store.current_batch()
+    batch = store.read_batch_view(info.version, view) if info else {}
+    realtime = store.read_view(base.LAMBDA_SPEED, view, min_bucket=info.cutoff_bucket if info else None)
+    return {"batch": batch, "realtime": realtime, "serving": add(batch, realtime)}
+
+
+def current_views(data_dir: Path, view: str = base.ITEMS_BY_PRODUCT) -> dict[str, dict[str, int]]:
+    from vendlab.store.sqlite import SqliteStore
+
+    store = SqliteStore(Path(data_dir) / "views.sqlite", readonly=True)
+    try:
+        with store.snapshot():
+            out: dict[str, dict[str, int]] = {}
+            has_kappa = store.last_batch_id(base.KAPPA) >= 0
+            has_lambda = store.last_batch_id(base.LAMBDA_SPEED) >= 0 or store.current_batch() is not None
+            if has_kappa or not has_lambda:
+                out["realtime"] = store.read_view(base.KAPPA, view)
+            if has_lambda:
+                lam = lambda_views(store, view)
+                out["lambda_realtime" if has_kappa else "realtime"] = lam["realtime"]
+                out["batch"] = lam["batch"]
+                out["serving"] = lam["serving"]
+            out["validation"] = store.read_view(base.VALIDATION, view)
+            return out
+    finally:
+        store.close()

@@ -1,0 +1,51 @@
+"""The SparkSession, configured from a profile (local mode embedded, a master URL on the cluster)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from vendlab.config import Profile
+
+JAVA_HINT = ("Java 17 or newer is needed to run Spark. Install it with: "
+             "sudo apt-get install -y openjdk-17-jre-headless  (or run `make demo`, which does it for you)")
+
+
+class JavaMissing(RuntimeError):
+    pass
+
+
+def check_java() -> str:
+    """The java executable Spark will use; raises JavaMissing with the install command if absent."""
+    home = os.environ.get("JAVA_HOME")
+    java = os.path.join(home, "bin", "java") if home else shutil.which("java")
+    if not java or not os.path.exists(java):
+        raise JavaMissing(JAVA_HINT)
+    out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
+    try:
+        major = int(out.split('"')[1].split(".")[0])
+    except (IndexError, ValueError):
+        major = 0
+    if major < 17:
+        raise JavaMissing(f"found Java {major or 'of unknown version'} at {java}. {JAVA_HINT}")
+    return java
+
+
+def get_spark(profile: Profile, app: str = "vendlab", ui: bool = False):
+    check_java()
+    from pyspark.sql import SparkSession
+
+    b = (SparkSession.builder.appName(app).master(profile.spark_master)
+         .config("spark.sql.shuffle.partitions", "2")
+         .config("spark.sql.session.timeZone", "UTC")
+         .config("spark.ui.enabled", "true" if ui else "false")
+         .config("spark.ui.showConsoleProgress", "false")
+         .config("spark.scheduler.mode", "FAIR")
+         .config("spark.sql.streaming.noDataMicroBatches.enabled", "false")
+         .config("spark.sql.adaptive.enabled", "false"))
+    for k, v in profile.spark_conf.items():
+        b = b.config(k, v)
+    spark = b.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark

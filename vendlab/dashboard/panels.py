@@ -1,0 +1,125 @@
+"""The owner's-question panels (``/api/panels``): one small function each.
+
+To add a panel, write a function that takes a ``Sources`` and returns its data, and decorate
+it with ``@panel(...)``; the page draws it on its next refresh, in the "Owner's questions"
+section, in the order of this file. Nothing else changes (no HTML, no JavaScript).
+
+Kinds of panel and what the function returns:
+
+- ``"bar"``   ``{series: {key: number}}``  grouped bars, one colour per series
+               (e.g. ``src.per_architecture(view)`` gives series kappa / lambda / validation)
+- ``"line"``  ``{series: {x: number}}``    one line per series, x sorted (numbers or ISO times)
+- ``"table"`` ``{"columns": [...], "rows": [[...], ...]}``
+
+``scale`` multiplies every number before it is drawn (0.01 turns cents into euros); ``unit``
+labels the axis. A function may return an empty dict when there is nothing to show yet.
+
+Example (a view ``profit_cents_by_machine`` written by the jobs)::
+
+    @panel("profit_per_machine", "Profit per machine", unit="EUR", scale=0.01)
+    def profit_per_machine(src):
+        return src.per_architecture("profit_cents_by_machine")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from vendlab.store import base
+from vendlab.store.base import ViewStore
+
+KINDS = ("bar", "line", "table")
+
+
+@dataclass(frozen=True)
+class Panel:
+    id: str
+    title: str
+    kind: str
+    unit: str
+    scale: float
+    help: str
+    compute: Callable[["Sources"], dict]
+
+
+PANELS: list[Panel] = []
+
+
+def panel(id: str, title: str, kind: str = "bar", unit: str = "", scale: float = 1.0, help: str = ""):
+    """Register an owner's-question panel (see the module docstring)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown panel kind {kind!r}: allowed are {', '.join(KINDS)}")
+
+    def register(fn: Callable[["Sources"], dict]):
+        if any(p.id == id for p in PANELS):
+            raise ValueError(f"panel id {id!r} is used twice")
+        PANELS.append(Panel(id, title, kind, unit, scale, help or (fn.__doc__ or "").strip(), fn))
+        return fn
+
+    return register
+
+
+class Sources:
+    """What a panel function may read: the store (inside one snapshot) and the manifest."""
+
+    def __init__(self, store: ViewStore, manifest: dict | None):
+        self.store = store
+        self.manifest = manifest
+        self._lambda: bool | None = None
+
+    def view(self, job: str, view: str) -> dict[str, int]:
+        """One job's additive view (job: kappa, lambda_speed, validation)."""
+        return self.store.read_view(job, view)
+
+    def lambda_serving(self, view: str) -> dict[str, int]:
+        """Lambda's serving view: batch view + speed view after the cutoff."""
+        from vendlab.serving import lambda_views
+
+        return lambda_views(self.store, view)["serving"]
+
+    def per_architecture(self, view: str) -> dict[str, dict[str, int]]:
+        """The view as each architecture serves it, plus validation: {kappa, lambda, validation},
+        leaving out an architecture that is not in this data dir."""
+        from vendlab.dashboard.data import has_job, has_lambda
+
+        out = {}
+        if has_job(self.store, base.KAPPA):
+            out["kappa"] = self.view(base.KAPPA, view)
+        if has_lambda(self.store):
+            out["lambda"] = self.lambda_serving(view)
+        if has_job(self.store, base.VALIDATION):
+            out["validation"] = self.view(base.VALIDATION, view)
+        return out
+
+
+def panels_payload(store: ViewStore, manifest: dict | None = None) -> list[dict]:
+    from vendlab.dashboard.data import snapshot
+
+    src = Sources(store, manifest)
+    out = []
+    with snapshot(store):
+        for p in PANELS:
+            try:
+                data, error = p.compute(src), None
+            except Exception as e:  # one broken panel must not blank the page: show why instead
+                data, error = {}, f"{type(e).__name__}: {e}"
+            out.append({"id": p.id, "title": p.title, "kind": p.kind, "unit": p.unit, "scale": p.scale,
+                        "help": p.help, "data": data, "error": error})
+    return out
+
+
+# -- the owner's questions ------------------------------------------------------------------
+# Add new panels below; they appear on the page in this order.
+
+
+@panel("healthy_vs_unhealthy_items", "Healthy vs unhealthy: items sold", unit="items")
+def healthy_vs_unhealthy_items(src: Sources) -> dict:
+    """Items sold per category, as each architecture serves it and as validation counts it."""
+    return src.per_architecture(base.ITEMS_BY_CATEGORY)
+
+
+@panel("healthy_vs_unhealthy_revenue", "Healthy vs unhealthy: revenue", unit="EUR", scale=0.01)
+def healthy_vs_unhealthy_revenue(src: Sources) -> dict:
+    """Revenue per category in euros (the views hold cents)."""
+    return src.per_architecture(base.REVENUE_BY_CATEGORY)

@@ -1,0 +1,282 @@
+"""CassandraStore's statement logic, without a server.
+
+A fake session interprets the few CQL shapes the store uses (INSERT upserts by primary key,
+SELECT/DELETE with equality and one range restriction, LIMIT, clustering order) over tables
+parsed from vendlab/store/schema.cql, records every statement, and can fail on demand: a
+retryable time-out (the store must retry) or a crash (the store must stay exactly once).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from cassandra import OperationTimedOut
+
+from vendlab.store import base
+from vendlab.store.base import BatchViewInfo
+from vendlab.store.cassandra import STATEMENTS, TABLES, CassandraStore, schema_statements
+from vendlab.store.sqlite import SqliteStore
+
+SCHEMA = Path(__file__).resolve().parents[1] / "vendlab" / "store" / "schema.cql"
+
+
+def parse_schema(text: str) -> dict[str, dict]:
+    """table -> {columns: [...], pk: [...], ck: [...], desc: {col}}"""
+    tables = {}
+    body = "\n".join(ln.split("--", 1)[0] for ln in text.splitlines())
+    for m in re.finditer(r"CREATE TABLE IF NOT EXISTS\s+(?:\w+\.)?(\w+)\s*\((.*?)\)\s*(WITH[^;]*)?;", body, re.S):
+        name, cols_text, with_text = m.group(1), m.group(2), m.group(3) or ""
+        pkm = re.search(r"PRIMARY KEY\s*\(\s*\(([^)]*)\)\s*,?\s*([^)]*)\)", cols_text)
+        pk = [c.strip() for c in pkm.group(1).split(",") if c.strip()]
+        ck = [c.strip() for c in pkm.group(2).split(",") if c.strip()]
+        cols = [ln.strip().split()[0] for ln in cols_text[: pkm.start()].split(",") if ln.strip()]
+        desc = set(re.findall(r"(\w+)\s+DESC", with_text))
+        tables[name] = {"columns": cols, "pk": pk, "ck": ck, "desc": desc}
+    return tables
+
+
+class Crash(RuntimeError):
+    """A failure the store must not retry (the process dies)."""
+
+
+class FakeFuture:
+    def __init__(self, result=None, error=None):
+        self._result, self._error = result, error
+
+    def result(self):
+        if self._error:
+            raise self._error
+        return self._result
+
+
+class FakePrepared:
+    def __init__(self, cql):
+        self.query_string = cql
+        self.is_idempotent = False
+
+
+class FakeSession:
+    def __init__(self, tables: dict):
+        self.schema = tables
+        self.data: dict[str, dict[tuple, dict]] = {t: {} for t in tables}
+        self.log: list[tuple[str, tuple]] = []
+        self.keyspace = None
+        self._fail: list = []  # [predicate, remaining, exception factory]
+
+    # failure injection
+    def fail(self, when, times=1, exc=lambda: OperationTimedOut("injected time-out")):
+        self._fail.append([when, times, exc])
+
+    def set_keyspace(self, ks):
+        self.keyspace = ks
+
+    def prepare(self, cql):
+        return FakePrepared(cql)
+
+    def execute_async(self, stmt, params=None):
+        try:
+            return FakeFuture(self.execute(stmt, params))
+        except Exception as e:  # noqa: BLE001 - handed to the caller like a driver future
+            return FakeFuture(error=e)
+
+    def execute(self, stmt, params=None):
+        cql = stmt.query_string if isinstance(stmt, FakePrepared) else stmt
+        params = tuple(params or ())
+        for f in self._fail:
+            if f[1] > 0 and f[0](cql, params):
+                f[1] -= 1
+                raise f[2]()
+        self.log.append((cql, params))
+        return self._run(cql, list(params))
+
+    # -- a tiny CQL interpreter -------------------------------------------------------------
+    def _run(self, cql, params):
+        s = " ".join(cql.split())
+        if s.upper().startswith("CREATE"):
+            return []
+        m = re.match(r"INSERT INTO (?:\w+\.)?(\w+) \(([^)]*)\) VALUES \(([^)]*)\)$", s)
+        if m:
+            t = self.schema[m.group(1)]
+            cols = [c.strip() for c in m.group(2).split(",")]
+            assert set(cols) <= set(t["columns"]), cols
+            row = dict(zip(cols, params))
+            key = tuple(row[c] for c in t["pk"] + t["ck"])
+            self.data[m.group(1)].setdefault(key, {}).update(row)
+            return []
+        m = re.match(r"(SELECT (.*?)|DELETE) FROM (?:\w+\.)?(\w+) WHERE (.*?)(?: LIMIT (\?|\d+))?$", s)
+        assert m, f"unsupported CQL in fake: {s}"
+        table, where, limit = m.group(3), m.group(4), m.group(5)
+        t = self.schema[table]
+        conds = []
+        for part in where.split(" AND "):
+            c, op, v = part.split()
+            assert c in t["columns"], (c, table)
+            conds.append((c, op, params.pop(0) if v == "?" else v))
+        if limit == "?":
+            limit = params.pop(0)
+        ops = {"=": lambda a, b: a == b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b}
+        keys = [k for k, r in self.data[table].items() if all(ops[op](r.get(c), v) for c, op, v in conds)]
+        if m.group(1) == "DELETE":
+            for k in keys:
+                del self.data[table][k]
+            return []
+        rows = [self.data[table][k] for k in keys]
+        for c in reversed(t["ck"]):
+            rows.sort(key=lambda r: r[c], reverse=c in t["desc"])
+        if limit is not None:
+            rows = rows[: int(limit)]
+        cols = [c.strip() for c in m.group(2).split(",")]
+        assert set(cols) <= set(t["columns"]), cols
+        return [tuple(r.get(c) for c in cols) for r in rows]
+
+
+@pytest.fixture()
+def tables():
+    return parse_schema(SCHEMA.read_text())
+
+
+@pytest.fixture()
+def session(tables):
+    return FakeSession(tables)
+
+
+@pytest.fixture()
+def store(session):
+    return CassandraStore(session=session, retry_backoff_s=0)
+
+
+DELTAS = [("items_by_product", "cola", 0, 3), ("items_by_product", "water", 0, 2),
+          ("items_by_category", "unhealthy", 0, 3), ("items_by_product", "cola", 0, 1)]
+
+
+def test_schema_has_every_table_and_statement_column(tables):
+    assert set(TABLES) <= set(tables)
+    for name, cql in STATEMENTS.items():
+        table = re.search(r"(?:FROM|INTO) (\w+)", cql).group(1)
+        assert table in tables, name
+        for ident in re.findall(r"\b([a-z_]+)\b", cql.split(table, 1)[1] if "SELECT" not in cql
+                                else cql.replace(f"FROM {table}", " ")):
+            if ident.upper() in {"WHERE", "AND", "LIMIT", "VALUES", "SELECT", "DELETE"}:
+                continue
+            assert ident in tables[table]["columns"], (name, ident)
+
+
+def test_schema_statements_split_and_keyspace():
+    stmts = schema_statements()
+    assert stmts[0].startswith("CREATE KEYSPACE IF NOT EXISTS vendlab")
+    assert all(s.startswith("CREATE") and "IF NOT EXISTS" in s for s in stmts)
+    other = schema_statements("lab2")
+    assert "CREATE TABLE IF NOT EXISTS lab2.view_rows" in " ".join(other)
+
+
+def test_statements_are_prepared_idempotent(store, session):
+    store.apply_batch("kappa", 0, DELTAS, markers=[("mk-1", 1000)], rows=5, visible_ms=1500)
+    assert store._prepared and all(p.is_idempotent for p in store._prepared.values())
+    assert session.keyspace == "vendlab"
+
+
+def test_apply_batch_exactly_once_and_sums(store):
+    assert store.apply_batch("kappa", 0, DELTAS, markers=[("mk-1", 1000)], rows=5, visible_ms=1500)
+    assert not store.apply_batch("kappa", 0, DELTAS, rows=5)  # replay: skipped
+    assert store.apply_batch("kappa", 1, [("items_by_product", "cola", 0, 10)], rows=1, visible_ms=1600)
+    assert store.read_view("kappa", "items_by_product") == {"cola": 14, "water": 2}
+    assert store.read_view("kappa", "items_by_category") == {"unhealthy": 3}
+    assert store.last_batch_id("kappa") == 1 and store.last_batch_id("lambda_speed") == -1
+    assert store.micro_batches("kappa") == [(0, 1500, 5), (1, 1600, 1)]
+    assert store.marker_latencies("kappa") == [(1000, 1500)]
+    assert store.has_marker("kappa", "mk-1") and not store.has_marker("kappa", "mk-2")
+
+
+def test_retryable_failure_is_retried(store, session):
+    session.fail(lambda cql, p: cql.startswith("INSERT INTO view_rows"), times=1)
+    session.fail(lambda cql, p: cql.startswith("INSERT INTO applied"), times=1)
+    assert store.apply_batch("kappa", 0, DELTAS, rows=4)
+    assert store.retries == 2
+    assert store.read_view("kappa", "items_by_product") == {"cola": 4, "water": 2}
+
+
+def test_gives_up_after_max_attempts(session):
+    store = CassandraStore(session=session, retry_backoff_s=0, max_attempts=2)
+    session.fail(lambda cql, p: cql.startswith("INSERT INTO applied"), times=5)
+    with pytest.raises(OperationTimedOut):
+        store.apply_batch("kappa", 0, DELTAS)
+    assert store.read_view("kappa", "items_by_product") == {}  # never committed: invisible
+
+
+def test_crash_before_commit_then_replay_with_other_content(store, session):
+    session.fail(lambda cql, p: cql.startswith("INSERT INTO applied"), times=1, exc=lambda: Crash("killed"))
+    first = DELTAS + [("items_by_product", "cookies", 0, 7)]
+    with pytest.raises(Crash):
+        store.apply_batch("validation", 42, first, dead=[("bad_time", "{}", "t-0@1")])
+    assert store.read_view("validation", "items_by_product") == {}  # partial rows are not counted
+    # The retry of batch 42 covers other events (the consumer cut it at another offset).
+    assert store.apply_batch("validation", 42, [("items_by_product", "cola", 0, 1)])
+    assert store.read_view("validation", "items_by_product") == {"cola": 1}
+    assert store.dead_letters("validation") == []  # the crashed attempt's dead letter is gone
+    assert session.data["batch_rows"] == {}  # write-ahead list emptied on commit
+    # Every stale row was deleted, not just hidden.
+    assert {k[3] for k in session.data["view_rows"]} == {"cola"}
+
+
+def test_identical_replay_after_crash_counts_once(store, session):
+    session.fail(lambda cql, p: cql.startswith("INSERT INTO applied"), times=1, exc=lambda: Crash("killed"))
+    with pytest.raises(Crash):
+        store.apply_batch("kappa", 7, DELTAS)
+    assert store.apply_batch("kappa", 7, DELTAS)
+    assert store.read_view("kappa", "items_by_product") == {"cola": 4, "water": 2}
+
+
+def test_buckets_min_bucket_and_retire(store):
+    store.apply_batch("lambda_speed", 0, [("items_by_product", "cola", 10, 1), ("items_by_product", "cola", 11, 2),
+                                          ("items_by_product", "water", 12, 5), ("dead_letters", "bad_time", 0, 1)])
+    assert store.read_view("lambda_speed", "items_by_product", min_bucket=11) == {"cola": 2, "water": 5}
+    assert store.retire_buckets("lambda_speed", 12) == 3  # two cola buckets + the dead-letter row
+    assert store.read_view("lambda_speed", "items_by_product") == {"water": 5}
+
+
+def test_publish_batch_view_and_history(store):
+    assert store.current_batch() is None
+    store.publish_batch_view(BatchViewInfo(1, 100, 5000, 10, 1.5), [("items_by_product", "cola", 3)])
+    store.publish_batch_view(BatchViewInfo(2, 120, 6000, 20, 1.0), [("items_by_product", "cola", 5),
+                                                                    ("items_by_product", "water", 1)])
+    store.publish_batch_view(BatchViewInfo(3, 130, 7000, 30, 1.0), [("items_by_product", "cola", 6)])
+    assert store.current_batch() == BatchViewInfo(3, 130, 7000, 30, 1.0)
+    assert [i.version for i in store.batch_history()] == [1, 2, 3]
+    assert store.read_batch_view(3, "items_by_product") == {"cola": 6}
+    assert store.read_batch_view(2, "items_by_product") == {"cola": 5, "water": 1}  # kept for readers in flight
+    assert store.read_batch_view(1, "items_by_product") == {}  # older versions deleted
+
+
+def test_same_answers_as_sqlite(store, tmp_path):
+    """The two stores are interchangeable: one scripted sequence, the same reads."""
+    lite = SqliteStore(tmp_path / "v.sqlite")
+    script = [
+        ("apply", ("kappa", 0, DELTAS, [("mk-1", 10)], [("bad_time", "x", "p")], 4, 20)),
+        ("apply", ("kappa", 0, DELTAS, [], [], 4, 30)),
+        ("apply", ("lambda_speed", 0, [("items_by_product", "cola", 5, 2), ("items_by_product", "cola", 6, 1)],
+                   [], [], 2, 40)),
+        ("retire", ("lambda_speed", 6)),
+        ("apply", ("kappa", 3, [("items_by_product", "water", 0, 9)], [], [], 1, 50)),
+    ]
+    for s in (store, lite):
+        for op, a in script:
+            if op == "apply":
+                s.apply_batch(a[0], a[1], a[2], a[3], a[4], a[5], visible_ms=a[6])
+            else:
+                s.retire_buckets(*a)
+    for job in (base.KAPPA, base.LAMBDA_SPEED):
+        for view in (base.ITEMS_BY_PRODUCT, base.ITEMS_BY_CATEGORY):
+            assert store.read_view(job, view) == lite.read_view(job, view)
+        assert store.last_batch_id(job) == lite.last_batch_id(job)
+        assert store.micro_batches(job) == lite.micro_batches(job)
+        assert store.marker_latencies(job) == lite.marker_latencies(job)
+        assert store.dead_letters(job) == lite.dead_letters(job)
+    lite.close()
+
+
+def test_ensure_schema_runs_every_statement(session):
+    CassandraStore(session=session, create_schema=True, retry_backoff_s=0)
+    created = [c for c, _ in session.log if c.startswith("CREATE")]
+    assert len(created) == len(schema_statements())

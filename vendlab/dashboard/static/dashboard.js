@@ -161,7 +161,7 @@ function renderItemsTable(v) {
   table.tBodies[0].replaceChildren(...rows);
   const foot = el("tr", { "data-product": "__total__" });
   for (const [key] of cols) {
-    if (key === "product") { foot.appendChild(el("td", {}, "total")); continue; }
+    if (key === "product") { foot.appendChild(el("td", { "data-col": key }, "total")); continue; }
     foot.appendChild(el("td", { "data-col": key, "data-value": String(totals[key] || 0) },
                         key.endsWith("_diff") ? signed(totals[key] || 0) : fmt(totals[key] || 0)));
   }

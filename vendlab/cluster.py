@@ -1,0 +1,204 @@
+"""Cluster commands of the ``vendlab`` CLI (loaded by vendlab.cli when present).
+
+    vendlab produce  --profile compose --rate R [--duration S] [--seed N] [--bad-rate F] [--dup-rate F]
+    vendlab validate --profile compose [--seed N]
+    vendlab job NAME --profile compose [--seed N] [--batch-interval S]
+        NAME: kappa | lambda-speed | lambda-ingest | lambda-batch
+
+With ``--profile compose`` the log is Kafka, the store Cassandra and the master dataset HDFS
+(addresses from the VENDLAB_* variables, see vendlab.config); the start scripts run these
+commands inside the Spark containers. ``--profile embedded`` runs the same commands on a data
+dir (segment files and SQLite), handy to try them without Docker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from pathlib import Path
+
+from vendlab.config import PROFILES
+
+COMMANDS = ("produce", "validate", "job")
+JOBS = ("kappa", "lambda-speed", "lambda-ingest", "lambda-batch")
+DEFAULT_DATA_DIR = Path("data/cluster")
+
+
+def _profile_flags(p: argparse.ArgumentParser) -> None:
+    from vendlab.cli import seed_type
+
+    p.add_argument("--profile", choices=PROFILES, default="compose",
+                   help="compose (Kafka, Cassandra, HDFS of the Docker stacks) or embedded (files, SQLite)")
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                   help=f"local folder for the manifest and catalog (embedded: also log and views; "
+                        f"default {DEFAULT_DATA_DIR})")
+    p.add_argument("--seed", type=seed_type, default=1, help="seed of the fleet and the events (default 1)")
+
+
+def add_commands(sub) -> None:
+    from vendlab.cli import fraction, positive
+
+    p = sub.add_parser("produce", help="generator -> log (Kafka with --profile compose), at a rate, with markers")
+    _profile_flags(p)
+    p.add_argument("--rate", type=positive, required=True, help="events per second")
+    p.add_argument("--duration", type=positive, default=None, help="seconds to run (default: until Ctrl-C)")
+    p.add_argument("--bad-rate", type=fraction, default=0.0, help="fraction of malformed lines to inject")
+    p.add_argument("--dup-rate", type=fraction, default=0.0, help="fraction of events delivered twice")
+    p.add_argument("--time-scale", type=positive, default=60.0, help="simulated seconds per wall second")
+
+    v = sub.add_parser("validate", help="the validation consumer (plain Kafka consumer, no Spark) -> store")
+    _profile_flags(v)
+
+    j = sub.add_parser("job", help="run one streaming/batch job of an architecture (on the cluster: via spark-submit)")
+    j.add_argument("name", choices=JOBS, help=", ".join(JOBS))
+    _profile_flags(j)
+    j.add_argument("--batch-interval", type=positive, default=60.0,
+                   help="lambda-batch: seconds between batch runs (default 60)")
+
+
+def _profile(args):
+    from vendlab.config import make_profile
+
+    return make_profile(args.profile, args.data_dir)
+
+
+def run(args) -> int:
+    if args.command == "produce":
+        return cmd_produce(args)
+    if args.command == "validate":
+        return cmd_validate(args)
+    if args.command == "job":
+        return cmd_job(args)
+    return 2
+
+
+def _say(msg: str) -> None:
+    print(f"vendlab: {msg}", file=sys.stderr, flush=True)
+
+
+def cmd_produce(args) -> int:
+    from vendlab.catalog import make_catalog
+
+    profile = _profile(args)
+    profile.data_dir.mkdir(parents=True, exist_ok=True)
+    catalog = make_catalog(args.seed)
+    catalog.save(profile.catalog_path)
+    duration = args.duration if args.duration is not None else float("inf")
+    if profile.log == "kafka":
+        from confluent_kafka import Producer
+
+        from vendlab.kafka_log import make_feeder, producer_config, topic_partitions
+
+        producer = Producer(producer_config(profile.kafka_bootstrap))
+        if not topic_partitions(producer, profile.topic):
+            _say(f"topic {profile.topic!r} not found on {profile.kafka_bootstrap}: create it first "
+                 f"(python lambda/start_lambda.py or python kappa/start_kappa.py do)")
+            return 2
+        feeder = make_feeder(producer, profile.topic, catalog, args.seed, args.rate, duration,
+                             profile.manifest_path, args.time_scale, args.bad_rate, args.dup_rate)
+        where = f"Kafka topic {profile.topic} on {profile.kafka_bootstrap}"
+    else:
+        from vendlab.eventlog import SegmentWriter
+        from vendlab.generator import Generator
+        from vendlab.runner import LogFeeder
+
+        gen = Generator(catalog, args.seed, args.rate, args.time_scale, bad_rate=args.bad_rate,
+                        dup_rate=args.dup_rate)
+        feeder = LogFeeder(gen, SegmentWriter(profile.log_dir), args.rate, duration, profile.manifest_path)
+        where = f"segment files in {profile.log_dir}"
+    _say(f"producing {args.rate:,.0f} events/s to {where}"
+         + (f" for {args.duration:g} s" if args.duration else " until Ctrl-C"))
+    feeder.start()
+    try:
+        while feeder.is_alive():
+            feeder.join(1.0)
+    except KeyboardInterrupt:
+        feeder.stop_event.set()  # the feeder writes its end marker, flushes and saves the manifest
+        feeder.join(60)
+        raise
+    if feeder.error:
+        _say(f"producer failed: {feeder.error}")
+        return 1
+    m = feeder.gen.manifest
+    _say(f"done: {m.events:,} events ({m.malformed:,} malformed, {m.duplicates:,} duplicates), "
+         f"{m.markers} markers; manifest in {profile.manifest_path}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from vendlab.catalog import make_catalog
+    from vendlab.config import open_store
+
+    profile = _profile(args)
+    catalog = make_catalog(args.seed)
+    store = open_store(profile)
+    stop = threading.Event()
+    if profile.log == "kafka":
+        from confluent_kafka import Consumer
+
+        from vendlab.kafka_log import KafkaValidator, consumer_config
+
+        consumer = Consumer(consumer_config(profile.kafka_bootstrap))
+        validator = KafkaValidator(consumer, profile.topic, catalog, store)
+        _say(f"validation consumer on topic {profile.topic} ({profile.kafka_bootstrap}) -> {profile.store}")
+        try:
+            validator.run(stop)
+        finally:
+            consumer.close()
+            store.close()
+        return 0
+    from vendlab.validation import Validator
+
+    _say(f"validation consumer on {profile.log_dir} -> {profile.sqlite_path}")
+    try:
+        Validator(profile.log_dir, catalog, store).run(stop)
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_job(args) -> int:
+    from vendlab.catalog import make_catalog
+    from vendlab.config import open_store
+    from vendlab.spark import get_spark
+
+    profile = _profile(args)
+    catalog = make_catalog(args.seed)
+    if args.name == "lambda-ingest":
+        try:
+            from vendlab.jobs.ingest import start_ingest_job
+        except ImportError as e:
+            _say(f"the lambda ingest job is not available in this version ({e})")
+            return 2
+    if args.name == "lambda-batch":
+        try:
+            from vendlab.lambda_arch import run_batch_loop
+        except ImportError as e:
+            _say(f"the lambda batch layer is not available in this version ({e})")
+            return 2
+    spark = get_spark(profile, app=f"vendlab-{args.name}")
+    try:
+        if args.name == "kappa":
+            from vendlab.jobs.streaming import start_view_job
+
+            query = start_view_job(spark, profile, catalog, "kappa")
+        elif args.name == "lambda-speed":
+            from vendlab.jobs.streaming import start_view_job
+
+            query = start_view_job(spark, profile, catalog, "lambda_speed", bucket_ms=profile.bucket_ms)
+        elif args.name == "lambda-ingest":
+            query = start_ingest_job(spark, profile)
+        else:
+            store = open_store(profile)
+            try:
+                _say(f"lambda batch layer: a batch run every {args.batch_interval:g} s")
+                run_batch_loop(spark, profile, catalog, store, args.batch_interval)
+            finally:
+                store.close()
+            return 0
+        _say(f"{args.name}: streaming query {query.name or ''} started on {profile.spark_master}")
+        query.awaitTermination()
+        return 0
+    finally:
+        spark.stop()

@@ -45,10 +45,14 @@ import threading
 import time
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from vendlab import schema
-from vendlab.catalog import Catalog
 from vendlab.store import base
-from vendlab.store.base import ViewStore
+
+if TYPE_CHECKING:  # kept out of the import: the start scripts import this module with the stdlib only
+    from vendlab.catalog import Catalog
+    from vendlab.store.base import ViewStore
 
 DEFAULT_TOPIC = "vendlab-events"
 DEFAULT_PARTITIONS = 6

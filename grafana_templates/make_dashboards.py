@@ -1,0 +1,136 @@
+"""Writes dashboards/lambda.json and dashboards/kappa.json (run: python grafana_templates/make_dashboards.py).
+
+Every query is CQL on the tables of vendlab/store/schema.cql (tests/test_compose_grafana.py checks
+tables and columns). The Cassandra plugin splits rows into one frame per value of the first
+column; the table panels merge them, sum the partial rows per product (groupBy), and compute
+serving = batch + real-time and the difference against validation (must read 0).
+"""
+
+import json
+from pathlib import Path
+
+DS = {"type": "hadesarchitect-cassandra-datasource", "uid": "vendlab-cassandra"}
+HERE = Path(__file__).resolve().parent
+
+
+def target(ref, cql, fmt="table"):
+    return {"refId": ref, "datasource": DS, "queryType": "query", "rawQuery": True, "target": cql,
+            "type": "timeserie" if fmt == "time" else "table"}
+
+
+def view_sum(job, alias, view="items_by_product", extra=""):
+    return (f"SELECT view_key, sum(value) AS {alias} FROM vendlab.view_rows WHERE job = '{job}' "
+            f"AND view_name = '{view}'{extra} GROUP BY bucket, view_key")
+
+
+def grouped(fields, calcs=(), keep=None):
+    tr = [{"id": "merge", "options": {}},
+          {"id": "groupBy", "options": {"fields": {"view_key": {"operation": "groupby", "aggregations": []},
+                                                   **{f: {"operation": "aggregate", "aggregations": ["sum"]}
+                                                      for f in fields}}}}]
+    for alias, left, op, right in calcs:
+        tr.append({"id": "calculateField", "options": {
+            "mode": "binary", "alias": alias, "replaceFields": False,
+            "binary": {"left": left, "operator": op, "right": right}}})
+    rename = {"view_key": "product", **{f"{f} (sum)": f for f in fields}}
+    org = {"renameByName": rename}
+    if keep is not None:
+        org["excludeByName"] = {n: True for n in [f"{f} (sum)" for f in fields] + [c[0] for c in calcs]
+                                if n not in keep}
+    tr.append({"id": "organize", "options": org})
+    return tr
+
+
+def panel(pid, title, kind, targets, x, y, w=12, h=9, transformations=(), desc="", unit=None):
+    p = {"id": pid, "title": title, "type": kind, "datasource": DS, "targets": targets,
+         "gridPos": {"x": x, "y": y, "w": w, "h": h}, "transformations": list(transformations),
+         "description": desc, "fieldConfig": {"defaults": {}, "overrides": []}, "options": {}}
+    if unit:
+        p["fieldConfig"]["defaults"]["unit"] = unit
+    return p
+
+
+def time_series(pid, title, x, y, jobs, kind):
+    if kind == "throughput":
+        cql = ("SELECT job, row_count, applied_at FROM vendlab.applied WHERE job = '{job}' "
+               "AND applied_at > $__timeFrom AND applied_at < $__timeTo ALLOW FILTERING")
+        desc = "Log records per applied micro-batch (store table applied), per job."
+        unit = "short"
+    else:
+        cql = ("SELECT job, latency_ms, visible_at FROM vendlab.markers WHERE job = '{job}' "
+               "AND visible_at > $__timeFrom AND visible_at < $__timeTo ALLOW FILTERING")
+        desc = ("Event-to-view latency of the marker events (store table markers): when a marker became "
+                "visible in the view minus when the generator made it. A growing curve = a growing backlog (lag).")
+        unit = "ms"
+    return panel(pid, title, "timeseries", [target(chr(65 + i), cql.format(job=j), "time") for i, j in enumerate(jobs)],
+                 x, y, transformations=(), desc=desc, unit=unit)
+
+
+def dashboard(uid, title, panels, variables=()):
+    return {"uid": uid, "title": title, "tags": ["vendlab"], "timezone": "browser", "schemaVersion": 39,
+            "version": 1, "editable": False, "refresh": "5s", "time": {"from": "now-15m", "to": "now"},
+            "templating": {"list": list(variables)}, "panels": panels, "annotations": {"list": []}}
+
+
+def variable(name, cql, label):
+    return {"name": name, "label": label, "type": "query", "datasource": DS, "query": cql,
+            "definition": cql, "refresh": 2, "hide": 0, "includeAll": False, "multi": False,
+            "current": {}, "options": []}
+
+
+def kappa():
+    rt, val = view_sum("kappa", "realtime"), view_sum("validation", "validation")
+    items = [target("A", rt), target("B", val)]
+    calc = [("difference", "realtime (sum)", "-", "validation (sum)")]
+    panels = [
+        panel(1, "Items sold per product: real-time view vs validation", "table", items, 0, 0,
+              transformations=grouped(["realtime", "validation"], calc),
+              desc="Real-time view of the kappa job and the independent validation consumer, same events."),
+        panel(2, "Difference real-time - validation (must read 0)", "barchart", items, 12, 0,
+              transformations=grouped(["realtime", "validation"], calc, keep={"difference"})),
+        time_series(3, "Throughput: records per micro-batch", 0, 9, ["kappa", "validation"], "throughput"),
+        time_series(4, "Lag: event-to-view latency of markers", 12, 9, ["kappa", "validation"], "latency"),
+        panel(5, "Dead letters per reason (kappa)", "table",
+              [target("A", view_sum("kappa", "dead_letters", view="dead_letters"))], 0, 18,
+              transformations=grouped(["dead_letters"])),
+    ]
+    return dashboard("vendlab-kappa", "vendlab: kappa", panels)
+
+
+def lambda_():
+    speed = view_sum("lambda_speed", "realtime", extra=" AND bucket >= ${cutoff}")
+    batch = ("SELECT view_key, value AS batch FROM vendlab.batch_views WHERE version = ${version} "
+             "AND view_name = 'items_by_product'")
+    val = view_sum("validation", "validation")
+    items = [target("A", speed), target("B", batch), target("C", val)]
+    calc = [("serving", "realtime (sum)", "+", "batch (sum)"), ("difference", "serving", "-", "validation (sum)")]
+    variables = [
+        variable("version", "SELECT version FROM vendlab.batch_runs WHERE lab = 'lambda' LIMIT 1",
+                 "batch view version"),
+        variable("cutoff", "SELECT cutoff_bucket FROM vendlab.batch_runs WHERE lab = 'lambda' LIMIT 1",
+                 "batch cutoff bucket"),
+    ]
+    runs = ("SELECT lab, events, published_at FROM vendlab.batch_runs WHERE lab = 'lambda' "
+            "AND published_at > $__timeFrom AND published_at < $__timeTo ALLOW FILTERING")
+    run_s = ("SELECT lab, seconds, published_at FROM vendlab.batch_runs WHERE lab = 'lambda' "
+             "AND published_at > $__timeFrom AND published_at < $__timeTo ALLOW FILTERING")
+    panels = [
+        panel(1, "Items sold per product: batch + real-time = serving vs validation", "table", items, 0, 0, w=14,
+              transformations=grouped(["realtime", "batch", "validation"], calc),
+              desc="batch = current batch view (all buckets before its cutoff); realtime = speed view from the "
+                   "cutoff on; serving = batch + realtime; validation = independent consumer of the same topic."),
+        panel(2, "Difference serving - validation (must read 0)", "barchart", items, 14, 0, w=10,
+              transformations=grouped(["realtime", "batch", "validation"], calc, keep={"difference"})),
+        time_series(3, "Throughput: records per micro-batch", 0, 9, ["lambda_speed", "validation"], "throughput"),
+        time_series(4, "Lag: event-to-view latency of markers (speed layer)", 12, 9, ["lambda_speed", "validation"],
+                    "latency"),
+        panel(5, "Batch runs: master-dataset rows read per run", "timeseries", [target("A", runs, "time")], 0, 18,
+              desc="One point per published batch view (table batch_runs)."),
+        panel(6, "Batch runs: seconds per run", "timeseries", [target("A", run_s, "time")], 12, 18, unit="s"),
+    ]
+    return dashboard("vendlab-lambda", "vendlab: lambda", panels, variables)
+
+
+if __name__ == "__main__":
+    for name, d in (("kappa", kappa()), ("lambda", lambda_())):
+        (HERE / "dashboards" / f"{name}.json").write_text(json.dumps(d, indent=1) + "\n")

@@ -1,0 +1,172 @@
+"""The two compose stacks and the Spark image, checked without a Docker engine."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+STACKS = ("lambda", "kappa")
+SEED_PORTS = {  # the seed's URLs, plus Cassandra's CQL port and Kafka's host listener
+    "lambda": {9021, 9870, 8088, 8080, 3000, 9042, 9092},
+    "kappa": {9021, 8080, 3000, 9042, 9092},
+}
+SERVICES = {
+    "lambda": {"kafka", "kafka-ui", "namenode", "datanode1", "datanode2", "resourcemanager", "nodemanager",
+               "spark-master", "spark-worker-1", "spark-worker-2", "cassandra1", "grafana"},
+    "kappa": {"kafka", "kafka-ui", "spark-master", "spark-worker-1", "spark-worker-2", "cassandra1", "grafana"},
+}
+LAPTOP_BUDGET_MB = 12 * 1024  # of a 16 GB laptop, the rest for the OS, the browser and Docker itself
+
+
+def compose(stack: str) -> dict:
+    return yaml.safe_load((ROOT / stack / "docker-compose.yml").read_text())
+
+
+def services(stack: str) -> dict:
+    return compose(stack)["services"]
+
+
+def mem_mb(text: str) -> float:
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([mg])", str(text).lower())
+    assert m, text
+    return float(m.group(1)) * (1024 if m.group(2) == "g" else 1)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_docker_compose_config_validates(stack):
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        pytest.skip("docker-compose (Debian package docker-compose) is not installed: "
+                    "scripts/bootstrap.sh --test installs it")
+    env = {**os.environ, "GRAFANA_ADMIN_PASSWORD": "test-only"}
+    r = subprocess.run([tool, "config", "-q"], cwd=ROOT / stack, env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    # without the .env the start script writes, compose refuses and says what to do
+    env.pop("GRAFANA_ADMIN_PASSWORD")
+    r = subprocess.run([tool, "config", "-q"], cwd=ROOT / stack, env=env, capture_output=True, text=True,
+                       timeout=120)
+    if not (ROOT / stack / ".env").exists():
+        assert r.returncode != 0 and f"start_{stack}.py" in r.stderr
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_services_network_and_volumes(stack):
+    doc = compose(stack)
+    assert set(doc["services"]) == SERVICES[stack]
+    assert list(doc["networks"]) == [f"{stack}-network"]
+    for name, svc in doc["services"].items():
+        assert svc["networks"] == [f"{stack}-network"] or list(svc["networks"]) == [f"{stack}-network"], name
+    named = set(doc["volumes"])
+    assert {"kafka-data", "cassandra-data", "grafana-data"} <= named
+    for svc in doc["services"].values():
+        for v in svc.get("volumes", []):
+            src = v.split(":")[0]
+            assert src.startswith("..") or src in named, v
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_pinned_images_no_latest(stack):
+    for name, svc in services(stack).items():
+        image = svc["image"]
+        assert ":" in image.split("/")[-1], f"{name}: {image} has no tag"
+        tag = image.rsplit(":", 1)[1]
+        assert tag != "latest" and re.match(r"v?\d", tag), f"{name}: {image}"
+    dockerfile = (ROOT / "docker" / "spark" / "Dockerfile").read_text()
+    for ref in re.findall(r"^ARG \w+_IMAGE=(\S+)$", dockerfile, re.M):
+        assert not ref.endswith(":latest") and re.search(r":\d", ref), ref
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_service_has_a_healthcheck_and_waits_on_health(stack):
+    svcs = services(stack)
+    for name, svc in svcs.items():
+        hc = svc.get("healthcheck")
+        assert hc and hc.get("test") and not hc.get("disable"), f"{name} has no health check"
+        assert "sleep" not in str(hc["test"]), name
+        assert "sleep" not in str(svc.get("command", "")) and "sleep" not in str(svc.get("entrypoint", "")), name
+        deps = svc.get("depends_on", {})
+        assert isinstance(deps, dict), f"{name}: depends_on must name conditions"
+        for dep, cond in deps.items():
+            assert dep in svcs and cond == {"condition": "service_healthy"}, (name, dep)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_ports_on_localhost_and_seed_ports_present(stack):
+    published = set()
+    for name, svc in services(stack).items():
+        for p in svc.get("ports", []):
+            host_ip, host_port, _ = str(p).split(":")
+            assert host_ip == "127.0.0.1", f"{name}: {p} is not bound to 127.0.0.1"
+            published.add(int(host_port))
+    assert SEED_PORTS[stack] <= published
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_memory_limits_fit_a_laptop_and_match_the_docs(stack):
+    total = 0.0
+    for name, svc in services(stack).items():
+        assert "mem_limit" in svc, f"{name} has no memory limit"
+        total += mem_mb(svc["mem_limit"])
+    assert total <= LAPTOP_BUDGET_MB
+    docs = (ROOT / "docs" / "compose.md").read_text()
+    assert f"{total / 1024:.1f} GiB" in docs, f"docs/compose.md must state the {stack} total {total / 1024:.1f} GiB"
+
+
+def test_cassandra_heap_and_kafka_listeners():
+    for stack in STACKS:
+        svcs = services(stack)
+        env = svcs["cassandra1"]["environment"]
+        assert env["MAX_HEAP_SIZE"] and env["HEAP_NEWSIZE"]
+        assert mem_mb(env["MAX_HEAP_SIZE"].lower()) < mem_mb(svcs["cassandra1"]["mem_limit"])
+        k = svcs["kafka"]["environment"]
+        assert "PLAINTEXT://kafka:29092" in k["KAFKA_ADVERTISED_LISTENERS"]
+        assert "PLAINTEXT_HOST://localhost:9092" in k["KAFKA_ADVERTISED_LISTENERS"]
+        assert "broker" in svcs["kafka"]["networks"][f"{stack}-network"]["aliases"]
+        assert k["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
+        assert svcs["kafka"]["image"].startswith("apache/kafka:")
+        assert svcs["kafka-ui"]["image"].startswith("ghcr.io/kafbat/kafka-ui:")
+        assert "GF_SECURITY_ADMIN_PASSWORD" in svcs["grafana"]["environment"]
+        assert "admin" not in svcs["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"].split(":")[0]
+
+
+def test_spark_image_is_shared_and_built_from_the_repo():
+    for stack in STACKS:
+        for name in ("spark-master", "spark-worker-1", "spark-worker-2"):
+            b = services(stack)[name]["build"]
+            assert b["context"] == ".." and b["dockerfile"] == "docker/spark/Dockerfile" and b["target"] == "spark"
+    nm = services("lambda")["nodemanager"]["build"]
+    assert nm["dockerfile"] == "docker/spark/Dockerfile" and nm["target"] == "nodemanager"
+
+
+def test_kafka_package_version_equals_pinned_pyspark():
+    dockerfile = (ROOT / "docker" / "spark" / "Dockerfile").read_text()
+    pkg = re.search(r"org\.apache\.spark:spark-sql-kafka-0-10_(\d+\.\d+):(\d+\.\d+\.\d+)", dockerfile)
+    assert pkg, "the Dockerfile must bake in org.apache.spark:spark-sql-kafka-0-10_<scala>:<version>"
+    pyspark = re.search(r"^pyspark==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M).group(1)
+    assert pkg.group(2) == pyspark
+    base = re.search(r"^ARG SPARK_IMAGE=apache/spark:(\d+\.\d+\.\d+)-scala(\d+\.\d+)-java17-python3-ubuntu$",
+                     dockerfile, re.M)
+    assert base, "base image: the official apache/spark <version>-scala<x>-java17-python3-ubuntu"
+    assert base.group(1) == pyspark and base.group(2) == pkg.group(1)
+
+
+def test_spark_workers_cores_fit_the_jobs():
+    """Standalone: the streaming jobs' --total-executor-cores must fit the workers, or one starves."""
+    from vendlab.orchestrate import STACKS as ORCH, Settings
+
+    for stack in STACKS:
+        svcs = services(stack)
+        cores = sum(int(svcs[w]["environment"]["SPARK_WORKER_CORES"]) for w in ("spark-worker-1", "spark-worker-2"))
+        wanted = 0
+        for p in ORCH[stack].processes(Settings()):
+            if "spark://spark-master:7077" in p.command:
+                wanted += int(p.command[p.command.index("--total-executor-cores") + 1])
+        assert 0 < wanted <= cores, stack

@@ -21,8 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class FakeDocker:
-    def __init__(self, stack="lambda", docker=True, daemon=True, up=True, healthy_after=0.0, never_healthy=()):
+    def __init__(self, stack="lambda", docker=True, daemon=True, up=True, healthy_after=0.0, never_healthy=(),
+                 exited=()):
         self.services = STACKS[stack].services
+        self.exited = set(exited)
         self.docker, self.daemon, self.up = docker, daemon, up
         self.healthy_after = healthy_after
         self.never_healthy = set(never_healthy)
@@ -62,6 +64,9 @@ class FakeDocker:
             lines = []
             for s in self.services:
                 healthy = self.clock - self.t0 >= self.healthy_after and s not in self.never_healthy
+                if s in self.exited:
+                    lines.append(json.dumps({"Service": s, "State": "exited", "Health": ""}))
+                    continue
                 lines.append(json.dumps({"Service": s, "State": "running",
                                          "Health": "healthy" if healthy else "starting"}))
             return Result(0, "\n".join(lines) + "\n")
@@ -206,6 +211,13 @@ def test_health_wait_times_out_with_a_clear_error(tmp_path):
     assert "docker compose logs cassandra1" in err
     assert 60 <= fake.clock - fake.t0 <= 60 + Settings.poll_interval
     assert not any("--create" in c for c in fake.calls)  # nothing is set up on an unhealthy stack
+
+
+def test_stopped_service_fails_fast_with_its_logs_command(tmp_path):
+    fake = FakeDocker("lambda", exited={"namenode"})
+    code, _, err = run("lambda", fake, tmp_path)
+    assert code == 1 and "namenode (exited)" in err and "docker compose logs namenode" in err
+    assert fake.sleeps == 0  # no point waiting for a stopped container
 
 
 def test_no_docker_exits_2_with_install_command(tmp_path):

@@ -47,7 +47,7 @@ function baseLayout(extra = {}) {
   return Object.assign({
     margin: { l: 60, r: 12, t: 8, b: 60 }, font: { size: 12 },
     legend: { orientation: "h", x: 0, y: 1.12 }, paper_bgcolor: "rgba(0,0,0,0)",
-    plot_bgcolor: "rgba(0,0,0,0)", hovermode: "closest",
+    plot_bgcolor: "rgba(0,0,0,0)", hovermode: "closest", uirevision: "keep",  // keep zoom across redraws
   }, extra);
 }
 

@@ -43,7 +43,10 @@ def get_spark(profile: Profile, app: str = "vendlab", ui: bool = False):
          .config("spark.ui.showConsoleProgress", "false")
          .config("spark.scheduler.mode", "FAIR")
          .config("spark.sql.streaming.noDataMicroBatches.enabled", "false")
-         .config("spark.sql.adaptive.enabled", "false"))
+         .config("spark.sql.adaptive.enabled", "false")
+         # The parse step is one wide projection with a long CASE (the dead-letter reason);
+         # constraint propagation over it costs seconds per micro-batch and buys nothing here.
+         .config("spark.sql.constraintPropagation.enabled", "false"))
     for k, v in profile.spark_conf.items():
         b = b.config(k, v)
     spark = b.getOrCreate()

@@ -96,7 +96,7 @@ def parse(raw: DataFrame, machines: list[str], products: list[str]) -> DataFrame
     out = out.withColumn("revenue_cents", F.when(ok & (F.col("type") == schema.SALE),
                                                  price_cents * F.col("quantity")))
     # Valid events are deduplicated by event_id; every malformed line is kept (a fresh key).
-    out = out.withColumn("dedup_key", F.when(ok, F.col("event_id")).otherwise(F.concat(F.lit("!"), F.expr("uuid()"))))
+    out = out.withColumn("dedup_key", F.when(ok, F.col("event_id")).otherwise(F.concat(F.lit("!"), F.col("position"), F.lit(":"), F.xxhash64("value").cast("string"))))
     return out
 
 

@@ -14,12 +14,11 @@ import time
 from typing import Callable
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from vendlab.catalog import Catalog
 from vendlab.config import Profile, open_store
 from vendlab.jobs import parse, sources
-from vendlab.jobs.views import view_deltas
+from vendlab.jobs.views import split, view_rows
 from vendlab.store.base import ViewStore
 
 # Dead-letter rows kept per micro-batch (their counts per reason are always exact).
@@ -49,16 +48,9 @@ class BatchSink:
         store = self.store()
         if batch_id <= store.last_batch_id(self.job):
             return  # replay of a batch the store already holds
-        df.persist()
-        try:
-            deltas = [tuple(r) for r in view_deltas(df, self.bucket_ms).collect()]
-            markers = [(r[0], r[1]) for r in df.filter(F.col("kind") == "marker")
-                       .select("event_id", "created_ms").collect()]
-            dead = [(r[0], r[1], r[2]) for r in df.filter(F.col("kind") == "dead")
-                    .select("reason", "value", "position").limit(MAX_DEAD_ROWS_PER_BATCH).collect()]
-            rows = df.count()
-        finally:
-            df.unpersist()
+        # One action: the micro-batch's stateful plan (deduplication) runs exactly once.
+        deltas, markers, dead, rows = split(view_rows(df, self.bucket_ms).collect())
+        dead = dead[:MAX_DEAD_ROWS_PER_BATCH]
         if self.fault_hook:
             self.fault_hook(self.job, batch_id, "before_apply")
         store.apply_batch(self.job, batch_id, deltas, markers, dead, rows, visible_ms=int(time.time() * 1000))

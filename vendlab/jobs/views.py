@@ -1,19 +1,24 @@
 """The additive views, computed from parsed rows: one definition for every job.
 
-``view_deltas(df, bucket_ms)`` turns a frame of parsed, deduplicated rows (a micro-batch of
-the kappa job or of lambda's speed job, or lambda's whole master dataset in the batch job)
-into rows ``(view, key, bucket, value)``. With ``bucket_ms`` the sale views are bucketed by
-event time (lambda's speed layer, so a batch cutoff can retire whole buckets); without, every
-row is bucket 0.
+``view_rows(df, bucket_ms)`` turns a frame of parsed, deduplicated rows (a micro-batch of the
+kappa job or of lambda's speed job, or the master dataset in lambda's batch job) into rows
+``(view, key, bucket, value)`` with **one scan and one aggregation**: every input row is
+exploded into the view entries it contributes to, then summed. A micro-batch's stateful plan
+therefore runs once (several actions on the batch frame would each run the deduplication
+again). With ``bucket_ms`` the sale views are bucketed by event time (lambda's speed layer, so
+a batch cutoff can retire whole buckets); without, every row is bucket 0.
+
+Besides the additive views, a micro-batch also yields its latency markers (view
+``_marker``: key = marker id, value = created_ms) and its dead-letter lines (view
+``_dead_row``); ``split`` separates them.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from vendlab import schema
-from vendlab.jobs.parse import union_all
 from vendlab.store import base
 
 # view name -> (key column, value column) over valid sales
@@ -22,20 +27,56 @@ SALE_VIEWS = {
     base.ITEMS_BY_CATEGORY: ("category", "quantity"),
     base.REVENUE_BY_CATEGORY: ("category", "revenue_cents"),
 }
+BUCKETED_VIEWS = tuple(SALE_VIEWS)
+MARKER_VIEW = "_marker"
+ROWS_VIEW = "_rows"  # input rows of the frame, by kind
+DEAD_ROW_VIEW = "_dead_row"
+SEP = "\u0001"  # separates the fields of a dead row's key (never in a reason or a position)
 
 
-def bucket_of(event_ms, bucket_ms: int | None):
+def bucket_of(event_ms: Column, bucket_ms: int | None) -> Column:
     return F.lit(0).cast("long") if not bucket_ms else F.floor(event_ms / F.lit(bucket_ms)).cast("long")
 
 
-def view_deltas(df: DataFrame, bucket_ms: int | None = None) -> DataFrame:
-    sales = df.filter(F.col("kind") == schema.SALE).withColumn("bucket", bucket_of(F.col("event_ms"), bucket_ms))
-    parts = [
-        sales.groupBy(F.col(key).alias("key"), "bucket").agg(F.sum(val).cast("long").alias("value"))
-        .select(F.lit(view).alias("view"), "key", "bucket", "value")
-        for view, (key, val) in SALE_VIEWS.items()
-    ]
-    parts.append(
-        df.filter(F.col("kind") == "dead").groupBy(F.col("reason").alias("key")).agg(F.count("*").alias("value"))
-        .select(F.lit(base.DEAD_LETTERS).alias("view"), "key", F.lit(0).cast("long").alias("bucket"), "value"))
-    return union_all(parts)
+def _entry(view: str, key: Column, bucket: Column, value: Column) -> Column:
+    return F.struct(F.lit(view).alias("view"), key.cast("string").alias("key"), bucket.alias("bucket"),
+                    value.cast("long").alias("value"))
+
+
+def view_rows(df: DataFrame, bucket_ms: int | None = None, with_side_outputs: bool = True) -> DataFrame:
+    kind = F.col("kind")
+    bucket = bucket_of(F.col("event_ms"), bucket_ms)
+    zero = F.lit(0).cast("long")
+    sale_entries = [_entry(v, F.col(k), bucket, F.col(val)) for v, (k, val) in SALE_VIEWS.items()]
+    dead_entries = [_entry(base.DEAD_LETTERS, F.col("reason"), zero, F.lit(1))]
+    if with_side_outputs:
+        dead_entries.append(_entry(DEAD_ROW_VIEW, F.concat_ws(SEP, "reason", "position", "dedup_key", "value"),
+                                   zero, F.lit(1)))
+    if with_side_outputs:
+        count = _entry(ROWS_VIEW, kind, zero, F.lit(1))
+        sale_entries.append(count)
+        dead_entries.append(count)
+    entries = (F.when(kind == schema.SALE, F.array(*sale_entries))
+               .when(kind == "dead", F.array(*dead_entries)))
+    if with_side_outputs:
+        entries = (entries.when(kind == schema.MARKER, F.array(
+            _entry(MARKER_VIEW, F.col("event_id"), zero, F.col("created_ms")), count))
+            .otherwise(F.array(count)))
+    e = df.select(F.explode(entries).alias("e")).select("e.*")
+    return e.groupBy("view", "key", "bucket").agg(F.sum("value").alias("value"))
+
+
+def split(rows) -> tuple[list[base.Delta], list[base.Marker], list[base.DeadLetter], int]:
+    """Collected view rows -> (deltas, markers, dead letters, number of input rows)."""
+    deltas, markers, dead, n = [], [], [], 0
+    for view, key, bucket, value in rows:
+        if view == ROWS_VIEW:
+            n += int(value)
+        elif view == MARKER_VIEW:
+            markers.append((key, int(value)))
+        elif view == DEAD_ROW_VIEW:
+            reason, position, _, raw = key.split(SEP, 3)
+            dead.append((reason, raw, position))
+        else:
+            deltas.append((view, key, int(bucket), int(value)))
+    return deltas, markers, dead, n

@@ -1,0 +1,78 @@
+"""Lambda's batch layer: the master dataset up to a cutoff -> the batch view.
+
+The hand-off to the speed layer is by **event time**, in buckets of ``profile.bucket_ms``:
+
+* the batch reads one snapshot of the master dataset and, per log partition, the newest event
+  time in it; ``cutoff = min over partitions(newest) - lateness``, rounded down to a bucket;
+* it counts the unique valid events with event time < cutoff (every copy of an event carries
+  the same event time, so a duplicate delivery is on the same side of the cutoff as its
+  original, whichever copy each layer happens to keep);
+* serving = batch view + speed rows in buckets >= cutoff.
+
+An event not yet in the snapshot is, by the lateness bound, at or after the cutoff, so the
+speed view counts it; an event later than the bound is missing from serving until the next
+batch run picks it up from the master dataset: serving can lag, never double count.
+"""
+
+from __future__ import annotations
+
+import time
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from vendlab.catalog import Catalog
+from vendlab.config import Profile
+from vendlab.jobs import parse
+from vendlab.jobs.views import view_rows
+from vendlab.store.base import BatchViewInfo
+
+
+def master_exists(spark: SparkSession, profile: Profile) -> bool:
+    jvm = spark._jvm
+    path = jvm.org.apache.hadoop.fs.Path(profile.master_path + "/_spark_metadata")
+    fs = path.getFileSystem(spark._jsc.hadoopConfiguration())
+    return fs.exists(path)
+
+
+def compute_batch_view(spark: SparkSession, profile: Profile, catalog: Catalog):
+    """(rows [(view, key, value)], cutoff_bucket, master rows read)."""
+    if not master_exists(spark, profile):
+        return [], 0, 0
+    master = spark.read.parquet(profile.master_path).drop("date")
+    parsed = parse.parse(master, sorted(catalog.machine_ids), sorted(catalog.product_names))
+    valid = parsed.filter(F.col("kind") != "dead").dropDuplicates(["event_id"]).cache()
+    try:
+        newest = valid.filter(F.col("event_ms").isNotNull()).groupBy("log_partition").agg(
+            F.max("event_ms").alias("newest")).agg(F.min("newest")).first()[0]
+        events = master.count()
+        if newest is None:
+            return [], 0, events
+        cutoff_bucket = (newest - profile.lateness_ms) // profile.bucket_ms
+        deltas = view_rows(valid, profile.bucket_ms, with_side_outputs=False).filter(F.col("bucket") < cutoff_bucket)
+        rows = [(r[0], r[1], int(r[2])) for r in
+                deltas.groupBy("view", "key").agg(F.sum("value")).collect()]
+        return rows, int(cutoff_bucket), events
+    finally:
+        valid.unpersist()
+
+
+def run_batch(spark: SparkSession, profile: Profile, catalog: Catalog, store) -> BatchViewInfo:
+    """One batch run: compute the view, publish it with its cutoff, retire covered speed rows."""
+    from vendlab.store.base import LAMBDA_SPEED
+
+    t0 = time.time()
+    previous = store.current_batch()
+    rows, cutoff, events = compute_batch_view(spark, profile, catalog)
+    if previous is not None and cutoff < previous.cutoff_bucket:
+        # Never move the cutoff back (speed rows below the old cutoff may be retired already):
+        # keep serving the previous view.
+        return previous
+    info = BatchViewInfo(version=(previous.version + 1) if previous else 1, cutoff_bucket=cutoff,
+                         published_ms=int(time.time() * 1000), events=events, seconds=round(time.time() - t0, 3))
+    store.publish_batch_view(info, rows)
+    # Retire speed rows the *previous* view already covered, so that a reader that fetched the
+    # previous cutoff a moment ago still finds every speed row it needs.
+    if previous is not None:
+        store.retire_buckets(LAMBDA_SPEED, previous.cutoff_bucket)
+    return info

@@ -1,0 +1,113 @@
+"""The lambda architecture: ingest (log -> master dataset), batch layer on a schedule, speed
+layer (the streaming view job with event-time buckets) and the serving merge.
+
+The batch scheduler is a plain loop in a thread (embedded) or in its own process on the
+cluster (``vendlab job lambda-batch``): run, publish, wait ``batch_interval``, repeat. Each run
+reads the master dataset as it is at that moment, so the next run starts where the master
+dataset has grown to; the hand-off is defined by the published cutoff, not by timing, so
+there is nothing to synchronise beyond that (see docs/lambda.md).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from vendlab.catalog import Catalog
+from vendlab.config import Profile
+from vendlab.jobs.batch import run_batch
+from vendlab.jobs.ingest import start_ingest_job
+from vendlab.jobs.streaming import start_view_job
+from vendlab.serving import lambda_views
+from vendlab.store import base
+
+BATCH_POOL = "lambda_batch"
+
+
+def run_batch_loop(spark, profile: Profile, catalog: Catalog, store, interval_s: float,
+                   stop: threading.Event | None = None, on_run=None) -> None:
+    """Run the batch layer every ``interval_s`` seconds until ``stop`` is set."""
+    stop = stop or threading.Event()
+    spark.sparkContext.setLocalProperty("spark.scheduler.pool", BATCH_POOL)
+    while not stop.wait(interval_s):
+        info = run_batch(spark, profile, catalog, store)
+        if on_run:
+            on_run(info)
+
+
+class LambdaPipeline:
+    name = "lambda"
+    latency_jobs = [base.LAMBDA_SPEED]
+    exact_views = ["serving"]
+
+    def __init__(self, spark, profile: Profile, catalog: Catalog, settings):
+        from vendlab.config import open_store
+
+        self.spark, self.profile, self.catalog, self.settings = spark, profile, catalog, settings
+        self.queries = []
+        self.stop_event = threading.Event()
+        self.store = None
+        self._open_store = lambda: open_store(profile)
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self.runs: list[base.BatchViewInfo] = []
+
+    def start(self) -> None:
+        self.queries.append(start_ingest_job(self.spark, self.profile))
+        self.queries.append(start_view_job(self.spark, self.profile, self.catalog, base.LAMBDA_SPEED,
+                                           bucket_ms=self.profile.bucket_ms))
+        self.thread = threading.Thread(target=self._batch_loop, name="lambda-batch", daemon=True)
+        self.thread.start()
+
+    def _batch_loop(self) -> None:
+        try:
+            store = self._open_store()
+            run_batch_loop(self.spark, self.profile, self.catalog, store, self.settings.batch_interval,
+                           self.stop_event, on_run=self._on_run)
+        except BaseException as e:  # surfaced by check(), never swallowed
+            if not self.stop_event.is_set():
+                self.error = e
+
+    def _on_run(self, info: base.BatchViewInfo) -> None:
+        if not self.runs or self.runs[-1].version != info.version:
+            self.runs.append(info)
+
+    def check(self) -> None:
+        from vendlab.pipelines import PipelineFailed
+
+        for q in self.queries:
+            if not q.isActive and q.exception() is not None:
+                raise PipelineFailed(f"lambda query {q.name} failed: {q.exception()}")
+        if self.error is not None:
+            raise PipelineFailed(f"lambda batch layer failed: {self.error}")
+
+    def views(self, store) -> dict:
+        with store.snapshot():
+            return lambda_views(store)
+
+    def progress(self, store) -> str:
+        with store.snapshot():
+            v = lambda_views(store)
+        info = self.runs[-1] if self.runs else None
+        b = f", batch v{info.version} ({info.seconds:.1f} s)" if info else ""
+        return f"lambda {sum(v['serving'].values()):,} items (batch {sum(v['batch'].values()):,}{b})"
+
+    def finish(self, drained: bool) -> None:
+        """Stop the batch scheduler, letting a run in progress publish first."""
+        self.stop_event.set()
+        if self.thread is not None:
+            self.thread.join(timeout=600)
+
+    def extra_summary(self, store) -> dict:
+        runs = self.runs
+        return {
+            "handoffs": len(runs),
+            "batch_runs": [{"version": r.version, "cutoff_bucket": r.cutoff_bucket, "events": r.events,
+                            "seconds": r.seconds} for r in runs],
+        }
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for q in self.queries:
+            if q.isActive:
+                q.stop()

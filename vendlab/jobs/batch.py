@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from vendlab.catalog import Catalog
 from vendlab.config import Profile
 from vendlab.jobs import parse
-from vendlab.jobs.views import view_rows
+from vendlab.jobs.views import BUCKETED_VIEWS, view_rows
 from vendlab.store.base import BatchViewInfo
 
 
@@ -74,5 +74,5 @@ def run_batch(spark: SparkSession, profile: Profile, catalog: Catalog, store) ->
     # Retire speed rows the *previous* view already covered, so that a reader that fetched the
     # previous cutoff a moment ago still finds every speed row it needs.
     if previous is not None:
-        store.retire_buckets(LAMBDA_SPEED, previous.cutoff_bucket)
+        store.retire_buckets(LAMBDA_SPEED, previous.cutoff_bucket, BUCKETED_VIEWS)
     return info

@@ -79,8 +79,8 @@ class ViewStore(ABC):
         ...
 
     @abstractmethod
-    def retire_buckets(self, job: str, before_bucket: int) -> int:
-        """Delete the job's rows in buckets < before_bucket (covered by a batch view)."""
+    def retire_buckets(self, job: str, before_bucket: int, views: Iterable[str]) -> int:
+        """Delete the job's rows of ``views`` in buckets < before_bucket (covered by a batch view)."""
 
     @abstractmethod
     def marker_latencies(self, job: str) -> list[tuple[int, int]]:

@@ -269,9 +269,9 @@ class CassandraStore(ViewStore):
         old = [r[0] for r in self._q("batch_runs", LAB) if r[0] < info.version - 1]
         self._write_many("del_batch_view", [(ver, v) for ver in old for v in views])
 
-    def retire_buckets(self, job: str, before_bucket: int) -> int:
+    def retire_buckets(self, job: str, before_bucket: int, views: Iterable[str]) -> int:
         n = 0
-        for (view,) in self._q("job_views", job):
+        for view in views:
             n += len(self._q("view_rows_before", job, view, before_bucket))
             self._execute(self._stmt("retire"), (job, view, before_bucket))
         return n

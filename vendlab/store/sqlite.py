@@ -105,8 +105,11 @@ class SqliteStore(ViewStore):
             con.execute("ROLLBACK")
             raise
 
-    def retire_buckets(self, job: str, before_bucket: int) -> int:
-        cur = self._con().execute("DELETE FROM agg WHERE job=? AND bucket < ?", (job, before_bucket))
+    def retire_buckets(self, job: str, before_bucket: int, views: Iterable[str]) -> int:
+        views = list(views)
+        cur = self._con().execute(
+            f"DELETE FROM agg WHERE job=? AND bucket < ? AND view IN ({','.join('?' * len(views))})",
+            (job, before_bucket, *views))
         return cur.rowcount
 
     # -- reads ----------------------------------------------------------------------------

@@ -35,11 +35,12 @@ fraction = _number(float, lo=0, hi=1, hi_open=True, what="a fraction in [0, 1)")
 seed_type = _number(int, lo=0, what="a seed")
 
 
-def _add_run_flags(p: argparse.ArgumentParser, duration_default=None) -> None:
-    p.add_argument("--data-dir", type=Path, required=duration_default is None,
-                   default=None, help="folder for the log, views, checkpoints and manifest")
-    p.add_argument("--duration", type=positive, required=duration_default is None, default=duration_default,
-                   help="seconds of event generation")
+def _add_run_flags(p: argparse.ArgumentParser, demo: bool = False) -> None:
+    p.add_argument("--data-dir", type=Path, required=not demo, default=None,
+                   help="folder for the log, views, checkpoints and manifest" + (
+                       " (default: data/demo, emptied first)" if demo else ""))
+    p.add_argument("--duration", type=positive, default=120.0 if demo else None,
+                   help="seconds of event generation" + (" (default 120)" if demo else " (required unless --resume)"))
     p.add_argument("--rate", type=positive, default=20_000, help="events per second (default 20000)")
     p.add_argument("--seed", type=seed_type, default=1, help="seed of the fleet and the events (default 1)")
     p.add_argument("--bad-rate", type=fraction, default=0.0, help="fraction of malformed lines to inject")
@@ -59,9 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one architecture (plus validation) in embedded mode")
     run.add_argument("--arch", required=True, choices=ARCHS, help="kappa or lambda")
     _add_run_flags(run)
+    run.add_argument("--resume", action="store_true",
+                     help="restart the pipelines of an interrupted run from their checkpoints and drain its log")
 
     demo = sub.add_parser("demo", help="both architectures side by side on the same events, then a comparison")
-    _add_run_flags(demo, duration_default=120.0)
+    _add_run_flags(demo, demo=True)
+    demo.add_argument("--port", type=_number(int, lo=1, hi=65535, what="a TCP port"), default=8050,
+                      help="port of the dashboard on 127.0.0.1 (default 8050)")
+    demo.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard")
 
     views = sub.add_parser("views", help="print the current views of a data dir")
     views.add_argument("--data-dir", type=Path, required=True)
@@ -123,16 +129,21 @@ def cmd_run(args, archs: list[str], data_dir: Path) -> int:
     from vendlab.report import format_comparison
     from vendlab.runner import Runner, RunSettings
 
+    resume = getattr(args, "resume", False)
+    dashboard = None if args.command != "demo" or args.no_dashboard else args.port
     settings = RunSettings(duration=args.duration, rate=args.rate, seed=args.seed, bad_rate=args.bad_rate,
                            dup_rate=args.dup_rate, time_scale=args.time_scale, batch_interval=args.batch_interval,
-                           ui=args.ui)
+                           ui=args.ui, dashboard_port=dashboard)
+    runner = Runner(embedded(data_dir), archs, settings, resume=resume)
     with stdout_to_stderr() as out:
-        result = Runner(embedded(data_dir), archs, settings).run()
+        result = runner.run()
         doc = result[archs[0]] if args.command == "run" else result
         if args.json:
             out.write(json.dumps(doc) + "\n")
         else:
             out.write(format_comparison(result) + "\n")
+            out.write(f"\nviews: vendlab views --data-dir {data_dir};  "
+                      f"dashboard: vendlab dashboard --data-dir {data_dir}\n")
     ok = all(r["exact"] for r in result.values())
     return 0 if ok else 1
 
@@ -178,10 +189,14 @@ def cmd_generate(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from vendlab.dashboard.server import DashboardError
     from vendlab.runner import RunError
     from vendlab.spark import JavaMissing
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "run" and args.duration is None and not args.resume:
+        parser.error("argument --duration is required (seconds of event generation), unless --resume")
     try:
         if args.command == "run":
             return cmd_run(args, [args.arch], args.data_dir)
@@ -199,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         for ext in _extensions():
             if args.command in getattr(ext, "COMMANDS", ()):
                 return ext.run(args)
-    except (RunError, JavaMissing) as e:
+    except (RunError, JavaMissing, DashboardError) as e:
         print(f"vendlab: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

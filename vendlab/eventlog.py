@@ -58,7 +58,8 @@ class SegmentWriter:
     temporary files a crashed writer left behind.
     """
 
-    def __init__(self, log_dir: Path, roll_seconds: float = 0.5, roll_lines: int = 200_000, fsync: bool = True):
+    def __init__(self, log_dir: Path, roll_seconds: float = 0.5, roll_lines: int = 200_000, fsync: bool = True,
+                 on_roll=None):
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for stale in self.log_dir.glob(".seg-*.tmp"):
@@ -74,6 +75,9 @@ class SegmentWriter:
         self._opened = 0.0
         self.segments_written = 0
         self.lines_written = 0
+        # Called as on_roll(phase, segment_number) with phase "prepare" just before the rename
+        # and "commit" just after: the generator keeps its manifest consistent with the log.
+        self.on_roll = on_roll
 
     def append(self, data: bytes, lines: int, first_ms: int) -> None:
         if not lines:
@@ -101,7 +105,11 @@ class SegmentWriter:
                 f.flush()
                 os.fsync(f.fileno())
         final = self.log_dir / name
+        if self.on_roll:
+            self.on_roll("prepare", self.next_number)
         os.replace(tmp, final)
+        if self.on_roll:
+            self.on_roll("commit", self.next_number)
         seg = Segment(self.next_number, self._first_ms, final)
         self.next_number += 1
         self.segments_written += 1

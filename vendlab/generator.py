@@ -73,6 +73,7 @@ class Manifest:
     revenue_cents_by_category: dict = field(default_factory=dict)
     first_event_ms: int | None = None
     last_event_ms: int | None = None
+    segments: int = 0  # complete log segments these counts cover
     complete: bool = False
 
     def to_dict(self) -> dict:
@@ -86,6 +87,25 @@ class Manifest:
     @classmethod
     def load(cls, path: Path) -> "Manifest":
         return cls(**json.loads(path.read_text()))
+
+    # A manifest consistent with the log, across a crash of the writer: before a segment is
+    # renamed into place the manifest that covers it is written as PENDING; after the rename it
+    # replaces manifest.json. On recovery a pending manifest is promoted only if its segment
+    # exists (the rename happened), else dropped.
+    @staticmethod
+    def pending_path(path: Path) -> Path:
+        return path.with_name(".pending-" + path.name)
+
+    @classmethod
+    def recover(cls, path: Path, segment_exists) -> "Manifest | None":
+        pending = cls.pending_path(path)
+        if pending.exists():
+            m = cls.load(pending)
+            if segment_exists(m.segments - 1):
+                pending.replace(path)
+            else:
+                pending.unlink()
+        return cls.load(path) if path.exists() else None
 
 
 @dataclass

@@ -46,15 +46,22 @@ class RunSettings:
     drain_timeout: float | None = None
     roll_seconds: float = 0.5
     ui: bool = False
+    dashboard_port: int | None = None  # serve the dashboard during the run (demo)
+    sample_interval: float = 0.5  # seconds between exactness samples
 
 
 class LogFeeder(threading.Thread):
     """Feeds the generator's events into the log at the target rate, with latency markers."""
 
-    def __init__(self, gen: Generator, writer: SegmentWriter, rate: float, duration: float, manifest_path: Path):
+    def __init__(self, gen: Generator, writer, rate: float, duration: float, manifest_path: Path | None):
         super().__init__(name="log-feeder", daemon=True)
         self.gen, self.writer, self.rate, self.duration = gen, writer, rate, duration
         self.manifest_path = manifest_path
+        # A segment writer saves the manifest with each segment; other logs (Kafka) have no
+        # segments, so the manifest is saved every second and at the end.
+        self.save_by_roll = manifest_path is not None and hasattr(writer, "on_roll")
+        if self.save_by_roll:
+            writer.on_roll = self._on_roll
         self.stop_event = threading.Event()
         self.started_ms = 0
         self.end_marker = f"end-{gen.seed}-{wall_ms()}"
@@ -66,6 +73,16 @@ class LogFeeder(threading.Thread):
             self._run()
         except BaseException as e:  # reported by the runner, never swallowed
             self.error = e
+
+    def _on_roll(self, phase: str, number: int) -> None:
+        """Keep manifest.json consistent with the complete segments (see Manifest.recover)."""
+        m = self.gen.manifest
+        pending = Manifest.pending_path(self.manifest_path)
+        if phase == "prepare":
+            m.segments = number + 1
+            m.save(pending)
+        else:
+            pending.replace(self.manifest_path)
 
     def _run(self) -> None:
         m = self.gen.manifest
@@ -89,21 +106,23 @@ class LogFeeder(threading.Thread):
                 self.behind_s = max(0.0, (target - produced) / self.rate)
             if now >= next_marker:
                 n_marker += 1
-                self.writer.append(marker_line(f"mk-{self.gen.seed}-{n_marker}", wall_ms()), 1, self.gen.now_ms())
                 m.markers += 1
+                self.writer.append(marker_line(f"mk-{self.gen.seed}-{n_marker}-{wall_ms()}", wall_ms()), 1,
+                                   self.gen.now_ms())
                 next_marker = now + MARKER_INTERVAL_S
             if self.writer.due():
                 self.writer.roll()
-            if now >= next_save:
+            if not self.save_by_roll and self.manifest_path is not None and now >= next_save:
                 m.save(self.manifest_path)
                 next_save = now + 1.0
             if produced >= int(self.rate * (time.monotonic() - t0)):
                 time.sleep(TICK_S / 2)
-        self.writer.append(marker_line(self.end_marker, wall_ms()), 1, self.gen.now_ms())
         m.markers += 1
-        self.writer.close()
         m.complete = True
-        m.save(self.manifest_path)
+        self.writer.append(marker_line(self.end_marker, wall_ms()), 1, self.gen.now_ms())
+        self.writer.close()
+        if not self.save_by_roll and self.manifest_path is not None:
+            m.save(self.manifest_path)
 
 
 def percentiles(values: list[float]) -> dict:
@@ -129,6 +148,9 @@ class Runner:
         self.out = progress
         self.pipelines: list = []
         self.spark = None
+        self.samples: list[dict] = []
+        self.dashboard_stop = None
+        self.dashboard_url: str | None = None
 
     # -- set-up ---------------------------------------------------------------------------
     def prepare_dir(self) -> Catalog:
@@ -140,13 +162,32 @@ class Runner:
             probe.unlink()
         except OSError as e:
             raise RunError(f"data dir {d} is not writable ({e.strerror}); choose a writable --data-dir") from e
-        if list_segments(self.profile.log_dir) and not self.resume:
-            raise RunError(f"data dir {d} already holds a run (its log has segments); use a new --data-dir "
-                           f"or remove this one")
+        if self.resume:
+            if not self.profile.catalog_path.exists():
+                raise RunError(f"nothing to resume in {d}: no catalog.json (start a run there first)")
+            return Catalog.load(self.profile.catalog_path)
+        if list_segments(self.profile.log_dir):
+            raise RunError(f"data dir {d} already holds a run (its log has segments); use a new --data-dir, "
+                           f"remove this one, or add --resume to finish processing it")
         self.profile.log_dir.mkdir(exist_ok=True)
         catalog = make_catalog(self.s.seed, machines=self.s.machines)
         catalog.save(self.profile.catalog_path)
         return catalog
+
+    def make_generator(self, catalog: Catalog) -> tuple[Generator, float]:
+        """The generator and how long to run it; on --resume, no new events: the recovered
+        manifest (consistent with the complete segments) and only a new end marker."""
+        gen = Generator(catalog, self.s.seed, self.s.rate, self.s.time_scale,
+                        bad_rate=self.s.bad_rate, dup_rate=self.s.dup_rate)
+        if not self.resume:
+            return gen, self.s.duration
+        segs = {s.number for s in list_segments(self.profile.log_dir)}
+        m = Manifest.recover(self.profile.manifest_path, lambda n: n in segs)
+        if m is None:
+            raise RunError(f"nothing to resume in {self.profile.data_dir}: no manifest.json")
+        m.complete = False
+        gen.manifest = m
+        return gen, 0.0
 
     def log(self, msg: str) -> None:
         print(msg, file=self.out, flush=True)
@@ -159,6 +200,12 @@ class Runner:
         catalog = self.prepare_dir()
         store = open_store(self.profile)
         self.log(f"vendlab: data dir {self.profile.data_dir}; starting Spark ({self.profile.spark_master}) ...")
+        if self.s.dashboard_port is not None:
+            from vendlab.dashboard import start_dashboard_in_thread
+
+            self.dashboard_url, self.dashboard_stop = start_dashboard_in_thread(
+                self.profile.data_dir, port=self.s.dashboard_port)
+            self.log(f"vendlab: dashboard on {self.dashboard_url}")
         self.spark = get_spark(self.profile, ui=self.s.ui)
         stop_validation = threading.Event()
         feeder = None
@@ -169,19 +216,22 @@ class Runner:
             validator = Validator(self.profile.log_dir, catalog, open_store(self.profile))
             vthread = threading.Thread(target=validator.run, args=(stop_validation,), name="validation", daemon=True)
             vthread.start()
-            gen = Generator(catalog, self.s.seed, self.s.rate, self.s.time_scale,
-                            bad_rate=self.s.bad_rate, dup_rate=self.s.dup_rate)
+            gen, duration = self.make_generator(catalog)
             writer = SegmentWriter(self.profile.log_dir, roll_seconds=self.s.roll_seconds)
-            feeder = LogFeeder(gen, writer, self.s.rate, self.s.duration, self.profile.manifest_path)
-            self.log(f"vendlab: generating {self.s.rate:,.0f} events/s for {self.s.duration:g} s "
-                     f"({', '.join(self.archs)} + validation) ...")
+            feeder = LogFeeder(gen, writer, self.s.rate, duration, self.profile.manifest_path)
+            if self.resume:
+                self.log(f"vendlab: resuming from the checkpoints in {self.profile.data_dir} "
+                         f"({len(list_segments(self.profile.log_dir))} segments in the log, no new events)")
+            else:
+                self.log(f"vendlab: generating {self.s.rate:,.0f} events/s for {duration:g} s "
+                         f"({', '.join(self.archs)} + validation) ...")
             feeder.start()
             self._watch(feeder, store, until=lambda: not feeder.is_alive())
             if feeder.error:
                 raise feeder.error
             self.log("vendlab: generator done; draining (waiting for every view to see the end marker) ...")
             jobs = [j for p in self.pipelines for j in p.latency_jobs] + [base.VALIDATION]
-            timeout = self.s.drain_timeout if self.s.drain_timeout is not None else 120 + self.s.duration
+            timeout = self.s.drain_timeout if self.s.drain_timeout is not None else 120 + (self.s.duration or 0)
             deadline = time.monotonic() + timeout
             drained = self._watch(feeder, store, until=lambda: all(
                 store.has_marker(j, feeder.end_marker) for j in jobs), deadline=deadline)
@@ -197,17 +247,37 @@ class Runner:
             self.shutdown()
 
     def _watch(self, feeder: LogFeeder, store, until, deadline: float | None = None) -> bool:
-        last = 0.0
+        last = last_sample = 0.0
         while not until():
             for p in self.pipelines:
                 p.check()
             if deadline is not None and time.monotonic() > deadline:
                 return False
+            if time.monotonic() - last_sample >= self.s.sample_interval:
+                last_sample = time.monotonic()
+                self._sample(feeder, store)
             if time.monotonic() - last >= 2.0:
                 last = time.monotonic()
                 self.log(self._progress_line(feeder, store))
-            time.sleep(0.1)
+            time.sleep(0.05)
         return True
+
+    def _sample(self, feeder: LogFeeder, store) -> None:
+        """Exactness over time: each pipeline's user-facing view against what had been generated
+        *by then* (views are read first, then the generator's counts, which only grow), and
+        against the validation view."""
+        views = {p.name: p.views(store)[p.exact_views[0]] for p in self.pipelines}
+        validation = store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT)
+        generated = dict(feeder.gen.manifest.items_by_product)
+        t = round((wall_ms() - feeder.started_ms) / 1000, 2) if feeder.started_ms else 0.0
+        sample = {"t": t, "generated": sum(generated.values()), "validation": sum(validation.values())}
+        for name, v in views.items():
+            sample[name] = {
+                "items": sum(v.values()),
+                "over_generated": max((n - generated.get(k, 0) for k, n in v.items()), default=0),
+                "minus_validation": sum(v.values()) - sum(validation.values()),
+            }
+        self.samples.append(sample)
 
     def _progress_line(self, feeder: LogFeeder, store) -> str:
         m = feeder.gen.manifest
@@ -245,6 +315,9 @@ class Runner:
                 "dead_letters": store.read_view(p.latency_jobs[0], base.DEAD_LETTERS),
                 "expected_dead_letters": dict(m.malformed_by_reason),
             }
+            res["max_overcount"] = max((x[p.name]["over_generated"] for x in self.samples), default=0)
+            res["samples"] = [{"t": x["t"], "generated": x["generated"], "validation": x["validation"],
+                               **x[p.name]} for x in self.samples]
             res.update(p.extra_summary(store))
             out[p.name] = res
         return out
@@ -258,6 +331,9 @@ class Runner:
         if self.spark is not None:
             self.spark.stop()
             self.spark = None
+        if self.dashboard_stop is not None:
+            self.dashboard_stop()
+            self.dashboard_stop = None
 
 
 def reset_dir(path: Path) -> None:

@@ -206,6 +206,9 @@ class Runner:
             self.dashboard_url, self.dashboard_stop = start_dashboard_in_thread(
                 self.profile.data_dir, port=self.s.dashboard_port)
             self.log(f"vendlab: dashboard on {self.dashboard_url}")
+        from pyspark.sql import SparkSession
+
+        self.own_spark = SparkSession.getActiveSession() is None  # else: a caller's session, left running
         self.spark = get_spark(self.profile, ui=self.s.ui)
         stop_validation = threading.Event()
         feeder = None
@@ -328,9 +331,9 @@ class Runner:
                 p.stop()
             except Exception as e:  # keep stopping the others; say what failed
                 self.log(f"vendlab: stopping {p.name} failed: {e}")
-        if self.spark is not None:
+        if self.spark is not None and getattr(self, "own_spark", True):
             self.spark.stop()
-            self.spark = None
+        self.spark = None
         if self.dashboard_stop is not None:
             self.dashboard_stop()
             self.dashboard_stop = None

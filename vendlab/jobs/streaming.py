@@ -46,8 +46,9 @@ class BatchSink:
 
     def __call__(self, df: DataFrame, batch_id: int) -> None:
         store = self.store()
-        if batch_id <= store.last_batch_id(self.job):
-            return  # replay of a batch the store already holds
+        # A replayed batch (after a crash between the store's commit and Spark's) is computed
+        # again even though the store will skip it: running the plan is what brings the
+        # deduplication state to this batch's version (skipping it would forget its event ids).
         # One action: the micro-batch's stateful plan (deduplication) runs exactly once.
         deltas, markers, dead, rows = split(view_rows(df, self.bucket_ms).collect())
         dead = dead[:MAX_DEAD_ROWS_PER_BATCH]
@@ -66,7 +67,7 @@ def parsed_stream(spark: SparkSession, profile: Profile, catalog: Catalog) -> Da
 
 def start_view_job(spark: SparkSession, profile: Profile, catalog: Catalog, job: str,
                    bucket_ms: int | None = None, trigger_seconds: float = 0.0,
-                   fault_hook: FaultHook | None = None):
+                   fault_hook: FaultHook | None = None, available_now: bool = False):
     """Start the streaming view job; returns the StreamingQuery."""
     spark.sparkContext.setLocalProperty("spark.scheduler.pool", job)
     try:
@@ -74,7 +75,9 @@ def start_view_job(spark: SparkSession, profile: Profile, catalog: Catalog, job:
         w = (df.writeStream.queryName(job)
              .foreachBatch(BatchSink(profile, job, bucket_ms, fault_hook))
              .option("checkpointLocation", profile.checkpoint(job)))
-        if trigger_seconds > 0:
+        if available_now:  # process what the log holds now, then stop (tests, replays)
+            w = w.trigger(availableNow=True)
+        elif trigger_seconds > 0:
             w = w.trigger(processingTime=f"{trigger_seconds} seconds")
         return w.start()
     finally:

@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 from vendlab.catalog import Catalog
 from vendlab.config import Profile
 from vendlab.jobs import parse
+from vendlab.jobs.ingest import MASTER_SCHEMA
 from vendlab.jobs.views import BUCKETED_VIEWS, view_rows
 from vendlab.store.base import BatchViewInfo
 
@@ -39,7 +40,7 @@ def compute_batch_view(spark: SparkSession, profile: Profile, catalog: Catalog):
     """(rows [(view, key, value)], cutoff_bucket, master rows read)."""
     if not master_exists(spark, profile):
         return [], 0, 0
-    master = spark.read.parquet(profile.master_path).drop("date")
+    master = spark.read.schema(MASTER_SCHEMA).parquet(profile.master_path).drop("date")
     parsed = parse.parse(master, sorted(catalog.machine_ids), sorted(catalog.product_names))
     valid = parsed.filter(F.col("kind") != "dead").dropDuplicates(["event_id"]).cache()
     try:

@@ -19,6 +19,10 @@ from vendlab.jobs import sources
 
 INGEST = "lambda_ingest"
 
+# The master dataset's columns: the log envelope plus the partition column.
+MASTER_SCHEMA = ("value STRING, log_partition INT, log_offset BIGINT, log_ts TIMESTAMP, position STRING, "
+                 "date STRING")
+
 
 def with_date(df: DataFrame) -> DataFrame:
     """Partition column: the event's date (yyyy-MM-dd), or the log time's date for a line whose

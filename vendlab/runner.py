@@ -140,7 +140,7 @@ class Runner:
     """Embedded run of one or more architectures on one log."""
 
     def __init__(self, profile: Profile, archs: list[str], settings: RunSettings, resume: bool = False,
-                 progress=sys.stderr):
+                 progress=None):
         self.profile = profile
         self.archs = archs
         self.s = settings
@@ -190,13 +190,14 @@ class Runner:
         return gen, 0.0
 
     def log(self, msg: str) -> None:
-        print(msg, file=self.out, flush=True)
+        print(msg, file=self.out or sys.stderr, flush=True)
 
     # -- the run --------------------------------------------------------------------------
     def run(self) -> dict:
         from vendlab.pipelines import make_pipeline
-        from vendlab.spark import get_spark
+        from vendlab.spark import check_java, get_spark
 
+        check_java()  # before touching the data dir
         catalog = self.prepare_dir()
         store = open_store(self.profile)
         self.log(f"vendlab: data dir {self.profile.data_dir}; starting Spark ({self.profile.spark_master}) ...")

@@ -1,0 +1,90 @@
+"""The vendlab command line: the --json contract on a real run, and clear errors (exit 2)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from vendlab.cli import main
+
+VENDLAB = [sys.executable, "-m", "vendlab.cli"]
+
+
+def test_run_kappa_json_contract(tmp_path):
+    d = tmp_path / "run"
+    p = subprocess.run(VENDLAB + ["run", "--arch", "kappa", "--data-dir", str(d), "--duration", "6", "--rate", "2000",
+                                  "--seed", "4", "--bad-rate", "0.01", "--dup-rate", "0.01", "--json"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    doc = json.loads(p.stdout)  # exactly one JSON object on stdout
+    assert p.stdout.strip().count("\n") == 0
+    assert doc["arch"] == "kappa"
+    g = doc["generated"]
+    assert set(g) >= {"events", "sales", "malformed", "duplicates"}
+    assert 10_000 <= g["events"] <= 12_500 and g["malformed"] > 0 and g["duplicates"] > 0
+    assert doc["views"]["realtime"] == doc["views"]["validation"] == doc["expected"]
+    assert sum(doc["expected"].values()) > 0
+    assert doc["exact"] is True
+    lat = doc["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"]
+    assert doc["throughput_eps"] > 0
+    assert "generating" in p.stderr  # progress goes to stderr
+    # the data dir layout of the contract
+    assert (d / "views.sqlite").exists() and (d / "manifest.json").exists() and (d / "checkpoints").is_dir()
+    assert list((d / "log").glob("*.jsonl"))
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert manifest["items_by_product"] == {k: v for k, v in doc["expected"].items()}
+    # vendlab views reads the same numbers back
+    v = subprocess.run(VENDLAB + ["views", "--data-dir", str(d), "--json"], capture_output=True, text=True,
+                       timeout=60)
+    assert v.returncode == 0, v.stderr
+    views = json.loads(v.stdout)
+    assert {k: n for k, n in views["realtime"].items() if n} == {k: n for k, n in doc["expected"].items() if n}
+    assert views["validation"] == views["realtime"]
+    # a second run into the same data dir is refused, nothing is overwritten
+    again = subprocess.run(VENDLAB + ["run", "--arch", "kappa", "--data-dir", str(d), "--duration", "1"],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "already holds a run" in again.stderr
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["run", "--arch", "omega", "--data-dir", "x", "--duration", "1"], "invalid choice: 'omega'"),
+    (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "1", "--rate", "-5"], "must be > 0"),
+    (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "0"], "must be > 0"),
+    (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "1", "--bad-rate", "1.5"], "[0, 1)"),
+    (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "soon"], "is not a number"),
+    (["run", "--arch", "kappa", "--data-dir", "x"], "--duration is required"),
+    (["demo", "--port", "70000"], "a TCP port must be <= 65535"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_flags_exit_2_with_a_clear_message(argv, needle, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_unwritable_data_dir_exits_2(tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    os.chmod(ro, 0o500)
+    if os.access(ro, os.W_OK):  # root ignores permissions: use a path under a regular file instead
+        target = tmp_path / "file"
+        target.write_text("x")
+        ro = target
+    assert main(["run", "--arch", "kappa", "--data-dir", str(ro / "d"), "--duration", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "not writable" in err and "--data-dir" in err
+
+
+def test_missing_java_names_the_install_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-java"))
+    assert main(["run", "--arch", "kappa", "--data-dir", str(tmp_path / "d"), "--duration", "1"]) == 2
+    assert "apt-get install -y openjdk-17-jre-headless" in capsys.readouterr().err
+
+
+def test_views_of_a_missing_data_dir_exits_2(tmp_path, capsys):
+    assert main(["views", "--data-dir", str(tmp_path / "nope"), "--json"]) == 2
+    assert "no views" in capsys.readouterr().err

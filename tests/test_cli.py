@@ -88,3 +88,31 @@ def test_missing_java_names_the_install_command(tmp_path, monkeypatch, capsys):
 def test_views_of_a_missing_data_dir_exits_2(tmp_path, capsys):
     assert main(["views", "--data-dir", str(tmp_path / "nope"), "--json"]) == 2
     assert "no views" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_every_query_and_the_jvm(tmp_path):
+    import signal
+    import time
+
+    import psutil
+
+    d = tmp_path / "int"
+    p = subprocess.Popen(VENDLAB + ["run", "--arch", "kappa", "--data-dir", str(d), "--duration", "120",
+                                    "--rate", "1000"], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        for line in p.stderr:  # wait until events flow
+            if "generated" in line or time.time() > deadline:
+                break
+        children = psutil.Process(p.pid).children(recursive=True)
+        assert any("java" in c.name() for c in children), "the run's JVM should be a child process"
+        p.send_signal(signal.SIGINT)
+        rest = p.communicate(timeout=120)[1]
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, rest[-2000:]
+    assert "interrupted" in rest
+    gone, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, f"orphan processes left: {alive}"
+    assert list((d / "log").glob("*.jsonl"))  # what was written is kept

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 
 from vendlab.pipelines import ARCHS
@@ -131,9 +132,11 @@ def cmd_run(args, archs: list[str], data_dir: Path) -> int:
 
     resume = getattr(args, "resume", False)
     dashboard = None if args.command != "demo" or args.no_dashboard else args.port
+    # An interactive demo leaves the dashboard up after the comparison, until Ctrl-C.
+    keep = dashboard is not None and not args.json and sys.stdin.isatty()
     settings = RunSettings(duration=args.duration, rate=args.rate, seed=args.seed, bad_rate=args.bad_rate,
                            dup_rate=args.dup_rate, time_scale=args.time_scale, batch_interval=args.batch_interval,
-                           ui=args.ui, dashboard_port=dashboard)
+                           ui=args.ui, dashboard_port=dashboard, keep_dashboard=keep)
     runner = Runner(embedded(data_dir), archs, settings, resume=resume)
     with stdout_to_stderr() as out:
         result = runner.run()
@@ -145,6 +148,15 @@ def cmd_run(args, archs: list[str], data_dir: Path) -> int:
             out.write(f"\nviews: vendlab views --data-dir {data_dir};  "
                       f"dashboard: vendlab dashboard --data-dir {data_dir}\n")
     ok = all(r["exact"] for r in result.values())
+    if keep and runner.dashboard_stop is not None:
+        print(f"\nvendlab: the dashboard stays on {runner.dashboard_url} (reading {data_dir}); "
+              f"press Ctrl-C to stop it", file=sys.stderr, flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            runner.dashboard_stop()
     return 0 if ok else 1
 
 

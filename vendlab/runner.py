@@ -47,6 +47,7 @@ class RunSettings:
     roll_seconds: float = 0.5
     ui: bool = False
     dashboard_port: int | None = None  # serve the dashboard during the run (demo)
+    keep_dashboard: bool = False  # leave it serving after the run; the caller stops it (runner.dashboard_stop)
     sample_interval: float = 0.5  # seconds between exactness samples
 
 
@@ -335,7 +336,7 @@ class Runner:
         if self.spark is not None and getattr(self, "own_spark", True):
             self.spark.stop()
         self.spark = None
-        if self.dashboard_stop is not None:
+        if self.dashboard_stop is not None and not self.s.keep_dashboard:
             self.dashboard_stop()
             self.dashboard_stop = None
 

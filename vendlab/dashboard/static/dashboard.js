@@ -45,8 +45,8 @@ function el(tag, attrs = {}, text) {
 
 function baseLayout(extra = {}) {
   return Object.assign({
-    margin: { l: 60, r: 12, t: 8, b: 60 }, font: { size: 12 },
-    legend: { orientation: "h", x: 0, y: 1.12 }, paper_bgcolor: "rgba(0,0,0,0)",
+    margin: { l: 60, r: 12, t: 28, b: 60 }, font: { size: 12 },
+    legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" }, paper_bgcolor: "rgba(0,0,0,0)",
     plot_bgcolor: "rgba(0,0,0,0)", hovermode: "closest", uirevision: "keep",  // keep zoom across redraws
   }, extra);
 }
@@ -260,10 +260,10 @@ function renderBatches(m) {
     : new Date(r.cutoff_ms).toISOString().replace(".000Z", "Z");
   $("batch-summary").textContent = `${runs.length} runs · newest: version ${last.version}, covers events before `
     + `${cutoffText(last)}, read ${fmt(last.events)} events in ${last.seconds.toFixed(1)} s`;
-  plot("chart-batches", [{ name: "duration", type: "bar", x: runs.map((r) => r.published_s), y: runs.map((r) => r.seconds),
+  plot("chart-batches", [{ name: "duration", type: "bar", x: runs.map((r) => "v" + r.version), y: runs.map((r) => r.seconds),
         marker: { color: COLORS.lambda_batch }, customdata: runs.map((r) => [r.version, cutoffText(r), r.events]),
         hovertemplate: "version %{customdata[0]}<br>cutoff %{customdata[1]}<br>%{customdata[2]:,} events<br>%{y:.1f} s<extra></extra>" }],
-       { xaxis: { title: { text: "published (s since start)" } }, yaxis: { title: { text: "duration (s)" }, rangemode: "tozero" } });
+       { xaxis: { title: { text: "batch view version" }, type: "category" }, yaxis: { title: { text: "duration (s)" }, rangemode: "tozero" } });
   const head = el("tr");
   for (const h of ["version", "cutoff bucket", "covers events before", "published", "events", "duration"]) head.appendChild(el("th", {}, h));
   table.tHead.replaceChildren(head);

@@ -256,7 +256,7 @@ function renderBatches(m) {
     return;
   }
   const last = runs[runs.length - 1];
-  const cutoffText = (r) => r.cutoff_ms == null ? `bucket ${r.cutoff_bucket}`
+  const cutoffText = (r) => r.cutoff_bucket <= 0 ? "nothing (cutoff 0)" : r.cutoff_ms == null ? `bucket ${r.cutoff_bucket}`
     : new Date(r.cutoff_ms).toISOString().replace(".000Z", "Z");
   $("batch-summary").textContent = `${runs.length} runs · newest: version ${last.version}, covers events before `
     + `${cutoffText(last)}, read ${fmt(last.events)} events in ${last.seconds.toFixed(1)} s`;

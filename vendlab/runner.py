@@ -202,19 +202,19 @@ class Runner:
         catalog = self.prepare_dir()
         store = open_store(self.profile)
         self.log(f"vendlab: data dir {self.profile.data_dir}; starting Spark ({self.profile.spark_master}) ...")
-        if self.s.dashboard_port is not None:
-            from vendlab.dashboard import start_dashboard_in_thread
-
-            self.dashboard_url, self.dashboard_stop = start_dashboard_in_thread(
-                self.profile.data_dir, port=self.s.dashboard_port)
-            self.log(f"vendlab: dashboard on {self.dashboard_url}")
         from pyspark.sql import SparkSession
 
         self.own_spark = SparkSession.getActiveSession() is None  # else: a caller's session, left running
-        self.spark = get_spark(self.profile, ui=self.s.ui)
         stop_validation = threading.Event()
         feeder = None
         try:
+            if self.s.dashboard_port is not None:
+                from vendlab.dashboard import start_dashboard_in_thread
+
+                self.dashboard_url, self.dashboard_stop = start_dashboard_in_thread(
+                    self.profile.data_dir, port=self.s.dashboard_port)
+                self.log(f"vendlab: dashboard on {self.dashboard_url}")
+            self.spark = get_spark(self.profile, ui=self.s.ui)
             self.pipelines = [make_pipeline(a, self.spark, self.profile, catalog, self.s) for a in self.archs]
             for p in self.pipelines:
                 p.start()

@@ -8,11 +8,17 @@ and against the generator's manifest.
 Checks run in this order and the first failing one is the dead-letter reason:
 
 1. ``line_too_long``            the line is longer than MAX_LINE_CHARS characters
-2. ``not_json_object``          the line is not a JSON object
+2. ``not_json_object``          the line is not exactly one JSON object: not UTF-8, not JSON
+                                (RFC 8259: no NaN/Infinity, no 'single quotes', nothing after
+                                the object), not an object, nested deeper than MAX_JSON_DEPTH,
+                                or a string with an unpaired surrogate escape (\\ud800)
 3. ``missing_field:<f>`` / ``wrong_type:<f>`` for ``event_id`` then ``type``
 4. ``unknown_type``             ``type`` is not one of EVENT_TYPES
 5. ``missing_field:<f>`` / ``wrong_type:<f>`` for the type's fields, in FIELDS order
-6. semantic checks, in SEMANTIC_CHECKS order (unknown machine/product, bad quantity...)
+6. semantic checks, in SEMANTIC_CHECKS order (unknown machine/product, bad quantity...);
+   ``bad_quantity`` is a quantity < 1 (a sale's: outside [1, MAX_SALE_QUANTITY]), ``bad_price`` a
+   unit price outside (0, MAX_UNIT_PRICE]: the bounds keep every sum of a view far from 64-bit
+   overflow (Spark in ANSI mode fails a job on overflow), whatever the input
 """
 
 from __future__ import annotations
@@ -29,6 +35,12 @@ CATEGORIES = ("healthy", "unhealthy")
 
 MAX_LINE_CHARS = 16_384
 INT32_MAX = 2**31 - 1
+# Deepest nesting of objects/arrays accepted (the line's object is level 1): Spark's JSON reader
+# stops at 1000 levels and the Spark implementation wraps the line in one more to check that
+# nothing follows the object.
+MAX_JSON_DEPTH = 999
+MAX_SALE_QUANTITY = 1_000  # items in one sale (a restock's quantity has no upper bound but int32)
+MAX_UNIT_PRICE = 10_000.0  # price of one item
 
 # Field kinds: "str" (JSON string), "int" (JSON integer, not bool, fits in 32 bits),
 # "long" (JSON integer, 64 bits), "num" (JSON number), "time" (string, TIME_REGEX),

@@ -6,7 +6,9 @@ Used by the validation consumer and by tests; the Spark jobs implement the same 
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from datetime import datetime
 from typing import Any
 
@@ -25,12 +27,14 @@ def _kind_ok(value: Any, kind: str) -> bool:
     if kind in ("int", "long"):
         if isinstance(value, bool) or not isinstance(value, int):
             return False
-        return abs(value) <= (schema.INT32_MAX if kind == "int" else 2**63 - 1)
+        bits = 32 if kind == "int" else 64
+        return -(2 ** (bits - 1)) <= value < 2 ** (bits - 1)
     if kind == "num":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind == "stock":
         return isinstance(value, dict) and all(
-            isinstance(v, int) and not isinstance(v, bool) and abs(v) <= schema.INT32_MAX for v in value.values()
+            isinstance(v, int) and not isinstance(v, bool) and -schema.INT32_MAX - 1 <= v <= schema.INT32_MAX
+            for v in value.values()
         )
     raise ValueError(kind)
 
@@ -47,9 +51,9 @@ def _semantic(check: str, ev: dict, machines: set[str], products: set[str]) -> b
     if check == "bad_category":
         return ev["category"] in schema.CATEGORIES
     if check == "bad_quantity":
-        return ev["quantity"] >= 1
+        return 1 <= ev["quantity"] <= (schema.MAX_SALE_QUANTITY if ev["type"] == schema.SALE else schema.INT32_MAX)
     if check == "bad_price":
-        return ev["unit_price"] > 0
+        return 0 < ev["unit_price"] <= schema.MAX_UNIT_PRICE
     if check == "bad_time":
         t = ev["event_time"]
         if not isinstance(t, str) or schema.TIME_PATTERN.match(t) is None:
@@ -62,16 +66,88 @@ def _semantic(check: str, ev: dict, machines: set[str], products: set[str]) -> b
     raise ValueError(check)
 
 
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _int(digits: str):
+    # Beyond Python's 4300-digit limit for int(): a number too big for any kind (as in Spark).
+    return int(digits) if len(digits) <= 300 else float(digits)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_surrogate(v: Any) -> bool:
+    if isinstance(v, str):
+        return _SURROGATE.search(v) is not None
+    if isinstance(v, dict):
+        return any(_has_surrogate(k) or _has_surrogate(x) for k, x in v.items())
+    if isinstance(v, list):
+        return any(_has_surrogate(x) for x in v)
+    return False
+
+
+def _loads(text: str):
+    """Strict JSON (RFC 8259) as Spark's reader takes it; raises ValueError."""
+    try:
+        return orjson.loads(text)  # refuses unpaired surrogate escapes ("\ud800") itself
+    except orjson.JSONDecodeError:
+        # orjson also refuses what JSON allows and Spark reads: a number beyond a double
+        # (1e400 -> inf), nesting past 1024 levels.
+        try:
+            ev = json.loads(text, parse_constant=_reject_constant, parse_int=_int)
+        except RecursionError as e:
+            raise ValueError("nested too deep") from e
+        if _has_surrogate(ev):
+            raise ValueError("unpaired surrogate escape: no Unicode text")
+        return ev
+
+
+def _too_deep(text: str) -> bool:
+    """Objects/arrays nested deeper than MAX_JSON_DEPTH (text is valid JSON)."""
+    if text.count("[") + text.count("{") <= schema.MAX_JSON_DEPTH:
+        return False  # the common case: too few brackets to be that deep
+    depth = 0
+    in_str = escaped = False
+    for ch in text:
+        if in_str:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            if depth > schema.MAX_JSON_DEPTH:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
+
+
 def validate_line(line: bytes | str, machines: set[str], products: set[str]) -> tuple[dict | None, str | None]:
-    text = line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
-    text = text.rstrip("\r\n")
+    utf8 = True
+    if isinstance(line, bytes):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            text, utf8 = line.decode("utf-8", errors="replace"), False
+    else:
+        text = line
+    text = text.rstrip("\n")  # a "\r" stays, as in Spark's value (the log's lines end with "\n")
     if len(text) > schema.MAX_LINE_CHARS:
         return None, "line_too_long"
-    try:
-        ev = orjson.loads(text)
-    except orjson.JSONDecodeError:
+    if not utf8:
         return None, "not_json_object"
-    if not isinstance(ev, dict):
+    try:
+        ev = _loads(text)
+    except ValueError:
+        return None, "not_json_object"
+    if not isinstance(ev, dict) or _too_deep(text):
         return None, "not_json_object"
     for name, kind in schema.COMMON:
         if name not in ev:

@@ -28,17 +28,48 @@ _KIND_TYPES = {
 }
 
 EVENT_STRUCT = T.StructType([T.StructField(n, _KIND_TYPES[k]) for n, k in schema.ALL_FIELDS])
+# Strict JSON, as the contract reads it: Spark's reader would also take NaN/Infinity and 'single quotes'.
+JSON_OPTIONS = {"allowNonNumericNumbers": "false", "allowSingleQuotes": "false"}
+
+
+_KINDS = dict(schema.ALL_FIELDS)
+_MAP = T.MapType(T.StringType(), T.StringType())
+# The line is wrapped as [line,{"\u0000end":1}]: exactly one JSON object in the line parses as
+# an array of two objects, the second the sentinel (from_json alone reads the first value of
+# '{...}{...}' or '{...}garbage' and ignores the rest). Objects are read as structs with the one
+# sentinel field, so the line's own fields are skipped, not copied.
+_SENTINEL = "\u0000end"
+_WRAP_TAIL = ',{"\\u0000end":1}]'
+_WRAP = T.ArrayType(T.StructType([T.StructField(_SENTINEL, T.IntegerType())]))
+
+
+# An escape \uD800-\uDFFF (at a place where the backslash is not itself escaped) that is not
+# one half of a surrogate pair: such a string is no Unicode text.
+_LONE_SURROGATE = (r"(?<!\\)(?:\\\\)*(?:\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+                   r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2})")
+
+
+def _one_json_object() -> Column:
+    """True when the line is valid UTF-8 and exactly one JSON object (see the contract)."""
+    w = F.from_json(F.concat(F.lit("["), F.col("value"), F.lit(_WRAP_TAIL)), _WRAP, JSON_OPTIONS)
+    one = (F.size(w) == 2) & F.try_element_at(w, F.lit(1)).isNotNull() & (
+        F.try_element_at(w, F.lit(2))[_SENTINEL] == 1)
+    surrogate = (F.instr("value", "\\u") > 0) & F.col("value").rlike(_LONE_SURROGATE)
+    return F.is_valid_utf8("value") & F.coalesce(one, F.lit(False)) & ~surrogate
 
 
 def _field_check(name: str) -> tuple[Column, Column]:
-    """(field is null, reason): missing when the key does not appear in the line, else wrong type."""
+    """(field is null, reason): missing when the object has no such key, else wrong type."""
     col = F.col(f"j.{name}")
-    reason = F.when(F.instr(F.col("value"), f'"{name}"') == 0, F.lit(f"missing_field:{name}")).otherwise(
-        F.lit(f"wrong_type:{name}"))
-    return col.isNull(), reason
+    present = F.coalesce(F.map_contains_key(F.from_json("value", _MAP, JSON_OPTIONS), F.lit(name)), F.lit(False))
+    reason = F.when(present, F.lit(f"wrong_type:{name}")).otherwise(F.lit(f"missing_field:{name}"))
+    is_null = col.isNull()
+    if _KINDS[name] == "stock":  # an object of product -> int: a null count is a wrong type too
+        is_null = is_null | F.exists(F.map_values(col), lambda v: v.isNull())
+    return is_null, reason
 
 
-def _semantic(check: str, machines: list[str], products: list[str]) -> Column:
+def _semantic(check: str, machines: list[str], products: list[str], etype: str) -> Column:
     """A column that is true when the check FAILS."""
     j = lambda n: F.col(f"j.{n}")  # noqa: E731
     if check == "unknown_machine":
@@ -48,13 +79,18 @@ def _semantic(check: str, machines: list[str], products: list[str]) -> Column:
     if check == "bad_category":
         return ~j("category").isin(list(schema.CATEGORIES))
     if check == "bad_quantity":
-        return j("quantity") < 1
+        top = schema.MAX_SALE_QUANTITY if etype == schema.SALE else schema.INT32_MAX
+        return (j("quantity") < 1) | (j("quantity") > top)
     if check == "bad_price":
-        return j("unit_price") <= 0
+        return ~((j("unit_price") > 0) & (j("unit_price") <= schema.MAX_UNIT_PRICE))
     if check == "bad_time":
-        return ~j("event_time").rlike(schema.TIME_REGEX) | F.to_timestamp(
-            j("event_time"), schema.SPARK_TIME_FORMAT).isNull()
+        return ~j("event_time").rlike(schema.TIME_REGEX) | _timestamp(j("event_time")).isNull()
     raise ValueError(check)
+
+
+def _timestamp(col: Column) -> Column:
+    """Event time as a timestamp, null if it is no date (2026-02-30): to_timestamp would fail the job (ANSI)."""
+    return F.try_to_timestamp(col, F.lit(schema.SPARK_TIME_FORMAT))
 
 
 def reason_column(machines: list[str], products: list[str]) -> Column:
@@ -62,8 +98,7 @@ def reason_column(machines: list[str], products: list[str]) -> Column:
     etype = F.col("j.type")
     rules: list[tuple[Column, Column]] = [
         (F.length("value") > schema.MAX_LINE_CHARS, F.lit("line_too_long")),
-        (F.col("j.event_id").isNull() & F.col("j.type").isNull()
-         & F.from_json("value", T.MapType(T.StringType(), T.StringType())).isNull(), F.lit("not_json_object")),
+        (~_one_json_object(), F.lit("not_json_object")),
     ]
     rules += [_field_check(n) for n, _ in schema.COMMON]
     rules.append((~etype.isin(list(schema.EVENT_TYPES)), F.lit("unknown_type")))
@@ -73,7 +108,7 @@ def reason_column(machines: list[str], products: list[str]) -> Column:
             rules.append(((etype == t) & is_null, reason))
     for t, checks in schema.SEMANTIC_CHECKS.items():
         for c in checks:
-            rules.append(((etype == t) & _semantic(c, machines, products), F.lit(c)))
+            rules.append(((etype == t) & _semantic(c, machines, products, t), F.lit(c)))
     first, *rest = rules
     expr = F.when(*first)
     for cond, val in rest:
@@ -83,20 +118,21 @@ def reason_column(machines: list[str], products: list[str]) -> Column:
 
 def parse(raw: DataFrame, machines: list[str], products: list[str]) -> DataFrame:
     """Typed, validated rows; malformed lines stay in the frame with ``kind = 'dead'``."""
-    df = raw.withColumn("j", F.from_json("value", EVENT_STRUCT))
+    df = raw.withColumn("j", F.from_json("value", EVENT_STRUCT, JSON_OPTIONS))
     df = df.withColumn("reason", reason_column(machines, products))
     ok = F.col("reason").isNull()
     cols = [F.col(f"j.{n}").alias(n) for n, _ in schema.ALL_FIELDS]
-    price_cents = F.round(F.col("unit_price") * 100).cast("long")
+    price_cents = F.round(F.col("unit_price") * 100).try_cast("long")
     out = df.select("value", "log_partition", "log_offset", "log_ts", "position", "reason", *cols)
     out = out.withColumn("kind", F.when(ok, F.col("type")).otherwise(F.lit("dead")))
     out = out.withColumn("event_ms", F.when(ok & F.col("event_time").isNotNull(), F.unix_millis(
-        F.to_timestamp("event_time", schema.SPARK_TIME_FORMAT))))
+        _timestamp(F.col("event_time")))))
     out = out.withColumn("price_cents", F.when(ok, price_cents))
     out = out.withColumn("revenue_cents", F.when(ok & (F.col("type") == schema.SALE),
                                                  price_cents * F.col("quantity")))
-    # Valid events are deduplicated by event_id; every malformed line is kept (a fresh key).
-    out = out.withColumn("dedup_key", F.when(ok, F.col("event_id")).otherwise(F.concat(F.lit("!"), F.col("position"), F.lit(":"), F.xxhash64("value").cast("string"))))
+    # Valid events are deduplicated by event_id; every malformed line is kept (a fresh key: two
+    # equal malformed lines in one segment share their position, and both count).
+    out = out.withColumn("dedup_key", F.when(ok, F.col("event_id")).otherwise(F.concat(F.lit("!"), F.uuid())))
     return out
 
 

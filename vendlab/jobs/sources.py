@@ -18,6 +18,7 @@ def read_log_stream(spark: SparkSession, profile: Profile) -> DataFrame:
     if profile.log == "files":
         raw = (spark.readStream.format("text")
                .option("pathGlobFilter", SEGMENT_GLOB)
+               .option("lineSep", "\n")  # as the writer and the validator: a stray "\r" splits no line
                .option("maxFilesPerTrigger", profile.max_files_per_trigger)
                .load(str(profile.log_dir)))
         return file_envelope(raw.select("value", F.col("_metadata.file_name").alias("file")))

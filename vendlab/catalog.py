@@ -35,6 +35,36 @@ PLACE_KINDS = {
     "Car Park": 0.4,
 }
 
+# Kind of place -> how busy it is at each hour of the (UTC) day, 0..23, relative to its busiest
+# hour. Demand at a machine = footfall x profile[hour]: commuters at stations, lunch at offices,
+# evenings at gyms, nights only at hospitals and stations.
+HOURLY_PROFILE = {
+    "Station":    (.08, .04, .03, .03, .05, .25, .75, 1.0, .95, .55, .40, .40, .50, .45, .40, .50, .75, 1.0, .85, .55,
+                   .40, .30, .20, .12),
+    "Mall":       (.02, .01, .01, .01, .01, .01, .02, .05, .12, .35, .60, .75, .90, .95, 1.0, .95, .90, .85, .75, .60,
+                   .35, .12, .04, .02),
+    "University": (.02, .01, .01, .01, .01, .02, .05, .20, .55, .80, .90, .95, 1.0, .90, .80, .75, .60, .40, .25, .20,
+                   .15, .10, .05, .03),
+    "Hospital":   (.30, .25, .22, .22, .25, .35, .55, .75, .90, .95, 1.0, .95, .95, .90, .90, .85, .80, .75, .70, .65,
+                   .60, .50, .40, .35),
+    "Office":     (.01, .01, .01, .01, .01, .02, .06, .30, .70, .85, 1.0, .80, .95, .85, .70, .90, .70, .40, .15, .05,
+                   .03, .02, .01, .01),
+    "Gym":        (.02, .01, .01, .01, .05, .20, .60, .70, .45, .30, .25, .30, .40, .30, .25, .30, .55, .85, 1.0, .95,
+                   .70, .40, .15, .05),
+    "Library":    (.01, .01, .01, .01, .01, .01, .02, .05, .30, .60, .75, .80, .85, .90, .90, .85, .80, .75, .65, .50,
+                   .35, .15, .03, .01),
+    "Car Park":   (.05, .03, .02, .02, .03, .10, .40, .80, 1.0, .70, .50, .55, .65, .55, .50, .60, .85, 1.0, .80, .45,
+                   .30, .20, .12, .08),
+}
+
+# Kinds of place whose visitors prefer healthy snacks (healthy products weigh this much more there).
+HEALTHY_KINDS = {"Gym": 2.0, "Hospital": 1.5, "University": 1.2}
+
+# A real machine sells about this many items a day. The lab's fleet sells far more (the event rate
+# is a throughput knob), so rent and energy are scaled by the run's volume (see
+# ``vendlab.generator.Generator.volume_factor`` and docs/questions.md, "Money").
+REFERENCE_ITEMS_PER_MACHINE_DAY = 150
+
 
 @dataclass(frozen=True)
 class Product:
@@ -117,8 +147,10 @@ def make_catalog(seed: int, machines: int = 20, customers: int = 5000) -> Catalo
             place = f"{city} {kind}"
         used.add(place)
         footfall = round(PLACE_KINDS[kind] * float(rng.uniform(0.7, 1.3)), 3)
-        # Rent and energy per day: some quiet places pay a high rent, so they lose money.
-        fixed = int(rng.uniform(800, 4500))
+        # Rent and energy per day at the reference volume (REFERENCE_ITEMS_PER_MACHINE_DAY for an
+        # average machine, ~15 000 cents of gross margin a day): a quiet place with a high rent
+        # loses money.
+        fixed = int(rng.uniform(5000, 20000))
         fleet.append(Machine(f"VM-{i + 1:03d}", place, city, kind, footfall, fixed))
     products = tuple(
         Product(name, cat, int(round(price * float(rng.uniform(0.9, 1.1)), -1)), cost)

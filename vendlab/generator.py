@@ -23,11 +23,43 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vendlab import schema
-from vendlab.catalog import Catalog
+from vendlab.catalog import HEALTHY_KINDS, HOURLY_PROFILE, REFERENCE_ITEMS_PER_MACHINE_DAY, Catalog
 
 BLOCK = 4096
 DEFAULT_START = "2026-01-05T06:00:00Z"
-TYPE_WEIGHTS = {schema.SALE: 0.90, schema.TELEMETRY: 0.08, schema.RESTOCK: 0.02}
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+
+# -- the simulated world (see docs/questions.md, "The simulator") ---------------------------
+# Every event slot of the stream is a sale with probability SALE_SHARE_PEAK x (fleet demand at
+# that hour of the day / fleet demand at the busiest hour), else a telemetry reading; restock
+# events take slots when a machine's scheduled visit comes. A would-be sale at a broken machine
+# or of a sold-out product is lost: its slot becomes a telemetry reading.
+SALE_SHARE_PEAK = 0.92
+QUANTITIES = ((1, 0.75), (2, 0.18), (3, 0.07))
+RESTOCK_INTERVAL_MS = 12 * HOUR_MS  # each machine is visited every 12 simulated hours
+RESTOCK_MAX = min(1_000, getattr(schema, "MAX_QUANTITY", 1_000))  # units in one restock line
+CAPACITY_INTERVALS = (0.6, 1.6)  # capacity of a slot = this many intervals of its mean demand
+OUT_OF_SERVICE = 9  # error_code of every reading of a broken machine
+ERROR_CODES = (1, 2, 3, 4, 5)  # minor faults: coin mechanism, door, cooling, motor, network
+TEMP_BASE = (3.5, 6.5)  # degrees C, per machine
+TEMP_NOISE = 0.35
+ERROR_BASE = 0.01  # probability that a healthy machine's reading carries a minor fault
+MTBF_MEDIAN_MS = int(2.5 * DAY_MS)  # per machine: lognormal around this, sigma MTBF_SIGMA
+MTBF_SIGMA = 0.5
+DEGRADE_MS = (3 * HOUR_MS, 8 * HOUR_MS)  # precursors start this long before a breakdown...
+SUDDEN_SHARE = 0.15  # ...except for this share of breakdowns, which warn only briefly:
+SUDDEN_MS = (HOUR_MS // 4, HOUR_MS)
+DRIFT_C = (2.5, 5.0)  # temperature rise reached at the breakdown
+ERROR_AT_FAILURE = (0.15, 0.35)  # fault probability of a reading reached at the breakdown
+DOWNTIME_MS = (2 * HOUR_MS, 6 * HOUR_MS)
+BROKEN_WARMING_C_PER_H = 2.0  # cooling off: the machine warms towards the room
+EPISODES_PER_DAY = 1.0  # harmless warm spells (door left open, sun): false alarms for a model
+EPISODE_MS = (HOUR_MS, 4 * HOUR_MS)
+EPISODE_C = (1.0, 3.0)
+EPISODE_ERROR = 0.02
+_CHUNK = 64  # breakdown cycles / episodes drawn per machine at a time
+_BIG = 10**13  # > any epoch-ms time here: separates machines in flattened timelines
 
 # Malformed lines the generator injects with --bad-rate, cycling through these kinds; each
 # yields exactly the dead-letter reason named here.
@@ -75,6 +107,17 @@ class Manifest:
     last_event_ms: int | None = None
     segments: int = 0  # complete log segments these counts cover
     complete: bool = False
+    # -- the simulated world's truth (physical: a sale whose line was corrupted still happened) --
+    # [machine_id, product, ms]: the sale that emptied the product at the machine
+    stockouts: list = field(default_factory=list)
+    # [machine_id, ms]: a restock visit (its first restock line), every product filled to capacity
+    restock_visits: list = field(default_factory=list)
+    # {machine_id, degrading_ms, failed_ms, repaired_ms}: breakdowns with failed_ms <= last_event_ms
+    breakdowns: list = field(default_factory=list)
+    stock: dict = field(default_factory=dict)  # machine_id -> product -> units after the last event
+    capacity: dict = field(default_factory=dict)  # machine_id -> product -> units after a restock
+    lost_sales: dict = field(default_factory=dict)  # would-be sales lost: sold_out, out_of_service
+    economics: dict = field(default_factory=dict)  # volume_factor, fixed costs per simulated day
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -119,7 +162,7 @@ class _Block:
     """One generated block: the lines as an Arrow array plus per-line facts for the manifest."""
 
     def __init__(self, lines: pa.StringArray, product: np.ndarray, qty: np.ndarray, revenue: np.ndarray,
-                 kind: np.ndarray, bad: np.ndarray, first_ms: int):
+                 kind: np.ndarray, bad: np.ndarray, first_ms: int, slot: np.ndarray, phys: dict):
         self.lines = lines
         self.product = product  # product index for valid unique sales, -1 otherwise
         self.qty = qty
@@ -127,6 +170,122 @@ class _Block:
         self.kind = kind  # 0 sale, 1 telemetry, 2 restock, 3 malformed, 4 duplicate
         self.bad = bad  # index into BAD_KINDS, -1 otherwise
         self.first_ms = first_ms
+        self.slot = slot  # the line's slot in the block (-1 for a duplicate copy)
+        self.phys = phys  # per-slot physics: machine, product, flow, stockout, visit, lost
+
+
+class _Timeline:
+    """Each machine's breakdowns and harmless warm spells, a pure function of (seed, machine):
+    drawn in chunks from the machine's own random stream, so it never depends on the rate or on
+    how far the stream has been read."""
+
+    def __init__(self, seed: int, n_machines: int, start_ms: int):
+        self.n = n_machines
+        self.start_ms = start_ms
+        rng = np.random.default_rng([seed, 7])
+        self.mtbf = MTBF_MEDIAN_MS * np.exp(rng.normal(0.0, MTBF_SIGMA, n_machines))
+        self.base_temp = rng.uniform(*TEMP_BASE, n_machines)
+        self._rngs = [np.random.default_rng([seed, 8, m]) for m in range(n_machines)]
+        self._ep_rngs = [np.random.default_rng([seed, 9, m]) for m in range(n_machines)]
+        cols = ("fail", "repair", "degrade", "drift", "perr")
+        self.cyc = {c: [np.empty(0) for _ in range(n_machines)] for c in cols}
+        self.ep = {c: [np.empty(0) for _ in range(n_machines)] for c in ("start", "end", "amp")}
+        self.horizon = -1
+        self._flat: dict[str, np.ndarray] = {}
+
+    def _more_cycles(self, m: int) -> None:
+        rng, c = self._rngs[m], self.cyc
+        k = _CHUNK
+        sudden = rng.random(k) < SUDDEN_SHARE
+        degrade = np.where(sudden, rng.uniform(*SUDDEN_MS, k), rng.uniform(*DEGRADE_MS, k))
+        gap = rng.exponential(1.0, k) * self.mtbf[m]
+        down = rng.uniform(*DOWNTIME_MS, k)
+        drift = rng.uniform(*DRIFT_C, k)
+        perr = rng.uniform(*ERROR_AT_FAILURE, k)
+        first = not len(c["fail"][m])
+        t = self.start_ms - DAY_MS if first else c["repair"][m][-1]
+        fail, repair, deg = np.empty(k), np.empty(k), np.empty(k)
+        for i in range(k):
+            # failures are memoryless: the first comes Exp(MTBF) after the start (and not in the
+            # first hour), the next Exp(MTBF) after the degradation that follows each repair
+            f = self.start_ms + HOUR_MS + gap[i] if first and i == 0 else t + degrade[i] + gap[i]
+            fail[i], repair[i], deg[i] = f, f + down[i], max(t, f - degrade[i])
+            t = repair[i]
+        for name, arr in (("fail", fail), ("repair", repair), ("degrade", deg), ("drift", drift), ("perr", perr)):
+            c[name][m] = np.concatenate([c[name][m], arr])
+
+    def _more_episodes(self, m: int) -> None:
+        rng, e = self._ep_rngs[m], self.ep
+        k = _CHUNK
+        gaps = rng.exponential(DAY_MS / EPISODES_PER_DAY, k)
+        t0 = e["end"][m][-1] if len(e["end"][m]) else self.start_ms - rng.uniform(0, DAY_MS)
+        start = t0 + np.cumsum(gaps)
+        dur = rng.uniform(*EPISODE_MS, k)
+        amp = rng.uniform(*EPISODE_C, k)
+        e["start"][m] = np.concatenate([e["start"][m], start])
+        e["end"][m] = np.concatenate([e["end"][m], start + dur])
+        e["amp"][m] = np.concatenate([e["amp"][m], amp])
+
+    def cover(self, until_ms: int) -> None:
+        """Make sure every machine's timeline reaches past ``until_ms``."""
+        if until_ms < self.horizon:
+            return
+        for m in range(self.n):
+            while not len(self.cyc["fail"][m]) or self.cyc["fail"][m][-1] <= until_ms:
+                self._more_cycles(m)
+            while not len(self.ep["start"][m]) or self.ep["start"][m][-1] <= until_ms:
+                self._more_episodes(m)
+        self.horizon = min(min(x[-1] for x in self.cyc["fail"]), min(x[-1] for x in self.ep["start"]))
+        never = float(_BIG - 1)  # padding: a failure / warm spell that never comes
+
+        def stack(arrs, pad):
+            k = max(len(x) for x in arrs)
+            return np.stack([np.concatenate([x, np.full(k - len(x), pad)]) for x in arrs])
+
+        self._flat = {name: stack(arrs, never) for name, arrs in self.cyc.items()}
+        self._flat |= {"ep_" + name: stack(arrs, 0.0 if name == "amp" else never) for name, arrs in self.ep.items()}
+        self._k, self._ke = self._flat["fail"].shape[1], self._flat["ep_start"].shape[1]
+        off = (np.arange(self.n) * _BIG)[:, None]
+        self._fail_key = (self._flat["fail"] + off).ravel()
+        self._ep_key = (self._flat["ep_start"] + off).ravel()
+
+    def state(self, mach: np.ndarray, t: np.ndarray):
+        """Per (machine, time): broken, hours since the breakdown, degradation progress (0..1),
+        drift and fault probability at failure, warm-spell amplitude."""
+        f = self._flat
+        k = np.searchsorted(self._fail_key, mach * _BIG + t, side="right") - mach * self._k  # next failure
+        prev = np.maximum(k - 1, 0)
+        broken = (k > 0) & (t < f["repair"][mach, prev])
+        since = np.where(broken, (t - f["fail"][mach, prev]) / HOUR_MS, 0.0)
+        nxt = np.minimum(k, self._k - 1)
+        ds, fl = f["degrade"][mach, nxt], f["fail"][mach, nxt]
+        prog = np.clip((t - ds) / np.maximum(fl - ds, 1.0), 0.0, 1.0) * (~broken)
+        ke = np.searchsorted(self._ep_key, mach * _BIG + t, side="right") - mach * self._ke - 1
+        kc = np.maximum(ke, 0)
+        warm = np.where((ke >= 0) & (t < f["ep_end"][mach, kc]), f["ep_amp"][mach, kc], 0.0)
+        return broken, since, prog, f["drift"][mach, nxt], f["perr"][mach, nxt], warm
+
+    def broken(self, mach: np.ndarray, t: np.ndarray) -> np.ndarray:
+        f = self._flat
+        k = np.searchsorted(self._fail_key, mach * _BIG + t, side="right") - mach * self._k
+        prev = np.maximum(k - 1, 0)
+        return (k > 0) & (t < f["repair"][mach, prev])
+
+    def any_broken(self, lo_ms: float, hi_ms: float) -> bool:
+        """Is some machine out of service at some time in [lo, hi]?"""
+        f, m = self._flat, np.arange(self.n)
+        k = np.searchsorted(self._fail_key, m * _BIG + hi_ms, side="right") - m * self._k - 1
+        kc = np.maximum(k, 0)
+        return bool(np.any((k >= 0) & (f["repair"][m, kc] > lo_ms)))
+
+    def failures_between(self, lo_ms: int, hi_ms: int) -> list[tuple[int, int, int, int]]:
+        """(machine, degrading_ms, failed_ms, repaired_ms) of failures with lo < failed <= hi, by time."""
+        out = []
+        for m in range(self.n):
+            fail = self.cyc["fail"][m]
+            for i in np.flatnonzero((fail > lo_ms) & (fail <= hi_ms)):
+                out.append((m, int(self.cyc["degrade"][m][i]), int(fail[i]), int(self.cyc["repair"][m][i])))
+        return sorted(out, key=lambda x: (x[2], x[0]))
 
 
 class Generator:
@@ -147,95 +306,280 @@ class Generator:
         self._block_no = 0
         self._block: _Block | None = None
         self._pos = 0
+        m, p = catalog.machines, catalog.products
+        M, P = len(m), len(p)
+        self.M, self.P = M, P
         self.manifest = Manifest(
             seed=seed,
             settings=dict(rate=rate, time_scale=time_scale, start=start, bad_rate=bad_rate, dup_rate=dup_rate),
             malformed_by_reason={},
-            items_by_product={p.product: 0 for p in catalog.products},
+            items_by_product={x.product: 0 for x in p},
             items_by_category={c: 0 for c in schema.CATEGORIES},
             revenue_cents_by_category={c: 0 for c in schema.CATEGORIES},
+            lost_sales={"sold_out": 0, "out_of_service": 0},
         )
-        m = catalog.machines
+        self._mid = pa.array([x.machine_id for x in m])
         self._m_prefix = pa.array([f'","machine_id":"{_esc(x.machine_id)}","place":"{_esc(x.place)}"' for x in m])
-        self._m_weights = np.array([x.footfall for x in m]) / sum(x.footfall for x in m)
-        p = catalog.products
+        self._m_tel = pa.array([f'","type":"telemetry","machine_id":"{_esc(x.machine_id)}","event_time":"'
+                                for x in m])
+        self._m_rst = pa.array([f'","type":"restock","machine_id":"{_esc(x.machine_id)}","product":"' for x in m])
         self._p_part = pa.array([f',"product":"{x.product}","category":"{x.category}","quantity":' for x in p])
         self._p_price = pa.array([f',"unit_price":{x.price_cents / 100:.2f},"customer_id":"C' for x in p])
+        self._p_name = pa.array([x.product for x in p])
+        self._stock_keys = [('"stock":{"' if j == 0 else ',"') + f'{x.product}":' for j, x in enumerate(p)]
         self._price_cents = np.array([x.price_cents for x in p], dtype=np.int64)
-        self._cat_healthy = np.array([x.category == "healthy" for x in p])
-        # Popularity: unhealthy snacks sell a bit more, as in most fleets.
-        w = np.array([1.2 if x.category == "unhealthy" else 0.9 for x in p])
-        self._p_weights = w / w.sum()
+
+        # Demand: machine m at hour-of-day h draws footfall_m x profile_kind(h); the share of sale
+        # slots follows the fleet's total, so quiet hours are quiet everywhere.
+        w = np.array([[x.footfall * HOURLY_PROFILE[x.place_kind][h] for x in m] for h in range(24)])
+        fleet = w.sum(axis=1)
+        self._p_sale = SALE_SHARE_PEAK * fleet / fleet.max()
+        cdf = np.cumsum(w, axis=1) / fleet[:, None]
+        cdf[:, -1] = 1.0
+        self._m_cdf = (cdf + np.arange(24)[:, None]).ravel()
+        healthy = np.array([x.category == "healthy" for x in p])
+        pw = np.array([[(0.9 * HEALTHY_KINDS.get(x.place_kind, 1.0)) if h else 1.2 for h in healthy] for x in m])
+        pcdf = np.cumsum(pw, axis=1) / pw.sum(axis=1)[:, None]
+        pcdf[:, -1] = 1.0
+        self._p_cdf = (pcdf + np.arange(M)[:, None]).ravel()
+        # expected items per hour of (hour of day, machine, product), before stock-outs and breakdowns
+        self.expected_items_per_hour = ((HOUR_MS / self.ms_per_event) * (w / fleet[:, None] * self._p_sale[:, None])
+                                        [:, :, None] * (pw / pw.sum(axis=1)[:, None])[None, :, :]
+                                        * float(np.dot(*zip(*QUANTITIES))))
+        q_vals, q_probs = zip(*QUANTITIES)
+        self._q_vals, self._q_cdf = np.array(q_vals), np.cumsum(q_probs)
+        self._q_cdf[-1] = 1.0
+        mean_qty = float(np.dot(q_vals, q_probs))
+
+        # Stock: a slot holds enough for CAPACITY_INTERVALS x its mean demand between two visits.
+        rng = np.random.default_rng([seed, 5])
+        slots_per_hour = HOUR_MS / self.ms_per_event
+        share = w / fleet[:, None] * self._p_sale[:, None]  # (24, M): sale slots going to m
+        per_hour = slots_per_hour * share.mean(axis=0)[:, None] * (pw / pw.sum(axis=1)[:, None]) * mean_qty
+        demand = per_hour * (RESTOCK_INTERVAL_MS / HOUR_MS)
+        self.capacity = np.maximum(3, np.round(demand * rng.uniform(*CAPACITY_INTERVALS, (M, P)))).astype(np.int64)
+        self._stock = np.round(self.capacity * rng.uniform(0.3, 1.0, (M, P))).astype(np.int64)
+        self._true_stock = self._stock.copy()
+        self._chunks = -(-self.capacity // RESTOCK_MAX)  # restock lines a product may need
+        self._visit_phase = (np.arange(M) * RESTOCK_INTERVAL_MS // M).astype(np.int64)
+        self._pending: list[int] = []  # restock tasks (machine * (P + 1) + product|P) left by the last block
+        self._timeline = _Timeline(seed, M, self.start_ms)
+        self._failures_to = self.start_ms - 1
+
+        items_day = slots_per_hour * float(self._p_sale.mean()) * 24 * mean_qty / M
+        self.volume_factor = items_day / REFERENCE_ITEMS_PER_MACHINE_DAY
+        ms = self.manifest
+        ms.capacity = {x.machine_id: dict(zip((y.product for y in p), self.capacity[i].tolist()))
+                       for i, x in enumerate(m)}
+        ms.economics = {
+            "volume_factor": round(self.volume_factor, 6),
+            "reference_items_per_machine_day": REFERENCE_ITEMS_PER_MACHINE_DAY,
+            "fixed_cost_cents_per_sim_day": {x.machine_id: int(round(x.fixed_cost_cents_per_day * self.volume_factor))
+                                             for x in m},
+            "restock_interval_ms": RESTOCK_INTERVAL_MS,
+        }
+        self._sync_stock()
 
     # -- block generation -------------------------------------------------------------
+    def _visits(self, lo_ms: float, hi_ms: float) -> list[tuple[float, int]]:
+        """Restock visits (time, machine) with lo <= time < hi."""
+        out = []
+        rel_lo, rel_hi = lo_ms - self.start_ms - self._visit_phase, hi_ms - self.start_ms - self._visit_phase
+        k_lo = np.ceil(rel_lo / RESTOCK_INTERVAL_MS).astype(np.int64)
+        k_hi = np.ceil(rel_hi / RESTOCK_INTERVAL_MS).astype(np.int64)
+        for m in np.flatnonzero(k_hi > k_lo):
+            for k in range(max(k_lo[m], 0), k_hi[m]):
+                out.append((self.start_ms + self._visit_phase[m] + k * RESTOCK_INTERVAL_MS, int(m)))
+        return sorted(out)
+
     def _make_block(self, b: int) -> _Block:
         rng = np.random.default_rng([self.seed, 1000 + b])
-        n = BLOCK
+        n, M, P = BLOCK, self.M, self.P
         seq = np.arange(b * n, (b + 1) * n, dtype=np.int64)
         ms = (self.start_ms + seq * self.ms_per_event).astype(np.int64)
-        types = rng.choice(3, size=n, p=list(TYPE_WEIGHTS.values()))
-        mach = rng.choice(len(self.catalog.machines), size=n, p=self._m_weights)
-        prod = rng.choice(len(self.catalog.products), size=n, p=self._p_weights)
-        qty = rng.choice([1, 2, 3], size=n, p=[0.75, 0.18, 0.07]).astype(np.int64)
+        hour = (ms // HOUR_MS) % 24
+        # Every draw is made for every slot, in a fixed order: the block depends on (seed, b) only.
+        u_type, u_mach, u_prod, u_qty, u_err = (rng.random(n) for _ in range(5))
         cust = rng.integers(1, self.catalog.customers + 1, size=n)
         bad = np.where(rng.random(n) < self.bad_rate, rng.integers(len(BAD_KINDS), size=n), -1)
         dup = (rng.random(n) < self.dup_rate) & (bad < 0)
-        temps = rng.normal(5.0, 0.6, size=n)
-        errors = np.where(rng.random(n) < 0.01, rng.integers(1, 6, size=n), 0)
+        tel_mach = rng.integers(M, size=n)
+        noise = rng.normal(0.0, TEMP_NOISE, size=n)
+        codes = np.asarray(ERROR_CODES)[rng.integers(len(ERROR_CODES), size=n)]
+        dup_pos = rng.uniform(0.5, 40.0, size=n)
 
+        kind = np.where(u_type < self._p_sale[hour], 0, 1)
+        mach = np.searchsorted(self._m_cdf, u_mach + hour, side="right") - hour * M
+        mach = np.minimum(mach, M - 1)
+        prod = np.minimum(np.searchsorted(self._p_cdf, u_prod + mach, side="right") - mach * P, P - 1)
+        qty = self._q_vals[np.searchsorted(self._q_cdf, u_qty, side="right")]
+        machine = np.where(kind == 0, mach, tel_mach)
+        product = prod.copy()
+
+        # Restock visits take consecutive slots from their time on: restock lines for every
+        # product (as many as its capacity may need, each of at most RESTOCK_MAX units), then the
+        # machine's report (a telemetry reading); what does not fit waits for the next block.
+        tasks = self._pending  # (machine, product or P for the report, first task of its visit)
+        n_now = min(len(tasks), n)
+        assigned = list(zip(range(n_now), tasks[:n_now]))
+        left = tasks[n_now:]
+        cursor = n_now
+        for v_ms, m in self._visits(float(ms[0]), self.start_ms + (b + 1) * n * self.ms_per_event):
+            if len(left) > 4 * n:
+                continue  # visits come faster than the stream has slots: this one is skipped
+            visit = [(m, j, j == 0 and c == 0) for j in range(P) for c in range(self._chunks[m, j])]
+            visit.append((m, P, False))
+            first = max(cursor, int(np.ceil((v_ms - ms[0]) / self.ms_per_event)))
+            fit = 0 if left else max(0, min(len(visit), n - first))
+            assigned += zip(range(first, first + fit), visit[:fit])
+            left += visit[fit:]
+            cursor = first + fit
+        self._pending = left
+        visit_first = np.zeros(n, bool)
+        r_slots = np.empty(0, np.int64)
+        if assigned:
+            a_slot = np.array([x for x, _ in assigned], np.int64)
+            a_m, a_j, a_first = (np.array(col) for col in zip(*(t for _, t in assigned)))
+            machine[a_slot] = a_m
+            kind[a_slot] = np.where(a_j < P, 2, 1)
+            product[a_slot] = np.minimum(a_j, P - 1)
+            visit_first[a_slot[a_first.astype(bool)]] = True
+            r_slots = a_slot[a_j < P]
+
+        t_all = ms.astype(np.float64)
+        self._timeline.cover(int(ms[-1]) + DAY_MS)
+
+        # Sales against the stock: a sale takes what is left of its product at its machine, a sale
+        # that finds nothing (or a broken machine) is lost. Restocks add up to the capacity.
+        gid = machine * P + product
+        s_idx = np.flatnonzero(kind == 0)
+        lost_oos = 0
+        if self._timeline.any_broken(t_all[0], t_all[-1]):
+            broken_s = self._timeline.broken(machine[s_idx], t_all[s_idx])
+            lost_oos = int(broken_s.sum())
+            s_idx = s_idx[~broken_s]
+        stock0 = self._stock.ravel().copy()
+        stock = stock0.copy()
+        cap = self.capacity.ravel()
+        sold = np.zeros(n, np.int64)
+        flow = np.zeros(n, np.int64)
+        stockout = np.zeros(n, bool)
+        s_gid = gid[s_idx]
+        r_gid = gid[r_slots]
+        restocked = np.zeros(M * P, bool)
+        restocked[r_gid] = True
+        simple = ~restocked[s_gid]
+        # (machine, product) pairs without a restock in this block: one vectorised pass
+        si, sg = s_idx[simple], s_gid[simple]
+        order = np.argsort(sg, kind="stable")
+        si, sg = si[order], sg[order]
+        got, empties = _take_stock(stock[sg], sg, qty[si])
+        sold[si] = got
+        stockout[si[empties]] = True
+        stock -= np.bincount(sg, weights=got, minlength=M * P).astype(np.int64)
+        # pairs with restocks: segment by segment, in slot order
+        for g in np.unique(r_gid):
+            ss = s_idx[s_gid == g]
+            rs = r_slots[r_gid == g]
+            level = int(stock[g])
+            lo = 0
+            for r in list(rs) + [n]:
+                hi = lo + int(np.searchsorted(ss[lo:], r))
+                seg = ss[lo:hi]
+                if len(seg):
+                    got, empties = _take_stock(np.full(len(seg), level), np.zeros(len(seg), np.int64), qty[seg])
+                    sold[seg] = got
+                    stockout[seg[empties]] = True
+                    level -= int(got.sum())
+                if r < n:
+                    add = min(RESTOCK_MAX, int(cap[g]) - level)
+                    flow[r] = add
+                    level += add
+                lo = hi
+            stock[g] = level
+        self._stock = stock.reshape(M, P)
+        flow -= sold
+        kind[r_slots[flow[r_slots] == 0]] = 1  # nothing to add: the slot is a reading instead
+        lost = (kind == 0) & (sold == 0)
+        lost_sold_out = int(lost.sum()) - lost_oos
+        kind[lost] = 1
+        machine[lost] = tel_mach[lost]
+
+        # Telemetry readings: the stock at that slot, temperature and fault code from the timeline.
+        t_idx = np.flatnonzero(kind == 1)
+        tm = machine[t_idx]
+        broken, since, prog, drift, perr, warm = self._timeline.state(tm, t_all[t_idx])
+        base_t = self._timeline.base_temp[tm]
+        temp = base_t + drift * prog + warm + noise[t_idx]
+        temp = np.where(broken, base_t + np.minimum(8.0, BROKEN_WARMING_C_PER_H * since) + noise[t_idx], temp)
+        p_fault = ERROR_BASE + (perr - ERROR_BASE) * prog + np.where(warm > 0, EPISODE_ERROR, 0.0)
+        code = np.where(broken, OUT_OF_SERVICE, np.where(u_err[t_idx] < p_fault, codes[t_idx], 0))
+        centi = np.maximum(np.round(temp * 100), 1.0)
+        # stock at a reading = stock at the block start + the machine's flows before that slot
+        f_slots = np.flatnonzero(flow)
+        f_key = machine[f_slots] * n + f_slots
+        f_order = np.argsort(f_key, kind="stable")
+        f_key = f_key[f_order]
+        dense = np.zeros((len(f_slots) + 1, P), np.int64)
+        dense[np.arange(1, len(f_slots) + 1), product[f_slots][f_order]] = flow[f_slots][f_order]
+        cum = np.cumsum(dense, axis=0)
+        st = (stock0.reshape(M, P)[tm] + cum[np.searchsorted(f_key, tm * n + t_idx)]
+              - cum[np.searchsorted(f_key, tm * n)])
+
+        # -- lines --------------------------------------------------------------------------
         eid = pc.binary_join_element_wise("{\"event_id\":\"e", pa.array(np.full(n, f"{self.seed}-")),
                                           pc.cast(pa.array(seq), pa.string()), "")
         ts = pc.strftime(pa.array(ms.astype("datetime64[ms]")), format="%Y-%m-%dT%H:%M:%SZ", locale="C")
-        sale = pc.binary_join_element_wise(
-            eid, '","type":"sale', self._m_prefix.take(pa.array(mach)), self._p_part.take(pa.array(prod)),
-            pc.cast(pa.array(qty), pa.string()), self._p_price.take(pa.array(prod)),
-            pc.cast(pa.array(cust), pa.string()), '","event_time":"', ts, '"}\n', "")
-        # Telemetry, restock and malformed lines are rare enough to build one by one; they
-        # replace their row through an index into [sale lines..., other lines...].
-        other: list[str] = []
-        pick = np.arange(n)
-        rare = np.flatnonzero((types != 0) | (bad >= 0))
-        if len(rare):
-            ts_list = pc.take(ts, pa.array(rare)).to_pylist()
-            stocks = rng.integers(0, 20, size=(len(rare), len(self.catalog.products)))
-            restock_qty = rng.integers(5, 20, size=len(rare))
-            names = [p.product for p in self.catalog.products]
-            for j, i in enumerate(rare):
-                if bad[i] >= 0 and types[i] == 0:
-                    line = self._corrupt(sale[int(i)].as_py(), BAD_KINDS[bad[i]], int(i))
-                else:
-                    line = self._other(types[i], int(seq[i]), mach[i], prod[i], ts_list[j], temps[i], errors[i],
-                                       dict(zip(names, stocks[j].tolist())), int(restock_qty[j]))
-                    if bad[i] >= 0:
-                        line = self._corrupt(line, BAD_KINDS[bad[i]], int(i))
-                other.append(line)
-                pick[i] = n + j
-        all_lines = pa.concat_arrays([sale, pa.array(other, type=pa.string())]) if other else sale
+        sale_i = np.flatnonzero(kind == 0)
+        ai = pa.array(sale_i)
+        sale_lines = pc.binary_join_element_wise(
+            eid.take(ai), '","type":"sale', self._m_prefix.take(pa.array(machine[sale_i])),
+            self._p_part.take(pa.array(product[sale_i])), pc.cast(pa.array(sold[sale_i]), pa.string()),
+            self._p_price.take(pa.array(product[sale_i])), pc.cast(pa.array(cust[sale_i]), pa.string()),
+            '","event_time":"', ts.take(ai), '"}\n', "")
+        ti = pa.array(t_idx)
+        temp_txt = pc.cast(pa.array(centi / 100.0), pa.string())
+        parts = [eid.take(ti), self._m_tel.take(pa.array(tm)), ts.take(ti), '","temperature":', temp_txt,
+                 ',"error_code":', pc.cast(pa.array(code), pa.string()), ","]
+        for j in range(P):
+            parts += [self._stock_keys[j], pc.cast(pa.array(st[:, j]), pa.string())]
+        tel_lines = pc.binary_join_element_wise(*parts, "}}\n", "")
+        r_i = np.flatnonzero(kind == 2)
+        ri = pa.array(r_i)
+        rst_lines = pc.binary_join_element_wise(
+            eid.take(ri), self._m_rst.take(pa.array(machine[r_i])), self._p_name.take(pa.array(product[r_i])),
+            '","quantity":', pc.cast(pa.array(flow[r_i]), pa.string()), ',"event_time":"', ts.take(ri), '"}\n', "")
+        pick = np.empty(n, np.int64)
+        pick[sale_i] = np.arange(len(sale_i))
+        pick[t_idx] = len(sale_i) + np.arange(len(t_idx))
+        pick[r_i] = len(sale_i) + len(t_idx) + np.arange(len(r_i))
+        chunks = [sale_lines, tel_lines, rst_lines]
+        bad_i = np.flatnonzero(bad >= 0)
+        if len(bad_i):
+            good = pa.concat_arrays(chunks)
+            corrupted = [self._corrupt(good[int(pick[i])].as_py(), BAD_KINDS[bad[i]], int(i)) for i in bad_i]
+            pick[bad_i] = len(good) + np.arange(len(bad_i))
+            chunks.append(pa.array(corrupted, type=pa.string()))
+        all_lines = pa.concat_arrays(chunks)
 
         # Duplicate deliveries: an exact copy of the line, a few lines later.
         idx = np.flatnonzero(dup)
-        pos = np.concatenate([np.arange(n, dtype=np.float64), idx + rng.uniform(0.5, 40.0, size=len(idx))])
+        pos = np.concatenate([np.arange(n, dtype=np.float64), idx + dup_pos[idx]])
         order = np.argsort(pos, kind="stable")
         src = np.concatenate([np.arange(n), idx])[order]
         is_copy = np.concatenate([np.zeros(n, bool), np.ones(len(idx), bool)])[order]
 
-        kind = np.where(bad >= 0, 3, types)[src]
-        kind = np.where(is_copy, 4, kind)
-        valid_sale = (kind == 0)
-        product = np.where(valid_sale, prod[src], -1)
-        revenue = np.where(valid_sale, qty[src] * self._price_cents[prod[src]], 0)
+        line_kind = np.where(bad >= 0, 3, kind)[src]
+        line_kind = np.where(is_copy, 4, line_kind)
+        valid_sale = line_kind == 0
+        product_l = np.where(valid_sale, product[src], -1)
+        qty_l = sold[src]
+        revenue = np.where(valid_sale, qty_l * self._price_cents[product[src]], 0)
         out = all_lines.take(pa.array(pick[src]))
-        return _Block(out, product, qty[src], revenue, kind, np.where(is_copy, -1, bad[src]), int(ms[0]))
-
-    def _other(self, etype, seq, mach, prod, ts, temp, error, stock, restock_qty) -> str:
-        mid = self.catalog.machines[mach].machine_id
-        if etype == 1:
-            ev = {"event_id": f"e{self.seed}-{seq}", "type": "telemetry", "machine_id": mid, "event_time": ts,
-                  "temperature": round(float(temp), 2), "error_code": int(error), "stock": stock}
-        else:
-            ev = {"event_id": f"e{self.seed}-{seq}", "type": "restock", "machine_id": mid,
-                  "product": self.catalog.products[prod].product, "quantity": restock_qty, "event_time": ts}
-        return orjson.dumps(ev).decode() + "\n"
+        phys = {"machine": machine, "product": product, "flow": flow, "stockout": stockout, "visit": visit_first,
+                "ms": ms, "lost_sold_out": lost_sold_out, "lost_oos": lost_oos}
+        return _Block(out, product_l, qty_l, revenue, line_kind, np.where(is_copy, -1, bad[src]), int(ms[0]),
+                      np.where(is_copy, -1, src), phys)
 
     def _corrupt(self, line: str, kind: str, i: int) -> str:
         body = line.rstrip("\n")
@@ -283,6 +627,7 @@ class Generator:
             self._account(blk, sl)
             self._pos += k
             left -= k
+        self._sync_stock()
         data = b"".join(_string_bytes(p) for p in parts)
         return Chunk(data=data, lines=n, first_ms=first_ms if first_ms is not None else self.now_ms())
 
@@ -308,11 +653,53 @@ class Generator:
             start = blk.first_ms + int(sl.start * self.ms_per_event)
             m.first_event_ms = m.first_event_ms if m.first_event_ms is not None else start
             m.last_event_ms = blk.first_ms + int((sl.stop - 1) * self.ms_per_event)
+        # The physical world of the slots these lines carry (a duplicate copy carries none).
+        ph = blk.phys
+        slots = blk.slot[sl]
+        slots = slots[slots >= 0]
+        if not len(slots):
+            return
+        mach, prod, flow = ph["machine"][slots], ph["product"][slots], ph["flow"][slots]
+        np.add.at(self._true_stock, (mach, prod), flow)
+        names = self.catalog.machines
+        pnames = self.catalog.products
+        for s in slots[ph["stockout"][slots]]:
+            m.stockouts.append([names[ph["machine"][s]].machine_id, pnames[ph["product"][s]].product, int(ph["ms"][s])])
+        for s in slots[ph["visit"][slots]]:
+            m.restock_visits.append([names[ph["machine"][s]].machine_id, int(ph["ms"][s])])
+        if sl.start == 0:  # per-block counts, once per block
+            m.lost_sales["sold_out"] += ph["lost_sold_out"]
+            m.lost_sales["out_of_service"] += ph["lost_oos"]
+        last = int(ph["ms"][slots.max()])
+        if last > self._failures_to:
+            for mi, deg, failed, repaired in self._timeline.failures_between(self._failures_to, last):
+                m.breakdowns.append({"machine_id": names[mi].machine_id, "degrading_ms": deg, "failed_ms": failed,
+                                     "repaired_ms": repaired})
+            self._failures_to = last
+
+    def _sync_stock(self) -> None:
+        ids = [x.machine_id for x in self.catalog.machines]
+        pn = [x.product for x in self.catalog.products]
+        self.manifest.stock = {mid: dict(zip(pn, row)) for mid, row in zip(ids, self._true_stock.tolist())}
 
     def now_ms(self) -> int:
         """Simulated time of the next event."""
         return int(self.start_ms + (self._block_no - 1) * BLOCK * self.ms_per_event + self._pos * self.ms_per_event) \
             if self._block is not None else self.start_ms
+
+
+def _take_stock(level: np.ndarray, group: np.ndarray, qty: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sales in slot order, sorted by ``group`` (a (machine, product) pair), each group starting
+    with ``level`` units: what each sale gets (what it asked for, the rest of the stock, or 0),
+    and which sale emptied its group."""
+    if not len(qty):
+        return qty.copy(), np.zeros(0, bool)
+    cs = np.cumsum(qty)
+    starts = np.r_[0, np.flatnonzero(np.diff(group)) + 1]
+    first = np.repeat(starts, np.diff(np.r_[starts, len(qty)]))
+    before = cs - qty - (cs[first] - qty[first])
+    got = np.clip(level - before, 0, qty)
+    return got, (got > 0) & (before + got == level)
 
 
 def _string_bytes(arr: pa.StringArray) -> bytes:

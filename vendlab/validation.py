@@ -10,14 +10,49 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from vendlab import schema
 from vendlab.catalog import Catalog
 from vendlab.eventlog import list_segments
+from vendlab.models import defs
 from vendlab.store import base
 from vendlab.store.base import ViewStore
 from vendlab.validate import price_cents, validate_line
+
+
+def add_owner_sale(views: dict, ev: dict, revenue: int) -> None:
+    """The owner's views of one valid sale (definitions: vendlab.models.defs)."""
+    hour = defs.hour_of(ev["event_time"])
+    q = ev["quantity"]
+    views[(defs.REVENUE_BY_MACHINE_HOUR, defs.key(ev["machine_id"], hour))] += revenue
+    views[(defs.ITEMS_BY_PLACE_HOUR, defs.key(ev["place"], hour))] += q
+    views[(defs.ITEMS_BY_MACHINE_PRODUCT_HOUR, defs.key(ev["machine_id"], ev["product"], hour))] += q
+
+
+def centi_degrees(temperature: float) -> int:
+    """Temperature in 1/100 degree, clamped to defs.TEMP_RANGE, rounded half up (away from zero)."""
+    lo, hi = defs.TEMP_RANGE
+    t = min(max(float(temperature), lo), hi) * 100
+    return int(Decimal(repr(t)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def add_owner_telemetry(views: dict, ev: dict) -> None:
+    """The owner's views of one valid telemetry reading."""
+    t = ev["event_time"]
+    hour = defs.hour_of(t)
+    m = ev["machine_id"]
+    c = centi_degrees(ev["temperature"])
+    code = ev["error_code"]
+    stats = {"readings": 1, "temp_centi": c, "temp_centi_sq": c * c,
+             "faults": int(code not in (0, defs.OUT_OF_SERVICE)), "out_of_service": int(code == defs.OUT_OF_SERVICE),
+             # ms since the hour, from the text itself: mm, ss and mmm of "....T06:mm:ss.mmmZ"
+             "offset_ms": int(t[14:16]) * 60_000 + int(t[17:19]) * 1000 + int(t[20:23])}
+    for stat, v in stats.items():
+        views[(defs.TELEMETRY_BY_MACHINE_HOUR, defs.key(m, hour, stat))] += v
+    for product, units in ev["stock"].items():
+        views[(defs.STOCK_REPORTED_BY_MACHINE_PRODUCT_HOUR, defs.key(m, product, hour))] += units
 
 
 class Validator:
@@ -49,9 +84,17 @@ class Validator:
             t = ev["type"]
             if t == schema.SALE:
                 q = ev["quantity"]
+                revenue = q * price_cents(ev["unit_price"])
                 views[(base.ITEMS_BY_PRODUCT, ev["product"])] += q
                 views[(base.ITEMS_BY_CATEGORY, ev["category"])] += q
-                views[(base.REVENUE_BY_CATEGORY, ev["category"])] += q * price_cents(ev["unit_price"])
+                views[(base.REVENUE_BY_CATEGORY, ev["category"])] += revenue
+                add_owner_sale(views, ev, revenue)
+            elif t == schema.RESTOCK:
+                hour = defs.hour_of(ev["event_time"])
+                views[(defs.RESTOCKED_BY_MACHINE_PRODUCT_HOUR, defs.key(ev["machine_id"], ev["product"], hour))] += \
+                    ev["quantity"]
+            elif t == schema.TELEMETRY:
+                add_owner_telemetry(views, ev)
             elif t == schema.MARKER:
                 markers.append((eid, ev["created_ms"]))
         return [(v, k, 0, n) for (v, k), n in views.items()], markers, len(lines)

@@ -8,6 +8,11 @@ therefore runs once (several actions on the batch frame would each run the dedup
 again). With ``bucket_ms`` the sale views are bucketed by event time (lambda's speed layer, so
 a batch cutoff can retire whole buckets); without, every row is bucket 0.
 
+The owner's views (``vendlab.models.defs``: revenue per machine and hour, items per place and
+hour, items and restocks per machine, product and hour, telemetry statistics and reported stock
+per machine and hour) are entries of the same scan: a sale, a restock and a telemetry reading
+each explode into the entries they contribute to.
+
 Besides the additive views, a micro-batch also yields its latency markers (view
 ``_marker``: key = marker id, value = created_ms) and its dead-letter lines (view
 ``_dead_row``); ``split`` separates them.
@@ -19,6 +24,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from vendlab import schema
+from vendlab.models import defs
 from vendlab.store import base
 
 # view name -> (key column, value column) over valid sales
@@ -27,7 +33,7 @@ SALE_VIEWS = {
     base.ITEMS_BY_CATEGORY: ("category", "quantity"),
     base.REVENUE_BY_CATEGORY: ("category", "revenue_cents"),
 }
-BUCKETED_VIEWS = tuple(SALE_VIEWS)
+BUCKETED_VIEWS = tuple(SALE_VIEWS) + defs.OWNER_VIEWS
 MARKER_VIEW = "_marker"
 ROWS_VIEW = "_rows"  # input rows of the frame, by kind
 DEAD_ROW_VIEW = "_dead_row"
@@ -43,21 +49,56 @@ def _entry(view: str, key: Column, bucket: Column, value: Column) -> Column:
                     value.cast("long").alias("value"))
 
 
+def _owner_entries(bucket: Column) -> tuple[list[Column], list[Column], Column]:
+    """Entries of the owner's views: (sale entries, restock entries, telemetry entries array)."""
+    hour = F.substring(F.col("event_time"), 1, defs.HOUR_CHARS)
+    k = lambda *cols: F.concat_ws(defs.SEP, *cols)  # noqa: E731
+    mach, prod = F.col("machine_id"), F.col("product")
+    sale = [
+        _entry(defs.REVENUE_BY_MACHINE_HOUR, k(mach, hour), bucket, F.col("revenue_cents")),
+        _entry(defs.ITEMS_BY_PLACE_HOUR, k(F.col("place"), hour), bucket, F.col("quantity")),
+        _entry(defs.ITEMS_BY_MACHINE_PRODUCT_HOUR, k(mach, prod, hour), bucket, F.col("quantity")),
+    ]
+    restock = [_entry(defs.RESTOCKED_BY_MACHINE_PRODUCT_HOUR, k(mach, prod, hour), bucket, F.col("quantity"))]
+    lo, hi = defs.TEMP_RANGE
+    centi = F.round(F.least(F.greatest(F.col("temperature"), F.lit(lo)), F.lit(hi)) * 100).cast("long")
+    code = F.col("error_code")
+    stats = {
+        "readings": F.lit(1),
+        "temp_centi": centi,
+        "temp_centi_sq": centi * centi,
+        "faults": F.when((code != 0) & (code != defs.OUT_OF_SERVICE), 1).otherwise(0),
+        "out_of_service": F.when(code == defs.OUT_OF_SERVICE, 1).otherwise(0),
+        "offset_ms": F.col("event_ms") % defs.HOUR_MS,
+    }
+    tel = F.array(*[_entry(defs.TELEMETRY_BY_MACHINE_HOUR, k(mach, hour, F.lit(s)), bucket, stats[s])
+                    for s in defs.TELEMETRY_STATS])
+    stock = F.transform(F.map_entries(F.col("stock")), lambda e: _entry(
+        defs.STOCK_REPORTED_BY_MACHINE_PRODUCT_HOUR, k(mach, e["key"], hour), bucket, e["value"]))
+    return sale, restock, F.concat(tel, stock)
+
+
 def view_rows(df: DataFrame, bucket_ms: int | None = None, with_side_outputs: bool = True) -> DataFrame:
     kind = F.col("kind")
     bucket = bucket_of(F.col("event_ms"), bucket_ms)
     zero = F.lit(0).cast("long")
-    sale_entries = [_entry(v, F.col(k), bucket, F.col(val)) for v, (k, val) in SALE_VIEWS.items()]
+    owner_sale, owner_restock, owner_tel = _owner_entries(bucket)
+    sale_entries = [_entry(v, F.col(k), bucket, F.col(val)) for v, (k, val) in SALE_VIEWS.items()] + owner_sale
     dead_entries = [_entry(base.DEAD_LETTERS, F.col("reason"), zero, F.lit(1))]
     if with_side_outputs:
         dead_entries.append(_entry(DEAD_ROW_VIEW, F.concat_ws(SEP, "reason", "position", "dedup_key", "value"),
                                    zero, F.lit(1)))
+    restock_entries = list(owner_restock)
     if with_side_outputs:
         count = _entry(ROWS_VIEW, kind, zero, F.lit(1))
         sale_entries.append(count)
         dead_entries.append(count)
+        restock_entries.append(count)
+        owner_tel = F.concat(owner_tel, F.array(count))
     entries = (F.when(kind == schema.SALE, F.array(*sale_entries))
-               .when(kind == "dead", F.array(*dead_entries)))
+               .when(kind == "dead", F.array(*dead_entries))
+               .when(kind == schema.RESTOCK, F.array(*restock_entries))
+               .when(kind == schema.TELEMETRY, owner_tel))
     if with_side_outputs:
         entries = (entries.when(kind == schema.MARKER, F.array(
             _entry(MARKER_VIEW, F.col("event_id"), zero, F.col("created_ms")), count))

@@ -5,6 +5,7 @@ malformed lines and duplicate deliveries that spans a simulated day, sell-outs a
 
 from __future__ import annotations
 
+import json
 from decimal import ROUND_HALF_UP, Decimal
 
 import pandas as pd
@@ -118,3 +119,11 @@ def test_healthy_vs_unhealthy_views_match_the_manifest(run):
         assert job_view(base.ITEMS_BY_CATEGORY) == {k: v for k, v in m.items_by_category.items() if v}
         assert job_view(base.REVENUE_BY_CATEGORY) == {k: v for k, v in m.revenue_cents_by_category.items() if v}
 
+
+def test_answer_reads_the_same_numbers_from_each_architecture(run):
+    from vendlab.answer import compute
+
+    out = {src: compute(run["store"], run["catalog"], run["manifest"].to_dict(), source=src, top=20)
+           for src in ("kappa", "lambda", "validation")}
+    strip = lambda a: json.dumps({k: v for k, v in a.items() if k != "source"}, sort_keys=True)  # noqa: E731
+    assert strip(out["kappa"]) == strip(out["lambda"]) == strip(out["validation"])

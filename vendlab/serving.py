@@ -21,6 +21,37 @@ def lambda_views(store: ViewStore, view: str = base.ITEMS_BY_PRODUCT) -> dict[st
     return {"batch": batch, "realtime": realtime, "serving": add(batch, realtime)}
 
 
+SOURCES = ("kappa", "lambda", "validation")
+
+
+def sources_present(store: ViewStore) -> list[str]:
+    """The architectures (and validation) whose views this store holds, in SOURCES order."""
+    out = []
+    if store.last_batch_id(base.KAPPA) >= 0:
+        out.append("kappa")
+    if store.last_batch_id(base.LAMBDA_SPEED) >= 0 or store.current_batch() is not None:
+        out.append("lambda")
+    if store.last_batch_id(base.VALIDATION) >= 0:
+        out.append("validation")
+    return out
+
+
+def view_reader(store: ViewStore, source: str):
+    """A function view name -> {key: value} reading what ``source`` serves: kappa's real-time
+    view, lambda's serving view (batch + speed after the cutoff) or the validation view.
+    Call it inside one store snapshot so that every view comes from the same state."""
+    if source == "kappa":
+        return lambda view: store.read_view(base.KAPPA, view)
+    if source == "lambda":
+        info = store.current_batch()
+        return lambda view: add(store.read_batch_view(info.version, view) if info else {},
+                                store.read_view(base.LAMBDA_SPEED, view,
+                                                min_bucket=info.cutoff_bucket if info else None))
+    if source == "validation":
+        return lambda view: store.read_view(base.VALIDATION, view)
+    raise ValueError(f"unknown source {source!r}: allowed are {', '.join(SOURCES)}")
+
+
 def current_views(data_dir: Path, view: str = base.ITEMS_BY_PRODUCT) -> dict[str, dict[str, int]]:
     from vendlab.store.sqlite import SqliteStore
 

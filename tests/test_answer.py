@@ -1,0 +1,123 @@
+"""`vendlab answer`: the six answers as a table and as JSON, from a data dir's views; numbers that
+add up, name real machines and places, and agree with the generator's manifest; --evaluate; the
+owner's-question panels of the dashboard read the same answers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vendlab.answer import compute
+from vendlab.cli import main
+from vendlab.models.scenario import with_validation_views, write_scenario
+from vendlab.store.sqlite import SqliteStore
+
+SECTIONS = ("1. Least profitable machines", "2. Top places", "3. Healthy vs unhealthy", "4. Next sell-outs",
+            "5. Machines most at risk", "6. Items sold per product")
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    d = tmp_path_factory.mktemp("answer")
+    catalog, manifest = write_scenario(d, seed=4, events=100_000, bad_rate=0.005, dup_rate=0.005)
+    with_validation_views(d, catalog)
+    return d, catalog, manifest
+
+
+def _answer(capsys, *args) -> tuple[int, str]:
+    rc = main(["answer", *args])
+    return rc, capsys.readouterr().out
+
+
+def test_json_answers_name_real_machines_and_places_and_add_up(scenario, capsys):
+    d, catalog, manifest = scenario
+    rc, out = _answer(capsys, "--data-dir", str(d), "--json", "--top", "7")
+    assert rc == 0
+    a = json.loads(out)
+    machines = {m.machine_id: m for m in catalog.machines}
+    places = {m.place for m in catalog.machines}
+    assert a["source"] == "validation" and a["period"]["hours"] > 90
+
+    # 1. profit = revenue - goods - fixed, least profitable first; some machines lose money
+    rows = a["least_profitable"]
+    assert len(rows) == 7 and [r["profit_eur"] for r in rows] == sorted(r["profit_eur"] for r in rows)
+    for r in rows:
+        assert r["machine_id"] in machines and r["place"] == machines[r["machine_id"]].place
+        assert abs(r["revenue_eur"] - r["goods_eur"] - r["fixed_eur"] - r["profit_eur"]) < 0.02
+    assert 1 <= a["losing_machines"] < len(machines)
+    days = a["profit_eur_by_machine_day"][rows[0]["machine_id"]]
+    assert abs(sum(days.values()) - rows[0]["profit_eur"]) < 0.1  # the period split into days
+
+    # 2. top places: real places, most items first
+    top = a["top_places"]
+    assert [r["items"] for r in top] == sorted((r["items"] for r in top), reverse=True)
+    assert {r["place"] for r in top} <= places and all(r["busiest_hour"] for r in top)
+
+    # 3. healthy vs unhealthy = the manifest's ground truth (validation view of every valid sale)
+    h = a["healthy_vs_unhealthy"]
+    assert h["items"] == manifest.items_by_category
+    assert abs(sum(h["items_share_pct"].values()) - 100) < 0.2
+
+    # 4. next sell-outs: soonest first, after the end of the data, real pairs with stock left
+    so = a["next_sellouts"]
+    assert so and [r["in_hours"] for r in so] == sorted(r["in_hours"] for r in so)
+    for r in so:
+        assert r["machine_id"] in machines and r["product"] in catalog.product_names and r["stock"] > 0
+        assert r["sells_out_at"] >= a["period"]["to"] and r["place"] == machines[r["machine_id"]].place
+
+    # 5. breakdown risk: a trained model, riskiest first
+    br = a["breakdown_risk"]
+    assert br["model"] == "logistic regression" and br["trained_on_breakdowns"] >= 10
+    risks = [r["risk"] for r in br["machines"]]
+    assert risks == sorted(risks, reverse=True) and all(0 <= x <= 1 for x in risks)
+    assert {r["machine_id"] for r in br["machines"] + br["out_of_service_now"]} <= set(machines)
+
+    # 6. items per product = the manifest
+    assert a["items_per_product"] == {k: v for k, v in manifest.items_by_product.items() if v}
+
+
+def test_table_answers_the_six_questions(scenario, capsys):
+    d, catalog, _ = scenario
+    rc, out = _answer(capsys, "--data-dir", str(d))
+    assert rc == 0
+    pos = [out.index(s) for s in SECTIONS]
+    assert pos == sorted(pos)
+    assert sum(m.machine_id in out for m in catalog.machines) >= 5
+    assert sum(m.place in out for m in catalog.machines) >= 5
+    assert "machines lose money" in out and "sells out at" in out and "Quality" not in out
+
+
+def test_evaluate_grades_forecasts_and_risk_against_the_manifest(scenario, capsys):
+    d, _, _ = scenario
+    rc, out = _answer(capsys, "--data-dir", str(d), "--json", "--evaluate")
+    assert rc == 0
+    e = json.loads(out)["evaluation"]
+    assert e["stock"]["pairs"] == 200 and e["stock"]["mae_units"] < 2
+    so = e["sellout"]
+    assert so["pairs"] > 500 and so["model"]["mae_min"] < so["naive"]["mae_min"]
+    assert so["oracle"]["mae_min"] <= so["model"]["mae_min"]
+    b = e["breakdowns"]
+    assert b["lead_h"] == 6 and b["precision"] > b["baseline_constant"]["precision"]
+    assert 0 <= b["recall"] <= 1
+    rc, table = _answer(capsys, "--data-dir", str(d), "--evaluate")
+    assert rc == 0 and "Quality against the simulator's truth" in table and "MAE min" in table
+
+
+def test_refuses_what_it_cannot_answer(tmp_path, capsys, scenario):
+    rc = main(["answer", "--data-dir", str(tmp_path)])
+    assert rc == 2 and "no views.sqlite" in capsys.readouterr().err
+    (tmp_path / "views.sqlite").touch()
+    SqliteStore(tmp_path / "views.sqlite").close()
+    rc = main(["answer", "--data-dir", str(tmp_path)])
+    assert rc == 2 and "catalog.json" in capsys.readouterr().err
+    _, catalog, _ = scenario
+    catalog.save(tmp_path / "catalog.json")
+    rc = main(["answer", "--data-dir", str(tmp_path)])
+    assert rc == 2 and "no views yet" in capsys.readouterr().err
+    rc = main(["answer", "--data-dir", str(tmp_path), "--evaluate"])
+    assert rc == 2 and "manifest.json" in capsys.readouterr().err
+    d, _, _ = scenario
+    rc = main(["answer", "--data-dir", str(d), "--source", "kappa"])
+    assert rc == 2 and "no kappa views" in capsys.readouterr().err
+

@@ -121,3 +121,26 @@ def test_refuses_what_it_cannot_answer(tmp_path, capsys, scenario):
     rc = main(["answer", "--data-dir", str(d), "--source", "kappa"])
     assert rc == 2 and "no kappa views" in capsys.readouterr().err
 
+
+def test_dashboard_panels_show_the_answers(scenario):
+    from vendlab.dashboard import panels
+
+    d, catalog, manifest = scenario
+    store = SqliteStore(d / "views.sqlite", readonly=True)
+    try:
+        by_id = {p["id"]: p for p in panels.panels_payload(store, manifest.to_dict())}
+        expected = compute(store, catalog, manifest.to_dict(), top=10)
+    finally:
+        store.close()
+    for pid in ("profit_per_machine", "sales_per_place_hour", "next_sellouts", "breakdown_risk"):
+        assert by_id[pid]["error"] is None and by_id[pid]["data"], pid
+    profit = by_id["profit_per_machine"]["data"]
+    (series,) = profit.values()
+    assert set(series) == {m.machine_id for m in catalog.machines}
+    worst = expected["least_profitable"][0]
+    assert series[worst["machine_id"]] == pytest.approx(worst["profit_eur"] * 100, abs=1)
+    table = by_id["next_sellouts"]["data"]
+    assert table["rows"][0][0] == expected["next_sellouts"][0]["machine_id"]
+    places = by_id["sales_per_place_hour"]["data"]
+    assert set(places) <= {m.place for m in catalog.machines} and len(places) >= 3
+    assert by_id["breakdown_risk"]["data"]["rows"][0][0] == expected["breakdown_risk"]["machines"][0]["machine_id"]

@@ -23,7 +23,10 @@ Example (a view ``profit_cents_by_machine`` written by the jobs)::
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from vendlab.store import base
@@ -123,3 +126,83 @@ def healthy_vs_unhealthy_items(src: Sources) -> dict:
 def healthy_vs_unhealthy_revenue(src: Sources) -> dict:
     """Revenue per category in euros (the views hold cents)."""
     return src.per_architecture(base.REVENUE_BY_CATEGORY)
+
+
+# The panels below show `vendlab answer`'s answers (vendlab/answer.py): the owner's views of the
+# first architecture present (kappa, else lambda, else validation) and the model step over them
+# (stock, sell-out forecasts, breakdown risk). The model step is not free (a second or so on days
+# of data), so one answer serves every panel and every refresh for ANSWER_TTL_S seconds.
+ANSWER_TTL_S = 10.0
+ANSWER_ROWS = 10
+_answers: dict[str, tuple[tuple, float, dict | None]] = {}
+_answers_lock = threading.Lock()
+
+
+def owner_answers(src: Sources) -> dict | None:
+    """The answers for this data dir (None without a catalog.json or any owner's view yet)."""
+    from vendlab.answer import NoViews, compute
+    from vendlab.catalog import Catalog
+
+    path = getattr(src.store, "path", None)
+    if path is None:
+        return None
+    catalog_path = Path(path).parent / "catalog.json"
+    if not catalog_path.is_file():
+        return None
+    info = src.store.current_batch()
+    state = tuple(src.store.last_batch_id(j) for j in (base.KAPPA, base.LAMBDA_SPEED, base.VALIDATION)) + (
+        info.version if info else None,)
+    with _answers_lock:
+        hit = _answers.get(str(path))
+        if hit and (hit[0] == state or time.monotonic() - hit[1] < ANSWER_TTL_S):
+            return hit[2]
+        try:
+            a = compute(src.store, Catalog.load(catalog_path), src.manifest, top=ANSWER_ROWS)
+        except NoViews:
+            a = None
+        if a is not None and a.get("period") is None:
+            a = None
+        _answers[str(path)] = (state, time.monotonic(), a)
+        return a
+
+
+@panel("profit_per_machine", "Profit per machine (revenue - goods - rent & energy)", unit="EUR", scale=0.01)
+def profit_per_machine(src: Sources) -> dict:
+    """Over the simulated time the data covers; rent and energy scale with the simulated volume."""
+    a = owner_answers(src)
+    if not a:
+        return {}
+    return {f"profit ({a['source']})": {m: round(v * 100) for m, v in a["profit_eur_by_machine"].items()}}
+
+
+@panel("sales_per_place_hour", "Where people buy: items per place and hour (top places)", kind="line",
+       unit="items")
+def sales_per_place_hour(src: Sources) -> dict:
+    """Items sold per simulated hour at the busiest places (UTC hours)."""
+    a = owner_answers(src)
+    return a["items_by_place_hour"] if a else {}
+
+
+@panel("next_sellouts", "Next sell-outs (forecast)", kind="table")
+def next_sellouts(src: Sources) -> dict:
+    """Current stock (last telemetry + restocks - sales since) and the forecast time it runs out."""
+    a = owner_answers(src)
+    if not a or not a["next_sellouts"]:
+        return {}
+    return {"columns": ["machine", "place", "product", "stock", "sells out at (UTC)", "in"],
+            "rows": [[r["machine_id"], r["place"], r["product"], r["stock"], r["sells_out_at"],
+                      f"{r['in_hours']:.1f} h"] for r in a["next_sellouts"]]}
+
+
+@panel("breakdown_risk", "Breakdown risk (next hours)", kind="table")
+def breakdown_risk(src: Sources) -> dict:
+    """Chance that the machine goes out of service within the warning lead time, from a model trained
+    on the fleet's telemetry history; machines out of service now are listed as such."""
+    a = owner_answers(src)
+    if not a:
+        return {}
+    br = a["breakdown_risk"]
+    rows = [[m["machine_id"], m["place"], f"{100 * m['risk']:.0f} %", f"breaks within {br['lead_h']} h ({br['model']})"]
+            for m in br["machines"]]
+    rows += [[m["machine_id"], m["place"], "—", "out of service now"] for m in br["out_of_service_now"]]
+    return {"columns": ["machine", "place", "risk", "of what"], "rows": rows} if rows else {}

@@ -66,6 +66,64 @@ def time_series(pid, title, x, y, jobs, kind):
                  x, y, transformations=(), desc=desc, unit=unit)
 
 
+# -- the owner's questions (views of vendlab/models/defs.py) -------------------------------------
+# Keys are "machine|hour", "place|hour" ... (hour = UTC, simulated). Profit after rent and energy,
+# stock, sell-out forecasts and breakdown risk are computed from these by the model step
+# (`vendlab answer`, the embedded dashboard): see docs/questions.md.
+OWNER = [
+    # (view, value alias, key label, EUR?, title, kind, description)
+    ("revenue_cents_by_machine_hour", "revenue", "machine | hour (UTC)", True,
+     "Owner: revenue per machine and hour", "table",
+     "Revenue in EUR per machine and simulated hour. Profit = revenue - cost of the goods - rent and energy "
+     "(vendlab answer)."),
+    ("items_by_place_hour", "items", "place | hour (UTC)", False, "Owner: where people buy (items per place and hour)",
+     "table", "Items sold per place and simulated hour."),
+    ("items_by_category", "items", "category", False, "Owner: healthy vs unhealthy (items)", "barchart",
+     "Items sold per category."),
+    ("revenue_cents_by_category", "revenue", "category", True, "Owner: healthy vs unhealthy (revenue)", "barchart",
+     "Revenue in EUR per category."),
+    ("telemetry_by_machine_hour", "value", "machine | hour (UTC) | statistic", False,
+     "Owner: breakdown precursors (faults and out-of-service readings per machine and hour)", "table",
+     "Readings with a minor fault code and readings saying out of service, per machine and hour: the "
+     "breakdown-risk model (vendlab answer) learns from these and from the temperatures."),
+    ("items_by_machine_product_hour", "items", "machine | product | hour (UTC)", False,
+     "Owner: items per machine, product and hour (the sell-out forecast's input)", "table",
+     "Sales per machine, product and simulated hour; with restocks and reported stock they give the current stock "
+     "and the sell-out forecast (vendlab answer)."),
+]
+PRECURSORS = {"id": "filterByValue", "options": {"type": "include", "match": "any", "filters": [
+    {"fieldName": "view_key", "config": {"id": "regex", "options": {"value": r".*\|(faults|out_of_service)$"}}}]}}
+
+
+def owner_transform(parts, alias, key_label, eur, extra=()):
+    """Merge the parts (one per target), sum them per key, optionally cents -> EUR, name the key."""
+    tr = [{"id": "merge", "options": {}}, *extra,
+          {"id": "groupBy", "options": {"fields": {"view_key": {"operation": "groupby", "aggregations": []},
+                                                   **{p: {"operation": "aggregate", "aggregations": ["sum"]}
+                                                      for p in parts}}}},
+          {"id": "calculateField", "options": {"mode": "reduceRow", "alias": alias, "replaceFields": False,
+                                               "reduce": {"include": [f"{p} (sum)" for p in parts], "reducer": "sum"}}}]
+    if eur:
+        tr.append({"id": "calculateField", "options": {"mode": "binary", "alias": f"{alias} EUR", "replaceFields": False,
+                                                       "binary": {"left": alias, "operator": "/", "right": "100"}}})
+    hide = [f"{p} (sum)" for p in parts] + ([alias] if eur else [])
+    tr.append({"id": "organize", "options": {"renameByName": {"view_key": key_label},
+                                             "excludeByName": {n: True for n in hide}}})
+    return tr
+
+
+def owner_panels(targets_for, pid, y):
+    """The owner's panels; targets_for(view, alias) -> (targets, parts) whose rows sum to the view."""
+    out = []
+    for i, (view, alias, key_label, eur, title, kind, desc) in enumerate(OWNER):
+        targets, parts = targets_for(view, alias)
+        extra = (PRECURSORS,) if view == "telemetry_by_machine_hour" else ()
+        out.append(panel(pid + i, title, kind, targets, 12 * (i % 2), y + 9 * (i // 2),
+                         transformations=owner_transform(parts, alias, key_label, eur, extra), desc=desc,
+                         unit="currencyEUR" if eur else None))
+    return out
+
+
 def dashboard(uid, title, panels, variables=()):
     return {"uid": uid, "title": title, "tags": ["vendlab"], "timezone": "browser", "schemaVersion": 39,
             "version": 1, "editable": False, "refresh": "5s", "time": {"from": "now-15m", "to": "now"},
@@ -94,6 +152,7 @@ def kappa():
               [target("A", view_sum("kappa", "dead_letters", view="dead_letters"))], 0, 18,
               transformations=grouped(["dead_letters"])),
     ]
+    panels += owner_panels(lambda view, alias: ([target("A", view_sum("kappa", alias, view=view))], [alias]), 6, 27)
     return dashboard("vendlab-kappa", "vendlab: kappa", panels)
 
 
@@ -128,6 +187,14 @@ def lambda_():
               desc="One point per published batch view (table batch_runs)."),
         panel(6, "Batch runs: seconds per run", "timeseries", [target("A", run_s, "time")], 12, 18, unit="s"),
     ]
+
+    def serving(view, alias):  # lambda's serving view: speed rows from the cutoff on + the batch view
+        speed = view_sum("lambda_speed", f"{alias}_speed", view=view, extra=" AND bucket >= ${cutoff}")
+        batch = (f"SELECT view_key, value AS {alias}_batch FROM vendlab.batch_views WHERE version = ${{version}} "
+                 f"AND view_name = '{view}'")
+        return [target("A", speed), target("B", batch)], [f"{alias}_speed", f"{alias}_batch"]
+
+    panels += owner_panels(serving, 7, 27)
     return dashboard("vendlab-lambda", "vendlab: lambda", panels, variables)
 
 

@@ -49,6 +49,10 @@ class RunSettings:
     dashboard_port: int | None = None  # serve the dashboard during the run (demo)
     keep_dashboard: bool = False  # leave it serving after the run; the caller stops it (runner.dashboard_stop)
     sample_interval: float = 0.5  # seconds between exactness samples
+    # Run the validation consumer (the plain-Python oracle). The benchmark's rate sweep turns it
+    # off so that it measures the pipelines, not the oracle; the views are then checked against
+    # the generator's manifest only.
+    validation: bool = True
 
 
 class LogFeeder(threading.Thread):
@@ -152,6 +156,11 @@ class Runner:
         self.samples: list[dict] = []
         self.dashboard_stop = None
         self.dashboard_url: str | None = None
+        self.feeder: LogFeeder | None = None  # the running feeder (for observers: behind_s, manifest)
+        # Observer hooks (the benchmark): on_start(runner) once the pipelines and the feeder run,
+        # on_stop(runner) after the drain, before the queries stop (their progress is still there).
+        self.on_start = None
+        self.on_stop = None
 
     # -- set-up ---------------------------------------------------------------------------
     def prepare_dir(self) -> Catalog:
@@ -220,7 +229,8 @@ class Runner:
                 p.start()
             validator = Validator(self.profile.log_dir, catalog, open_store(self.profile))
             vthread = threading.Thread(target=validator.run, args=(stop_validation,), name="validation", daemon=True)
-            vthread.start()
+            if self.s.validation:
+                vthread.start()
             gen, duration = self.make_generator(catalog)
             writer = SegmentWriter(self.profile.log_dir, roll_seconds=self.s.roll_seconds)
             feeder = LogFeeder(gen, writer, self.s.rate, duration, self.profile.manifest_path)
@@ -229,21 +239,27 @@ class Runner:
                          f"({len(list_segments(self.profile.log_dir))} segments in the log, no new events)")
             else:
                 self.log(f"vendlab: generating {self.s.rate:,.0f} events/s for {duration:g} s "
-                         f"({', '.join(self.archs)} + validation) ...")
+                         f"({', '.join(self.archs)}{' + validation' if self.s.validation else ''}) ...")
             feeder.start()
+            self.feeder = feeder
+            if self.on_start:
+                self.on_start(self)
             self._watch(feeder, store, until=lambda: not feeder.is_alive())
             if feeder.error:
                 raise feeder.error
             self.log("vendlab: generator done; draining (waiting for every view to see the end marker) ...")
-            jobs = [j for p in self.pipelines for j in p.latency_jobs] + [base.VALIDATION]
+            jobs = [j for p in self.pipelines for j in p.latency_jobs] + ([base.VALIDATION] if self.s.validation else [])
             timeout = self.s.drain_timeout if self.s.drain_timeout is not None else 120 + (self.s.duration or 0)
             deadline = time.monotonic() + timeout
             drained = self._watch(feeder, store, until=lambda: all(
                 store.has_marker(j, feeder.end_marker) for j in jobs), deadline=deadline)
             for p in self.pipelines:
                 p.finish(drained)
+            if self.on_stop:
+                self.on_stop(self)
             stop_validation.set()
-            vthread.join(timeout=30)
+            if vthread.is_alive():
+                vthread.join(timeout=30)
             return self.summary(feeder, store, catalog, drained)
         finally:
             stop_validation.set()
@@ -313,7 +329,8 @@ class Runner:
                               "duplicates": m.duplicates},
                 "views": views,
                 "expected": expected,
-                "exact": drained and all(views[k] == expected for k in p.exact_views + ["validation"]),
+                "exact": drained and all(views[k] == expected for k in p.exact_views + (
+                    ["validation"] if self.s.validation else [])),
                 "latency_ms": percentiles(lat),
                 "throughput_eps": round(total_lines / seconds, 1) if seconds else None,
                 "drained": drained,

@@ -1,0 +1,205 @@
+"""``vendlab bench [--quick] --out DIR``: the measured comparison of lambda and kappa.
+
+Writes DIR/report.md, DIR/results.json and DIR/*.png; progress on stderr. Every Spark
+measurement runs in a worker process of its own (``vendlab.bench.worker``), one per Spark
+configuration, on logs made by the same generator with the same seed (so every architecture
+sees the very same events at a given rate).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+COMMANDS = ("bench",)
+
+
+def add_commands(subparsers) -> None:
+    p = subparsers.add_parser("bench", help="measure lambda and kappa: throughput, latency, replay, batch cost, "
+                                            "RAM vs cores, DuckDB reference; writes a report with plots")
+    p.add_argument("--out", type=Path, required=True, help="folder for report.md, results.json and the plots")
+    p.add_argument("--quick", action="store_true", help="a small run (under 3 minutes) that checks the machinery")
+    p.add_argument("--work-dir", type=Path, default=None,
+                   help="scratch folder for logs and checkpoints (default: a temporary folder, removed after)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the fleet and the events (default 1)")
+
+
+def say(msg: str) -> None:
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def run_worker(spec: dict, work: Path, name: str) -> dict:
+    spec_path = work / f"{name}.spec.json"
+    out_path = work / f"{name}.result.json"
+    spec_path.write_text(json.dumps(spec))
+    say(f"worker {name}: {spec['master']}, driver memory {spec['driver_memory']}, "
+        f"steps {', '.join(s['kind'] for s in spec['steps'])}")
+    proc = subprocess.run([sys.executable, "-m", "vendlab.bench.worker", str(spec_path), str(out_path)],
+                          stdin=subprocess.DEVNULL)
+    if proc.returncode != 0 or not out_path.exists():
+        raise RuntimeError(f"benchmark worker {name} failed (exit {proc.returncode}); its output is above")
+    return json.loads(out_path.read_text())
+
+
+def sustainable(points: list[dict]) -> tuple[float | None, dict | None, dict | None]:
+    """(highest rate sustained with every lower rate sustained too, its point, first stalled point)."""
+    best = None
+    for p in points:
+        if not p["sustainable"]:
+            return (best["rate"] if best else None), best, p
+        best = p
+    return (best["rate"] if best else None), best, None
+
+
+def machine_info() -> dict:
+    import psutil
+
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor()
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()
+    import pyspark
+
+    return {"cores": psutil.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "cpu": cpu, "python": platform.python_version(), "spark": pyspark.__version__,
+            "java": java[0] if java else None, "os": platform.platform()}
+
+
+def summarize(arch: str, points: list[dict], top_rate: float) -> dict:
+    rate, best, stalled = sustainable(points)
+    out = {
+        "sustainable_eps": rate,
+        "latency_ms": (best or {}).get("latency_ms", {"p50": None, "p95": None, "p99": None}),
+        "exact_at_sustainable": (best or {}).get("exact"),
+        "stall_cause": stalled["saturated"] if stalled else f"none up to {top_rate:,.0f} events/s (the sweep's "
+                                                             f"highest rate)",
+        "stalled_at_eps": stalled["rate"] if stalled else None,
+        "stall_evidence": {k: stalled[k] for k in ("why_not", "batch_s", "batch_parts_s", "rows_per_batch",
+                                                   "input_rps", "processed_rps", "sink_compute_s", "sink_write_s",
+                                                   "cpu_pct", "generator_behind_max_s", "latency_ms",
+                                                   "backlog_slope_eps")} if stalled else None,
+    }
+    return out
+
+
+def run(args) -> int:
+    from vendlab.bench import plan as plans
+    from vendlab.bench.complexity import complexity
+    from vendlab.bench.duckdb_ref import run_reference
+    from vendlab.bench.plots import all_plots
+    from vendlab.bench.report import write_report
+    from vendlab.spark import check_java
+
+    check_java()
+    plan = plans.QUICK if args.quick else plans.FULL
+    t_start = time.time()
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = None
+    if args.work_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="vendlab-bench-")
+        work = Path(tmp.name)
+    else:
+        work = args.work_dir
+        work.mkdir(parents=True, exist_ok=True)
+    try:
+        say(f"{'quick' if args.quick else 'full'} run; scratch folder {work}")
+        replay_dir = work / "replay-log"
+        sweep = plan["sweep"]
+        warm = [{"kind": "warmup", "events": plan["warmup"]}] if plan["warmup"] else []
+        main_spec = {**plan["main"], "work_dir": str(work / "main"), "seed": args.seed, "steps": warm + [
+            {"kind": "sweep", "archs": ["kappa", "lambda"], **sweep},
+            {"kind": "exactness", **plan["exactness"]},
+            {"kind": "make_log", "log_dir": str(replay_dir), "events": plan["replay_events"]},
+            {"kind": "replay", "log_dir": str(replay_dir)},
+            {"kind": "history", "sizes": plan["history"]},
+        ]}
+        main = run_worker(main_spec, work, "main")
+        steps = {s["name"]: s for s in main["steps"]}
+        say("DuckDB reference over the replay log ...")
+        duck = run_reference(replay_dir)
+        say(f"  -> {duck['duckdb_eps']:,.0f} events/s, exact={duck['exact']}")
+
+        rvc_plan = plan["ram_vs_cores"]
+        ram_rows = []
+        main_sweep = steps["sweep"]["result"]
+        for arch in rvc_plan["archs"]:
+            rate, best, _ = sustainable(main_sweep[arch])
+            ram_rows.append({"arch": arch, "master": plan["main"]["master"], "cores": 2,
+                             "driver_memory": plan["main"]["driver_memory"], "sustainable_eps": rate,
+                             "latency_ms": (best or {}).get("latency_ms"), "source": "main sweep",
+                             "rates_tried": [p["rate"] for p in main_sweep[arch]]})
+        for i, (master, mem) in enumerate(rvc_plan["configs"]):
+            spec = {"master": master, "driver_memory": mem, "work_dir": str(work / f"rvc{i}"), "seed": args.seed,
+                    "steps": warm + [{"kind": "sweep", "archs": rvc_plan["archs"], "rates": rvc_plan["rates"],
+                                      "duration": rvc_plan["duration"], "batch_interval": sweep["batch_interval"]}]}
+            res = run_worker(spec, work, f"rvc{i}")["steps"][-1]["result"]
+            for arch in rvc_plan["archs"]:
+                rate, best, stalled = sustainable(res[arch])
+                ram_rows.append({"arch": arch, "master": master, "cores": int(master.strip("local[]") or 1),
+                                 "driver_memory": mem, "sustainable_eps": rate,
+                                 "latency_ms": (best or {}).get("latency_ms"), "source": "own sweep",
+                                 "rates_tried": [p["rate"] for p in res[arch]],
+                                 "stalled_at": stalled["rate"] if stalled else None,
+                                 "stall_cpu_pct": stalled["cpu_pct"] if stalled else None,
+                                 "jvm_rss_mb_max": max((p["jvm_rss_mb_max"] or 0) for p in res[arch])})
+        ram_rows.sort(key=lambda r: (r["arch"], r["cores"], int(r["driver_memory"].rstrip("g"))))
+
+        top = max(sweep["rates"])
+        kappa = summarize("kappa", main_sweep["kappa"], top)
+        lam = summarize("lambda", main_sweep["lambda"], top)
+        replay = steps["replay"]["result"]
+        history = steps["history"]["result"]
+        kappa["replay_eps"] = replay["replay_eps"]
+        kappa["replay"] = replay
+        if kappa["sustainable_eps"] and replay["replay_eps"] > kappa["sustainable_eps"]:
+            kappa["catch_up_s_per_hour_of_history_at_sustainable"] = round(
+                3600 * kappa["sustainable_eps"] / (replay["replay_eps"] - kappa["sustainable_eps"]), 1)
+        lam["batch_seconds_by_history"] = history["batch_seconds_by_history"]
+        lam["batch_eps_by_history"] = history["batch_eps"]
+        lam["ingest_eps_by_history"] = history["ingest_eps"]
+        biggest = str(max(int(k) for k in history["batch_eps"]))
+        lam["batch_eps"] = history["batch_eps"][biggest]
+        doc = {
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+            "mode": "quick" if args.quick else "full",
+            "machine": machine_info(),
+            "plan": plan,
+            "kappa": kappa,
+            "lambda": lam,
+            "duckdb_eps": duck["duckdb_eps"],
+            "duckdb": duck,
+            "ratios_to_duckdb": {
+                "kappa_sustainable": _ratio(kappa["sustainable_eps"], duck["duckdb_eps"]),
+                "kappa_replay": _ratio(replay["replay_eps"], duck["duckdb_eps"]),
+                "lambda_sustainable": _ratio(lam["sustainable_eps"], duck["duckdb_eps"]),
+                "lambda_batch": _ratio(lam["batch_eps"], duck["duckdb_eps"]),
+            },
+            "ram_vs_cores": ram_rows,
+            "exactness": steps["exactness"]["result"],
+            "sweep": main_sweep,
+            "complexity": complexity(),
+            "step_seconds": {s["name"]: s["seconds"] for s in main["steps"]},
+        }
+        doc["duration_s"] = round(time.time() - t_start, 1)
+        doc["plots"] = all_plots(doc, out)
+        (out / "results.json").write_text(json.dumps(doc, indent=1))
+        write_report(doc, out / "report.md")
+        say(f"done in {doc['duration_s']:.0f} s: {out / 'report.md'}, {out / 'results.json'}, "
+            f"{len(doc['plots'])} plots")
+        return 0
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _ratio(a, b):
+    return round(a / b, 4) if a and b else None
+

@@ -1,0 +1,248 @@
+"""What the benchmark observes during one run, and how it judges it.
+
+A :class:`Sampler` thread runs beside a :class:`vendlab.runner.Runner` (started by its
+``on_start`` hook) and records, every ``interval`` seconds:
+
+* the generator: lines written so far and how far it is behind its schedule (``behind_s``);
+* every streaming query's progress (``query.recentProgress``, kept by batch id so nothing
+  is lost when Spark's ring of 100 updates turns over): input rows, ``durationMs`` parts
+  (``addBatch``, ``queryPlanning``, ``walCommit``...), input vs processed rows per second;
+* the view jobs' sink timings (Spark plan vs store write, ``vendlab.jobs.streaming.SINK_TIMINGS``);
+* CPU (psutil): the Spark JVM, this Python process (generator, sink callbacks, sampler), the
+  whole machine (so what other programs took is visible too), and the JVM's memory.
+
+:func:`judge` turns one run's samples and marker latencies into the verdict the benchmark
+vocabulary asks for: sustainable (latency bounded, backlog not growing, the generator kept its
+rate, drained), and if not, which part saturated, named from these numbers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import psutil
+
+# A run is sustainable when, over its second half: marker latency grows by less than this many
+# seconds per second of run, the backlog grows by less than this fraction of the input rate per
+# second, and the generator never fell more than GENERATOR_SLACK_S behind its schedule.
+LATENCY_SLOPE_MAX = 0.05
+BACKLOG_SLOPE_MAX = 0.03
+GENERATOR_SLACK_S = 1.0
+
+
+def spark_jvm() -> psutil.Process | None:
+    """The JVM that PySpark started (a child of this process), if any."""
+    for c in psutil.Process().children(recursive=True):
+        try:
+            if "java" in c.name():
+                return c
+        except psutil.Error:
+            continue
+    return None
+
+
+class Sampler(threading.Thread):
+    def __init__(self, runner, interval: float = 0.5):
+        super().__init__(name="bench-sampler", daemon=True)
+        self.runner = runner
+        self.interval = interval
+        self.stop_event = threading.Event()
+        self.samples: list[dict] = []
+        self.progress: dict[str, dict[int, dict]] = {}  # query name -> batch id -> progress
+        self.error: BaseException | None = None
+        self.jvm = spark_jvm()
+        self.me = psutil.Process()
+        self.t0 = time.monotonic()
+
+    def queries(self):
+        for p in self.runner.pipelines:
+            for q in ([p.query] if hasattr(p, "query") else list(getattr(p, "queries", []))):
+                if q is not None:
+                    yield q
+
+    def collect_progress(self) -> None:
+        for q in self.queries():
+            try:
+                name = q.name
+                for pr in q.recentProgress:
+                    self.progress.setdefault(name, {})[int(pr["batchId"])] = {
+                        "batch": int(pr["batchId"]),
+                        "timestamp": pr["timestamp"],
+                        "rows": int(pr["numInputRows"]),
+                        "input_rps": pr.get("inputRowsPerSecond"),
+                        "processed_rps": pr.get("processedRowsPerSecond"),
+                        "duration_ms": dict(pr.get("durationMs") or {}),
+                    }
+            except Exception:  # a query that just stopped: keep what we have
+                continue
+
+    def run(self) -> None:
+        try:
+            psutil.cpu_percent(None)
+            if self.jvm:
+                self.jvm.cpu_percent(None)
+            self.me.cpu_percent(None)
+            while not self.stop_event.wait(self.interval):
+                self.sample()
+        except BaseException as e:  # reported, never fatal to the run
+            self.error = e
+
+    def sample(self) -> None:
+        f = self.runner.feeder
+        self.collect_progress()
+        processed = {name: sum(b["rows"] for b in batches.values()) for name, batches in self.progress.items()}
+        s = {
+            "t": round(time.monotonic() - self.t0, 2),
+            "generated": (f.gen.manifest.events + f.gen.manifest.markers) if f else 0,
+            "behind_s": round(f.behind_s, 3) if f else 0.0,
+            "processed": processed,
+            "cpu_machine": psutil.cpu_percent(None) * psutil.cpu_count(),  # percent of one core
+            "cpu_python": self.me.cpu_percent(None),
+        }
+        if self.jvm:
+            try:
+                s["cpu_jvm"] = self.jvm.cpu_percent(None)
+                s["jvm_rss_mb"] = round(self.jvm.memory_info().rss / 2**20)
+            except psutil.Error:
+                pass
+        self.samples.append(s)
+
+    def stop(self, settle_s: float = 10.0) -> None:
+        """Stop sampling; wait (up to ``settle_s``) until every query's progress reports all the
+        lines written: a micro-batch's progress arrives just after its effect became visible."""
+        self.stop_event.set()
+        self.join(timeout=5)
+        f = self.runner.feeder
+        total = (f.gen.manifest.events + f.gen.manifest.markers) if f else 0
+        deadline = time.monotonic() + settle_s
+        while True:
+            self.collect_progress()
+            names = [q.name for q in self.queries()]
+            done = all(sum(b["rows"] for b in self.progress.get(n, {}).values()) >= total for n in names)
+            if done or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+
+    def rows_read(self, name: str) -> int:
+        return sum(b["rows"] for b in self.progress.get(name, {}).values())
+
+    def batches(self, name: str) -> list[dict]:
+        return [self.progress[name][k] for k in sorted(self.progress.get(name, {}))]
+
+
+def slope(x, y) -> float:
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 3 or np.ptp(x) == 0:
+        return 0.0
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def judge(rate: float, duration: float, markers: list[tuple[int, int]], started_ms: int, sampler: Sampler,
+          query: str, drained: bool, sink_timings: list[tuple] | None = None, drain_s: float | None = None) -> dict:
+    """Verdict of one run of one architecture at one input rate (see the module doc)."""
+    lat = [(c - started_ms) / 1000 for c, v in markers], [(v - c) / 1000 for c, v in markers]
+    created, latency = np.asarray(lat[0]), np.asarray(lat[1])
+    half = created >= duration / 2
+    lat_slope = slope(created[half], latency[half]) if half.sum() >= 3 else 0.0
+    samples = [s for s in sampler.samples if s["t"] <= duration]
+    t = [s["t"] for s in samples]
+    backlog = [s["generated"] - s["processed"].get(query, 0) for s in samples]
+    second = [i for i, x in enumerate(t) if x >= duration / 2]
+    bl_slope = slope([t[i] for i in second], [backlog[i] for i in second]) if len(second) >= 3 else 0.0
+    behind = max((s["behind_s"] for s in samples), default=0.0)
+    batches = sampler.batches(query)
+    busy = [b for b in batches if b["rows"] > 0]
+    steady = busy[1:] if len(busy) > 2 else busy  # the first micro-batch carries JIT/planning warm-up
+
+    def mean(xs):
+        xs = [x for x in xs if x is not None]
+        return round(float(np.mean(xs)), 3) if xs else None
+
+    cpu = {k: mean([s.get(k) for s in samples if s["t"] >= duration / 4])
+           for k in ("cpu_machine", "cpu_jvm", "cpu_python")}
+    parts = {}
+    for b in steady:
+        for k, v in b["duration_ms"].items():
+            parts.setdefault(k, []).append(v)
+    parts = {k: round(float(np.mean(v)) / 1000, 3) for k, v in parts.items()}
+    sink = [x for x in (sink_timings or []) if x[0] in {b["batch"] for b in steady}]
+    out = {
+        "rate": rate,
+        "latency_ms": _pct(latency * 1000),
+        "latency_slope": round(lat_slope, 3),
+        "backlog_end": int(backlog[-1]) if backlog else None,
+        "backlog_max": int(max(backlog)) if backlog else None,
+        "backlog_slope_eps": round(bl_slope, 1),
+        "generator_behind_max_s": round(behind, 3),
+        "drained": drained,
+        "drain_s": drain_s,
+        "batches": len(busy),
+        "rows_per_batch": mean([b["rows"] for b in steady]),
+        "batch_s": parts.get("triggerExecution"),
+        "batch_parts_s": parts,
+        "input_rps": mean([b["input_rps"] for b in steady]),
+        "processed_rps": mean([b["processed_rps"] for b in steady]),
+        "sink_compute_s": mean([x[1] for x in sink]),
+        "sink_write_s": mean([x[2] for x in sink]),
+        "cpu_pct": cpu,
+        "jvm_rss_mb_max": max((s.get("jvm_rss_mb", 0) for s in samples), default=None),
+    }
+    reasons = []
+    if not drained:
+        reasons.append("not drained before the time-out")
+    if behind > GENERATOR_SLACK_S:
+        reasons.append(f"generator fell {behind:.1f} s behind its schedule")
+    if lat_slope > LATENCY_SLOPE_MAX:
+        reasons.append(f"latency grows {lat_slope:.2f} s per s")
+    if bl_slope > BACKLOG_SLOPE_MAX * rate:
+        reasons.append(f"backlog grows {bl_slope:,.0f} events/s")
+    out["sustainable"] = not reasons
+    out["why_not"] = reasons
+    out["saturated"] = stall_cause(out) if reasons else None
+    return out
+
+
+def _pct(a) -> dict:
+    a = np.asarray(a, float)
+    if not len(a):
+        return {"p50": None, "p95": None, "p99": None}
+    return {f"p{p}": round(float(np.percentile(a, p)), 1) for p in (50, 95, 99)}
+
+
+def stall_cause(r: dict) -> str:
+    """Name the part that saturates, from the evidence of one unsustainable run."""
+    cpu = r["cpu_pct"]
+    machine, jvm, py = cpu.get("cpu_machine") or 0, cpu.get("cpu_jvm") or 0, cpu.get("cpu_python") or 0
+    cores = psutil.cpu_count() * 100
+    ev = []
+    if r["generator_behind_max_s"] > GENERATOR_SLACK_S:
+        ev.append(f"the generator (Python) fell {r['generator_behind_max_s']:.1f} s behind: the offered rate "
+                  f"was not even written")
+    if r["processed_rps"] and r["input_rps"] and r["processed_rps"] < r["input_rps"]:
+        ev.append(f"Spark processes {r['processed_rps']:,.0f} rows/s < {r['input_rps']:,.0f} arriving")
+    if r["batch_s"]:
+        parts = r["batch_parts_s"]
+        top = sorted(((v, k) for k, v in parts.items() if k != "triggerExecution"), reverse=True)[:2]
+        ev.append(f"micro-batch {r['batch_s']:.2f} s for {r['rows_per_batch'] or 0:,.0f} rows (" +
+                  ", ".join(f"{k} {v:.2f} s" for v, k in top) + ")")
+    if r["sink_compute_s"] is not None:
+        ev.append(f"inside addBatch: Spark plan {r['sink_compute_s']:.2f} s, sink write {r['sink_write_s']:.3f} s")
+    cpu_bound = machine >= 0.9 * cores
+    ev.append(f"CPU {machine:.0f}% of {cores}% (Spark JVM {jvm:.0f}%, Python {py:.0f}%, other "
+              f"{max(0.0, machine - jvm - py):.0f}%)")
+    other = max(0.0, machine - jvm - py)
+    if r["generator_behind_max_s"] > GENERATOR_SLACK_S and py >= 90:
+        head = "the generator (one Python thread at its limit)"
+    elif r["sink_compute_s"] is not None and r["sink_write_s"] is not None and r["sink_write_s"] > r["sink_compute_s"]:
+        head = "the view store write"
+    elif cpu_bound and jvm >= py:
+        head = "Spark's micro-batch processing, CPU-bound (the cores are saturated)"
+    elif cpu_bound:
+        head = "the Python side (generator + sink callbacks), CPU-bound"
+    else:
+        head = "Spark's micro-batch processing (cores not saturated: per-batch latency)"
+    if other >= 50:
+        head += f"; other programs on the machine took {other:.0f}% of a core"
+    return head + ". Evidence: " + "; ".join(ev)

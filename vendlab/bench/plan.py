@@ -1,0 +1,26 @@
+"""Sizes of the benchmark: ``--quick`` (a smoke run, under 3 minutes) and the full run (about
+40 minutes on a 2-core machine; see docs/results.md for the measured duration)."""
+
+from __future__ import annotations
+
+QUICK = {
+    "warmup": 0,  # no warm-up: the quick run checks the machinery, its numbers carry a cold JVM
+    "main": {"master": "local[2]", "driver_memory": "2g"},
+    "sweep": {"rates": [5_000], "duration": 5.0, "batch_interval": 3.0},
+    "exactness": {"rate": 5_000, "duration": 6.0, "batch_interval": 2.0},
+    "replay_events": 60_000,
+    "history": [30_000, 60_000],
+    "ram_vs_cores": {"configs": [("local[1]", "1g")], "archs": ["kappa"], "rates": [5_000], "duration": 5.0},
+}
+
+FULL = {
+    "warmup": 100_000,  # events of the warm-up log each worker runs every job on before timing
+    "main": {"master": "local[2]", "driver_memory": "4g"},
+    "sweep": {"rates": [10_000, 20_000, 40_000, 60_000, 90_000, 130_000, 170_000], "duration": 30.0,
+              "batch_interval": 10.0},
+    "exactness": {"rate": 10_000, "duration": 40.0, "batch_interval": 8.0},
+    "replay_events": 4_000_000,
+    "history": [1_000_000, 3_000_000, 6_000_000],
+    "ram_vs_cores": {"configs": [("local[1]", "1g"), ("local[1]", "4g"), ("local[2]", "1g")],
+                     "archs": ["kappa"], "rates": [10_000, 20_000, 40_000, 60_000, 90_000], "duration": 20.0},
+}

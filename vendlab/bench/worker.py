@@ -1,0 +1,299 @@
+"""One benchmark worker: a fresh Python process with its own Spark JVM, so that the master
+(``local[1]``/``local[2]``) and the driver memory of each configuration are real settings of a
+real JVM (a JVM's heap cannot change once it runs).
+
+    python -m vendlab.bench.worker SPEC.json RESULT.json
+
+SPEC: {"master", "driver_memory", "work_dir", "seed", "steps": [{"kind": ..., ...}, ...]}.
+Kinds: ``sweep`` (each architecture alone at rising rates), ``exactness`` (both side by side
+with the validation consumer), ``replay`` (kappa: the whole log into a new view version),
+``history`` (lambda: batch run time as the master dataset grows). Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from vendlab.bench.measure import Sampler, judge
+from vendlab.catalog import make_catalog
+from vendlab.config import embedded, open_store
+from vendlab.eventlog import SegmentWriter
+from vendlab.generator import Generator, Manifest
+from vendlab.store import base
+
+DUP_RATE = 0.01
+BAD_RATE = 0.001
+QUERY = {"kappa": base.KAPPA, "lambda": base.LAMBDA_SPEED}
+
+
+def sink_timings() -> dict:
+    """The view jobs' per-batch (plan, store write) timings, where the sink records them."""
+    from vendlab.jobs import streaming
+
+    return getattr(streaming, "SINK_TIMINGS", {})
+
+
+def log(msg: str) -> None:
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+class Worker:
+    def __init__(self, spec: dict):
+        self.spec = spec
+        self.work = Path(spec["work_dir"])
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.master = spec.get("master", "local[2]")
+        self.conf = {"spark.driver.memory": spec.get("driver_memory", "2g")}
+        self.conf.update(spec.get("spark_conf", {}))
+        self.seed = int(spec.get("seed", 1))
+        self.spark = None
+
+    def profile(self, d: Path, **kw):
+        return embedded(d, spark_master=self.master, spark_conf=self.conf, **kw)
+
+    def start_spark(self):
+        from vendlab.spark import get_spark
+
+        self.spark = get_spark(self.profile(self.work / "spark"), app="vendlab-bench")
+        return self.spark
+
+    # -- one live run ---------------------------------------------------------------------
+    def live_run(self, archs: list[str], rate: float, duration: float, d: Path, validation: bool,
+                 batch_interval: float) -> tuple[dict, Sampler, object]:
+        from vendlab.runner import Runner, RunSettings
+
+        if d.exists():
+            shutil.rmtree(d)
+        settings = RunSettings(duration=duration, rate=rate, seed=self.seed, dup_rate=DUP_RATE, bad_rate=BAD_RATE,
+                               batch_interval=batch_interval, validation=validation,
+                               drain_timeout=max(30.0, 2 * duration))
+        runner = Runner(self.profile(d), archs, settings, progress=sys.stderr)
+        holder = {}
+
+        def on_start(r):
+            holder["sampler"] = s = Sampler(r)
+            s.start()
+
+        def on_stop(r):
+            holder["sampler"].stop()
+
+        runner.on_start, runner.on_stop = on_start, on_stop
+        for q in QUERY.values():
+            sink_timings().pop(q, None)
+        result = runner.run()
+        if "sampler" not in holder:
+            raise RuntimeError("the run stopped before it started")
+        return result, holder["sampler"], runner
+
+    def sweep(self, step: dict) -> dict:
+        from vendlab.store.sqlite import SqliteStore
+
+        out = {}
+        for arch in step["archs"]:
+            points = []
+            for rate in step["rates"]:
+                d = self.work / f"sweep-{arch}-{int(rate)}"
+                log(f"sweep {arch} at {rate:,.0f} events/s for {step['duration']} s ({self.master}, "
+                    f"{self.conf['spark.driver.memory']})")
+                res, sampler, runner = self.live_run([arch], rate, step["duration"], d, validation=False,
+                                                     batch_interval=step.get("batch_interval", 10.0))
+                r = res[arch]
+                store = SqliteStore(d / "views.sqlite")
+                markers = store.marker_latencies(QUERY[arch])
+                store.close()
+                manifest = Manifest.load(d / "manifest.json")
+                end = max(markers, default=None)
+                v = judge(rate, step["duration"], markers, runner.feeder.started_ms, sampler, QUERY[arch],
+                          r["drained"], list(sink_timings().get(QUERY[arch], [])),
+                          drain_s=round((end[1] - end[0]) / 1000, 2) if end else None)
+                v.update(events=manifest.events, markers=manifest.markers, rows_read=sampler.rows_read(QUERY[arch]),
+                         exact=r["exact"], max_overcount=r["max_overcount"],
+                         throughput_eps=r["throughput_eps"], offered_eps=round(
+                             r["generated"]["events"] / step["duration"], 1))
+                if arch == "lambda":
+                    ingest = [s["processed"].get("lambda_ingest", 0) for s in sampler.samples]
+                    v["ingest_backlog_end"] = int(sampler.samples[-1]["generated"] - ingest[-1]) if ingest else None
+                    v["batch_runs"] = r.get("batch_runs", [])
+                v["latency_series"] = [[round((c - runner.feeder.started_ms) / 1000, 2), v_ - c] for c, v_ in markers]
+                v["samples"] = sampler.samples
+                points.append(v)
+                log(f"  -> p50 {v['latency_ms']['p50']} ms, p99 {v['latency_ms']['p99']} ms, "
+                    f"{'sustainable' if v['sustainable'] else 'NOT sustainable: ' + '; '.join(v['why_not'])}, "
+                    f"exact={v['exact']}")
+                if not step.get("keep_logs"):
+                    shutil.rmtree(d, ignore_errors=True)
+                if not v["sustainable"] and step.get("stop_after_unsustainable", True):
+                    break
+            out[arch] = points
+        return out
+
+    def exactness(self, step: dict) -> dict:
+        d = self.work / "exactness"
+        log(f"exactness: kappa and lambda side by side with the validation consumer, "
+            f"{step['rate']:,.0f} events/s for {step['duration']} s")
+        res, sampler, runner = self.live_run(["kappa", "lambda"], step["rate"], step["duration"], d,
+                                             validation=True, batch_interval=step.get("batch_interval", 10.0))
+        out = {"rate": step["rate"], "duration": step["duration"]}
+        for arch, r in res.items():
+            out[arch] = {k: r[k] for k in ("exact", "drained", "max_overcount", "latency_ms", "throughput_eps",
+                                           "samples", "generated")}
+            out[arch]["max_minus_validation"] = max((s["minus_validation"] for s in r["samples"]), default=None)
+            out[arch]["final_minus_validation"] = r["samples"][-1]["minus_validation"] if r["samples"] else None
+            view = r["views"]["realtime" if arch == "kappa" else "serving"]
+            out[arch]["final_view_minus_validation"] = sum(view.values()) - sum(r["views"]["validation"].values())
+            if arch == "lambda":
+                out[arch]["handoffs"] = r.get("handoffs")
+                out[arch]["batch_runs"] = r.get("batch_runs")
+        shutil.rmtree(d, ignore_errors=True)
+        return out
+
+    # -- logs written as fast as possible -------------------------------------------------
+    def generate(self, d: Path, events: int, gen: Generator | None = None, writer=None, segment_lines=200_000):
+        """Append ``events`` lines to the log of ``d`` (a new log unless gen/writer are given)."""
+        if gen is None:
+            d.mkdir(parents=True, exist_ok=True)
+            catalog = make_catalog(self.seed)
+            catalog.save(d / "catalog.json")
+            gen = Generator(catalog, self.seed, 20_000, bad_rate=BAD_RATE, dup_rate=DUP_RATE)
+            writer = SegmentWriter(d / "log", roll_seconds=1e9, roll_lines=segment_lines, fsync=False)
+        left = events
+        while left > 0:
+            n = min(left, segment_lines)
+            c = gen.take(n)
+            writer.append(c.data, c.lines, c.first_ms)
+            left -= n
+        writer.roll()
+        gen.manifest.complete = True
+        gen.manifest.save(d / "manifest.json")
+        return gen, writer
+
+    def replay(self, step: dict) -> dict:
+        """Kappa reprocessing: the whole log into a new view version (new job name, new checkpoint)."""
+        from vendlab.catalog import Catalog
+        from vendlab.jobs.streaming import start_view_job
+
+        d = Path(step["log_dir"])
+        m = Manifest.load(d / "manifest.json")
+        catalog = Catalog.load(d / "catalog.json")
+        job = step.get("job", "kappa_v2")
+        p = self.profile(d, max_files_per_trigger=step.get("max_files_per_trigger", 10))
+        store = open_store(p)
+        log(f"replay: {m.events:,} events into a new view version '{job}' (checkpoint {p.checkpoint(job)})")
+        shutil.rmtree(p.checkpoint(job), ignore_errors=True)
+        t0 = time.time()
+        q = start_view_job(self.spark, p, catalog, job, available_now=True)
+        sampler_rows = {}
+        while q.isActive:
+            for pr in q.recentProgress:
+                sampler_rows[pr["batchId"]] = (pr["numInputRows"], dict(pr.get("durationMs") or {}))
+            time.sleep(0.2)
+        seconds = time.time() - t0
+        for pr in q.recentProgress:
+            sampler_rows[pr["batchId"]] = (pr["numInputRows"], dict(pr.get("durationMs") or {}))
+        if q.exception():
+            raise RuntimeError(f"replay failed: {q.exception()}")
+        view = store.read_view(job, base.ITEMS_BY_PRODUCT)
+        expected = {k: v for k, v in m.items_by_product.items() if v}
+        rows = sum(r for r, _ in sampler_rows.values())
+        out = {"events": m.events, "rows_read": rows, "seconds": round(seconds, 2),
+               "replay_eps": round(m.events / seconds, 1), "batches": len(sampler_rows),
+               "exact": view == expected, "job": job}
+        log(f"  -> {out['replay_eps']:,.0f} events/s, {seconds:.1f} s, exact={out['exact']}")
+        return out
+
+    def history(self, step: dict) -> dict:
+        """Lambda's batch layer as history grows: batch seconds by master-dataset size."""
+        from vendlab.catalog import Catalog
+        from vendlab.jobs.batch import run_batch
+        from vendlab.jobs.ingest import start_ingest_job
+
+        d = self.work / "history"
+        shutil.rmtree(d, ignore_errors=True)
+        gen = writer = None
+        q = None
+        out = {"sizes": [], "batch_seconds_by_history": {}, "ingest_eps": {}, "batch_eps": {}}
+        try:
+            done = 0
+            for size in step["sizes"]:
+                gen, writer = self.generate(d, size - done, gen, writer)
+                catalog = Catalog.load(d / "catalog.json")
+                p = self.profile(d, max_files_per_trigger=step.get("max_files_per_trigger", 10))
+                t0 = time.time()
+                log(f"history: ingesting events {done:,}..{size:,} into the master dataset ...")
+                # A fresh run of the ingest query per size (same checkpoint: it goes on where it
+                # stopped), so that its progress counts only the new events.
+                q = start_ingest_job(self.spark, p)
+                while q.isActive and sum(pr["numInputRows"] for pr in q.recentProgress) < size - done:
+                    time.sleep(0.2)
+                if q.exception():
+                    raise RuntimeError(f"ingest failed: {q.exception()}")
+                q.stop()
+                q = None
+                ingest_s = time.time() - t0
+                store = open_store(p)
+                log(f"history: batch run over {size:,} events ...")
+                t0 = time.time()
+                info = run_batch(self.spark, p, catalog, store)
+                secs = time.time() - t0
+                out["sizes"].append(size)
+                out["batch_seconds_by_history"][str(size)] = round(secs, 2)
+                out["batch_eps"][str(size)] = round(info.events / secs, 1) if secs else None
+                out["ingest_eps"][str(size)] = round((size - done) / ingest_s, 1)
+                done = size
+                log(f"  -> batch {secs:.1f} s over {info.events:,} master rows ({info.events / secs:,.0f} events/s)")
+        finally:
+            if q is not None and q.isActive:
+                q.stop()
+        if not step.get("keep"):
+            shutil.rmtree(d, ignore_errors=True)
+        return out
+
+    def make_log(self, step: dict) -> dict:
+        d = Path(step["log_dir"])
+        shutil.rmtree(d, ignore_errors=True)
+        t0 = time.time()
+        gen, _ = self.generate(d, step["events"])
+        log(f"wrote a log of {step['events']:,} events to {d} in {time.time() - t0:.1f} s")
+        return {"events": gen.manifest.events, "log_dir": str(d), "seconds": round(time.time() - t0, 2)}
+
+    def warmup(self, step: dict) -> dict:
+        """Run every job once on a small log, so that the JVM's JIT and Spark's code-generation
+        cache are warm before anything is timed (the first micro-batch of a cold JVM takes
+        seconds that no later batch pays)."""
+        d = self.work / "warmup"
+        self.make_log({"log_dir": str(d), "events": step.get("events", 100_000)})
+        r = self.replay({"log_dir": str(d), "job": "warmup"})
+        h = self.history({"sizes": [step.get("events", 100_000)]})
+        shutil.rmtree(d, ignore_errors=True)
+        return {"replay_eps": r["replay_eps"], "batch_s": list(h["batch_seconds_by_history"].values())[0]}
+
+    def run(self) -> dict:
+        results = {"master": self.master, "driver_memory": self.conf["spark.driver.memory"], "steps": []}
+        self.start_spark()
+        try:
+            for step in self.spec["steps"]:
+                t0 = time.time()
+                r = getattr(self, step["kind"])(step)
+                results["steps"].append({"kind": step["kind"], "name": step.get("name", step["kind"]),
+                                         "seconds": round(time.time() - t0, 1), "result": r})
+        finally:
+            self.spark.stop()
+        return results
+
+
+def main(argv: list[str]) -> int:
+    spec = json.loads(Path(argv[0]).read_text())
+    from vendlab.cli import stdout_to_stderr
+
+    with stdout_to_stderr():
+        result = Worker(spec).run()
+    Path(argv[1]).write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -5,8 +5,15 @@ Events are made in fixed blocks of ``BLOCK`` events, block ``b`` drawn from
 settings, never on how a caller slices it or how fast it runs. Lines are built column-wise
 with Arrow string kernels and handed out as one ``bytes`` of JSON lines per chunk.
 
+The events come from a simulated world (docs/questions.md, "The simulator"): demand per place
+and hour of the day, stock per machine and product that sales deplete and scheduled restocks
+refill, machines that degrade (warming, fault codes) and break. Everything random is drawn per
+block or, for the machines' breakdown timelines, per machine in simulated time; the state carried
+from block to block (stock, restock visits not finished) depends on the blocks before only.
+
 The generator keeps the ground truth (a :class:`Manifest`): items per product over valid,
-unique sales, and a count of everything it injected (malformed lines by reason, duplicates).
+unique sales, a count of everything it injected (malformed lines by reason, duplicates), and the
+world's truth: stock-outs, restock visits, breakdowns, stock, capacity, the volume factor.
 """
 
 from __future__ import annotations

@@ -6,4 +6,7 @@
 - ``forecast``  demand forecast and time to sell-out (and the naive baseline)
 - ``risk``      breakdown risk per machine (and the constant baseline)
 - ``evaluate``  quality against the generator's manifest
+- ``scenario``  seeded logs of several simulated days (tests, docs/questions.md)
+
+See docs/questions.md.
 """

@@ -67,7 +67,3 @@ def hour_text(index: int) -> str:
 
 def key(*parts: str) -> str:
     return SEP.join(parts)
-
-
-def split_key(k: str) -> list[str]:
-    return k.split(SEP)

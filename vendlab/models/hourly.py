@@ -9,7 +9,7 @@ exactly "what was known then"): the evaluation replays history with it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -35,7 +35,6 @@ class Hourly:
     tel: dict[str, np.ndarray]  # stat -> (M, H)
     place_items: np.ndarray  # (places, H)
     partial_last: bool = True  # the last hour may still be filling (live data)
-    extra: dict = field(default_factory=dict)
 
     # -- building -------------------------------------------------------------------------
     @classmethod
@@ -124,7 +123,7 @@ class Hourly:
         return replace(self, items=self.items[:, :, :h], restocked=self.restocked[:, :, :h],
                        stock_sum=self.stock_sum[:, :, :h], revenue=self.revenue[:, :h],
                        tel={k: v[:, :h] for k, v in self.tel.items()}, place_items=self.place_items[:, :h],
-                       partial_last=False, extra={})
+                       partial_last=False)
 
     # -- derived per hour ---------------------------------------------------------------------
     def readings(self) -> np.ndarray:

@@ -10,6 +10,7 @@ then Manifest.recover is compared with a recount of the log.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -30,6 +31,15 @@ from vendlab.validation import Validator
 
 ROOT = Path(__file__).resolve().parents[1]
 
+
+def record(test: str, **measured) -> None:
+    """Append what a test measured to $VENDLAB_RELIABILITY_LOG (JSON lines), for docs/reliability.md."""
+    path = os.environ.get("VENDLAB_RELIABILITY_LOG")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps({"test": test, **measured}, default=str) + "\n")
+
+
 CHILD = r'''
 import os, sys, time
 from pathlib import Path
@@ -43,7 +53,6 @@ catalog = make_catalog(4)
 catalog.save(d / "catalog.json")
 gen = Generator(catalog, 4, 50_000, dup_rate=0.01)
 writer = SegmentWriter(d / "log", roll_seconds=0.05)
-
 
 def reached():
     flag.write_text("x")
@@ -142,6 +151,9 @@ def test_killed_during_a_segment_roll(tmp_path, mode):
     # a new writer removes the half-written temp file and continues the numbering
     w = SegmentWriter(d / "log")
     assert not list((d / "log").glob(".seg-*.tmp")) and w.next_number == n
+    record("generator_killed_" + mode, complete_segments=n, manifest_segments=m.segments, events=m.events,
+           temp_file_left=bool(tmp), pending_manifest_left=mode != "tmp_written",
+           pending_promoted=mode == "renamed", consistent=True)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -152,3 +164,19 @@ def test_killed_at_a_random_instant(tmp_path, seed):
     n = check_log_as_a_reader_sees_it(d, catalog)
     assert n >= 1
     check_recovered_manifest(d, catalog, n)
+
+
+def test_a_reopened_writer_never_stamps_a_segment_behind_the_log(tmp_path):
+    """`vendlab run --resume` appends its end marker through a new writer, stamped with a fresh
+    generator's start time; stamped behind the log, the jobs' watermark on log time dropped it
+    as late data and the resumed run never drained."""
+    w = SegmentWriter(tmp_path, roll_seconds=1e9)
+    w.append(b'{"a":1}\n', 1, 1_767_600_000_000)
+    w.roll()
+    w2 = SegmentWriter(tmp_path, roll_seconds=1e9)
+    w2.append(b'{"b":2}\n', 1, 1_767_592_800_000)  # earlier
+    seg = w2.roll()
+    assert seg.first_ms == 1_767_600_000_000
+    assert [s.first_ms for s in list_segments(tmp_path)] == [1_767_600_000_000] * 2
+    w2.append(b'{"c":3}\n', 1, 1_767_600_000_500)  # later: its own time
+    assert w2.roll().first_ms == 1_767_600_000_500

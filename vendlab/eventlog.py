@@ -3,7 +3,8 @@
 A segment is written under a hidden temporary name (``.seg-....tmp``, which Spark's file
 source and every reader here ignore) and renamed into place when it is complete, so no
 reader ever sees half a segment. The name carries the segment number and the simulated
-time of its first line, the embedded counterpart of a Kafka record's timestamp:
+time of its first line (never earlier than the previous segment's), the embedded counterpart of
+a Kafka record's timestamp:
 
     DIR/log/seg-000000000042-1767592800123.jsonl
 
@@ -66,6 +67,10 @@ class SegmentWriter:
             stale.unlink()
         existing = list_segments(self.log_dir)
         self.next_number = existing[-1].number + 1 if existing else 0
+        # Log time never goes back: a segment is stamped no earlier than the one before it. A
+        # reader's watermark on log time drops rows stamped behind it as late data (the end
+        # marker that a resumed run appends was stamped with a fresh generator's start time).
+        self._last_ms = existing[-1].first_ms if existing else None
         self.roll_seconds = roll_seconds
         self.roll_lines = roll_lines
         self.fsync = fsync
@@ -96,7 +101,8 @@ class SegmentWriter:
     def roll(self) -> Segment | None:
         if not self._lines:
             return None
-        name = segment_name(self.next_number, self._first_ms)
+        stamp = self._first_ms if self._last_ms is None else max(self._first_ms, self._last_ms)
+        name = segment_name(self.next_number, stamp)
         tmp = self.log_dir / f".{name}.tmp"
         with open(tmp, "wb") as f:
             for part in self._buf:
@@ -110,7 +116,8 @@ class SegmentWriter:
         os.replace(tmp, final)
         if self.on_roll:
             self.on_roll("commit", self.next_number)
-        seg = Segment(self.next_number, self._first_ms, final)
+        seg = Segment(self.next_number, stamp, final)
+        self._last_ms = stamp
         self.next_number += 1
         self.segments_written += 1
         self.lines_written += self._lines

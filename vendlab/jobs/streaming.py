@@ -9,6 +9,7 @@ id, same input, from the checkpoint) changes nothing the second time.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import Callable
@@ -24,6 +25,11 @@ from vendlab.store.base import ViewStore
 # Dead-letter rows kept per micro-batch (their counts per reason are always exact).
 MAX_DEAD_ROWS_PER_BATCH = 10_000
 
+# The sink retries a store's transient errors (BatchSink.apply) this long, backing off.
+SINK_RETRY_S = 600.0
+SINK_BACKOFF_S = 1.0
+SINK_MAX_BACKOFF_S = 30.0
+
 # Test hook: called with (job, batch_id, stage) at "before_apply" and "after_apply".
 FaultHook = Callable[[str, int, str], None]
 
@@ -36,6 +42,7 @@ class BatchSink:
         self.job = job
         self.bucket_ms = bucket_ms
         self.fault_hook = fault_hook
+        self.retry_for_s = SINK_RETRY_S
         self._local = threading.local()
 
     def store(self) -> ViewStore:
@@ -54,9 +61,44 @@ class BatchSink:
         dead = dead[:MAX_DEAD_ROWS_PER_BATCH]
         if self.fault_hook:
             self.fault_hook(self.job, batch_id, "before_apply")
-        store.apply_batch(self.job, batch_id, deltas, markers, dead, rows, visible_ms=int(time.time() * 1000))
+        self.apply(store, batch_id, deltas, markers, dead, rows)
         if self.fault_hook:
             self.fault_hook(self.job, batch_id, "after_apply")
+
+    def apply(self, store: ViewStore, batch_id: int, deltas, markers, dead, rows: int) -> bool:
+        """store.apply_batch, retried with back-off while the store reports a transient error
+        (``store.is_transient``): Cassandra down or timing out past its own retries, SQLite past
+        its own. Safe: the store applies a batch id once, whichever attempt gets through."""
+        t0 = time.monotonic()
+        delay = SINK_BACKOFF_S
+        transient = getattr(store, "is_transient", None)
+        current: ViewStore | None = store
+        while True:
+            try:
+                if current is None:
+                    current = self.reopen_store()  # may fail too (the store still down)
+                return current.apply_batch(self.job, batch_id, deltas, markers, dead, rows,
+                                           visible_ms=int(time.time() * 1000))
+            except Exception as e:
+                elapsed = time.monotonic() - t0
+                if transient is None or not transient(e) or elapsed + delay > self.retry_for_s:
+                    raise
+                print(f"vendlab: {self.job} micro-batch {batch_id}: the view store failed "
+                      f"({type(e).__name__}: {e}); retrying in {delay:.2g} s with a new connection "
+                      f"(giving up after {self.retry_for_s:.0f} s)", file=sys.stderr, flush=True)
+                time.sleep(delay)
+                delay = min(delay * 2, SINK_MAX_BACKOFF_S)
+                current = None
+
+    def reopen_store(self) -> ViewStore:
+        old = getattr(self._local, "store", None)
+        self._local.store = None
+        if old is not None:
+            try:
+                old.close()
+            except Exception:  # a broken connection may fail to close: it is dropped anyway
+                pass
+        return self.store()
 
 
 def parsed_stream(spark: SparkSession, profile: Profile, catalog: Catalog) -> DataFrame:

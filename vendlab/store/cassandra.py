@@ -178,6 +178,12 @@ class CassandraStore(ViewStore):
         self._prepared: dict[str, object] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
+    @staticmethod
+    def is_transient(error: BaseException) -> bool:
+        """Worth retrying the whole batch (BatchSink.apply): time-outs, unavailable, no host.
+        Safe: every write is an idempotent upsert and the batch's commit row comes last."""
+        return isinstance(error, _retryable_errors())
+
     def ensure_schema(self) -> None:
         for stmt in schema_statements(self.keyspace):
             self._execute(stmt, None)

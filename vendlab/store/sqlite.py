@@ -3,11 +3,19 @@
 Exactly-once: ``apply_batch`` runs in one transaction that first inserts (job, batch_id) into
 ``applied``; if that row exists the whole batch is skipped. Deltas, markers and dead letters
 of a micro-batch therefore land together or not at all.
+
+Store trouble (docs/reliability.md): every write transaction is retried with back-off while
+SQLite reports a transient error (the file locked by another writer, the disk full, an I/O
+error), each retry announced on stderr, for up to ``retry_for_s``; then ``StoreUnavailable``
+says what failed and what to do. A failed attempt is rolled back whole, and a batch applied
+by an attempt whose success went unnoticed is skipped by the next one: retries never count
+twice. A writer waits at most ``attempt_timeout_s`` for the write lock per attempt.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import sys
 import threading
 import time
 from pathlib import Path
@@ -39,16 +47,43 @@ CREATE TABLE IF NOT EXISTS batch_runs (
 DEAD_LETTER_RAW_CHARS = 2000
 
 
+# Substrings of the messages of transient sqlite3.OperationalError: worth retrying.
+TRANSIENT_ERRORS = ("database is locked", "database table is locked", "database or disk is full",
+                    "disk i/o error", "unable to open database file")
+
+
+class StoreUnavailable(RuntimeError):
+    """The view store stayed unwritable (locked, full, I/O errors) for the whole retry period."""
+
+
+def _hint(error: Exception) -> str:
+    m = str(error).lower()
+    if "locked" in m:
+        return "another process holds the write lock on the file"
+    if "full" in m:
+        return "the disk (or the file's size limit) is full: free some space"
+    return "the file cannot be written: check the disk and its permissions"
+
+
 class SqliteStore(ViewStore):
-    def __init__(self, path: Path | str, readonly: bool = False, timeout_s: float = 30.0):
+    def __init__(self, path: Path | str, readonly: bool = False, timeout_s: float = 30.0,
+                 attempt_timeout_s: float = 2.0, retry_for_s: float = 600.0, backoff_s: float = 0.25,
+                 max_backoff_s: float = 8.0, log=None):
         self.path = str(path)
         self.readonly = readonly
-        self.timeout_s = timeout_s
+        self.timeout_s = timeout_s  # readers: how long to wait for a lock
+        self.attempt_timeout_s = attempt_timeout_s  # writers: per attempt, then back off and retry
+        self.retry_for_s = retry_for_s
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.retries = 0  # retried write attempts (observable in tests)
         self._local = threading.local()
         if not readonly:
-            con = self._con()
-            con.execute("PRAGMA journal_mode=WAL")
-            con.executescript(SCHEMA)
+            def init(con):
+                con.execute("PRAGMA journal_mode=WAL")
+                con.executescript(SCHEMA)
+            self._retrying("creating the tables", init)
 
     def _con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
@@ -57,16 +92,58 @@ class SqliteStore(ViewStore):
                 con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=self.timeout_s,
                                       check_same_thread=False)
             else:
-                con = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None,
+                con = sqlite3.connect(self.path, timeout=self.attempt_timeout_s, isolation_level=None,
                                       check_same_thread=False)
                 con.execute("PRAGMA synchronous=NORMAL")
             self._local.con = con
         return con
 
+    @staticmethod
+    def is_transient(error: BaseException) -> bool:
+        """Worth retrying: the file locked, the disk full, an I/O error."""
+        return isinstance(error, sqlite3.OperationalError) and any(
+            t in str(error).lower() for t in TRANSIENT_ERRORS)
+
+    def _retrying(self, what: str, fn):
+        """fn(connection), retried with back-off while the error is transient."""
+        t0 = time.monotonic()
+        delay, attempt = self.backoff_s, 1
+        while True:
+            try:
+                return fn(self._con())
+            except sqlite3.OperationalError as e:
+                if not self.is_transient(e):
+                    raise
+                elapsed = time.monotonic() - t0
+                if elapsed + delay > self.retry_for_s:
+                    raise StoreUnavailable(
+                        f"view store {self.path}: {what} failed {attempt} times over {elapsed:.0f} s: {e} "
+                        f"({_hint(e)}). Nothing of it was written. Fix the store, then run again: "
+                        f"`vendlab run --resume --data-dir DIR` continues from the checkpoints.") from e
+                self.log(f"vendlab: view store {self.path}: {what} failed: {e} ({_hint(e)}); "
+                         f"retrying in {delay:.2g} s (attempt {attempt + 1}; giving up after "
+                         f"{self.retry_for_s:.0f} s)")
+                self.retries += 1
+                if "i/o" in str(e).lower() or "unable to open" in str(e).lower():
+                    self.close()  # a fresh connection for the next attempt
+                time.sleep(delay)
+                delay, attempt = min(delay * 2, self.max_backoff_s), attempt + 1
+
+    @staticmethod
+    def _rollback(con: sqlite3.Connection) -> None:
+        # SQLite may have rolled back already (a full disk does): a second ROLLBACK would raise
+        # and hide the real error.
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+
     # -- writes ---------------------------------------------------------------------------
     def apply_batch(self, job: str, batch_id: int, deltas: Iterable[Delta], markers: Iterable[Marker] = (),
                     dead: Iterable[DeadLetter] = (), rows: int = 0, visible_ms: int | None = None) -> bool:
-        con = self._con()
+        deltas, markers, dead = list(deltas), list(markers), list(dead)  # re-read by a retry
+        return self._retrying(f"applying {job} batch {batch_id}", lambda con: self._apply(
+            con, job, batch_id, deltas, markers, dead, rows, visible_ms))
+
+    def _apply(self, con, job, batch_id, deltas, markers, dead, rows, visible_ms) -> bool:
         con.execute("BEGIN IMMEDIATE")
         try:
             if con.execute("SELECT 1 FROM applied WHERE job=? AND batch_id=?", (job, batch_id)).fetchone():
@@ -86,31 +163,34 @@ class SqliteStore(ViewStore):
             con.execute("COMMIT")
             return True
         except BaseException:
-            con.execute("ROLLBACK")
+            self._rollback(con)
             raise
 
     def publish_batch_view(self, info: BatchViewInfo, rows: Iterable[tuple[str, str, int]]) -> None:
-        con = self._con()
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            con.execute("DELETE FROM batch_views WHERE version=?", (info.version,))
-            con.executemany("INSERT INTO batch_views VALUES (?,?,?,?)",
-                            ((info.version, v, k, val) for v, k, val in rows))
-            con.execute("INSERT OR REPLACE INTO batch_runs VALUES (?,?,?,?,?)",
-                        (info.version, info.cutoff_bucket, info.published_ms, info.events, info.seconds))
-            # Older versions are no longer served; keep the two newest for readers in flight.
-            con.execute("DELETE FROM batch_views WHERE version < ?", (info.version - 1,))
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        rows = list(rows)
+
+        def publish(con):
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                con.execute("DELETE FROM batch_views WHERE version=?", (info.version,))
+                con.executemany("INSERT INTO batch_views VALUES (?,?,?,?)",
+                                ((info.version, v, k, val) for v, k, val in rows))
+                con.execute("INSERT OR REPLACE INTO batch_runs VALUES (?,?,?,?,?)",
+                            (info.version, info.cutoff_bucket, info.published_ms, info.events, info.seconds))
+                # Older versions are no longer served; keep the two newest for readers in flight.
+                con.execute("DELETE FROM batch_views WHERE version < ?", (info.version - 1,))
+                con.execute("COMMIT")
+            except BaseException:
+                self._rollback(con)
+                raise
+
+        self._retrying(f"publishing batch view {info.version}", publish)
 
     def retire_buckets(self, job: str, before_bucket: int, views: Iterable[str]) -> int:
         views = list(views)
-        cur = self._con().execute(
+        return self._retrying(f"retiring {job} buckets < {before_bucket}", lambda con: con.execute(
             f"DELETE FROM agg WHERE job=? AND bucket < ? AND view IN ({','.join('?' * len(views))})",
-            (job, before_bucket, *views))
-        return cur.rowcount
+            (job, before_bucket, *views)).rowcount)
 
     # -- reads ----------------------------------------------------------------------------
     def last_batch_id(self, job: str) -> int:

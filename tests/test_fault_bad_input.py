@@ -6,6 +6,9 @@ contract's reason, the counts match what was injected, the valid views stay exac
 
 from __future__ import annotations
 
+import json
+import os
+
 from collections import Counter
 
 import pytest
@@ -23,6 +26,14 @@ from vendlab.validation import Validator
 
 CATALOG = make_catalog(5)
 CASES = corpus.cases(CATALOG)
+
+def record(test: str, **measured) -> None:
+    """Append what a test measured to $VENDLAB_RELIABILITY_LOG (JSON lines), for docs/reliability.md."""
+    path = os.environ.get("VENDLAB_RELIABILITY_LOG")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps({"test": test, **measured}, default=str) + "\n")
+
 
 
 def test_the_corpus_covers_every_family_the_issue_names():
@@ -116,4 +127,7 @@ def test_kappa_and_validation_with_the_corpus_at_one_percent(spark, tmp_path):
     assert Counter((r, "(not UTF-8)" if "\ufffd" in raw else raw) for r, raw, _ in rows) == Counter(
         (r, text(line)) for r, line in injected.bad_lines)
     assert all(pos.startswith("seg-") for _, _, pos in rows)
+    record("corpus_at_1_percent", lines=manifest.events + injected.lines, corpus_lines=injected.lines,
+           bad_lines=len(injected.bad_lines), dead_letters_by_reason=dict(expected["dead_letters"]),
+           duplicates=manifest.duplicates, kappa_dead_letter_rows=len(rows), job_stopped=False, exact=True)
     assert "half" not in {raw[:60] for _, raw, _ in rows}

@@ -92,7 +92,9 @@ def test_kappa_duplicates_within_and_beyond_the_dedup_delay_and_a_late_event(spa
     s = Sales(catalog)
     w = SegmentWriter(profile.log_dir)
     a, b = s.line("A", 1, 2, T0), s.line("B", 2, 3, T0 + 1)
-    write(w, [a, b] + s.fresh(30, T0), T0)
+    # equal malformed lines in one segment are not duplicate deliveries: each is a dead letter
+    same = [b"not json\n", b"\n", b"not json\n", b"\n", b"not json\n"]
+    write(w, [a, b] + same + s.fresh(30, T0), T0)
     write(w, [a] + s.fresh(30, T0 + delay // 2), T0 + delay // 2)  # A again, within the delay: dropped
     write(w, s.fresh(30, T0 + 25 * MIN), T0 + 25 * MIN)  # log time moves on: watermark T0 + 15 min
     write(w, s.fresh(30, T0 + 26 * MIN), T0 + 26 * MIN)  # ... and A's and B's ids leave the state
@@ -110,6 +112,8 @@ def test_kappa_duplicates_within_and_beyond_the_dedup_delay_and_a_late_event(spa
     # exactly B's second delivery differs: A's duplicate was dropped, the late C counted once
     assert kappa - truth == Counter({b_product: 3}) and truth - kappa == Counter()
     assert truth[catalog.products[3].product] >= 1
+    assert store.read_view(base.KAPPA, base.DEAD_LETTERS) == store.read_view(base.VALIDATION, base.DEAD_LETTERS) \
+        == {"not_json_object": 5}
     record("kappa_dedup_bound", duplicate_after_5_min="dropped", duplicate_after_27_min="counted twice",
            event_2h_late="counted once", kappa_minus_validation=dict(kappa - truth))
 

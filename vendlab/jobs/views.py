@@ -44,22 +44,26 @@ def bucket_of(event_ms: Column, bucket_ms: int | None) -> Column:
     return F.lit(0).cast("long") if not bucket_ms else F.floor(event_ms / F.lit(bucket_ms)).cast("long")
 
 
-def _entry(view: str, key: Column, bucket: Column, value: Column) -> Column:
-    return F.struct(F.lit(view).alias("view"), key.cast("string").alias("key"), bucket.alias("bucket"),
-                    value.cast("long").alias("value"))
+def _entry(view: str, key: Column, bucket: Column, value: Column, *more: Column) -> Column:
+    """One view entry. A key of several parts (machine, product, hour) is kept as parts through
+    the aggregation and joined with ``defs.SEP`` after it: the strings are built per result row,
+    not per entry."""
+    none = F.lit(None).cast("string")
+    k2, k3 = (list(more) + [none, none])[:2]
+    return F.struct(F.lit(view).alias("view"), key.cast("string").alias("key"), k2.alias("k2"), k3.alias("k3"),
+                    bucket.alias("bucket"), value.cast("long").alias("value"))
 
 
 def _owner_entries(bucket: Column) -> tuple[list[Column], list[Column], Column]:
     """Entries of the owner's views: (sale entries, restock entries, telemetry entries array)."""
     hour = F.substring(F.col("event_time"), 1, defs.HOUR_CHARS)
-    k = lambda *cols: F.concat_ws(defs.SEP, *cols)  # noqa: E731
     mach, prod = F.col("machine_id"), F.col("product")
     sale = [
-        _entry(defs.REVENUE_BY_MACHINE_HOUR, k(mach, hour), bucket, F.col("revenue_cents")),
-        _entry(defs.ITEMS_BY_PLACE_HOUR, k(F.col("place"), hour), bucket, F.col("quantity")),
-        _entry(defs.ITEMS_BY_MACHINE_PRODUCT_HOUR, k(mach, prod, hour), bucket, F.col("quantity")),
+        _entry(defs.REVENUE_BY_MACHINE_HOUR, mach, bucket, F.col("revenue_cents"), hour),
+        _entry(defs.ITEMS_BY_PLACE_HOUR, F.col("place"), bucket, F.col("quantity"), hour),
+        _entry(defs.ITEMS_BY_MACHINE_PRODUCT_HOUR, mach, bucket, F.col("quantity"), prod, hour),
     ]
-    restock = [_entry(defs.RESTOCKED_BY_MACHINE_PRODUCT_HOUR, k(mach, prod, hour), bucket, F.col("quantity"))]
+    restock = [_entry(defs.RESTOCKED_BY_MACHINE_PRODUCT_HOUR, mach, bucket, F.col("quantity"), prod, hour)]
     lo, hi = defs.TEMP_RANGE
     centi = F.round(F.least(F.greatest(F.col("temperature"), F.lit(lo)), F.lit(hi)) * 100).cast("long")
     code = F.col("error_code")
@@ -71,10 +75,10 @@ def _owner_entries(bucket: Column) -> tuple[list[Column], list[Column], Column]:
         "out_of_service": F.when(code == defs.OUT_OF_SERVICE, 1).otherwise(0),
         "offset_ms": F.col("event_ms") % defs.HOUR_MS,
     }
-    tel = F.array(*[_entry(defs.TELEMETRY_BY_MACHINE_HOUR, k(mach, hour, F.lit(s)), bucket, stats[s])
+    tel = F.array(*[_entry(defs.TELEMETRY_BY_MACHINE_HOUR, mach, bucket, stats[s], hour, F.lit(s))
                     for s in defs.TELEMETRY_STATS])
     stock = F.transform(F.map_entries(F.col("stock")), lambda e: _entry(
-        defs.STOCK_REPORTED_BY_MACHINE_PRODUCT_HOUR, k(mach, e["key"], hour), bucket, e["value"]))
+        defs.STOCK_REPORTED_BY_MACHINE_PRODUCT_HOUR, mach, bucket, e["value"], e["key"], hour))
     return sale, restock, F.concat(tel, stock)
 
 
@@ -104,7 +108,8 @@ def view_rows(df: DataFrame, bucket_ms: int | None = None, with_side_outputs: bo
             _entry(MARKER_VIEW, F.col("event_id"), zero, F.col("created_ms")), count))
             .otherwise(F.array(count)))
     e = df.select(F.explode(entries).alias("e")).select("e.*")
-    return e.groupBy("view", "key", "bucket").agg(F.sum("value").alias("value"))
+    agg = e.groupBy("view", "key", "k2", "k3", "bucket").agg(F.sum("value").alias("value"))
+    return agg.select("view", F.concat_ws(defs.SEP, "key", "k2", "k3").alias("key"), "bucket", "value")
 
 
 def split(rows) -> tuple[list[base.Delta], list[base.Marker], list[base.DeadLetter], int]:

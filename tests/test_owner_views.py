@@ -127,3 +127,42 @@ def test_answer_reads_the_same_numbers_from_each_architecture(run):
            for src in ("kappa", "lambda", "validation")}
     strip = lambda a: json.dumps({k: v for k, v in a.items() if k != "source"}, sort_keys=True)  # noqa: E731
     assert strip(out["kappa"]) == strip(out["lambda"]) == strip(out["validation"])
+
+
+AWKWARD = [  # valid events at the edges of the owner's definitions
+    '{"event_id":"a1","type":"telemetry","machine_id":"VM-002","event_time":"2026-01-05T06:59:59.999Z",'
+    '"temperature":-12.125,"error_code":9,"stock":{"cola":3,"water":2,"cola":4}}',  # product twice: last wins
+    '{"event_id":"a2","type":"telemetry","machine_id":"VM-002","event_time":"2026-01-05T07:00:00.000Z",'
+    '"temperature":1e300,"error_code":-4,"stock":{}}',  # clamped to 100 C; a negative code is a fault
+    '{"event_id":"a3","type":"telemetry","machine_id":"VM-003","event_time":"2026-01-05T07:30:00.500Z",'
+    '"temperature":0.125,"error_code":0,"stock":{"not|a|product":7}}',  # any name, "|" inside
+    '{"event_id":"a4","type":"sale","machine_id":"VM-001","place":"Gate | 3","product":"cola","category":"unhealthy",'
+    '"quantity":1000,"unit_price":10000,"customer_id":"C1","event_time":"2026-01-05T23:59:59.999Z"}',
+    '{"event_id":"a5","type":"restock","machine_id":"VM-001","product":"water","quantity":1000,'
+    '"event_time":"2026-01-06T00:00:00.000Z"}',
+]
+
+
+def test_spark_and_validation_agree_on_awkward_events(spark):
+    from vendlab.catalog import make_catalog
+    from vendlab.jobs import parse
+    from vendlab.jobs.views import view_rows
+    from vendlab.models.hourly import views_from_lines
+
+    cat = make_catalog(1)
+    raw = spark.createDataFrame([(x,) for x in AWKWARD], "value string").selectExpr(
+        "value", "0 as log_partition", "cast(null as long) as log_offset", "timestamp_millis(0) as log_ts",
+        "'test' as position")
+    rows = view_rows(parse.parse(raw, sorted(cat.machine_ids), sorted(cat.product_names))).collect()
+    got: dict[str, dict[str, int]] = {}
+    for r in rows:
+        if r.view in defs.OWNER_VIEWS:
+            got.setdefault(r.view, {})[r.key] = got.get(r.view, {}).get(r.key, 0) + r.value
+    py = {v: k for v, k in views_from_lines("\n".join(AWKWARD).encode() + b"\n", cat).items() if v in defs.OWNER_VIEWS}
+    assert got == py
+    tel = py[defs.TELEMETRY_BY_MACHINE_HOUR]
+    assert py[defs.STOCK_REPORTED_BY_MACHINE_PRODUCT_HOUR]["VM-002|cola|2026-01-05T06"] == 4
+    assert tel["VM-002|2026-01-05T06|temp_centi"] == -1213  # half up, away from zero
+    assert tel["VM-002|2026-01-05T07|temp_centi"] == 10_000 and tel["VM-002|2026-01-05T07|faults"] == 1
+    assert tel["VM-002|2026-01-05T06|offset_ms"] == 3_599_999 and tel["VM-003|2026-01-05T07|temp_centi"] == 13
+    assert py[defs.ITEMS_BY_PLACE_HOUR] == {"Gate | 3|2026-01-05T23": 1000}

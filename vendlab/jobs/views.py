@@ -77,8 +77,12 @@ def _owner_entries(bucket: Column) -> tuple[list[Column], list[Column], Column]:
     }
     tel = F.array(*[_entry(defs.TELEMETRY_BY_MACHINE_HOUR, mach, bucket, stats[s], hour, F.lit(s))
                     for s in defs.TELEMETRY_STATS])
-    stock = F.transform(F.map_entries(F.col("stock")), lambda e: _entry(
-        defs.STOCK_REPORTED_BY_MACHINE_PRODUCT_HOUR, mach, bucket, e["value"], e["key"], hour))
+    # A product named twice in one reading counts once, with its last value (as a JSON object
+    # read in Python): Spark's parsed map keeps both entries.
+    entries = F.map_entries(F.col("stock"))
+    stock = F.transform(F.array_distinct(F.map_keys(F.col("stock"))), lambda p: _entry(
+        defs.STOCK_REPORTED_BY_MACHINE_PRODUCT_HOUR, mach, bucket,
+        F.element_at(F.filter(entries, lambda e: e["key"] == p), -1)["value"], p, hour))
     return sale, restock, F.concat(tel, stock)
 
 

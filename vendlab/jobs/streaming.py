@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections import deque
 from typing import Callable
 
 from pyspark.sql import DataFrame, SparkSession
@@ -32,6 +33,10 @@ SINK_MAX_BACKOFF_S = 30.0
 
 # Test hook: called with (job, batch_id, stage) at "before_apply" and "after_apply".
 FaultHook = Callable[[str, int, str], None]
+
+# Per job, the last micro-batches' timings, (batch_id, compute_s, sink_s): compute = the Spark
+# plan up to the collected view rows, sink = the store write. Read by the benchmark.
+SINK_TIMINGS: dict[str, deque] = {}
 
 
 class BatchSink:
@@ -57,13 +62,17 @@ class BatchSink:
         # again even though the store will skip it: running the plan is what brings the
         # deduplication state to this batch's version (skipping it would forget its event ids).
         # One action: the micro-batch's stateful plan (deduplication) runs exactly once.
+        t0 = time.perf_counter()
         deltas, markers, dead, rows = split(view_rows(df, self.bucket_ms).collect())
         dead = dead[:MAX_DEAD_ROWS_PER_BATCH]
+        t1 = time.perf_counter()
         if self.fault_hook:
             self.fault_hook(self.job, batch_id, "before_apply")
         self.apply(store, batch_id, deltas, markers, dead, rows)
         if self.fault_hook:
             self.fault_hook(self.job, batch_id, "after_apply")
+        SINK_TIMINGS.setdefault(self.job, deque(maxlen=1000)).append(
+            (batch_id, round(t1 - t0, 4), round(time.perf_counter() - t1, 4)))
 
     def apply(self, store: ViewStore, batch_id: int, deltas, markers, dead, rows: int) -> bool:
         """store.apply_batch, retried with back-off while the store reports a transient error

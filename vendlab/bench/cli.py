@@ -81,10 +81,10 @@ def summarize(arch: str, points: list[dict], top_rate: float) -> dict:
         "stall_cause": stalled["saturated"] if stalled else f"none up to {top_rate:,.0f} events/s (the sweep's "
                                                              f"highest rate)",
         "stalled_at_eps": stalled["rate"] if stalled else None,
-        "stall_evidence": {k: stalled[k] for k in ("why_not", "batch_s", "batch_parts_s", "rows_per_batch",
-                                                   "input_rps", "processed_rps", "sink_compute_s", "sink_write_s",
-                                                   "cpu_pct", "generator_behind_max_s", "latency_ms",
-                                                   "backlog_slope_eps")} if stalled else None,
+        "stall_evidence": {k: stalled.get(k) for k in (
+            "why_not", "batch_s", "batch_parts_s", "rows_per_batch", "busy_rps", "input_rps", "processed_rps",
+            "sink_compute_s", "sink_write_s", "cpu_pct", "generator_behind_max_s", "latency_ms",
+            "backlog_slope_eps")} if stalled else None,
     }
     return out
 
@@ -135,7 +135,8 @@ def run(args) -> int:
             ram_rows.append({"arch": arch, "master": plan["main"]["master"], "cores": 2,
                              "driver_memory": plan["main"]["driver_memory"], "sustainable_eps": rate,
                              "latency_ms": (best or {}).get("latency_ms"), "source": "main sweep",
-                             "rates_tried": [p["rate"] for p in main_sweep[arch]]})
+                             "rates_tried": [p["rate"] for p in main_sweep[arch]],
+                             "jvm_rss_mb_max": max((p.get("jvm_rss_mb_max") or 0) for p in main_sweep[arch])})
         for i, (master, mem) in enumerate(rvc_plan["configs"]):
             spec = {"master": master, "driver_memory": mem, "work_dir": str(work / f"rvc{i}"), "seed": args.seed,
                     "steps": warm + [{"kind": "sweep", "archs": rvc_plan["archs"], "rates": rvc_plan["rates"],

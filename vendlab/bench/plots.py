@@ -79,8 +79,10 @@ def exactness(doc: dict, out: Path) -> str:
     fig, ax = plt.subplots(figsize=(8, 4))
     for arch in ("kappa", "lambda"):
         s = ex[arch]["samples"]
-        ax.plot([x["t"] for x in s], [x["minus_validation"] for x in s], color=COLORS[arch],
-                label=f"{arch} view - validation view (items)")
+        t = [x["t"] for x in s] + ([s[-1]["t"] + 1] if s else [])
+        v = [x["minus_validation"] for x in s] + [ex[arch]["final_view_minus_validation"]]
+        ax.plot(t, v, color=COLORS[arch], label=f"{arch} view - validation view (items; last point: after the drain)")
+        ax.plot(t[-1:], v[-1:], "o", color=COLORS[arch])
         ax.plot([x["t"] for x in s], [x["over_generated"] for x in s], ":", color=COLORS[arch],
                 label=f"{arch}: max over products of view - generated")
     ax.axhline(0, color="black", lw=0.8)

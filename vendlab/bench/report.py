@@ -8,6 +8,8 @@ from pathlib import Path
 def f(v, unit="", nd=0):
     if v is None:
         return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "NO"
     if isinstance(v, (int, float)):
         return f"{v:,.{nd}f}{unit}"
     return str(v)
@@ -53,7 +55,8 @@ def write_report(doc: dict, path: Path) -> None:
              "and would measure itself), so each run is checked against the generator's manifest. A rate is "
              "*sustainable* when over the second half of the run marker latency does not grow, the backlog "
              "(lines written - lines the query read) does not grow, the generator kept its schedule, and the "
-             "run drained.\n")
+             "run drained. Micro-batches take seconds, so both move in steps: a trend counts when it adds up "
+             "to more than 2 s of latency, or of input, over the second half of the run.\n")
     for arch in ("kappa", "lambda"):
         L.append(f"### {arch}\n")
         L.append("| rate | written | p50 / p95 / p99 ms | latency slope s/s | backlog end | batch s | rows/batch | "

@@ -70,7 +70,7 @@ class Worker:
             shutil.rmtree(d)
         settings = RunSettings(duration=duration, rate=rate, seed=self.seed, dup_rate=DUP_RATE, bad_rate=BAD_RATE,
                                batch_interval=batch_interval, validation=validation,
-                               drain_timeout=max(30.0, 2 * duration))
+                               drain_timeout=max(90.0, 3 * duration))
         runner = Runner(self.profile(d), archs, settings, progress=sys.stderr)
         holder = {}
 

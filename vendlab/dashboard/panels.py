@@ -14,11 +14,17 @@ Kinds of panel and what the function returns:
 ``scale`` multiplies every number before it is drawn (0.01 turns cents into euros); ``unit``
 labels the axis. A function may return an empty dict when there is nothing to show yet.
 
-Example (a view ``profit_cents_by_machine`` written by the jobs)::
+Example (the view ``revenue_cents_by_machine_hour`` of ``vendlab.models.defs``, folded over hours)::
 
-    @panel("profit_per_machine", "Profit per machine", unit="EUR", scale=0.01)
-    def profit_per_machine(src):
-        return src.per_architecture("profit_cents_by_machine")
+    @panel("revenue_per_machine", "Revenue per machine", unit="EUR", scale=0.01)
+    def revenue_per_machine(src):
+        out = {}
+        for series, rows in src.per_architecture(defs.REVENUE_BY_MACHINE_HOUR).items():
+            per_machine = out.setdefault(series, {})
+            for key, cents in rows.items():
+                machine = key.split(defs.SEP)[0]
+                per_machine[machine] = per_machine.get(machine, 0) + cents
+        return out
 """
 
 from __future__ import annotations

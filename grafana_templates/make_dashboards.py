@@ -4,6 +4,11 @@ Every query is CQL on the tables of vendlab/store/schema.cql (tests/test_compose
 tables and columns). The Cassandra plugin splits rows into one frame per value of the first
 column; the table panels merge them, sum the partial rows per product (groupBy), and compute
 serving = batch + real-time and the difference against validation (must read 0).
+
+Sums of two queries are "Add field from calculation" in mode reduceRow (sum over the named fields,
+null as zero), never a binary "+": a binary operation needs both fields in the frame and gives no
+field at all when one query returned no rows (no batch view yet; no speed rows after a hand-off),
+so serving and the difference would go blank. reduceRow sums the fields that are there.
 """
 
 import json
@@ -23,12 +28,22 @@ def view_sum(job, alias, view="items_by_product", extra=""):
             f"AND view_name = '{view}'{extra} GROUP BY bucket, view_key")
 
 
+def row_sum(alias, fields):
+    """alias = the sum of the named fields in each row; an absent field or a null counts as 0."""
+    return {"id": "calculateField", "options": {"mode": "reduceRow", "alias": alias, "replaceFields": False,
+                                                "reduce": {"include": list(fields), "reducer": "sum",
+                                                           "nullValueMode": "null as zero"}}}
+
+
 def grouped(fields, calcs=(), keep=None):
     tr = [{"id": "merge", "options": {}},
           {"id": "groupBy", "options": {"fields": {"view_key": {"operation": "groupby", "aggregations": []},
                                                    **{f: {"operation": "aggregate", "aggregations": ["sum"]}
                                                       for f in fields}}}}]
     for alias, left, op, right in calcs:
+        if op == "+":  # null-safe, and works when one side's query returned nothing (see the docstring)
+            tr.append(row_sum(alias, [left, right]))
+            continue
         tr.append({"id": "calculateField", "options": {
             "mode": "binary", "alias": alias, "replaceFields": False,
             "binary": {"left": left, "operator": op, "right": right}}})
@@ -101,8 +116,7 @@ def owner_transform(parts, alias, key_label, eur, extra=()):
           {"id": "groupBy", "options": {"fields": {"view_key": {"operation": "groupby", "aggregations": []},
                                                    **{p: {"operation": "aggregate", "aggregations": ["sum"]}
                                                       for p in parts}}}},
-          {"id": "calculateField", "options": {"mode": "reduceRow", "alias": alias, "replaceFields": False,
-                                               "reduce": {"include": [f"{p} (sum)" for p in parts], "reducer": "sum"}}}]
+          row_sum(alias, [f"{p} (sum)" for p in parts])]
     if eur:
         tr.append({"id": "calculateField", "options": {"mode": "binary", "alias": f"{alias} EUR", "replaceFields": False,
                                                        "binary": {"left": alias, "operator": "/", "right": "100"}}})

@@ -116,3 +116,144 @@ def test_dashboards_are_generated_from_the_script():
     mod = runpy.run_path(str(G / "make_dashboards.py"), run_name="not_main")
     assert json.loads(json.dumps(mod["kappa"]())) == dashboards()["kappa"]
     assert json.loads(json.dumps(mod["lambda_"]())) == dashboards()["lambda"]
+
+
+# -- the panels' transformations, evaluated -------------------------------------------------------
+# A small model of the Grafana transformations the dashboards use, following Grafana's own code
+# (packages/grafana-data/src/transformations/transformers: merge, groupBy, calculateField, organize):
+# a query with no rows gives no frame; merge leaves a field out of a row that lacks it (None);
+# groupBy sums the non-null values of a field per group (0 for none); calculateField in binary mode
+# looks both fields up by name and adds no field when either is absent; reduceRow sums the fields
+# of its include list that are there. A frame is {field name: [values]}.
+
+
+def _alias(cql: str) -> str:
+    return re.findall(r"\bAS (\w+)", cql)[-1]
+
+
+def _frame(rows: list[dict]) -> dict[str, list]:
+    names = list(dict.fromkeys(n for r in rows for n in r))
+    return {n: [r.get(n) for r in rows] for n in names}
+
+
+def _n(frame: dict[str, list]) -> int:
+    return len(next(iter(frame.values()))) if frame else 0
+
+
+def apply_transformations(transformations: list[dict], frames: list[dict[str, list]]) -> dict[str, list]:
+    for t in transformations:
+        opt = t["options"]
+        if t["id"] == "merge":
+            rows = [{n: f[n][i] for n in f} for f in frames for i in range(_n(f))]
+            merged: list[dict] = []
+            for r in rows:  # one row per product: these frames share only view_key
+                hit = next((m for m in merged if m["view_key"] == r["view_key"]
+                            and all(m.get(k) is None or m[k] == v for k, v in r.items())), None)
+                hit.update(r) if hit else merged.append(dict(r))
+            frames = [_frame(merged)]
+        elif t["id"] == "groupBy":
+            (f,) = frames
+            keys = [k for k, o in opt["fields"].items() if o["operation"] == "groupby"]
+            assert keys == ["view_key"]
+            groups = list(dict.fromkeys(f.get("view_key", [])))
+            out = {"view_key": groups}
+            for name, o in opt["fields"].items():
+                if o["operation"] != "aggregate" or name not in f:
+                    continue
+                assert o["aggregations"] == ["sum"]
+                out[f"{name} (sum)"] = [sum(v for k, v in zip(f["view_key"], f[name]) if k == g and v is not None)
+                                        for g in groups]
+            frames = [out]
+        elif t["id"] == "calculateField":
+            (f,) = frames
+            if opt["mode"] == "reduceRow":
+                red = opt["reduce"]
+                assert red["reducer"] == "sum"
+                cols = [f[n] for n in red["include"] if n in f]
+                f[opt["alias"]] = [sum((c[i] or 0) for c in cols) for i in range(_n(f))]
+            else:
+                assert opt["mode"] == "binary"
+                b = opt["binary"]
+
+                def values(v):
+                    if v in f:
+                        return f[v]
+                    try:
+                        return [float(v)] * _n(f)
+                    except ValueError:
+                        return None
+
+                left, right = values(b["left"]), values(b["right"])
+                if left is None or right is None:
+                    continue  # Grafana adds no field
+                op = {"+": float.__add__, "-": float.__sub__, "*": float.__mul__, "/": float.__truediv__}[b["operator"]]
+                f[opt["alias"]] = [None if x is None or y is None else op(float(x), float(y))
+                                   for x, y in zip(left, right)]
+        elif t["id"] == "organize":
+            (f,) = frames
+            f = {n: v for n, v in f.items() if not opt.get("excludeByName", {}).get(n)}
+            frames = [{opt.get("renameByName", {}).get(n, n): v for n, v in f.items()}]
+        else:
+            raise AssertionError(f"transformation {t['id']} is not modelled")
+    (f,) = frames
+    return f
+
+
+def evaluate(panel: dict, rows_by_alias: dict[str, dict[str, int]]) -> dict[str, dict]:
+    """The panel's table, {column: {product: value}}, for the given query results (alias -> {key: value})."""
+    frames = []
+    for t in panel["targets"]:
+        alias = _alias(t["target"])
+        rows = [{"view_key": k, alias: v} for k, v in rows_by_alias.get(alias, {}).items()]
+        if rows:  # a query with no rows gives no frame
+            frames.append(_frame(rows))
+    f = apply_transformations(panel["transformations"], frames)
+    key = next(n for n in f if n not in {"difference", "serving"} and isinstance(f[n][0], str))
+    return {n: dict(zip(f[key], v)) for n, v in f.items() if n != key}
+
+
+LAMBDA_ITEMS_CASES = {
+    # products with speed rows only, batch rows only and both
+    "one-sided products": ({"realtime": {"water": 2, "chips": 5}, "batch": {"chips": 10, "apple": 7},
+                            "validation": {"water": 2, "chips": 15, "apple": 7}},
+                           {"water": 2, "chips": 15, "apple": 7}),
+    # right after a hand-off: every speed row is below the new cutoff
+    "no speed rows": ({"batch": {"chips": 10, "apple": 7}, "validation": {"chips": 10, "apple": 7}},
+                      {"chips": 10, "apple": 7}),
+    # before the first batch view
+    "no batch view yet": ({"realtime": {"water": 2, "chips": 5}, "validation": {"water": 2, "chips": 5}},
+                          {"water": 2, "chips": 5}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LAMBDA_ITEMS_CASES))
+def test_lambda_items_panels_show_serving_for_one_sided_products(case):
+    rows, serving = LAMBDA_ITEMS_CASES[case]
+    panels = {p["id"]: p for p in dashboards()["lambda"]["panels"]}
+    table = evaluate(panels[1], rows)
+    assert "serving" in table and "difference" in table, f"the panel shows no serving/difference column: {table}"
+    assert table["serving"] == serving
+    assert table["difference"] == {p: 0 for p in serving}
+    assert evaluate(panels[2], rows) == {"difference": {p: 0 for p in serving}}
+
+
+def test_lambda_owner_panels_sum_speed_and_batch_when_one_side_is_empty():
+    panels = {p["title"]: p for p in dashboards()["lambda"]["panels"]}
+    p = panels["Owner: healthy vs unhealthy (items)"]
+    assert evaluate(p, {"items_batch": {"healthy": 4, "unhealthy": 6}}) == {"items": {"healthy": 4, "unhealthy": 6}}
+    assert evaluate(p, {"items_speed": {"healthy": 1}, "items_batch": {"unhealthy": 6}}) == {
+        "items": {"healthy": 1, "unhealthy": 6}}
+
+
+def test_no_dashboard_adds_two_series_with_a_binary_plus():
+    """A binary "+" gives no value when one side is absent; sums are reduceRow with null as zero."""
+    for name, d in dashboards().items():
+        for p in d["panels"]:
+            for t in p.get("transformations", []):
+                if t["id"] != "calculateField":
+                    continue
+                o = t["options"]
+                assert not (o["mode"] == "binary" and o["binary"]["operator"] == "+"), (name, p["title"])
+                if o["mode"] == "reduceRow":
+                    assert o["reduce"]["reducer"] == "sum", (name, p["title"])
+                    assert o["reduce"].get("nullValueMode") == "null as zero", (name, p["title"])

@@ -7,7 +7,9 @@ each architecture's bound (docs/reliability.md, "Later than the watermark"):
   event-time cutoff.
 - lambda's batch cutoff assumes an event is at most ``Profile.lateness_ms`` late: a later one is
   missing from serving until the next batch run, which counts it; it is never counted twice, and
-  neither is a duplicate delivered long after its original.
+  neither is a duplicate delivered long after its original. A valid sale dated 2099 does not move
+  the cutoff into the future (its time counts as at most log time + ``Profile.event_time_skew_ms``
+  there): later events are still served at once by the speed layer.
 
 The logs are written segment by segment with SegmentWriter, each segment stamped with its log
 time (as a generator would), so the watermark on log time moves as in a real run.
@@ -195,3 +197,58 @@ def test_lambda_out_of_order_duplicates_and_events_beyond_the_lateness_bound(spa
     record("lambda_lateness_bound", cutoff_bucket=first.cutoff_bucket, event_15_min_late="missing until the next "
            "batch run, then counted once", event_4_min_late="counted at once", duplicate_30_min_later="not counted",
            out_of_order_and_1pct_duplicates="exact")
+
+
+def test_lambda_a_valid_sale_dated_2099_does_not_move_the_cutoff_into_the_future(spark, tmp_path):
+    """A valid sale stamped far in the future (the contract allows years up to 2099), delivered at a
+    normal log time: the batch cutoff stays near log time (each event counts as at most its log time
+    + ``Profile.event_time_skew_ms`` when the batch finds the newest event), later normal events are
+    served at once through the speed layer, and the 2099 sale is counted exactly once (speed side)."""
+    profile = embedded(tmp_path)
+    lateness, skew = profile.lateness_ms, profile.event_time_skew_ms
+    assert lateness == 10 * MIN and skew == 10 * MIN
+    catalog = make_catalog(44)
+    catalog.save(tmp_path / "catalog.json")
+    s = Sales(catalog)
+    w = SegmentWriter(profile.log_dir)
+    future_ms = parse_start("2099-06-01T12:00:00Z")
+    future = s.line("FUTURE", 5, 7, future_ms)
+    write(w, s.fresh(30, T0) + [future], T0)
+    write(w, s.fresh(30, T0 + 20 * MIN), T0 + 20 * MIN)
+    store = SqliteStore(profile.sqlite_path)
+    p5 = catalog.products[5].product
+
+    _ingest_available_now(spark, profile)
+    _speed_available_now(spark, profile, catalog)
+    first = run_batch(spark, profile, catalog, store)
+    log_now = T0 + 20 * MIN
+    # near log time (at most newest log time + skew - lateness), not in 2099; and it covers the first segment
+    assert T0 // MIN < first.cutoff_bucket <= (log_now + skew - lateness) // MIN
+    lam = lambda_views(store)
+    assert lam["realtime"].get(p5, 0) >= 7  # the 2099 sale is in the speed view, after the cutoff
+    Validator(profile.log_dir, catalog, store).poll()
+    assert lam["serving"] == views(store, base.VALIDATION)
+
+    # normal events a minute of log time later: served at once, through the speed layer
+    later = s.fresh(12, log_now + MIN)
+    write(w, later, log_now + MIN)
+    _ingest_available_now(spark, profile)
+    _speed_available_now(spark, profile, catalog)
+    Validator(profile.log_dir, catalog, store).poll()
+    truth = views(store, base.VALIDATION)
+    added = Counter()
+    for x in later:
+        e = json.loads(x)
+        added[e["product"]] += e["quantity"]
+    serving = lambda_views(store)["serving"]
+    assert Counter(serving) - Counter(lam["serving"]) == added  # exactly the new events, no batch run between
+    assert serving == truth
+
+    second = run_batch(spark, profile, catalog, store)
+    assert second.version == first.version + 1
+    assert first.cutoff_bucket <= second.cutoff_bucket <= (log_now + MIN + skew - lateness) // MIN
+    lam = lambda_views(store)
+    assert lam["serving"] == truth  # exact: the 2099 sale counted once, by the speed layer
+    assert lam["batch"].get(p5, 0) + 7 <= truth[p5] and lam["realtime"].get(p5, 0) >= 7
+    record("lambda_future_event_time", cutoff_bucket=second.cutoff_bucket, sale_dated_2099="counted once by the "
+           "speed layer; cutoff stays near log time", later_events="served at once")

@@ -41,6 +41,11 @@ class Profile:
     # Lambda: an event is at most this late (event time behind the newest event before it in
     # its log partition); the batch view only covers event times older than newest - lateness.
     lateness_ms: int = 10 * 60_000
+    # Lambda: how far an event's time may run ahead of its log time (segment time or Kafka record
+    # time, both on the generator's simulated clock) and still move the batch cutoff: each event
+    # counts as at most log_ts + this when the batch finds the newest event time, so one valid
+    # sale stamped in 2099 cannot push the cutoff into the future. Counting stays on event time.
+    event_time_skew_ms: int = 10 * 60_000
     # Lambda speed view: event-time bucket of its rows; the batch cutoff is a bucket boundary.
     bucket_ms: int = 60_000
     max_files_per_trigger: int = 50

@@ -3,15 +3,18 @@
 The hand-off to the speed layer is by **event time**, in buckets of ``profile.bucket_ms``:
 
 * the batch reads one snapshot of the master dataset and, per log partition, the newest event
-  time in it; ``cutoff = min over partitions(newest) - lateness``, rounded down to a bucket;
+  time in it, each event's time capped at its log time + ``profile.event_time_skew_ms`` (so a
+  valid event stamped far in the future cannot drag the cutoff there);
+  ``cutoff = min over partitions(newest) - lateness``, rounded down to a bucket;
 * it counts the unique valid events with event time < cutoff (every copy of an event carries
   the same event time, so a duplicate delivery is on the same side of the cutoff as its
   original, whichever copy each layer happens to keep);
 * serving = batch view + speed rows in buckets >= cutoff.
 
 An event not yet in the snapshot is, by the lateness bound, at or after the cutoff, so the
-speed view counts it; an event later than the bound is missing from serving until the next
-batch run picks it up from the master dataset: serving can lag, never double count.
+speed view counts it (the cap only lowers ``newest``, so it keeps this true); an event later than
+the bound is missing from serving until the next batch run picks it up from the master dataset:
+serving can lag, never double count.
 """
 
 from __future__ import annotations
@@ -44,8 +47,12 @@ def compute_batch_view(spark: SparkSession, profile: Profile, catalog: Catalog):
     parsed = parse.parse(master, sorted(catalog.machine_ids), sorted(catalog.product_names))
     valid = parsed.filter(F.col("kind") != "dead").dropDuplicates(["event_id"]).cache()
     try:
+        # An event counts here as at most its log time + the allowed skew: a valid sale dated 2099
+        # must not move the cutoff (and with it every later event out of the speed layer) to 2099.
+        # Capping only lowers newest, so the lateness argument above still holds.
+        capped = F.least(F.col("event_ms"), F.unix_millis(F.col("log_ts")) + F.lit(profile.event_time_skew_ms))
         newest = valid.filter(F.col("event_ms").isNotNull()).groupBy("log_partition").agg(
-            F.max("event_ms").alias("newest")).agg(F.min("newest")).first()[0]
+            F.max(capped).alias("newest")).agg(F.min("newest")).first()[0]
         events = master.count()
         if newest is None:
             return [], 0, events

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vendlab.kafka_log import DEFAULT_PARTITIONS, DEFAULT_TOPIC, topic_create_args
+from vendlab.spark import submit_confs
 from vendlab.store.cassandra import TABLES, schema_cql
 
 ENV_FILE = ".env"
@@ -135,7 +136,7 @@ class Stack:
 def standalone_submit(name: str, cores: int) -> list[str]:
     return ["/opt/spark/bin/spark-submit", "--master", "spark://spark-master:7077", "--name", f"vendlab-{name}",
             "--driver-memory", "512m", "--executor-memory", "512m", "--total-executor-cores", str(cores),
-            SUBMIT]
+            *submit_confs(), SUBMIT]
 
 
 def yarn_submit(name: str) -> list[str]:
@@ -148,7 +149,7 @@ def yarn_submit(name: str) -> list[str]:
                   "--conf", "spark.executorEnv.JAVA_HOME=/opt/java17",
                   "--conf", f"spark.yarn.appMasterEnv.PYSPARK_PYTHON={PYTHON}",
                   "--conf", f"spark.executorEnv.PYSPARK_PYTHON={PYTHON}",
-                  "--conf", "spark.yarn.am.memory=512m",
+                  "--conf", "spark.yarn.am.memory=512m", *submit_confs(),
                   SUBMIT]
 
 

@@ -44,26 +44,30 @@ def bucket_of(event_ms: Column, bucket_ms: int | None) -> Column:
     return F.lit(0).cast("long") if not bucket_ms else F.floor(event_ms / F.lit(bucket_ms)).cast("long")
 
 
-def _entry(view: str, key: Column, bucket: Column, value: Column, *more: Column) -> Column:
-    """One view entry. A key of several parts (machine, product, hour) is kept as parts through
-    the aggregation and joined with ``defs.SEP`` after it: the strings are built per result row,
-    not per entry."""
-    none = F.lit(None).cast("string")
-    k2, k3 = (list(more) + [none, none])[:2]
-    return F.struct(F.lit(view).alias("view"), key.cast("string").alias("key"), k2.alias("k2"), k3.alias("k3"),
-                    bucket.alias("bucket"), value.cast("long").alias("value"))
+# Step 1 of view_rows: every input row becomes a few *fine* entries, at the finest grain any view
+# needs, and these are summed. Families and their key parts (k1..k5) and values (v0..v5):
+SALE, RESTOCK, TELEMETRY, DEAD, DEAD_ROW, MARKER, OTHER = "S", "R", "T", "D", "X", "M", "O"
+#   S  machine, product, hour, place, category   quantity, revenue
+#   R  machine, product, hour                    quantity
+#   T  machine, product (one per stock entry), hour
+#                                                stock; and once per reading the stats of defs.TELEMETRY_STATS
+#   D  reason                                    1          X  dead row (reason, position, key, line)   1
+#   M  marker id                                 created_ms
+FINE_KEYS = ("k1", "k2", "k3", "k4", "k5")
+FINE_VALUES = ("v0", "v1", "v2", "v3", "v4", "v5")
+STOCK_TYPE = "map<string,int>"
 
 
-def _owner_entries(bucket: Column) -> tuple[list[Column], list[Column], Column]:
-    """Entries of the owner's views: (sale entries, restock entries, telemetry entries array)."""
-    hour = F.substring(F.col("event_time"), 1, defs.HOUR_CHARS)
-    mach, prod = F.col("machine_id"), F.col("product")
-    sale = [
-        _entry(defs.REVENUE_BY_MACHINE_HOUR, mach, bucket, F.col("revenue_cents"), hour),
-        _entry(defs.ITEMS_BY_PLACE_HOUR, F.col("place"), bucket, F.col("quantity"), hour),
-        _entry(defs.ITEMS_BY_MACHINE_PRODUCT_HOUR, mach, bucket, F.col("quantity"), prod, hour),
-    ]
-    restock = [_entry(defs.RESTOCKED_BY_MACHINE_PRODUCT_HOUR, mach, bucket, F.col("quantity"), prod, hour)]
+def _fine(fam: str, bucket: Column, keys: list[Column], values: list[Column], stock: Column | None = None) -> Column:
+    none_s, zero = F.lit(None).cast("string"), F.lit(0).cast("long")
+    keys = keys + [none_s] * (len(FINE_KEYS) - len(keys))
+    values = values + [zero] * (len(FINE_VALUES) - len(values))
+    return F.struct(F.lit(fam).alias("fam"), *[k.cast("string").alias(a) for k, a in zip(keys, FINE_KEYS)],
+                    bucket.alias("bucket"), *[v.cast("long").alias(a) for v, a in zip(values, FINE_VALUES)],
+                    (stock if stock is not None else F.lit(None).cast(STOCK_TYPE)).alias("stock"))
+
+
+def _telemetry_stats() -> list[Column]:
     lo, hi = defs.TEMP_RANGE
     centi = F.round(F.least(F.greatest(F.col("temperature"), F.lit(lo)), F.lit(hi)) * 100).cast("long")
     code = F.col("error_code")
@@ -75,45 +79,94 @@ def _owner_entries(bucket: Column) -> tuple[list[Column], list[Column], Column]:
         "out_of_service": F.when(code == defs.OUT_OF_SERVICE, 1).otherwise(0),
         "offset_ms": F.col("event_ms") % defs.HOUR_MS,
     }
-    tel = F.array(*[_entry(defs.TELEMETRY_BY_MACHINE_HOUR, mach, bucket, stats[s], hour, F.lit(s))
-                    for s in defs.TELEMETRY_STATS])
-    # A product named twice in one reading counts once, with its last value (as a JSON object
-    # read in Python): Spark's parsed map keeps both entries.
-    entries = F.map_entries(F.col("stock"))
-    stock = F.transform(F.array_distinct(F.map_keys(F.col("stock"))), lambda p: _entry(
-        defs.STOCK_REPORTED_BY_MACHINE_PRODUCT_HOUR, mach, bucket,
-        F.element_at(F.filter(entries, lambda e: e["key"] == p), -1)["value"], p, hour))
-    return sale, restock, F.concat(tel, stock)
+    return [stats[s] for s in defs.TELEMETRY_STATS]
 
 
-def view_rows(df: DataFrame, bucket_ms: int | None = None, with_side_outputs: bool = True) -> DataFrame:
+def _fine_entries(df: DataFrame, bucket_ms: int | None, with_side_outputs: bool) -> DataFrame:
+    """Input rows -> fine entries (one row each) plus ``n``, the input rows each one stands for."""
     kind = F.col("kind")
     bucket = bucket_of(F.col("event_ms"), bucket_ms)
     zero = F.lit(0).cast("long")
-    owner_sale, owner_restock, owner_tel = _owner_entries(bucket)
-    sale_entries = [_entry(v, F.col(k), bucket, F.col(val)) for v, (k, val) in SALE_VIEWS.items()] + owner_sale
-    dead_entries = [_entry(base.DEAD_LETTERS, F.col("reason"), zero, F.lit(1))]
+    hour = F.substring(F.col("event_time"), 1, defs.HOUR_CHARS)
+    mach, prod = F.col("machine_id"), F.col("product")
+    dead = [_fine(DEAD, zero, [F.col("reason")], [F.lit(1)])]
     if with_side_outputs:
-        dead_entries.append(_entry(DEAD_ROW_VIEW, F.concat_ws(SEP, "reason", "position", "dedup_key", "value"),
-                                   zero, F.lit(1)))
-    restock_entries = list(owner_restock)
-    if with_side_outputs:
-        count = _entry(ROWS_VIEW, kind, zero, F.lit(1))
-        sale_entries.append(count)
-        dead_entries.append(count)
-        restock_entries.append(count)
-        owner_tel = F.concat(owner_tel, F.array(count))
-    entries = (F.when(kind == schema.SALE, F.array(*sale_entries))
-               .when(kind == "dead", F.array(*dead_entries))
-               .when(kind == schema.RESTOCK, F.array(*restock_entries))
-               .when(kind == schema.TELEMETRY, owner_tel))
+        dead.append(_fine(DEAD_ROW, zero, [F.concat_ws(SEP, "reason", "position", "dedup_key", "value")], [F.lit(1)]))
+    entries = (
+        F.when(kind == schema.SALE, F.array(_fine(SALE, bucket, [mach, prod, hour, F.col("place"), F.col("category")],
+                                                  [F.col("quantity"), F.col("revenue_cents")])))
+        .when(kind == schema.RESTOCK, F.array(_fine(RESTOCK, bucket, [mach, prod, hour], [F.col("quantity")])))
+        .when(kind == schema.TELEMETRY, F.array(_fine(TELEMETRY, bucket, [mach, F.lit(None), hour],
+                                                      _telemetry_stats(), stock=F.col("stock"))))
+        .when(kind == "dead", F.array(*dead)))
     if with_side_outputs:
         entries = (entries.when(kind == schema.MARKER, F.array(
-            _entry(MARKER_VIEW, F.col("event_id"), zero, F.col("created_ms")), count))
-            .otherwise(F.array(count)))
+            _fine(MARKER, zero, [F.col("event_id")], [F.col("created_ms")]))).otherwise(F.array(_fine(OTHER, zero, [], []))))
+    # Performance: two plain generators, both in generated code (a higher-order function such as
+    # ``transform`` over the stock map would take the whole step out of code generation: measured
+    # 2-3x the CPU per line). The reading's stats go with its first stock entry, a stock entry
+    # with the product as k2; a row counts as input once (n), on the first row of its entry.
     e = df.select(F.explode(entries).alias("e")).select("e.*")
-    agg = e.groupBy("view", "key", "k2", "k3", "bucket").agg(F.sum("value").alias("value"))
-    return agg.select("view", F.concat_ws(defs.SEP, "key", "k2", "k3").alias("key"), "bucket", "value")
+    e = e.select(*[c for c in e.columns if c != "stock"], F.posexplode_outer("stock").alias("pos", "sp", "sv"))
+    first = F.col("pos").isNull() | (F.col("pos") == 0)
+    is_tel = F.col("fam") == TELEMETRY
+    out = [F.col("fam"), "k1", F.when(is_tel, F.col("sp")).otherwise(F.col("k2")).alias("k2"), "k3", "k4", "k5", "bucket"]
+    # s0: a stock entry's value (telemetry), else v0 (the rollup reads the stats from v0..v5)
+    out += [F.when(is_tel, F.col("sv").cast("long")).otherwise(F.col("v0")).alias("s0")]
+    out += [F.when(first, F.col(v)).otherwise(F.lit(0).cast("long")).alias(v) for v in FINE_VALUES]
+    out += [F.when(first, F.lit(1)).otherwise(F.lit(0)).cast("long").alias("n")]
+    return e.select(*out)
+
+
+def _rollup(fine: DataFrame) -> DataFrame:
+    """Step 2: summed fine entries -> the view entries (view, key parts, bucket, value)."""
+    fam = F.col("fam")
+    k = {n: F.col(n) for n in FINE_KEYS}
+    mach, prod, hour, place, cat = k["k1"], k["k2"], k["k3"], k["k4"], k["k5"]
+    none = F.lit(None).cast("string")
+
+    def entry(view: str, value: Column, *parts: Column) -> Column:
+        parts = list(parts) + [none] * (3 - len(parts))
+        return F.struct(F.lit(view).alias("view"), *[p.alias(f"p{i}") for i, p in enumerate(parts)],
+                        F.col("bucket").alias("bucket"), value.alias("value"))
+
+    qty, rev = F.col("v0"), F.col("v1")
+    sale = [entry(base.ITEMS_BY_PRODUCT, qty, prod), entry(base.ITEMS_BY_CATEGORY, qty, cat),
+            entry(base.REVENUE_BY_CATEGORY, rev, cat), entry(defs.REVENUE_BY_MACHINE_HOUR, rev, mach, hour),
+            entry(defs.ITEMS_BY_PLACE_HOUR, qty, place, hour),
+            entry(defs.ITEMS_BY_MACHINE_PRODUCT_HOUR, qty, mach, prod, hour)]
+    tel = [entry(defs.TELEMETRY_BY_MACHINE_HOUR, F.col(v), mach, hour, F.lit(s))
+           for v, s in zip(FINE_VALUES, defs.TELEMETRY_STATS)]
+    rows = entry(ROWS_VIEW, F.col("n"))
+    views = (F.when(fam == SALE, F.array(*sale, rows))
+             .when(fam == RESTOCK, F.array(entry(defs.RESTOCKED_BY_MACHINE_PRODUCT_HOUR, qty, mach, prod, hour), rows))
+             # a reading's stats on its first stock entry's row (pos 0), zeros on the others
+             .when((fam == TELEMETRY) & (F.col("n") > 0) & prod.isNotNull(),
+                   F.array(*tel, entry(defs.STOCK_REPORTED_BY_MACHINE_PRODUCT_HOUR, F.col("s0"), mach, prod, hour), rows))
+             .when((fam == TELEMETRY) & prod.isNotNull(),
+                   F.array(entry(defs.STOCK_REPORTED_BY_MACHINE_PRODUCT_HOUR, F.col("s0"), mach, prod, hour)))
+             .when(fam == TELEMETRY, F.array(*tel, rows))
+             .when(fam == DEAD, F.array(entry(base.DEAD_LETTERS, qty, mach), rows))
+             .when(fam == DEAD_ROW, F.array(entry(DEAD_ROW_VIEW, qty, mach)))
+             .when(fam == MARKER, F.array(entry(MARKER_VIEW, qty, mach), rows))
+             .otherwise(F.array(rows)))
+    return fine.select(F.explode(views).alias("e")).select("e.*")
+
+
+def view_rows(df: DataFrame, bucket_ms: int | None = None, with_side_outputs: bool = True) -> DataFrame:
+    """Parsed, deduplicated rows -> ``(view, key, bucket, value)``, summed: one scan of the input.
+
+    Two sums: the input rows' fine entries (``_fine_entries``, one to a few per row) by family,
+    key parts and bucket; then the few summed fine entries, each rolled up into the views it
+    feeds (``_rollup``: a sale's one fine entry feeds six views), by view, key and bucket."""
+    fine = _fine_entries(df, bucket_ms, with_side_outputs)
+    sums = [F.sum(c).alias(c) for c in ("s0",) + FINE_VALUES + ("n",)]
+    fine = fine.groupBy("fam", *FINE_KEYS, "bucket").agg(*sums)
+    e = _rollup(fine)
+    agg = e.groupBy("view", "p0", "p1", "p2", "bucket").agg(F.sum("value").alias("value"))
+    if not with_side_outputs:
+        agg = agg.filter(F.col("view") != ROWS_VIEW)
+    return agg.select("view", F.concat_ws(defs.SEP, "p0", "p1", "p2").alias("key"), "bucket", "value")
 
 
 def split(rows) -> tuple[list[base.Delta], list[base.Marker], list[base.DeadLetter], int]:

@@ -20,7 +20,7 @@ from pyspark.sql import DataFrame, SparkSession
 from vendlab.catalog import Catalog
 from vendlab.config import Profile, open_store
 from vendlab.jobs import parse, sources
-from vendlab.jobs.views import split, view_rows
+from vendlab.jobs.views import ViewPlan, split
 from vendlab.store.base import ViewStore
 
 # Dead-letter rows kept per micro-batch (their counts per reason are always exact).
@@ -49,6 +49,7 @@ class BatchSink:
         self.fault_hook = fault_hook
         self.retry_for_s = SINK_RETRY_S
         self._local = threading.local()
+        self._plan: ViewPlan | None = None  # built on the first micro-batch, reused by the others
 
     def store(self) -> ViewStore:
         s = getattr(self._local, "store", None)
@@ -63,7 +64,9 @@ class BatchSink:
         # deduplication state to this batch's version (skipping it would forget its event ids).
         # One action: the micro-batch's stateful plan (deduplication) runs exactly once.
         t0 = time.perf_counter()
-        deltas, markers, dead, rows = split(view_rows(df, self.bucket_ms).collect())
+        if self._plan is None:
+            self._plan = ViewPlan(self.bucket_ms)
+        deltas, markers, dead, rows = split(self._plan.rows(df).collect())
         dead = dead[:MAX_DEAD_ROWS_PER_BATCH]
         t1 = time.perf_counter()
         if self.fault_hook:

@@ -82,8 +82,8 @@ def _telemetry_stats() -> list[Column]:
     return [stats[s] for s in defs.TELEMETRY_STATS]
 
 
-def _fine_entries(df: DataFrame, bucket_ms: int | None, with_side_outputs: bool) -> DataFrame:
-    """Input rows -> fine entries (one row each) plus ``n``, the input rows each one stands for."""
+def _entries(bucket_ms: int | None, with_side_outputs: bool) -> Column:
+    """Each input row's fine entries (an array; a telemetry entry still holds its stock map)."""
     kind = F.col("kind")
     bucket = bucket_of(F.col("event_ms"), bucket_ms)
     zero = F.lit(0).cast("long")
@@ -102,26 +102,30 @@ def _fine_entries(df: DataFrame, bucket_ms: int | None, with_side_outputs: bool)
     if with_side_outputs:
         entries = (entries.when(kind == schema.MARKER, F.array(
             _fine(MARKER, zero, [F.col("event_id")], [F.col("created_ms")]))).otherwise(F.array(_fine(OTHER, zero, [], []))))
-    # Performance: two plain generators, both in generated code (a higher-order function such as
-    # ``transform`` over the stock map would take the whole step out of code generation: measured
-    # 2-3x the CPU per line). The reading's stats go with its first stock entry, a stock entry
-    # with the product as k2; a row counts as input once (n), on the first row of its entry.
-    e = df.select(F.explode(entries).alias("e")).select("e.*")
-    e = e.select(*[c for c in e.columns if c != "stock"], F.posexplode_outer("stock").alias("pos", "sp", "sv"))
+    return entries
+
+
+def _stock_exploded() -> list[Column]:
+    """Fine entries with their stock map exploded -> the columns summed by (family, keys, bucket).
+
+    The reading's stats go with its first stock entry, a stock entry with the product as k2; a
+    row counts as input once (n), on the first row of its entry."""
     first = F.col("pos").isNull() | (F.col("pos") == 0)
     is_tel = F.col("fam") == TELEMETRY
-    out = [F.col("fam"), "k1", F.when(is_tel, F.col("sp")).otherwise(F.col("k2")).alias("k2"), "k3", "k4", "k5", "bucket"]
+    out = [F.col("fam"), F.col("k1"), F.when(is_tel, F.col("sp")).otherwise(F.col("k2")).alias("k2"),
+           F.col("k3"), F.col("k4"), F.col("k5"), F.col("bucket")]
     # s0: a stock entry's value (telemetry), else v0 (the rollup reads the stats from v0..v5)
     out += [F.when(is_tel, F.col("sv").cast("long")).otherwise(F.col("v0")).alias("s0")]
     out += [F.when(first, F.col(v)).otherwise(F.lit(0).cast("long")).alias(v) for v in FINE_VALUES]
     out += [F.when(first, F.lit(1)).otherwise(F.lit(0)).cast("long").alias("n")]
-    return e.select(*out)
+    return out
 
 
-def _rollup(fine: DataFrame) -> DataFrame:
-    """Step 2: summed fine entries -> the view entries (view, key parts, bucket, value)."""
+def _rollup() -> Column:
+    """Step 2: a summed fine entry -> the view entries it feeds (view, key parts, bucket, value)."""
     fam = F.col("fam")
     k = {n: F.col(n) for n in FINE_KEYS}
+    # the key parts by family (see the table above); D, X and M keep their one key in k1
     mach, prod, hour, place, cat = k["k1"], k["k2"], k["k3"], k["k4"], k["k5"]
     none = F.lit(None).cast("string")
 
@@ -137,36 +141,62 @@ def _rollup(fine: DataFrame) -> DataFrame:
             entry(defs.ITEMS_BY_MACHINE_PRODUCT_HOUR, qty, mach, prod, hour)]
     tel = [entry(defs.TELEMETRY_BY_MACHINE_HOUR, F.col(v), mach, hour, F.lit(s))
            for v, s in zip(FINE_VALUES, defs.TELEMETRY_STATS)]
+    stock = entry(defs.STOCK_REPORTED_BY_MACHINE_PRODUCT_HOUR, F.col("s0"), mach, prod, hour)
     rows = entry(ROWS_VIEW, F.col("n"))
-    views = (F.when(fam == SALE, F.array(*sale, rows))
-             .when(fam == RESTOCK, F.array(entry(defs.RESTOCKED_BY_MACHINE_PRODUCT_HOUR, qty, mach, prod, hour), rows))
-             # a reading's stats on its first stock entry's row (pos 0), zeros on the others
-             .when((fam == TELEMETRY) & (F.col("n") > 0) & prod.isNotNull(),
-                   F.array(*tel, entry(defs.STOCK_REPORTED_BY_MACHINE_PRODUCT_HOUR, F.col("s0"), mach, prod, hour), rows))
-             .when((fam == TELEMETRY) & prod.isNotNull(),
-                   F.array(entry(defs.STOCK_REPORTED_BY_MACHINE_PRODUCT_HOUR, F.col("s0"), mach, prod, hour)))
-             .when(fam == TELEMETRY, F.array(*tel, rows))
-             .when(fam == DEAD, F.array(entry(base.DEAD_LETTERS, qty, mach), rows))
-             .when(fam == DEAD_ROW, F.array(entry(DEAD_ROW_VIEW, qty, mach)))
-             .when(fam == MARKER, F.array(entry(MARKER_VIEW, qty, mach), rows))
-             .otherwise(F.array(rows)))
-    return fine.select(F.explode(views).alias("e")).select("e.*")
+    return (F.when(fam == SALE, F.array(*sale, rows))
+            .when(fam == RESTOCK, F.array(entry(defs.RESTOCKED_BY_MACHINE_PRODUCT_HOUR, qty, mach, prod, hour), rows))
+            # a reading's stats are on its first stock entry's row (n > 0), zeros on the others
+            .when((fam == TELEMETRY) & (F.col("n") > 0) & prod.isNotNull(), F.array(*tel, stock, rows))
+            .when((fam == TELEMETRY) & prod.isNotNull(), F.array(stock))
+            .when(fam == TELEMETRY, F.array(*tel, rows))  # a reading with an empty stock map
+            .when(fam == DEAD, F.array(entry(base.DEAD_LETTERS, qty, mach), rows))
+            .when(fam == DEAD_ROW, F.array(entry(DEAD_ROW_VIEW, qty, mach)))  # its row counts under D
+            .when(fam == MARKER, F.array(entry(MARKER_VIEW, qty, mach), rows))
+            .otherwise(F.array(rows)))
+
+
+class ViewPlan:
+    """``view_rows``' Spark expressions, built once and applied to any number of frames.
+
+    Performance: building them is ~150 column expressions made one py4j call at a time, about
+    0.5 s (more when the Python process is busy); a streaming job applies one plan to each of its
+    micro-batches instead of building it again for each (expressions are unresolved, so they
+    bind to each micro-batch's frame)."""
+
+    def __init__(self, bucket_ms: int | None = None, with_side_outputs: bool = True):
+        self.with_side_outputs = with_side_outputs
+        self.entries = F.explode(_entries(bucket_ms, with_side_outputs)).alias("e")
+        self.unstock = [F.col(f"e.{c}") for c in ("fam",) + FINE_KEYS + ("bucket",) + FINE_VALUES]
+        self.stock = F.posexplode_outer("e.stock").alias("pos", "sp", "sv")
+        self.fine = _stock_exploded()
+        self.fine_keys = [F.col(c) for c in ("fam",) + FINE_KEYS + ("bucket",)]
+        self.fine_sums = [F.sum(c).alias(c) for c in ("s0",) + FINE_VALUES + ("n",)]
+        self.rollup = F.explode(_rollup()).alias("e")
+        self.keys = [F.col(f"e.{c}").alias(c) for c in ("view", "p0", "p1", "p2", "bucket")]
+        self.sum = F.sum(F.col("e.value")).alias("value")
+        self.not_rows = F.col("view") != ROWS_VIEW
+        self.out = [F.col("view"), F.concat_ws(defs.SEP, "p0", "p1", "p2").alias("key"), F.col("bucket"), F.col("value")]
+
+    def rows(self, df: DataFrame) -> DataFrame:
+        # Performance: two plain generators, both in generated code (a higher-order function such
+        # as ``transform`` over the stock map would take the whole step out of code generation:
+        # measured 2-3x the CPU per line).
+        e = df.select(self.entries).select(*self.unstock, self.stock).select(*self.fine)
+        fine = e.groupBy(*self.fine_keys).agg(*self.fine_sums)
+        agg = fine.select(self.rollup).groupBy(*self.keys).agg(self.sum)
+        if not self.with_side_outputs:
+            agg = agg.filter(self.not_rows)
+        return agg.select(*self.out)
 
 
 def view_rows(df: DataFrame, bucket_ms: int | None = None, with_side_outputs: bool = True) -> DataFrame:
     """Parsed, deduplicated rows -> ``(view, key, bucket, value)``, summed: one scan of the input.
 
-    Two sums: the input rows' fine entries (``_fine_entries``, one to a few per row) by family,
-    key parts and bucket; then the few summed fine entries, each rolled up into the views it
-    feeds (``_rollup``: a sale's one fine entry feeds six views), by view, key and bucket."""
-    fine = _fine_entries(df, bucket_ms, with_side_outputs)
-    sums = [F.sum(c).alias(c) for c in ("s0",) + FINE_VALUES + ("n",)]
-    fine = fine.groupBy("fam", *FINE_KEYS, "bucket").agg(*sums)
-    e = _rollup(fine)
-    agg = e.groupBy("view", "p0", "p1", "p2", "bucket").agg(F.sum("value").alias("value"))
-    if not with_side_outputs:
-        agg = agg.filter(F.col("view") != ROWS_VIEW)
-    return agg.select("view", F.concat_ws(defs.SEP, "p0", "p1", "p2").alias("key"), "bucket", "value")
+    Two sums: the input rows' fine entries (one to a few per row) by family, key parts and
+    bucket; then the few summed fine entries, each rolled up into the views it feeds (a sale's
+    one fine entry feeds six views), by view, key and bucket. For many frames, build a
+    ``ViewPlan`` once."""
+    return ViewPlan(bucket_ms, with_side_outputs).rows(df)
 
 
 def split(rows) -> tuple[list[base.Delta], list[base.Marker], list[base.DeadLetter], int]:

@@ -76,9 +76,17 @@ class Sales:
         return out
 
 
+_MTIME = [1_700_000_000]
+
+
 def write(writer: SegmentWriter, lines: list[bytes], log_ms: int) -> None:
     writer.append(b"".join(lines), len(lines), log_ms)
-    writer.roll()
+    seg = writer.roll()
+    # Spark's file source takes files in modification-time order; segments written within one
+    # tick of the file system's clock tie, and their order is then the directory's. These tests
+    # need one segment per micro-batch in log order, so each segment gets its own second.
+    _MTIME[0] += 1
+    os.utime(seg.path, (_MTIME[0], _MTIME[0]))
 
 
 def views(store, job):

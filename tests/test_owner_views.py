@@ -153,7 +153,7 @@ def test_spark_and_validation_agree_on_awkward_events(spark):
     raw = spark.createDataFrame([(x,) for x in AWKWARD], "value string").selectExpr(
         "value", "0 as log_partition", "cast(null as long) as log_offset", "timestamp_millis(0) as log_ts",
         "'test' as position")
-    rows = view_rows(parse.parse(raw, sorted(cat.machine_ids), sorted(cat.product_names))).collect()
+    rows = view_rows(parse.parse(raw, sorted(cat.machine_ids), sorted(cat.product_names)))
     got: dict[str, dict[str, int]] = {}
     for r in rows:
         if r.view in defs.OWNER_VIEWS:

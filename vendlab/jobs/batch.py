@@ -28,7 +28,7 @@ from vendlab.catalog import Catalog
 from vendlab.config import Profile
 from vendlab.jobs import parse
 from vendlab.jobs.ingest import MASTER_SCHEMA
-from vendlab.jobs.views import BUCKETED_VIEWS, view_rows
+from vendlab.jobs.views import BUCKETED_VIEWS, ViewPlan, rollup
 from vendlab.store.base import BatchViewInfo
 
 
@@ -57,9 +57,9 @@ def compute_batch_view(spark: SparkSession, profile: Profile, catalog: Catalog):
         if newest is None:
             return [], 0, events
         cutoff_bucket = (newest - profile.lateness_ms) // profile.bucket_ms
-        deltas = view_rows(valid, profile.bucket_ms, with_side_outputs=False).filter(F.col("bucket") < cutoff_bucket)
-        rows = [(r[0], r[1], int(r[2])) for r in
-                deltas.groupBy("view", "key").agg(F.sum("value")).collect()]
+        fine = ViewPlan(profile.bucket_ms, with_side_outputs=False).rows(valid, before_bucket=cutoff_bucket)
+        deltas, _, _, _ = rollup(fine.collect())
+        rows = [(view, key, value) for view, key, _, value in deltas]
         return rows, int(cutoff_bucket), events
     finally:
         valid.unpersist()

@@ -20,7 +20,7 @@ from pyspark.sql import DataFrame, SparkSession
 from vendlab.catalog import Catalog
 from vendlab.config import Profile, open_store
 from vendlab.jobs import parse, sources
-from vendlab.jobs.views import ViewPlan, split
+from vendlab.jobs.views import ViewPlan, rollup
 from vendlab.store.base import ViewStore
 
 # Dead-letter rows kept per micro-batch (their counts per reason are always exact).
@@ -66,7 +66,7 @@ class BatchSink:
         t0 = time.perf_counter()
         if self._plan is None:
             self._plan = ViewPlan(self.bucket_ms)
-        deltas, markers, dead, rows = split(self._plan.rows(df).collect())
+        deltas, markers, dead, rows = rollup(self._plan.rows(df).collect())
         dead = dead[:MAX_DEAD_ROWS_PER_BATCH]
         t1 = time.perf_counter()
         if self.fault_hook:

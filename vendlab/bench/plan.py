@@ -1,5 +1,5 @@
 """Sizes of the benchmark: ``--quick`` (a smoke run, under 3 minutes) and the full run (about
-40 minutes on a 2-core machine; see docs/results.md for the measured duration)."""
+12-13 minutes on a 2-core machine; docs/results.md states each run's duration)."""
 
 from __future__ import annotations
 

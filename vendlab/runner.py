@@ -120,7 +120,11 @@ class LogFeeder(threading.Thread):
             if not self.save_by_roll and self.manifest_path is not None and now >= next_save:
                 m.save(self.manifest_path)
                 next_save = now + 1.0
-            if produced >= int(self.rate * (time.monotonic() - t0)):
+            # Sleep until at least half a tick of events is due: taking whatever became due while
+            # the last chunk was made (a few events) would call the generator hundreds of times a
+            # second, each call with its fixed cost (measured: the feeder at 50 % of a core at 10k
+            # events/s; the whole Python process 85 % -> 8 % in chunks of half a tick).
+            if int(self.rate * (time.monotonic() - t0)) - produced < max(1.0, self.rate * TICK_S / 2):
                 time.sleep(TICK_S / 2)
         m.markers += 1
         m.complete = True

@@ -42,7 +42,8 @@ def _add_run_flags(p: argparse.ArgumentParser, demo: bool = False) -> None:
                        " (default: data/demo, emptied first)" if demo else ""))
     p.add_argument("--duration", type=positive, default=120.0 if demo else None,
                    help="seconds of event generation" + (" (default 120)" if demo else " (required unless --resume)"))
-    # The demo runs both architectures at once: 5000/s is what lambda sustains on 2 cores (docs/results.md).
+    # The demo runs both architectures and the validation consumer at once: 5000/s is half of what
+    # lambda sustains alone on 2 cores (docs/results.md).
     rate = 5_000 if demo else 20_000
     p.add_argument("--rate", type=positive, default=rate, help=f"events per second (default {rate})")
     p.add_argument("--seed", type=seed_type, default=1, help="seed of the fleet and the events (default 1)")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vendlab.catalog import make_catalog
-from vendlab.eventlog import SegmentWriter
-from vendlab.generator import Generator
+from vendlab.models.scenario import write_scenario
 
 
 @pytest.fixture(scope="session")
@@ -21,22 +19,10 @@ def spark(tmp_path_factory):
 
 def write_log(data_dir, seed=3, events=20_000, segment_lines=5_000, rate=20_000, bad_rate=0.0, dup_rate=0.0,
               machines=20):
-    """A finished log in ``data_dir`` (catalog.json, log/, manifest.json); returns (catalog, manifest)."""
-    catalog = make_catalog(seed, machines=machines)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    catalog.save(data_dir / "catalog.json")
-    gen = Generator(catalog, seed, rate, bad_rate=bad_rate, dup_rate=dup_rate)
-    writer = SegmentWriter(data_dir / "log", roll_seconds=1e9, roll_lines=segment_lines, fsync=False)
-    left = events
-    while left:
-        n = min(left, segment_lines)
-        c = gen.take(n)
-        writer.append(c.data, c.lines, c.first_ms)
-        left -= n
-    writer.close()
-    gen.manifest.complete = True
-    gen.manifest.save(data_dir / "manifest.json")
-    return catalog, gen.manifest
+    """A finished log in ``data_dir`` (catalog.json, log/, manifest.json); returns (catalog, manifest).
+    The generator's own time scale (60x), unlike a scenario's days."""
+    return write_scenario(data_dir, seed=seed, events=events, rate=rate, time_scale=60.0, machines=machines,
+                          bad_rate=bad_rate, dup_rate=dup_rate, segment_lines=segment_lines)
 
 
 @pytest.fixture

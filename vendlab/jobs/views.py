@@ -121,8 +121,8 @@ def _stock_exploded() -> list[Column]:
 class ViewPlan:
     """Step 1's Spark expressions, built once and applied to any number of frames.
 
-    Performance: building them is ~100 column expressions made one py4j call at a time, about
-    0.5 s (more when the Python process is busy); a streaming job applies one plan to each of its
+    Performance: building them is a few hundred py4j calls (one per column expression or
+    operator), 0.5-1 s measured (more when the Python process is busy); a streaming job applies one plan to each of its
     micro-batches instead of building it again for each (expressions are unresolved, so they
     bind to each micro-batch's frame)."""
 

@@ -393,16 +393,17 @@ class Orchestrator:
             if not bad:
                 self.say(f"  all {len(state)} services healthy")
                 return
+            hint = ""
+            if "grafana" in bad:
+                hint = (f"\n  grafana is healthy once its plugin {GRAFANA_PLUGIN} is loaded; the first start "
+                        "downloads it (needs the internet; without it Grafana stops), later starts use the copy "
+                        "in the grafana-data volume")
             if dead:
                 raise OrchestrateError(
                     "these services stopped: " + ", ".join(f"{s} ({st[0]})" for s, st in dead.items())
                     + f"\n  see why with: cd {self.stack.name} && docker compose logs "
-                    + " ".join(dead) + "\n  then: docker compose up -d", 1)
+                    + " ".join(dead) + "\n  then: docker compose up -d" + (hint if "grafana" in dead else ""), 1)
             if self.runner.now() >= deadline:
-                hint = ""
-                if "grafana" in bad:
-                    hint = (f"\n  grafana is healthy once its plugin {GRAFANA_PLUGIN} is loaded; the first start "
-                            "downloads it (needs the internet), later starts use the copy in the grafana-data volume")
                 raise OrchestrateError(
                     f"time-out after {self.s.health_timeout:g} s waiting for services to be healthy: "
                     + ", ".join(f"{s} ({st[1] or st[0]})" for s, st in sorted(bad.items()))

@@ -8,6 +8,7 @@ real-service tests of issue 14 run one with a short retention check interval."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -104,3 +105,14 @@ def test_no_record_of_a_run_is_deleted_or_rejected(stack, started):
 def test_docs_say_the_clock_starts_behind():
     text = (ROOT / "docs" / "compose.md").read_text()
     assert "behind the wall clock" in text and "runs *ahead* of" not in text
+
+
+@pytest.mark.parametrize("stack", ["lambda", "kappa"])
+def test_the_probe_reaches_a_listener_bound_to_all_addresses(stack):
+    """The class of symptom 2 for Kafka: the health probe connects to localhost:9092 inside the container, so
+    that listener must bind to all addresses (empty host or 0.0.0.0), not to the container's hostname."""
+    svc = yaml.safe_load((ROOT / stack / "docker-compose.yml").read_text())["services"]["kafka"]
+    port = re.search(r"--bootstrap-server localhost:(\d+)", " ".join(svc["healthcheck"]["test"])).group(1)
+    listeners = {m.group(3): m.group(2) for m in (re.match(r"(\w+)://([^:]*):(\d+)", ln)
+                 for ln in kafka_properties(svc["environment"])["listeners"].split(","))}
+    assert listeners[port] in ("", "0.0.0.0"), f"{stack}: listener on {port} binds to {listeners[port]!r}"

@@ -19,10 +19,13 @@ SEED_PORTS = {  # the seed's URLs, plus Cassandra's CQL port and Kafka's host li
 }
 SERVICES = {
     "lambda": {"kafka", "kafka-ui", "namenode", "datanode1", "datanode2", "resourcemanager", "nodemanager",
-               "spark-master", "spark-worker-1", "spark-worker-2", "cassandra1", "grafana"},
-    "kappa": {"kafka", "kafka-ui", "spark-master", "spark-worker-1", "spark-worker-2", "cassandra1", "grafana"},
+               "spark-master", "spark-worker-1", "spark-worker-2", "cassandra1", "grafana",
+               "validation", "generator", "lambda-ingest", "lambda-speed", "lambda-batch"},
+    "kappa": {"kafka", "kafka-ui", "spark-master", "spark-worker-1", "spark-worker-2", "cassandra1", "grafana",
+              "validation", "generator", "kappa-job"},
 }
-LAPTOP_BUDGET_MB = 12 * 1024  # of a 16 GB laptop, the rest for the OS, the browser and Docker itself
+JOBS = {"lambda": {"validation", "generator", "lambda-ingest", "lambda-speed", "lambda-batch"},
+        "kappa": {"validation", "generator", "kappa-job"}}
 
 
 def compose(stack: str) -> dict:
@@ -110,14 +113,21 @@ def test_ports_on_localhost_and_seed_ports_present(stack):
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_memory_limits_fit_a_laptop_and_match_the_docs(stack):
-    total = 0.0
-    for name, svc in services(stack).items():
-        assert "mem_limit" in svc, f"{name} has no memory limit"
-        total += mem_mb(svc["mem_limit"])
-    assert total <= LAPTOP_BUDGET_MB
-    docs = (ROOT / "docs" / "compose.md").read_text()
-    assert f"{total / 1024:.1f} GiB" in docs, f"docs/compose.md must state the {stack} total {total / 1024:.1f} GiB"
+def test_jobs_are_services_of_the_jobs_profile(stack):
+    """`docker compose up -d` alone starts the infrastructure; the jobs have the profile "jobs", a restart
+    policy, their own memory limit and their process as PID 1 (vendlab.orchestrate exec)."""
+    from vendlab.orchestrate import STACKS as ORCH
+
+    svcs = services(stack)
+    jobs = {n for n, s in svcs.items() if "jobs" in s.get("profiles", [])}
+    assert jobs == JOBS[stack] == set(ORCH[stack].jobs)
+    assert set(ORCH[stack].services) == set(svcs) - jobs
+    for j in jobs:
+        s = svcs[j]
+        assert s["command"] == ["python", "-m", "vendlab.orchestrate", "exec", j]
+        assert s["restart"] == "on-failure" and s["stop_signal"] == "SIGINT" and s["hostname"] == j
+        assert s["image"] == "vendlab/spark:4.1.1"
+        assert s["environment"]["VENDLAB_RATE"] == "${VENDLAB_RATE:-2000}"
 
 
 def test_cassandra_heap_and_kafka_listeners():
@@ -170,3 +180,33 @@ def test_spark_workers_cores_fit_the_jobs():
             if "spark://spark-master:7077" in p.command:
                 wanted += int(p.command[p.command.index("--total-executor-cores") + 1])
         assert 0 < wanted <= cores, stack
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_grafana_is_healthy_only_once_its_plugin_is_loaded(stack):
+    """Symptom 12: Grafana 12 installs the Cassandra plugin at start; /api/health answers before that, and the
+    panels say "plugin not found". The plugin is installed before the server starts (preinstall_sync) and the
+    probe asks Grafana for the plugin itself (404 until it is loaded). Offline behaviour: docs/compose.md.
+    Whether the plugin really loads only a running Grafana shows."""
+    g = services(stack)["grafana"]
+    plugin = g["environment"]["GF_PLUGINS_PREINSTALL_SYNC"]
+    assert "GF_PLUGINS_PREINSTALL" not in g["environment"]
+    probe = " ".join(g["healthcheck"]["test"])
+    assert f"/api/plugins/{plugin.split('@')[0]}/settings" in probe
+    assert "$$GF_SECURITY_ADMIN_PASSWORD" in probe  # compose's escape: the container's variable, not the host's
+    docs = (ROOT / "docs" / "compose.md").read_text()
+    assert "offline" in docs.lower() and "grafana-data" in docs
+
+
+def test_readme_cluster_section_is_one_command_per_stack():
+    """Symptom 10: `docker compose up -d && python start_lambda.py` stopped on the missing .env, and stock
+    Ubuntu has no `python`. The cluster section is one executable command per stack."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Cluster mode"):]
+    section = section[: section.index("\n## ", 3)]
+    block = re.search(r"```\n(.*?)```", section, re.S).group(1)
+    commands = [ln.split("#")[0].strip() for ln in block.splitlines() if ln.split("#")[0].strip()]
+    assert commands == ["./lambda/start_lambda.py", "./kappa/start_kappa.py"], commands
+    for text in (readme, (ROOT / "docs" / "compose.md").read_text()):
+        # the host's command (stock Ubuntu has python3 only); `python` inside the image is the venv's
+        assert not re.search(r"(^|[\s`(])python \S*start_\w+\.py", text, re.M), "run ./STACK/start_STACK.py"

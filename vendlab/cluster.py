@@ -93,7 +93,7 @@ def cmd_produce(args) -> int:
         producer = Producer(producer_config(profile.kafka_bootstrap))
         if not topic_partitions(producer, profile.topic):
             _say(f"topic {profile.topic!r} not found on {profile.kafka_bootstrap}: create it first "
-                 f"(python lambda/start_lambda.py or python kappa/start_kappa.py do)")
+                 f"(./lambda/start_lambda.py or ./kappa/start_kappa.py do)")
             return 2
         feeder = make_feeder(producer, profile.topic, catalog, args.seed, args.rate, duration,
                              profile.manifest_path, args.time_scale, args.bad_rate, args.dup_rate)

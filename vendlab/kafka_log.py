@@ -56,10 +56,20 @@ if TYPE_CHECKING:  # kept out of the import: the start scripts import this modul
 
 DEFAULT_TOPIC = "vendlab-events"
 DEFAULT_PARTITIONS = 6
-# Record timestamps are simulated time, which runs ahead of the wall clock: accept any.
+# Record timestamps are simulated time (from 2026-01-05, 60x the wall clock): months *behind* the wall clock
+# when a run starts, catching up at 59x and then ahead of it. Kafka's time retention compares the wall clock
+# with the newest timestamp of each segment (7 days by default, checked every 5 minutes): it would delete the
+# whole log at once. No retention of any kind may delete our records (the views are exact only over the whole
+# log, and replay needs it), and no timestamp may be rejected, behind (before.max.ms) or ahead (after.max.ms,
+# 1 h by default in Kafka 4). The compose files set the same values broker-wide (KAFKA_LOG_*), and the start
+# scripts check an existing topic's config against this one and correct it.
 MAX_TIMESTAMP_AHEAD_MS = 2**63 - 1
 TOPIC_CONFIG = {
+    "cleanup.policy": "delete",
+    "retention.ms": "-1",
+    "retention.bytes": "-1",
     "message.timestamp.type": "CreateTime",
+    "message.timestamp.before.max.ms": str(MAX_TIMESTAMP_AHEAD_MS),
     "message.timestamp.after.max.ms": str(MAX_TIMESTAMP_AHEAD_MS),
 }
 OFFSETS_VIEW = "log_offsets"

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from vendlab.compose_conf import hadoop_site_files, mem_limits, mib, parse_env_file
-from vendlab.orchestrate import DRIVER_MEMORY, EXECUTOR_MEMORY, HADOOP_TOOL_ENV, KAFKA_TOOL_ENV, STACKS as ORCH
+from vendlab.orchestrate import (DRIVER_MEMORY, EXECUTOR_MEMORY, HADOOP_TOOL_ENV, KAFKA_TOOL_ENV, SPARK_MIN_HEAP,
+                                 STACKS as ORCH, Settings)
 
 ROOT = Path(__file__).resolve().parents[1]
 STACKS = ("lambda", "kappa")
@@ -86,6 +87,30 @@ def test_every_limit_covers_what_runs_in_its_container(stack):
         assert need <= mib(svcs[name]["mem_limit"]), f"{stack}/{name}: needs ~{need} MiB, limit {svcs[name]['mem_limit']}"
     master = svcs["spark-master"]["command"]
     assert master[1] == "org.apache.spark.deploy.master.Master"  # nothing else runs there
+
+
+def submitted_heaps(command: list[str]) -> dict[str, int]:
+    """--driver-memory / --executor-memory of a spark-submit command, in MiB."""
+    return {a: mib(command[i + 1]) for i, a in enumerate(command) if a in ("--driver-memory", "--executor-memory")}
+
+
+def test_spark_min_heap_is_sparks_rule():
+    """UnifiedMemoryManager.getMaxMemory (Spark 4.1): a JVM whose max heap is below 1.5 x the reserved 300 MiB
+    fails at SparkContext creation with [INVALID_DRIVER_MEMORY] (executors: [INVALID_EXECUTOR_MEMORY]).
+    Checked with pyspark 4.1.1 here: --driver-memory 384m fails ("System memory 402653184 must be at least
+    471859200"), 512m starts."""
+    assert mib(SPARK_MIN_HEAP) * 1024 * 1024 == int(300 * 1024 * 1024 * 1.5) == 471859200
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_spark_jvm_gets_at_least_sparks_minimum_heap(stack):
+    """Before: --driver-memory 384m: every driver (kappa-job, lambda-ingest, lambda-speed, lambda-batch) died at
+    start with [INVALID_DRIVER_MEMORY] and compose restarted it for ever."""
+    drivers = [p for p in ORCH[stack].processes(Settings()) if "--driver-memory" in p.command]
+    assert drivers
+    for p in drivers:
+        for flag, heap in submitted_heaps(p.command).items():
+            assert heap >= mib(SPARK_MIN_HEAP), f"{stack}/{p.name}: {flag} {heap} MiB < Spark's minimum {SPARK_MIN_HEAP}"
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -161,7 +161,10 @@ class Settings:
         return s
 
 
-DRIVER_MEMORY = "384m"
+# Spark refuses a JVM heap below 1.5 x its 300 MiB reserved memory (UnifiedMemoryManager.getMaxMemory:
+# "[INVALID_DRIVER_MEMORY] System memory ... must be at least 471859200"), for drivers and executors alike.
+SPARK_MIN_HEAP = "450m"
+DRIVER_MEMORY = "512m"
 EXECUTOR_MEMORY = "512m"
 
 

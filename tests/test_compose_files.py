@@ -210,3 +210,48 @@ def test_readme_cluster_section_is_one_command_per_stack():
     for text in (readme, (ROOT / "docs" / "compose.md").read_text()):
         # the host's command (stock Ubuntu has python3 only); `python` inside the image is the venv's
         assert not re.search(r"(^|[\s`(])python \S*start_\w+\.py", text, re.M), "run ./STACK/start_STACK.py"
+
+
+def dockerfile_stages() -> dict[str, dict]:
+    """docker/spark/Dockerfile's stages: {name: {"from": image, "platform": str|None, "copies_from": [stage]}}."""
+    stages, current = {}, None
+    for line in (ROOT / "docker" / "spark" / "Dockerfile").read_text().splitlines():
+        m = re.match(r"^FROM\s+(?:--platform=(\S+)\s+)?(\S+)\s+AS\s+(\S+)", line)
+        if m:
+            current = stages.setdefault(m.group(3), {"from": m.group(2), "platform": m.group(1), "copies_from": []})
+            continue
+        m = re.match(r"^COPY\s+--from=(\S+)", line)
+        if m and current is not None:
+            current["copies_from"].append(m.group(1))
+    return stages
+
+
+def test_nodemanager_binaries_match_the_hadoop_images_platform():
+    """apache/hadoop:3.4.1 exists for linux/amd64 only (built FROM apache/hadoop-runner, which has no arm64 build:
+    apache/hadoop PR #8023; the 3.4.1 image: PR #7135, "Compiled on platform linux-x86_64"). On an arm64 host
+    (Apple silicon) Docker runs it emulated; before, the nodemanager stage copied Java 17 and Python from the
+    native (arm64) spark stage into that amd64 image, so every YARN container of the batch layer failed to exec
+    /opt/java17/bin/java (no aarch64 loader in an amd64 file system). Every stage the nodemanager copies from,
+    and the nodemanager itself, must be pinned to the hadoop image's platform, and compose must say it."""
+    stages = dockerfile_stages()
+    nm = stages["nodemanager"]
+    assert nm["from"] == "${HADOOP_IMAGE}" and nm["platform"] == "linux/amd64"
+    assert nm["copies_from"], "the nodemanager gets Java 17 from another stage"
+    for src in nm["copies_from"]:
+        assert stages[src]["platform"] == nm["platform"], f"COPY --from={src}: stage not pinned to {nm['platform']}"
+    for name, svc in services("lambda").items():
+        if svc.get("image", "").startswith("apache/hadoop") or svc.get("build", {}).get("target") == "nodemanager":
+            assert svc.get("platform") == "linux/amd64", f"lambda/{name}: platform not stated"
+
+
+def test_yarn_containers_get_java17_and_no_python_paths_that_do_not_exist():
+    """The AM and the executor run with JAVA_HOME=/opt/java17 (the Dockerfile copies it there); the nodemanager
+    image has no Python (DataFrame-only jobs start no Python worker), so the job must not point YARN at one."""
+    from vendlab.orchestrate import STACKS as ORCH, Settings
+
+    batch = next(p for p in ORCH["lambda"].processes(Settings()) if p.name == "lambda-batch").command
+    conf = dict(batch[i + 1].split("=", 1) for i, a in enumerate(batch) if a == "--conf")
+    dockerfile = (ROOT / "docker" / "spark" / "Dockerfile").read_text()
+    java_home = re.search(r"^COPY --from=\S+ /opt/java/openjdk (\S+)$", dockerfile, re.M).group(1)
+    assert conf["spark.yarn.appMasterEnv.JAVA_HOME"] == conf["spark.executorEnv.JAVA_HOME"] == java_home
+    assert not any("PYSPARK_PYTHON" in k for k in conf)

@@ -208,7 +208,8 @@ def standalone_submit(name: str, cores: int) -> list[str]:
 
 
 def yarn_submit(name: str) -> list[str]:
-    """The batch layer on YARN: the nodemanager image carries Java 17 and the venv (see the Dockerfile).
+    """The batch layer on YARN: the nodemanager image (Java 8) carries Java 17 in /opt/java17, which the AM and the
+    executor are told to use; no Python runs there (DataFrame-only jobs: no Python worker in an executor).
     Containers: AM 256m + 128m overhead, one executor 512m + 384m (default overhead) = the nodemanager's 1280 MB."""
     env = ["env", "VENDLAB_SPARK_MASTER=yarn", "HADOOP_CONF_DIR=/opt/hadoop-conf", "YARN_CONF_DIR=/opt/hadoop-conf"]
     return env + ["/opt/spark/bin/spark-submit", "--master", "yarn", "--deploy-mode", "client",
@@ -216,8 +217,6 @@ def yarn_submit(name: str) -> list[str]:
                   "--num-executors", "1", "--executor-cores", "1",
                   "--conf", "spark.yarn.appMasterEnv.JAVA_HOME=/opt/java17",
                   "--conf", "spark.executorEnv.JAVA_HOME=/opt/java17",
-                  "--conf", f"spark.yarn.appMasterEnv.PYSPARK_PYTHON={PYTHON}",
-                  "--conf", f"spark.executorEnv.PYSPARK_PYTHON={PYTHON}",
                   "--conf", "spark.yarn.am.memory=256m", "--conf", "spark.yarn.am.memoryOverhead=128m",
                   *submit_confs(), SUBMIT]
 

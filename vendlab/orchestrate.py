@@ -263,14 +263,16 @@ def ensure_env_file(directory: Path, settings: Settings | None = None) -> bool:
     lines = path.read_text().splitlines() if path.exists() else []
     have = read_env_file(path)
     new = dict(settings.env()) if settings else {}
-    lines = [ln for ln in lines if ln.partition("=")[0].strip() not in new]
+    # a setting already there is replaced in place, so the file's order (and a later COMPOSE_PROFILES) stays
+    lines = [f"{k}={new[k]}" if (k := ln.partition("=")[0].strip()) in new and "=" in ln else ln for ln in lines]
+    missing = {k: v for k, v in new.items() if k not in have}
     if PASSWORD_VAR not in have:
         lines += ["# Grafana admin password, made by start_*.py (this file is git-ignored)",
                   f"{PASSWORD_VAR}={secrets.token_urlsafe(18)}"]
-    if new:
+    if missing:
         if "# run settings of the job services, written by start_*.py from its flags" not in lines:
             lines.append("# run settings of the job services, written by start_*.py from its flags")
-        lines += [f"{k}={v}" for k, v in new.items()]
+        lines += [f"{k}={v}" for k, v in missing.items()]
     text = "\n".join(lines) + "\n"
     if path.exists() and path.read_text() == text:
         return False
@@ -279,6 +281,26 @@ def ensure_env_file(directory: Path, settings: Settings | None = None) -> bool:
         f.write(text)
     os.chmod(path, 0o600)
     return created
+
+
+PROFILES_VAR = "COMPOSE_PROFILES"
+
+
+def enable_jobs_profile(directory: Path) -> bool:
+    """Adds COMPOSE_PROFILES=jobs to DIR/.env (Compose reads COMPOSE_* variables from the project's .env), so that
+    after a first start a plain `docker compose up -d` brings the jobs back with the infrastructure and a plain
+    `docker compose down` removes them too (without it, `down` skips the job containers, leaves the network, and
+    the jobs crash-loop against a stack that is gone). True if the line was added."""
+    path = directory / ENV_FILE
+    if read_env_file(path).get(PROFILES_VAR) == JOBS_PROFILE:
+        return False
+    lines = [ln for ln in path.read_text().splitlines() if ln.partition("=")[0].strip() != PROFILES_VAR]
+    lines += ["# set once the topic, tables and folders exist: plain `docker compose up -d` / `down` include the jobs",
+              f"{PROFILES_VAR}={JOBS_PROFILE}"]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return True
 
 
 def parse_ps(text: str) -> dict[str, dict]:
@@ -382,7 +404,10 @@ class Orchestrator:
         self.say("  " + ", ".join(f"{s} {lim.get(s, 0)}M" for s in self.stack.services)
                  + f" = {sum(lim.get(s, 0) for s in self.stack.services) / 1024:.1f} GiB")
         self.say("  (the first time builds the Spark images: about 10 minutes, output below)")
-        self.must("docker compose up -d", self.runner.run(self.compose + ["up", "-d"], timeout=None, stream=True))
+        # the infrastructure by name: once .env activates the profile jobs (enable_jobs_profile), a bare `up -d`
+        # would start the jobs too, before the topic, tables and folders are checked
+        self.must("docker compose up -d", self.runner.run(self.compose + ["up", "-d", *self.stack.services],
+                                                          timeout=None, stream=True))
 
     def wait_healthy(self) -> None:
         deadline = self.runner.now() + self.s.health_timeout
@@ -508,6 +533,12 @@ class Orchestrator:
             self.ensure_hdfs()
         self.say(f"[5/{n}] the jobs (profile {JOBS_PROFILE}): " + ", ".join(self.stack.jobs))
         self.start_jobs()
+        if self.dry:
+            self.say(f"  {self.dir / ENV_FILE}: {PROFILES_VAR}={JOBS_PROFILE} (plain `docker compose up -d` / `down` "
+                     "include the jobs from now on)")
+        elif enable_jobs_profile(self.dir):
+            self.say(f"  {ENV_FILE}: {PROFILES_VAR}={JOBS_PROFILE}: from now on plain `docker compose up -d` and "
+                     "`docker compose down` include the jobs")
         self.say(f"[6/{n}] open")
         self.print_urls()
         return 0

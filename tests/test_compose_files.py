@@ -255,3 +255,70 @@ def test_yarn_containers_get_java17_and_no_python_paths_that_do_not_exist():
     java_home = re.search(r"^COPY --from=\S+ /opt/java/openjdk (\S+)$", dockerfile, re.M).group(1)
     assert conf["spark.yarn.appMasterEnv.JAVA_HOME"] == conf["spark.executorEnv.JAVA_HOME"] == java_home
     assert not any("PYSPARK_PYTHON" in k for k in conf)
+
+
+# What each image's own Dockerfile puts there, for the health probes (busybox applets count only where the
+# image is Alpine-only). Sources: apache/kafka docker/jvm/Dockerfile (alpine; apk add ... bash, kafka in
+# /opt/kafka), kafbat/kafka-ui v1.5.0 api/Dockerfile (azul zulu alpine: busybox wget), the apache/hadoop
+# runner image (bash: starter.sh is a bash script), docker-library/cassandra 5.0/Dockerfile (debian; python3 for
+# cqlsh), grafana/grafana Dockerfile (alpine: "apk add ... bash curl ..."; ubuntu: "apt-get install ... curl":
+# curl in both, wget only as busybox in the alpine one), docker/spark/Dockerfile (apache/spark ubuntu base
+# with procps; we add curl).
+IMAGE_TOOLS = {
+    "apache/kafka": {"sh", "bash", "/opt/kafka/bin/kafka-topics.sh"},
+    "ghcr.io/kafbat/kafka-ui": {"sh", "wget"},
+    "apache/hadoop": {"sh", "bash"},
+    "vendlab/hadoop-nodemanager": {"sh", "bash"},
+    "cassandra": {"sh", "bash", "cqlsh"},
+    "grafana/grafana": {"sh", "bash", "curl"},
+    "vendlab/spark": {"sh", "bash", "curl", "kill"},
+}
+
+
+def probe_tools(test: list[str]) -> list[str]:
+    """The programs a healthcheck runs: CMD's first element; for CMD-SHELL each command's first word after
+    leading VAR=value assignments, and `bash` for `bash -c`."""
+    if test[0] == "CMD":
+        return [test[1]]
+    tools = []
+    for part in re.split(r"\|\||&&|;|\|", test[1]):
+        words = [w for w in re.sub(r"\w+='[^']*'|\w+=\S+", "", part).split() if w]
+        if words:
+            tools.append(words[0])
+    return tools
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_probe_runs_a_program_its_image_has(stack):
+    """Before: grafana's probe used wget with the password in the URL: Grafana's Dockerfile installs curl, not
+    wget (busybox's wget exists only in the Alpine variant, and whether it sends URL credentials is a build
+    option); now curl -f -u, which fails on the plugin endpoint's 404."""
+    for name, svc in services(stack).items():
+        image = svc["image"].rsplit(":", 1)[0]
+        for tool in probe_tools(svc["healthcheck"]["test"]):
+            assert tool in IMAGE_TOOLS[image], f"{stack}/{name}: the probe runs {tool!r}, not in {image}"
+
+
+# Grafana 12.x pkg/setting/setting_plugins.go: defaultPreinstallPlugins, installed in the background at start
+GRAFANA_DEFAULT_PREINSTALL = {"grafana-lokiexplore-app", "grafana-pyroscope-app", "grafana-exploretraces-app",
+                              "grafana-metricsdrilldown-app"}
+
+
+def grafana_preinstall(env: dict) -> tuple[set, set]:
+    """(async, sync) plugin ids as readPluginSettings computes them: the defaults plus `preinstall` run in the
+    background, `preinstall_sync` before the server starts, `disable_plugins` removed from both, a sync id
+    removed from the async list; entries are ID[@VERSION[@URL]]."""
+    split = lambda v: {x.strip().split("@")[0] for x in str(v or "").split(",") if x.strip()}  # noqa: E731
+    disabled = split(env.get("GF_PLUGINS_DISABLE_PLUGINS"))
+    sync = split(env.get("GF_PLUGINS_PREINSTALL_SYNC")) - disabled
+    background = (GRAFANA_DEFAULT_PREINSTALL | split(env.get("GF_PLUGINS_PREINSTALL"))) - disabled - sync
+    return background, sync
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_grafana_installs_only_the_cassandra_plugin(stack):
+    """Before: besides the Cassandra plugin Grafana downloaded four drilldown apps in the background at each
+    first start (logging failures offline) into a 256 MiB container. disable_plugins leaves them out."""
+    background, sync = grafana_preinstall(services(stack)["grafana"]["environment"])
+    assert sync == {"hadesarchitect-cassandra-datasource"}
+    assert background == set()

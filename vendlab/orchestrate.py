@@ -11,13 +11,14 @@ Steps of a start, each skipped when its result is already there:
  1. ``.env`` next to the compose file: a random Grafana admin password (kept) and the run settings
     (VENDLAB_RATE, VENDLAB_SEED ...; the job services read them);
  2. Docker, its daemon, Compose v2, and Docker's memory against the sum of the stack's ``mem_limit``s;
- 3. ``docker compose up -d`` (the infrastructure; the first time builds the Spark images);
+ 3. ``docker compose up -d SERVICE...`` (the infrastructure, by name; the first time builds the Spark images);
  4. every infrastructure service healthy (``docker compose ps --format json``), with a time-out;
  5. the Kafka topic (config from vendlab.kafka_log; an existing topic's config is checked and corrected),
     the Cassandra keyspace and tables, and on lambda the HDFS folders (after safe mode is off);
  6. the jobs: compose services of the profile ``jobs`` (validation, generator, the Spark drivers), each
     ``docker compose --profile jobs up -d --no-deps NAME`` in order; compose restarts one that fails;
- 7. the URLs.
+ 7. ``COMPOSE_PROFILES=jobs`` into ``.env`` (plain ``docker compose up -d`` / ``down`` include the jobs from
+    then on), and the URLs.
 
 Every command goes through a ``CommandRunner``; the tests hand in a fake one, ``--dry-run`` a printing one.
 Inside a job container, ``python -m vendlab.orchestrate exec NAME`` builds that job's command from the

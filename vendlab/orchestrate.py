@@ -265,7 +265,10 @@ def ensure_env_file(directory: Path, settings: Settings | None = None) -> bool:
     have = read_env_file(path)
     new = dict(settings.env()) if settings else {}
     # a setting already there is replaced in place, so the file's order (and a later COMPOSE_PROFILES) stays
-    lines = [f"{k}={new[k]}" if (k := ln.partition("=")[0].strip()) in new and "=" in ln else ln for ln in lines]
+    for i, ln in enumerate(lines):
+        key = ln.partition("=")[0].strip()
+        if "=" in ln and key in new:
+            lines[i] = f"{key}={new[key]}"
     missing = {k: v for k, v in new.items() if k not in have}
     if PASSWORD_VAR not in have:
         lines += ["# Grafana admin password, made by start_*.py (this file is git-ignored)",

@@ -442,3 +442,17 @@ def test_plain_compose_up_and_down_include_the_jobs_after_the_first_start(tmp_pa
     assert (tmp_path / ".env").stat().st_mode & 0o077 == 0
     text = (tmp_path / ".env").read_text()
     assert run("kappa", fake, tmp_path)[0] == 0 and (tmp_path / ".env").read_text() == text  # kept, once
+
+
+def test_new_flags_replace_the_run_settings_in_env_in_place(tmp_path):
+    """A start with other flags rewrites VENDLAB_* in .env where they are (the job services read them), keeps the
+    password and COMPOSE_PROFILES, and adds no second line for a setting."""
+    fake = FakeDocker("kappa", up=False)
+    assert run("kappa", fake, tmp_path)[0] == 0
+    before = orchestrate.read_env_file(tmp_path / ".env")
+    assert run("kappa", fake, tmp_path, "--stop")[0] == 0
+    assert run("kappa", fake, tmp_path, "--rate", "5000")[0] == 0
+    text = (tmp_path / ".env").read_text()
+    after = orchestrate.read_env_file(tmp_path / ".env")
+    assert after["VENDLAB_RATE"] == "5000" and text.count("VENDLAB_RATE=") == 1
+    assert after[PASSWORD_VAR] == before[PASSWORD_VAR] and after["COMPOSE_PROFILES"] == "jobs"

@@ -11,13 +11,14 @@ Steps of a start, each skipped when its result is already there:
  1. ``.env`` next to the compose file: a random Grafana admin password (kept) and the run settings
     (VENDLAB_RATE, VENDLAB_SEED ...; the job services read them);
  2. Docker, its daemon, Compose v2, and Docker's memory against the sum of the stack's ``mem_limit``s;
- 3. ``docker compose up -d`` (the infrastructure; the first time builds the Spark images);
+ 3. ``docker compose up -d SERVICE...`` (the infrastructure, by name; the first time builds the Spark images);
  4. every infrastructure service healthy (``docker compose ps --format json``), with a time-out;
  5. the Kafka topic (config from vendlab.kafka_log; an existing topic's config is checked and corrected),
     the Cassandra keyspace and tables, and on lambda the HDFS folders (after safe mode is off);
  6. the jobs: compose services of the profile ``jobs`` (validation, generator, the Spark drivers), each
     ``docker compose --profile jobs up -d --no-deps NAME`` in order; compose restarts one that fails;
- 7. the URLs.
+ 7. ``COMPOSE_PROFILES=jobs`` into ``.env`` (plain ``docker compose up -d`` / ``down`` include the jobs from
+    then on), and the URLs.
 
 Every command goes through a ``CommandRunner``; the tests hand in a fake one, ``--dry-run`` a printing one.
 Inside a job container, ``python -m vendlab.orchestrate exec NAME`` builds that job's command from the
@@ -161,7 +162,10 @@ class Settings:
         return s
 
 
-DRIVER_MEMORY = "384m"
+# Spark refuses a JVM heap below 1.5 x its 300 MiB reserved memory (UnifiedMemoryManager.getMaxMemory:
+# "[INVALID_DRIVER_MEMORY] System memory ... must be at least 471859200"), for drivers and executors alike.
+SPARK_MIN_HEAP = "450m"
+DRIVER_MEMORY = "512m"
 EXECUTOR_MEMORY = "512m"
 
 
@@ -205,7 +209,8 @@ def standalone_submit(name: str, cores: int) -> list[str]:
 
 
 def yarn_submit(name: str) -> list[str]:
-    """The batch layer on YARN: the nodemanager image carries Java 17 and the venv (see the Dockerfile).
+    """The batch layer on YARN: the nodemanager image (Java 8) carries Java 17 in /opt/java17, which the AM and the
+    executor are told to use; no Python runs there (DataFrame-only jobs: no Python worker in an executor).
     Containers: AM 256m + 128m overhead, one executor 512m + 384m (default overhead) = the nodemanager's 1280 MB."""
     env = ["env", "VENDLAB_SPARK_MASTER=yarn", "HADOOP_CONF_DIR=/opt/hadoop-conf", "YARN_CONF_DIR=/opt/hadoop-conf"]
     return env + ["/opt/spark/bin/spark-submit", "--master", "yarn", "--deploy-mode", "client",
@@ -213,8 +218,6 @@ def yarn_submit(name: str) -> list[str]:
                   "--num-executors", "1", "--executor-cores", "1",
                   "--conf", "spark.yarn.appMasterEnv.JAVA_HOME=/opt/java17",
                   "--conf", "spark.executorEnv.JAVA_HOME=/opt/java17",
-                  "--conf", f"spark.yarn.appMasterEnv.PYSPARK_PYTHON={PYTHON}",
-                  "--conf", f"spark.executorEnv.PYSPARK_PYTHON={PYTHON}",
                   "--conf", "spark.yarn.am.memory=256m", "--conf", "spark.yarn.am.memoryOverhead=128m",
                   *submit_confs(), SUBMIT]
 
@@ -261,14 +264,19 @@ def ensure_env_file(directory: Path, settings: Settings | None = None) -> bool:
     lines = path.read_text().splitlines() if path.exists() else []
     have = read_env_file(path)
     new = dict(settings.env()) if settings else {}
-    lines = [ln for ln in lines if ln.partition("=")[0].strip() not in new]
+    # a setting already there is replaced in place, so the file's order (and a later COMPOSE_PROFILES) stays
+    for i, ln in enumerate(lines):
+        key = ln.partition("=")[0].strip()
+        if "=" in ln and key in new:
+            lines[i] = f"{key}={new[key]}"
+    missing = {k: v for k, v in new.items() if k not in have}
     if PASSWORD_VAR not in have:
         lines += ["# Grafana admin password, made by start_*.py (this file is git-ignored)",
                   f"{PASSWORD_VAR}={secrets.token_urlsafe(18)}"]
-    if new:
+    if missing:
         if "# run settings of the job services, written by start_*.py from its flags" not in lines:
             lines.append("# run settings of the job services, written by start_*.py from its flags")
-        lines += [f"{k}={v}" for k, v in new.items()]
+        lines += [f"{k}={v}" for k, v in missing.items()]
     text = "\n".join(lines) + "\n"
     if path.exists() and path.read_text() == text:
         return False
@@ -277,6 +285,26 @@ def ensure_env_file(directory: Path, settings: Settings | None = None) -> bool:
         f.write(text)
     os.chmod(path, 0o600)
     return created
+
+
+PROFILES_VAR = "COMPOSE_PROFILES"
+
+
+def enable_jobs_profile(directory: Path) -> bool:
+    """Adds COMPOSE_PROFILES=jobs to DIR/.env (Compose reads COMPOSE_* variables from the project's .env), so that
+    after a first start a plain `docker compose up -d` brings the jobs back with the infrastructure and a plain
+    `docker compose down` removes them too (without it, `down` skips the job containers, leaves the network, and
+    the jobs crash-loop against a stack that is gone). True if the line was added."""
+    path = directory / ENV_FILE
+    if read_env_file(path).get(PROFILES_VAR) == JOBS_PROFILE:
+        return False
+    lines = [ln for ln in path.read_text().splitlines() if ln.partition("=")[0].strip() != PROFILES_VAR]
+    lines += ["# set once the topic, tables and folders exist: plain `docker compose up -d` / `down` include the jobs",
+              f"{PROFILES_VAR}={JOBS_PROFILE}"]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return True
 
 
 def parse_ps(text: str) -> dict[str, dict]:
@@ -380,7 +408,10 @@ class Orchestrator:
         self.say("  " + ", ".join(f"{s} {lim.get(s, 0)}M" for s in self.stack.services)
                  + f" = {sum(lim.get(s, 0) for s in self.stack.services) / 1024:.1f} GiB")
         self.say("  (the first time builds the Spark images: about 10 minutes, output below)")
-        self.must("docker compose up -d", self.runner.run(self.compose + ["up", "-d"], timeout=None, stream=True))
+        # the infrastructure by name: once .env activates the profile jobs (enable_jobs_profile), a bare `up -d`
+        # would start the jobs too, before the topic, tables and folders are checked
+        self.must("docker compose up -d", self.runner.run(self.compose + ["up", "-d", *self.stack.services],
+                                                          timeout=None, stream=True))
 
     def wait_healthy(self) -> None:
         deadline = self.runner.now() + self.s.health_timeout
@@ -506,6 +537,12 @@ class Orchestrator:
             self.ensure_hdfs()
         self.say(f"[5/{n}] the jobs (profile {JOBS_PROFILE}): " + ", ".join(self.stack.jobs))
         self.start_jobs()
+        if self.dry:
+            self.say(f"  {self.dir / ENV_FILE}: {PROFILES_VAR}={JOBS_PROFILE} (plain `docker compose up -d` / `down` "
+                     "include the jobs from now on)")
+        elif enable_jobs_profile(self.dir):
+            self.say(f"  {ENV_FILE}: {PROFILES_VAR}={JOBS_PROFILE}: from now on plain `docker compose up -d` and "
+                     "`docker compose down` include the jobs")
         self.say(f"[6/{n}] open")
         self.print_urls()
         return 0

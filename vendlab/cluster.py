@@ -137,13 +137,16 @@ def cmd_validate(args) -> int:
     if profile.log == "kafka":
         from confluent_kafka import Consumer
 
-        from vendlab.kafka_log import KafkaValidator, consumer_config
+        from vendlab.kafka_log import KafkaLogError, KafkaValidator, consumer_config
 
         consumer = Consumer(consumer_config(profile.kafka_bootstrap))
-        validator = KafkaValidator(consumer, profile.topic, catalog, store)
+        validator = KafkaValidator(consumer, profile.topic, catalog, store, window_ms=profile.validation_window_ms)
         _say(f"validation consumer on topic {profile.topic} ({profile.kafka_bootstrap}) -> {profile.store}")
         try:
             validator.run(stop)
+        except KafkaLogError as e:
+            _say(f"validation stopped: {e}")
+            return 1
         finally:
             consumer.close()
             store.close()
@@ -152,7 +155,7 @@ def cmd_validate(args) -> int:
 
     _say(f"validation consumer on {profile.log_dir} -> {profile.sqlite_path}")
     try:
-        Validator(profile.log_dir, catalog, store).run(stop)
+        Validator(profile.log_dir, catalog, store, window_ms=profile.validation_window_ms).run(stop)
     finally:
         store.close()
     return 0

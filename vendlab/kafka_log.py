@@ -76,6 +76,21 @@ class KafkaLogError(RuntimeError):
     pass
 
 
+class LostRecordsError(KafkaLogError):
+    """Records the validation consumer needed were deleted from the topic (retention, or by hand)."""
+
+    def __init__(self, topic: str, partition: int, first: int | None, low: int | None, when: str):
+        self.topic, self.partition, self.first, self.low = topic, partition, first, low
+        where = (f"offsets {first}..{low - 1}" if first is not None and low is not None and low > first
+                 else f"records from offset {first}" if first is not None else "records")
+        super().__init__(
+            f"records lost: topic {topic!r} partition {partition}: {where} were deleted {when}"
+            + (f"; the partition now starts at offset {low}" if low is not None else "")
+            + ". The validation view can no longer be exact for this topic, so the consumer stops rather "
+              "than skip them. Make the topic keep its records (retention.ms=-1 and retention.bytes=-1, "
+              "docs/compose.md), then start over on a new topic with empty views.")
+
+
 def producer_config(bootstrap: str, **extra) -> dict:
     conf = {
         "bootstrap.servers": bootstrap,
@@ -100,7 +115,9 @@ def consumer_config(bootstrap: str, **extra) -> dict:
         "client.id": "vendlab-validation",
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
-        "auto.offset.reset": "earliest",
+        # Never jump over records: a position outside the log is an error (records were deleted),
+        # which KafkaValidator reports, instead of a silent skip to the earliest offset.
+        "auto.offset.reset": "error",
         "enable.partition.eof": False,
     }
     conf.update(extra)
@@ -227,9 +244,12 @@ class KafkaValidator:
     """The validation consumer on Kafka (see the module doc for the exactly-once design)."""
 
     def __init__(self, consumer, topic: str, catalog: Catalog, store: ViewStore, job: str = base.VALIDATION,
-                 max_batch: int = 50_000, batch_wait_s: float = 0.5, commit_to_kafka: bool = True):
+                 max_batch: int = 50_000, batch_wait_s: float = 0.5, commit_to_kafka: bool = True,
+                 window_ms: int | None = None):
+        from vendlab.config import VALIDATION_WINDOW_MS
         from vendlab.validation import Validator
 
+        window_ms = window_ms or VALIDATION_WINDOW_MS
         self.consumer = consumer
         self.topic = topic
         self.catalog = catalog
@@ -238,10 +258,11 @@ class KafkaValidator:
         self.max_batch = max_batch
         self.batch_wait_s = batch_wait_s
         self.commit_to_kafka = commit_to_kafka
-        self._make_validator = lambda: Validator(Path("."), catalog, store, job)
+        self._make_validator = lambda: Validator(Path("."), catalog, store, job, window_ms=window_ms)
         self.lines = 0
         self.batches = 0
         self.restarts = 0
+        self.replayed = 0  # records re-read on the last start to rebuild the seen ids
         self._started = False
 
     # -- state from the store ---------------------------------------------------------------
@@ -249,7 +270,7 @@ class KafkaValidator:
         return {int(k): int(v) for k, v in self.store.read_view(self.job, OFFSETS_VIEW).items()}
 
     def start(self) -> None:
-        """Positions from the store; replay the topic up to them to rebuild the dedup state."""
+        """Positions from the store; replay the last window of the topic to rebuild the dedup state."""
         from confluent_kafka import TopicPartition
 
         self.validator = self._make_validator()
@@ -260,21 +281,113 @@ class KafkaValidator:
                                 f"(the start scripts do) or produce to it")
         stored = self.stored_offsets()
         self.position: dict[int, int] = {}
-        replay: dict[int, tuple[int, int]] = {}
+        bounds: dict[int, tuple[int, int]] = {}
         for p in self.partitions:
             low, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)
-            pos = stored.get(p, low)
+            pos = stored.get(p, 0)  # never read: from the topic's first offset, 0
             if pos > high:
                 raise KafkaLogError(
                     f"the store says partition {p} was read up to offset {pos}, but the topic ends at {high}: "
                     f"the topic was recreated. Empty the validation rows of the store (or the keyspace) first.")
+            if pos < low:
+                raise LostRecordsError(self.topic, p, pos, low, "before the validation consumer read them")
             self.position[p] = pos
+            bounds[p] = (low, high)
+        # Log time: the newest record counted, and (partitions with more to read) the next one's.
+        self.log_ms: dict[int, int] = {}  # per partition: a lower bound of its next record's log time
+        newest = None
+        for p, (low, high) in bounds.items():
+            pos = self.position[p]
             if pos > low:
-                replay[p] = (low, pos)
-        if replay:
-            self._replay(replay)
+                t = self._timestamp_at(p, pos - 1)
+                newest = t if newest is None else max(newest, t)
+                self.log_ms[p] = t
+            if pos < high:
+                self.log_ms[p] = self._timestamp_at(p, pos)
+        self.newest_ms = newest
+        if newest is not None:
+            horizon = self._horizon({p for p in self.partitions if self.position[p] < bounds[p][1]})
+            since = self.validator.seen.replay_from_ms(horizon)
+            replay = {}
+            for p, (low, high) in bounds.items():
+                pos = self.position[p]
+                if pos > low:
+                    first = self._offset_at_time(p, since, low, pos)
+                    if first == low and low > 0 and self._timestamp_at(p, low) > since:
+                        raise LostRecordsError(self.topic, p, 0, low, "inside the window of log time the "
+                                               "validation consumer re-reads to know the ids it has seen")
+                    if first < pos:
+                        replay[p] = (first, pos)
+            self.replayed = sum(hi - lo for lo, hi in replay.values())
+            if replay:
+                self._replay(replay)
+            self.validator.seen.advance(horizon)
         self.consumer.assign([TopicPartition(self.topic, p, self.position[p]) for p in self.partitions])
         self._started = True
+
+    def _horizon(self, lagging) -> int:
+        """How far log time has come for the seen-id window: the newest record counted, but no
+        further than the log time of a partition that still has records to read (the consumer may
+        read one partition ahead of another; a copy in the slower one must still be recognised)."""
+        h = self.newest_ms
+        for p in lagging:
+            if p in self.log_ms:
+                h = min(h, self.log_ms[p])
+        return h
+
+    def _timestamp_at(self, partition: int, offset: int) -> int:
+        """The log time (record timestamp) of the first record at or after ``offset``."""
+        from confluent_kafka import TopicPartition
+
+        self.consumer.assign([TopicPartition(self.topic, partition, offset)])
+        deadline = time.monotonic() + REPLAY_IDLE_TIMEOUT_S
+        try:
+            while time.monotonic() < deadline:
+                for m in self.consumer.consume(1, 1.0):
+                    if m.error():
+                        raise self._error(m)
+                    if m.partition() == partition and m.offset() >= offset:
+                        return m.timestamp()[1]
+        finally:
+            self.consumer.unassign()
+        raise KafkaLogError(f"reading {self.topic!r} partition {partition} at offset {offset}: no record for "
+                            f"{REPLAY_IDLE_TIMEOUT_S:g} s")
+
+    def _offset_at_time(self, partition: int, ts: int, low: int, high: int) -> int:
+        """The first offset in [low, high) whose record is stamped at or after ``ts`` (high if none):
+        the broker's time index (``offsets_for_times``), checked on the records next to its answer,
+        else a binary search over the records (record time is non-decreasing in a partition, as
+        the feeder writes it)."""
+        from confluent_kafka import TopicPartition
+
+        if low >= high:
+            return high
+        got = self.consumer.offsets_for_times([TopicPartition(self.topic, partition, ts)], timeout=10)[0]
+        off = got.offset if got.error is None else -2
+        off = high if off == -1 else off  # -1: no record that late
+        if low <= off <= high and (off == low or self._timestamp_at(partition, off - 1) < ts) and \
+                (off == high or self._timestamp_at(partition, off) >= ts):
+            return off
+        lo, hi = low, high  # the broker did not answer by time (librdkafka's mock cluster): search
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._timestamp_at(partition, mid) >= ts:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def _error(self, m) -> KafkaLogError:
+        """A consumer error as a KafkaLogError; an offset reset means records were lost."""
+        from confluent_kafka import KafkaError
+
+        err = m.error()
+        if err.code() in (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE):
+            p = m.partition()
+            pos = self.position.get(p) if hasattr(self, "position") else None
+            return LostRecordsError(self.topic, p, pos, None, f"or the topic recreated: the broker says the "
+                                    f"position is outside the partition's log ({err.str()})")
+        return KafkaLogError(f"consuming {self.topic!r}: {err.str()}")
 
     def _replay(self, ranges: dict[int, tuple[int, int]]) -> None:
         from confluent_kafka import TopicPartition
@@ -294,20 +407,21 @@ class KafkaValidator:
                                         f"for {REPLAY_IDLE_TIMEOUT_S:g} s, partitions {sorted(left)} unfinished")
                 continue
             idle_since = time.monotonic()
-            lines = []
+            lines, times = [], []
             for m in msgs:
                 if m.error():
-                    raise KafkaLogError(str(m.error()))
+                    raise self._error(m)
                 p, off = m.partition(), m.offset()
                 if p in left and off < left[p]:
                     if is_end_marker(m.value()):
                         self._track_end(m.value(), p)
                     else:
                         lines.append(m.value())
+                        times.append(m.timestamp()[1])
                     if off + 1 >= left[p]:
                         del left[p]
             if lines:
-                self.validator.deltas_for(b"\n".join(lines) + b"\n")  # only the seen-set matters here
+                self.validator.count(lines, times)  # only the seen ids matter here
         self.consumer.unassign()
 
     def _track_end(self, value: bytes, partition: int) -> str | None:
@@ -339,14 +453,16 @@ class KafkaValidator:
             got = self.consumer.consume(min(10_000, self.max_batch - len(msgs)), left)
             for m in got:
                 if m.error():
-                    raise KafkaLogError(str(m.error()))
+                    raise self._error(m)
             msgs += got
         if not msgs:
             return 0
         start = dict(self.position)
         end = dict(start)
         lines: list[bytes] = []
+        times: list[int] = []
         markers: list[base.Marker] = []
+        newest: dict[int, int] = {}
         for m in msgs:
             p, off, value = m.partition(), m.offset(), m.value()
             if p not in end:  # a partition added while running: restart to include it cleanly
@@ -354,14 +470,19 @@ class KafkaValidator:
                 return 0
             if off < end[p]:
                 continue  # already counted (can only happen after a re-assign)
+            if off > end[p]:
+                self._check_gap(p, end[p], off)
             end[p] = off + 1
+            ts = m.timestamp()[1]
+            newest[p] = max(ts, newest.get(p, ts))
             if is_end_marker(value):
                 done = self._track_end(value, p)
                 if done:
                     markers.append((done, _created_ms(value)))
                 continue
             lines.append(value)
-        deltas, line_markers, n = self.validator.deltas_for(b"\n".join(lines) + b"\n" if lines else b"")
+            times.append(ts)
+        deltas, line_markers, n = self.validator.count(lines, times)
         deltas += [(OFFSETS_VIEW, str(p), 0, end[p] - start[p]) for p in end if end[p] != start[p]]
         batch_id = sum(start.values())
         try:
@@ -376,9 +497,36 @@ class KafkaValidator:
         self.position = end
         self.lines += len(msgs)
         self.batches += 1
+        self._advance(newest)
         if self.commit_to_kafka:
             self._commit(end)
         return len(msgs)
+
+    def _advance(self, newest: dict[int, int]) -> None:
+        """Move the seen-id window after a batch (see ``_horizon``)."""
+        from confluent_kafka import TopicPartition
+
+        for p, t in newest.items():
+            self.log_ms[p] = max(t, self.log_ms.get(p, t))
+            self.newest_ms = t if self.newest_ms is None else max(self.newest_ms, t)
+        if self.newest_ms is None:
+            return
+        lagging = set()
+        for p in self.partitions:
+            _, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), cached=True) or (0, -1)
+            if high < 0 or self.position[p] < high:  # unknown counts as behind
+                lagging.add(p)
+        self.validator.seen.advance(self._horizon(lagging))
+
+    def _check_gap(self, partition: int, expected: int, got: int) -> None:
+        """Offsets skipped between two records: fine if the records are there (control records,
+        compaction), records lost if the log now starts after the position."""
+        from confluent_kafka import TopicPartition
+
+        low, _ = self.consumer.get_watermark_offsets(TopicPartition(self.topic, partition), timeout=10)
+        if low > expected:
+            raise LostRecordsError(self.topic, partition, expected, low, "while the validation consumer was "
+                                   f"reading (it received offset {got} next)")
 
     def _commit(self, offsets: dict[int, int]) -> None:
         from confluent_kafka import KafkaException, TopicPartition

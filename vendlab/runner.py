@@ -231,7 +231,8 @@ class Runner:
             self.pipelines = [make_pipeline(a, self.spark, self.profile, catalog, self.s) for a in self.archs]
             for p in self.pipelines:
                 p.start()
-            validator = Validator(self.profile.log_dir, catalog, open_store(self.profile))
+            validator = Validator(self.profile.log_dir, catalog, open_store(self.profile),
+                                  window_ms=self.profile.validation_window_ms)
             vthread = threading.Thread(target=validator.run, args=(stop_validation,), name="validation", daemon=True)
             if self.s.validation:
                 vthread.start()

@@ -41,6 +41,7 @@ Validation consumer
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -230,14 +231,130 @@ class KafkaLogWriter:
         self.flush()
 
 
+_EVENT_ID = re.compile(rb'^\{"event_id":"e(\d+)-(\d+)"')
+TAIL_RECORDS = 500  # records read back per partition: more than a duplicate's distance plus markers
+
+
+def last_generated(consumer, topic: str, seed: int, tail: int = TAIL_RECORDS) -> tuple[int | None, bool, bytes | None]:
+    """Where the topic's generator stream ends: the highest stream slot among the event ids
+    (``e<seed>-<slot>``) of the last ``tail`` records of every partition (None if there are
+    none), and whether the topic has ever held a record. A machine's events go to one partition
+    in order, so the newest original line is among the last records of its partition (after it
+    come at most the duplicate copies of the few lines before it, and markers). Third: that
+    record's line."""
+    from confluent_kafka import TopicPartition
+
+    ranges = {}
+    ever = False
+    for p in topic_partitions(consumer, topic):
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        ever = ever or high > 0
+        if high > low:
+            ranges[p] = (max(low, high - tail), high)
+    best, line = None, None
+    if not ranges:
+        return None, ever, None
+    consumer.assign([TopicPartition(topic, p, lo) for p, (lo, _) in ranges.items()])
+    left = {p: hi for p, (_, hi) in ranges.items()}
+    deadline = time.monotonic() + REPLAY_IDLE_TIMEOUT_S
+    try:
+        while left:
+            if time.monotonic() > deadline:
+                raise KafkaLogError(f"reading the end of topic {topic!r}: partitions {sorted(left)} did not answer "
+                                    f"within {REPLAY_IDLE_TIMEOUT_S:g} s")
+            for m in consumer.consume(1000, 1.0):
+                if m.error():
+                    raise KafkaLogError(f"reading the end of topic {topic!r}: {m.error().str()}")
+                found = _EVENT_ID.match(m.value() or b"")
+                if found:
+                    if int(found.group(1)) != seed:
+                        raise KafkaLogError(f"topic {topic!r} holds events of seed {int(found.group(1))}: produce "
+                                            f"with --seed {int(found.group(1))} to continue it, or use a new topic")
+                    if best is None or int(found.group(2)) > best:
+                        best, line = int(found.group(2)), m.value()
+                p = m.partition()
+                if p in left and m.offset() + 1 >= left[p]:
+                    del left[p]
+    finally:
+        consumer.unassign()
+    return best, ever, line
+
+
 def make_feeder(producer, topic: str, catalog: Catalog, seed: int, rate: float, duration: float,
-                manifest_path: Path, time_scale: float = 60.0, bad_rate: float = 0.0, dup_rate: float = 0.0):
-    """A ``vendlab.runner.LogFeeder`` thread that feeds the generator into Kafka (call .start())."""
-    from vendlab.generator import Generator
+                manifest_path: Path, time_scale: float = 60.0, bad_rate: float = 0.0, dup_rate: float = 0.0,
+                reader=None, say=None):
+    """A ``vendlab.runner.LogFeeder`` thread that feeds the generator into Kafka (call .start()).
+
+    A generator started again continues the stream in the topic (``continue_in_topic``): with
+    ``reader`` (a Consumer) the topic's end is the truth of where the stream stands, else the
+    manifest alone. Raises ValueError when the settings differ from the stream's."""
     from vendlab.runner import LogFeeder
 
-    gen = Generator(catalog, seed, rate, time_scale, bad_rate=bad_rate, dup_rate=dup_rate)
+    gen = continue_in_topic(catalog, topic, seed, dict(rate=rate, time_scale=time_scale, bad_rate=bad_rate,
+                                                         dup_rate=dup_rate), manifest_path, reader, say)
     return LogFeeder(gen, KafkaLogWriter(producer, topic), rate, duration, manifest_path)
+
+
+def continue_in_topic(catalog: Catalog, topic: str, seed: int, settings: dict, manifest_path: Path, reader=None,
+                      say=None):
+    """The generator for a (re)start of the producer on ``topic``:
+
+    - the topic holds events of this stream and the manifest in the producer's data dir ends at
+      the same one: continue from the manifest (immediate);
+    - the topic holds events but the manifest is missing (a new container), behind (killed
+      before its last save) or ahead (records lost in flight): regenerate the stream up to the
+      topic's last event (the generator is deterministic: the manifest's counts come out exact;
+      a few hundred thousand events a second, with progress);
+    - no event in the topic: continue from the manifest if the topic once had records (they were
+      deleted: the manifest is all that is left), else start afresh (a new topic; an earlier
+      manifest is kept aside under another name).
+    """
+    from vendlab.generator import Generator, Manifest, set_aside
+    from vendlab.runner import continue_generator
+
+    say = say or (lambda msg: None)
+    m = Manifest.load(manifest_path) if manifest_path.exists() else None
+    fresh = Generator(catalog, seed, **settings)
+    line = None
+    if reader is None:
+        last, ever = ((m.resume or {}).get("last_seq"), bool(m.events)) if m is not None else (None, False)
+    else:
+        last, ever, line = last_generated(reader, topic, seed)
+    if last is None or last < 0:
+        if m is not None and m.events and ever:
+            say(f"topic {topic!r} holds none of the stream's events any more: continuing from {manifest_path}")
+            return continue_generator(catalog, m, dict(settings, seed=seed))
+        if m is not None and m.events:
+            say(f"topic {topic!r} is new: {manifest_path} belongs to an earlier log, kept as "
+                f"{set_aside(manifest_path).name}; starting a new stream")
+        return fresh
+    if m is not None and m.resume is not None and m.resume.get("last_seq") == last:
+        gen = continue_generator(catalog, m, dict(settings, seed=seed))
+        say(f"continuing the stream after its {m.events:,} events (manifest {manifest_path}, the topic ends there)")
+        return gen
+    why = ("no manifest in the data dir" if m is None else
+           f"the manifest ends at event e{seed}-{(m.resume or {}).get('last_seq')}, the topic at e{seed}-{last}")
+    if m is not None:
+        fresh.check_continues(m)
+    say(f"rebuilding the stream up to the topic's last event e{seed}-{last} ({why}): regenerating ...")
+    t0 = time.monotonic()
+    last_say = [t0]
+
+    def progress(n: int) -> None:
+        if time.monotonic() - last_say[0] >= 5:
+            last_say[0] = time.monotonic()
+            say(f"  regenerated {n:,} of about {last + 1:,} events")
+
+    made = fresh.skip_past(last, progress)
+    if line is not None and made.rstrip(b"\n") != line:
+        raise ValueError(f"topic {topic!r} was produced with other settings: its event e{seed}-{last} is not "
+                         f"the one --rate {settings['rate']:g} --time-scale {settings['time_scale']:g} --bad-rate "
+                         f"{settings['bad_rate']:g} --dup-rate {settings['dup_rate']:g} make; use the settings it "
+                         f"was produced with, or a new topic")
+    if m is not None:
+        fresh.manifest.markers = m.markers  # markers are not part of the stream (those after the save are not counted)
+    say(f"rebuilt in {time.monotonic() - t0:.1f} s: {fresh.manifest.events:,} events; continuing after them")
+    return fresh
 
 
 class KafkaValidator:

@@ -32,8 +32,16 @@ Validation consumer
       a batch retried after a crash starts from the same stored offsets, so it has the same
       id and the store applies it at most once; ids grow with every batch;
     - on start (and after any failed apply) the consumer reads its offsets from the store,
-      re-reads the topic up to them to rebuild its set of seen event ids (duplicates are
-      dropped exactly, as in embedded mode), and continues from there.
+      re-reads the last window of log time before them to rebuild its seen event ids (a window
+      of ``Profile.validation_window_ms``, as in embedded mode: ``vendlab.validation.SeenIds``),
+      and continues from there;
+    - it never skips a record: a stored position below a partition's first offset (records
+      deleted by retention), records deleted inside the window it re-reads, or an offset reset
+      while reading (``auto.offset.reset=error``) stop it with ``LostRecordsError``.
+
+Producer restarts
+    ``continue_in_topic``: a producer started again continues the stream in the topic (the
+    topic's last events are the truth of where it stands; see docs/architecture.md).
 
     Offsets are also committed to Kafka (group ``vendlab-validation``), only so the Kafka UI
     can show the consumer's lag; the store's offsets are the ones that count.
@@ -380,6 +388,7 @@ class KafkaValidator:
         self.batches = 0
         self.restarts = 0
         self.replayed = 0  # records re-read on the last start to rebuild the seen ids
+        self.max_skew_ms = max(1, window_ms // 4)  # log time a partition may run ahead of the slowest
         self._started = False
 
     # -- state from the store ---------------------------------------------------------------
@@ -440,6 +449,7 @@ class KafkaValidator:
                 self._replay(replay)
             self.validator.seen.advance(horizon)
         self.consumer.assign([TopicPartition(self.topic, p, self.position[p]) for p in self.partitions])
+        self.paused: set[int] = set()
         self._started = True
 
     def _horizon(self, lagging) -> int:
@@ -634,6 +644,20 @@ class KafkaValidator:
             if high < 0 or self.position[p] < high:  # unknown counts as behind
                 lagging.add(p)
         self.validator.seen.advance(self._horizon(lagging))
+        # Keep the partitions within max_skew_ms of log time of the slowest one that has records
+        # to read (pause the ones ahead, as Flink's watermark alignment does): the window then
+        # never holds more than window + skew of log time, even while catching up on a backlog.
+        behind = [self.log_ms[p] for p in lagging if p in self.log_ms]
+        ahead = set()
+        if behind:
+            slowest = min(behind)
+            ahead = {p for p in self.partitions if self.log_ms.get(p, slowest) > slowest + self.max_skew_ms}
+        if ahead != self.paused:
+            if self.paused - ahead:
+                self.consumer.resume([TopicPartition(self.topic, p) for p in self.paused - ahead])
+            if ahead - self.paused:
+                self.consumer.pause([TopicPartition(self.topic, p) for p in ahead - self.paused])
+            self.paused = ahead
 
     def _check_gap(self, partition: int, expected: int, got: int) -> None:
         """Offsets skipped between two records: fine if the records are there (control records,

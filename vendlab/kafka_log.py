@@ -440,8 +440,8 @@ class KafkaValidator:
                 if pos > low:
                     first = self._offset_at_time(p, since, low, pos)
                     if first == low and low > 0 and self._timestamp_at(p, low) > since:
-                        raise LostRecordsError(self.topic, p, 0, low, "inside the window of log time the "
-                                               "validation consumer re-reads to know the ids it has seen")
+                        raise LostRecordsError(self.topic, p, 0, low, "(some of them inside the window of log "
+                                               "time the validation consumer re-reads to know the ids it has seen)")
                     if first < pos:
                         replay[p] = (first, pos)
             self.replayed = sum(hi - lo for lo, hi in replay.values())

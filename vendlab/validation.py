@@ -146,6 +146,7 @@ class Validator:
         self.last_segment: int | None = None  # None: not started (first poll finds where to resume)
         self.lines = 0
         self.replayed_segments = 0  # segments re-read on start to rebuild the ids (already applied)
+        self._applied_at_start = -1
 
     def deltas_for(self, data: bytes, log_ms: int | list[int]) -> tuple[list[base.Delta], list[base.Marker], int]:
         """Views, markers and line count of JSON lines delivered at log time ``log_ms`` (one value
@@ -191,7 +192,7 @@ class Validator:
     def _resume_point(self) -> int:
         """The segment to start after: on a store that has applied segments up to N, re-read only
         the window of log time before N (segments are stamped in non-decreasing log time)."""
-        applied = self.store.last_batch_id(self.job)
+        applied = self._applied_at_start = self.store.last_batch_id(self.job)
         if applied < 0:
             return -1
         segs = list_segments(self.log_dir)
@@ -206,7 +207,6 @@ class Validator:
         """Consume every new complete segment; returns how many."""
         if self.last_segment is None:
             self.last_segment = self._resume_point()
-        applied_before = self.store.last_batch_id(self.job) if self.last_segment >= 0 else -1
         segs = list_segments(self.log_dir, after=self.last_segment)
         for seg in segs:
             self.seen.advance(seg.first_ms)
@@ -214,7 +214,7 @@ class Validator:
             self.store.apply_batch(self.job, seg.number, deltas, markers, rows=n)
             self.last_segment = seg.number
             self.lines += n
-            if seg.number <= applied_before:
+            if seg.number <= self._applied_at_start:
                 self.replayed_segments += 1
         return len(segs)
 

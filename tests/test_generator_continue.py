@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections import Counter
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition

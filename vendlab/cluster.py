@@ -40,7 +40,8 @@ def _profile_flags(p: argparse.ArgumentParser) -> None:
 def add_commands(sub) -> None:
     from vendlab.cli import fraction, positive
 
-    p = sub.add_parser("produce", help="generator -> log (Kafka with --profile compose), at a rate, with markers")
+    p = sub.add_parser("produce", help="generator -> log (Kafka with --profile compose), at a rate, with markers; "
+                                       "started again on the same log it continues the stream")
     _profile_flags(p)
     p.add_argument("--rate", type=positive, required=True, help="events per second")
     p.add_argument("--duration", type=positive, default=None, help="seconds to run (default: until Ctrl-C)")

@@ -729,6 +729,7 @@ class Generator:
         """Raise ValueError, naming the difference, if ``m`` is not a stream of these settings."""
         ours = dict(self.manifest.settings, seed=self.seed)
         theirs = dict(m.settings, seed=m.seed)
+
         def show(v):
             return f"{v:g}" if isinstance(v, (int, float)) else str(v)
 

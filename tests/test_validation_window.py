@@ -257,3 +257,35 @@ def test_an_offset_reset_while_reading_is_lost_records_not_a_skip(cluster, tmp_p
         while time.monotonic() < deadline:
             v.poll()
     c.close()
+
+
+class FakePartitions:
+    """Watermarks and pause/resume of a consumer, for the window's alignment logic alone."""
+
+    def __init__(self, highs):
+        self.highs, self.paused = highs, set()
+
+    def get_watermark_offsets(self, tp, cached=False, timeout=None):
+        return 0, self.highs[tp.partition]
+
+    def pause(self, tps):
+        self.paused |= {tp.partition for tp in tps}
+
+    def resume(self, tps):
+        self.paused -= {tp.partition for tp in tps}
+
+
+def test_the_window_waits_for_a_partition_read_behind_and_the_ones_ahead_pause():
+    c = FakePartitions({0: 100, 1: 100})
+    v = KafkaValidator(c, "t", make_catalog(6), store=None, window_ms=60 * MIN)
+    v.validator, v.partitions, v.log_ms, v.newest_ms, v.paused = v._make_validator(), [0, 1], {}, None, set()
+    v.position = {0: 50, 1: 10}
+    v.validator.seen.add("early-in-1", T0)
+    v._advance({0: T0 + 90 * MIN, 1: T0})
+    # partition 1 still has records at T0: nothing of its window is dropped, partition 0 (90 min
+    # ahead, more than the 15-minute skew) waits
+    assert v.validator.seen.horizon_ms == T0 and "early-in-1" in v.validator.seen and c.paused == {0}
+    v.position = {0: 50, 1: 100}  # partition 1 read to its end: no longer holds anything back
+    v._advance({1: T0 + 20 * MIN})
+    assert c.paused == set() and v.validator.seen.horizon_ms == T0 + 90 * MIN
+    assert "early-in-1" not in v.validator.seen

@@ -148,9 +148,11 @@ class Validator:
         self.replayed_segments = 0  # segments re-read on start to rebuild the ids (already applied)
         self._applied_at_start = -1
 
-    def deltas_for(self, data: bytes, log_ms: int | list[int]) -> tuple[list[base.Delta], list[base.Marker], int]:
+    def deltas_for(self, data: bytes, log_ms: int | list[int] = 0) -> tuple[list[base.Delta], list[base.Marker], int]:
         """Views, markers and line count of JSON lines delivered at log time ``log_ms`` (one value
-        for all lines, or one per line). Does not move the window's horizon: the caller does."""
+        for all lines, or one per line). Does not move the window's horizon: the caller does.
+        Without log times (lines in memory, vendlab.models.hourly) all lines count as delivered
+        at once: every repeated id is dropped."""
         lines = data.split(b"\n")
         if lines and lines[-1] == b"":
             lines.pop()

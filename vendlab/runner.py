@@ -134,6 +134,32 @@ class LogFeeder(threading.Thread):
             m.save(self.manifest_path)
 
 
+def recover_manifest(profile: Profile) -> Manifest | None:
+    """The manifest of the log in ``profile.log_dir``, consistent with its complete segments
+    (``Manifest.recover``); None if the log has no segments or there is no manifest."""
+    segs = {s.number for s in list_segments(profile.log_dir)}
+    if not segs:
+        return None
+    return Manifest.recover(profile.manifest_path, lambda n: n in segs)
+
+
+def continue_generator(catalog: Catalog, m: Manifest, settings: dict | None = None) -> Generator:
+    """A generator continuing the stream of manifest ``m`` (the one mechanism behind
+    ``vendlab run --resume`` and a restarted ``vendlab produce``): next event id, simulated time
+    after the last event, counts going on from the manifest's. With ``settings`` (seed, rate,
+    time_scale, bad_rate, dup_rate asked for now) they must be those of ``m`` (ValueError)."""
+    m.complete = False
+    if settings is not None:
+        Generator(catalog, **settings).check_continues(m)
+    if m.resume is None and m.events:  # a manifest from before generators could continue: its counts only
+        st = m.settings
+        gen = Generator(catalog, m.seed, st["rate"], st["time_scale"], start=st["start"], bad_rate=st["bad_rate"],
+                        dup_rate=st["dup_rate"])
+        gen.manifest = m
+        return gen
+    return Generator.from_manifest(catalog, m)
+
+
 def percentiles(values: list[float]) -> dict:
     if not values:
         return {"p50": None, "p95": None, "p99": None}
@@ -191,17 +217,14 @@ class Runner:
     def make_generator(self, catalog: Catalog) -> tuple[Generator, float]:
         """The generator and how long to run it; on --resume, no new events: the recovered
         manifest (consistent with the complete segments) and only a new end marker."""
-        gen = Generator(catalog, self.s.seed, self.s.rate, self.s.time_scale,
-                        bad_rate=self.s.bad_rate, dup_rate=self.s.dup_rate)
         if not self.resume:
+            gen = Generator(catalog, self.s.seed, self.s.rate, self.s.time_scale,
+                            bad_rate=self.s.bad_rate, dup_rate=self.s.dup_rate)
             return gen, self.s.duration
-        segs = {s.number for s in list_segments(self.profile.log_dir)}
-        m = Manifest.recover(self.profile.manifest_path, lambda n: n in segs)
+        m = recover_manifest(self.profile)
         if m is None:
             raise RunError(f"nothing to resume in {self.profile.data_dir}: no manifest.json")
-        m.complete = False
-        gen.manifest = m
-        return gen, 0.0
+        return continue_generator(catalog, m), 0.0
 
     def log(self, msg: str) -> None:
         print(msg, file=self.out or sys.stderr, flush=True)
@@ -231,7 +254,8 @@ class Runner:
             self.pipelines = [make_pipeline(a, self.spark, self.profile, catalog, self.s) for a in self.archs]
             for p in self.pipelines:
                 p.start()
-            validator = Validator(self.profile.log_dir, catalog, open_store(self.profile))
+            validator = Validator(self.profile.log_dir, catalog, open_store(self.profile),
+                                  window_ms=self.profile.validation_window_ms)
             vthread = threading.Thread(target=validator.run, args=(stop_validation,), name="validation", daemon=True)
             if self.s.validation:
                 vthread.start()

@@ -194,14 +194,16 @@ class LowWatermarkAbove:
     """A real consumer whose partitions report a low watermark of ``low`` (records deleted by
     retention: the mock cluster cannot delete records, AdminClient.delete_records is unsupported)."""
 
-    def __init__(self, consumer, low: int):
-        self.c, self.low = consumer, low
+    def __init__(self, consumer, low: int, partition: int | None = None):
+        self.c, self.low, self.partition = consumer, low, partition
 
     def __getattr__(self, name):
         return getattr(self.c, name)
 
     def get_watermark_offsets(self, tp, *a, **kw):
         lo, hi = self.c.get_watermark_offsets(tp, *a, **kw)
+        if self.partition is not None and tp.partition != self.partition:
+            return lo, hi
         return max(lo, min(self.low, hi)), hi
 
 
@@ -232,7 +234,7 @@ def test_records_deleted_after_a_restart_position_stop_validation(cluster, tmp_p
     p, pos = max(stored.items(), key=lambda x: x[1])
     produce_log(producer, "t-lost2", log[2:])
     c2 = Consumer(consumer_config(bootstrap))
-    v2 = KafkaValidator(LowWatermarkAbove(c2, pos + 3), "t-lost2", catalog, store)
+    v2 = KafkaValidator(LowWatermarkAbove(c2, pos + 3, partition=p), "t-lost2", catalog, store)
     with pytest.raises(LostRecordsError, match=f"offsets {pos}\\.\\.{pos + 2} were deleted"):
         v2.poll()
     c2.close()

@@ -293,15 +293,39 @@ function panelNode(p) {
     node = el("div", { class: "panel", id: "panel-" + p.id, "data-kind": p.kind });
     node.appendChild(el("h3", {}, p.title));
     node.appendChild(el("p", { class: "sub" }, p.help));
+    node.appendChild(el("div", { class: "notes", id: "panel-notes-" + p.id }));
     node.appendChild(el("div", { class: p.kind === "table" ? "table-wrap" : "chart small", id: "panel-body-" + p.id }));
     $("owner-panels").appendChild(node);
   }
   return node;
 }
 
+// What the answer rests on, and its caveats (vendlab answer's "basis" and "caveats" of the panel's question).
+function renderNotes(p) {
+  const notes = $("panel-notes-" + p.id), parts = [];
+  if (p.basis) parts.push(el("p", { class: "basis" }, "Rests on: " + p.basis));
+  for (const c of p.caveats || []) parts.push(el("p", { class: "caveat" }, "⚠ " + c));
+  notes.replaceChildren(...parts);
+  notes.parentNode.dataset.caveats = String((p.caveats || []).length);
+}
+
+const HOUR_MS = 3600 * 1000;
+const isHourKey = (k) => /^\d{4}-\d\d-\d\d \d\d:\d\d$/.test(k);
+
+// A time axis a person reads: whole hours (never 05:59:59.9995), the day only where the span needs it.
+function timeAxis(keys) {
+  const t = keys.map((k) => Date.parse(k.replace(" ", "T") + ":00Z"));
+  const lo = Math.min(...t), hi = Math.max(...t), span = (hi - lo) / HOUR_MS;
+  const dtick = span <= 12 ? HOUR_MS : span <= 36 ? 3 * HOUR_MS : span <= 96 ? 12 * HOUR_MS : 24 * HOUR_MS;
+  return { type: "date", range: [lo - HOUR_MS / 2, hi + HOUR_MS / 2], dtick, tick0: "2000-01-01",
+           tickformat: span <= 24 ? "%H:%M" : "%a %H:%M", hoverformat: "%a %H:%M UTC",
+           title: { text: "simulated time (UTC)" } };
+}
+
 function renderPanel(p) {
   const node = panelNode(p), target = $("panel-body-" + p.id);
   node.dataset.error = p.error || "";
+  renderNotes(p);
   if (p.error) { target.replaceChildren(el("div", { class: "error" }, "this panel failed: " + p.error)); return; }
   const data = p.data || {};
   if (p.kind === "table") {
@@ -324,12 +348,25 @@ function renderPanel(p) {
     x: keys, y: keys.map((k) => (data[n][k] || 0) * p.scale),
     marker: { color: COLORS[n] || SERIES_PALETTE[i % SERIES_PALETTE.length] },
   })) : [];
-  plot(target, traces, { barmode: "group", yaxis: { title: { text: p.unit } }, empty: "no data yet" });
+  const xaxis = keys.length && keys.every(isHourKey) ? timeAxis(keys) : { automargin: true };
+  // the legend goes under the plot: above it, long place names cover the lines
+  plot(target, traces, { barmode: "group", xaxis, yaxis: { title: { text: p.unit }, automargin: true },
+       legend: { orientation: "h", x: 0, y: -0.22, yanchor: "top" }, margin: { l: 60, r: 12, t: 10, b: 40 },
+       empty: "no data yet" });
+}
+
+// How far each owner card (and each table in it) would need to scroll sideways: the page writes it
+// into data-overflow-x (px; 0 = fits), for people and for the browser test at 1280 and 1920 px.
+function measureOverflow() {
+  for (const n of document.querySelectorAll("#owner .panel, #owner .table-wrap, .card")) {
+    n.dataset.overflowX = String(Math.max(0, n.scrollWidth - n.clientWidth));
+  }
 }
 
 function renderPanels(answer) {
   answer.panels.forEach(panelNode);  // lay out every card first, so each chart is drawn at its final size
   for (const p of answer.panels) renderPanel(p);
+  measureOverflow();
 }
 
 // ---------------------------------------------------------------------------- waiting / loop

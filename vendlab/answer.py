@@ -159,10 +159,16 @@ def compute(store, catalog: Catalog, manifest: dict | None, source: str = "auto"
         items_by_product = read(base.ITEMS_BY_PRODUCT)
         items_by_category = read(base.ITEMS_BY_CATEGORY)
         revenue_by_category = read(base.REVENUE_BY_CATEGORY)
-    out = answers(d, catalog, manifest, items_by_product, items_by_category, revenue_by_category, top)
-    out["source"] = source
-    if evaluate and manifest is not None:
-        out["evaluation"] = evaluation(d, catalog, manifest, statsmodels=statsmodels)
+    import warnings
+
+    # numpy's RuntimeWarnings ("Mean of empty slice", "All-NaN slice") on hours or pairs without data are
+    # expected here: the models treat NaN as "unknown" on purpose, and the caveats say what is missing.
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = answers(d, catalog, manifest, items_by_product, items_by_category, revenue_by_category, top)
+        out["source"] = source
+        if evaluate and manifest is not None:
+            out["evaluation"] = evaluation(d, catalog, manifest, statsmodels=statsmodels)
     return out
 
 
@@ -332,8 +338,7 @@ def answers(d: Hourly, catalog: Catalog, manifest: dict | None, items_by_product
 
     # 4. next sell-outs, with the restock visits the data shows
     stock, _ = stock_model.estimate(d)
-    with np.errstate(all="ignore"):
-        when, _ = forecast_model.sellout(d, catalog, stock)
+    when, _ = forecast_model.sellout(d, catalog, stock)
     sched = forecast_model.restock_schedule(d)
     next_visit = sched["next_ms"]
     soon, empty, visit_first = [], [], 0
@@ -389,8 +394,7 @@ def answers(d: Hourly, catalog: Catalog, manifest: dict | None, items_by_product
             f"with visits every 12 h): each forecast assumes nobody comes; {_more_history(FULL_DAY_H, hours, manifest)}")
 
     # 5. breakdown risk
-    with np.errstate(all="ignore"):
-        risk, broken, model = risk_model.current_risk(d)
+    risk, broken, model = risk_model.current_risk(d)
     ranked = [i for i in np.argsort(-np.nan_to_num(risk, nan=-1.0)) if np.isfinite(risk[i])]
     out["breakdown_risk"] = {
         "lead_h": model.lead_h, "model": model.kind, "trained_on_breakdowns": model.breakdowns_seen,

@@ -155,6 +155,7 @@ def healthy_vs_unhealthy_revenue(src: Sources) -> dict:
 # of data), so one answer serves every panel and every refresh for ANSWER_TTL_S seconds.
 ANSWER_TTL_S = 10.0
 ANSWER_ROWS = 10
+PLACE_LINES = 5  # more lines than this on one small chart are a tangle
 _answers: dict[str, tuple[tuple, float, dict | None]] = {}
 _answers_lock = threading.Lock()
 
@@ -208,7 +209,7 @@ def sales_per_place_hour(src: Sources) -> dict:
         return {}
     # "2026-01-05T06" -> "2026-01-05 06:00", which the page's time axis reads as a date
     return {place: {f"{h[:10]} {h[11:13]}:00": n for h, n in hours.items()}
-            for place, hours in a["items_by_place_hour"].items()}
+            for place, hours in list(a["items_by_place_hour"].items())[:PLACE_LINES]}
 
 
 @panel("next_sellouts", "Next sell-outs before the next restock visit (forecast)", kind="table", question="sellouts")

@@ -295,6 +295,7 @@ function panelNode(p) {
     node.appendChild(el("p", { class: "sub" }, p.help));
     node.appendChild(el("div", { class: "notes", id: "panel-notes-" + p.id }));
     node.appendChild(el("div", { class: p.kind === "table" ? "table-wrap" : "chart small", id: "panel-body-" + p.id }));
+    if (p.kind !== "table") node.appendChild(el("div", { class: "legend", id: "panel-legend-" + p.id }));
     $("owner-panels").appendChild(node);
   }
   return node;
@@ -317,9 +318,9 @@ function timeAxis(keys) {
   const t = keys.map((k) => Date.parse(k.replace(" ", "T") + ":00Z"));
   const lo = Math.min(...t), hi = Math.max(...t), span = (hi - lo) / HOUR_MS;
   const dtick = span <= 12 ? HOUR_MS : span <= 36 ? 3 * HOUR_MS : span <= 96 ? 12 * HOUR_MS : 24 * HOUR_MS;
-  return { type: "date", range: [lo - HOUR_MS / 2, hi + HOUR_MS / 2], dtick, tick0: "2000-01-01",
-           tickformat: span <= 24 ? "%H:%M" : "%a %H:%M", hoverformat: "%a %H:%M UTC",
-           title: { text: "simulated time (UTC)" } };
+  const tickformat = span <= 24 ? "%H:%M" : span <= 96 ? "%a %H:%M" : "%a %-d";
+  return { type: "date", range: [lo - HOUR_MS / 2, hi + HOUR_MS / 2], dtick, tick0: "2000-01-01", tickformat,
+           tickangle: 0, hoverformat: "%a %H:%M UTC", automargin: true };
 }
 
 function renderPanel(p) {
@@ -335,10 +336,13 @@ function renderPanel(p) {
     t.appendChild(head);
     for (const row of data.rows || []) {
       const tr = el("tr");
-      row.forEach((c) => tr.appendChild(el("td", {}, typeof c === "number" ? fmt(c * p.scale, p.scale < 1 ? 2 : 0) : String(c))));
+      // numbers right-aligned; long texts (places, lists of products) may wrap, short ones (times) never
+      row.forEach((c) => tr.appendChild(typeof c === "number" ? el("td", { class: "num" }, fmt(c * p.scale, p.scale < 1 ? 2 : 0))
+        : el("td", { class: String(c).length > 16 ? "text wrap" : "text" }, String(c))));
       t.appendChild(tr);
     }
-    target.replaceChildren((data.rows || []).length ? t : el("div", { class: "empty-note" }, "no data yet"));
+    const none = (p.caveats || []).length ? "nothing to show yet: see the caveats above" : "none";
+    target.replaceChildren((data.rows || []).length ? t : el("div", { class: "empty-note" }, none));
     return;
   }
   const names = Object.keys(data);
@@ -349,10 +353,18 @@ function renderPanel(p) {
     marker: { color: COLORS[n] || SERIES_PALETTE[i % SERIES_PALETTE.length] },
   })) : [];
   const xaxis = keys.length && keys.every(isHourKey) ? timeAxis(keys) : { automargin: true };
-  // the legend goes under the plot: above it, long place names cover the lines
   plot(target, traces, { barmode: "group", xaxis, yaxis: { title: { text: p.unit }, automargin: true },
-       legend: { orientation: "h", x: 0, y: -0.22, yanchor: "top" }, margin: { l: 60, r: 12, t: 10, b: 40 },
-       empty: "no data yet" });
+       showlegend: false, margin: { l: 60, r: 12, t: 10, b: 40 }, empty: "no data yet" });
+  // The legend is plain HTML under the chart: it wraps with the card's width, where plotly's own legend
+  // covered the plot (above it) or scrolled (below it) in a narrow card with long place names.
+  const legend = $("panel-legend-" + p.id);
+  legend.replaceChildren(...(traces.length > 1 ? traces.map((t) => {
+    const item = el("span", { class: "item" });
+    const swatch = el("span", { class: "swatch" });
+    swatch.style.background = t.marker.color;
+    item.append(swatch, document.createTextNode(t.name));
+    return item;
+  }) : []));
 }
 
 // How far each owner card (and each table in it) would need to scroll sideways: the page writes it

@@ -62,7 +62,7 @@ class Sample:
 
     @property
     def name(self) -> str:
-        return f"{self.path.relative_to(ROOT)}: {self.command}"
+        return f"{self.path.name}: {self.command}"
 
 
 def documents(root: Path = ROOT) -> list[Path]:
@@ -113,7 +113,7 @@ class Runner:
         return f"$ {sample.command}\n" + text.rstrip("\n") + "\n"
 
 
-def rewrite(samples: list[Sample], runner: Runner, check: bool = False) -> list[str]:
+def rewrite(samples: list[Sample], runner: Runner, check: bool = False, root: Path = ROOT) -> list[str]:
     """Replace each sample's body with fresh output (or, with check, only report the stale ones).
     Each file is parsed again just before it is written, so edits made while the commands ran stay."""
     stale = []
@@ -130,7 +130,7 @@ def rewrite(samples: list[Sample], runner: Runner, check: bool = False) -> list[
     if not check:
         for path, outputs in fresh.items():
             text = path.read_text()
-            now = [x for x in find(ROOT) if x.path == path and tuple(x.commands) in outputs]
+            now = [x for x in find(root) if x.path == path and tuple(x.commands) in outputs]
             for x in sorted(now, key=lambda x: -x.start):  # from the end: offsets stay valid
                 text = text[:x.start] + outputs[tuple(x.commands)] + text[x.end:]
             path.write_text(text)

@@ -190,3 +190,25 @@ def test_ctrl_c_stops_every_query_and_the_jvm(tmp_path):
     gone, alive = psutil.wait_procs(children, timeout=30)
     assert not alive, f"orphan processes left: {alive}"
     assert list((d / "log").glob("*.jsonl"))  # what was written is kept
+
+
+def test_a_resumed_run_reports_the_log_it_holds_not_a_rate():
+    """Resuming generates nothing: "generated 85,695 (6,121,071/s)" divided the old log by the seconds
+    since the restart."""
+    from types import SimpleNamespace
+
+    from vendlab.generator import wall_ms
+    from vendlab.runner import Runner
+
+    class Store:
+        def read_view(self, job, view):
+            return {"cola": 3}
+
+    feeder = SimpleNamespace(gen=SimpleNamespace(manifest=SimpleNamespace(events=85_695)), started_ms=wall_ms() - 14)
+    runner = Runner.__new__(Runner)
+    runner.pipelines = []
+    runner.resume = True
+    line = runner._progress_line(feeder, Store())
+    assert "log holds 85,695 events (resumed, none new)" in line and "/s" not in line
+    runner.resume = False
+    assert "generated 85,695 (" in runner._progress_line(feeder, Store())

@@ -207,19 +207,18 @@ def _plural(n: int, word: str) -> str:
 
 
 def _more_history(need_h: float, have_h: float, manifest: dict | None) -> str:
-    """What would give ``need_h`` simulated hours: a longer run, or a faster simulated clock."""
+    """What would give ``need_h`` simulated hours: a longer run, or a faster simulated clock.
+
+    Simulated time = run duration x time scale while the generator keeps up with --rate (on a loaded
+    machine it falls behind and covers less), so both suggestions are stated for a run that keeps up."""
     settings = (manifest or {}).get("settings") or {}
     ts = float(settings.get("time_scale") or 0)
+    one_minute = int(np.ceil(need_h * 60))  # the --time-scale that covers need_h in a 60-second run
     if ts <= 0:
-        return f"to answer it, cover at least {need_h:g} simulated hours (a longer --duration or a larger --time-scale)"
-    wall_s = have_h * 3600 / ts
-    text = f"to answer it, cover {need_h:g} simulated h: --duration {int(np.ceil(need_h * 3600 / ts))} at --time-scale {ts:g}"
-    if wall_s >= 1:
-        scale = need_h * 3600 / wall_s
-        nice = next((x for x in (60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 14400, 28800, 86400)
-                     if x >= scale), int(np.ceil(scale)))
-        text += f", or --time-scale {nice:g} for a run of {wall_s:,.0f} s like this one"
-    return text
+        return (f"to answer it, cover at least {need_h:g} simulated hours, e.g. --duration 60 "
+                f"--time-scale {one_minute}")
+    return (f"to answer it, cover {need_h:g} simulated h (this data covers {_n(have_h)} h): --duration "
+            f"{int(np.ceil(need_h * 3600 / ts))} at --time-scale {ts:g}, or --duration 60 --time-scale {one_minute}")
 
 
 def _n(x: float) -> str:

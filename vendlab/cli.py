@@ -47,8 +47,13 @@ def _add_run_flags(p: argparse.ArgumentParser, demo: bool = False) -> None:
     rate = 5_000 if demo else 20_000
     p.add_argument("--rate", type=positive, default=rate, help=f"events per second (default {rate})")
     p.add_argument("--seed", type=seed_type, default=1, help="seed of the fleet and the events (default 1)")
-    p.add_argument("--bad-rate", type=fraction, default=0.0, help="fraction of malformed lines to inject")
-    p.add_argument("--dup-rate", type=fraction, default=0.0, help="fraction of events delivered twice")
+    # The demo shows dead letters and deduplication at work: 1 % of each by default (--bad-rate 0 --dup-rate 0
+    # turns them off).
+    bad = 0.01 if demo else 0.0
+    p.add_argument("--bad-rate", type=fraction, default=bad,
+                   help=f"fraction of malformed lines to inject (default {bad:g}{'; 0 turns it off' if demo else ''})")
+    p.add_argument("--dup-rate", type=fraction, default=bad,
+                   help=f"fraction of events delivered twice (default {bad:g}{'; 0 turns it off' if demo else ''})")
     p.add_argument("--time-scale", type=positive, default=60.0,
                    help="simulated seconds per wall second (default 60: a minute of machine life per second)")
     p.add_argument("--batch-interval", type=positive, default=20.0,
@@ -73,9 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="port of the dashboard on 127.0.0.1 (default 8050)")
     demo.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard")
 
-    views = sub.add_parser("views", help="print the current views of a data dir")
+    views = sub.add_parser("views", help="print the current views of a data dir (items sold per product)",
+                           description="Items sold per product in each view of a data dir: kappa_realtime, "
+                                       "lambda_batch, lambda_realtime, lambda_serving, validation (those present); "
+                                       "each name means the same in every data dir.")
     views.add_argument("--data-dir", type=Path, required=True)
-    views.add_argument("--json", action="store_true")
+    views.add_argument("--job", action="append", metavar="NAME",
+                       help="print the view of this job instead (e.g. kappa_v2, a kappa replay); repeatable")
+    views.add_argument("--json", action="store_true", help="print one JSON object: {view or job name: {product: items}}")
 
     gen = sub.add_parser("generate", help="write events into a log folder as fast as possible")
     gen.add_argument("--data-dir", type=Path, required=True)
@@ -164,19 +174,23 @@ def cmd_run(args, archs: list[str], data_dir: Path) -> int:
 
 
 def cmd_views(args) -> int:
-    from vendlab.serving import current_views
+    from vendlab.answer import write_stdout
+    from vendlab.serving import UnknownJob, current_views
 
     if not (args.data_dir / "views.sqlite").exists():
         print(f"vendlab: no views in {args.data_dir} (no views.sqlite): run `vendlab run` or `vendlab demo` "
               f"with --data-dir {args.data_dir} first", file=sys.stderr)
         return 2
-    views = current_views(args.data_dir)
+    try:
+        views = current_views(args.data_dir, jobs=args.job)
+    except UnknownJob as e:
+        print(f"vendlab: {e}", file=sys.stderr)
+        return 2
     if args.json:
-        print(json.dumps(views))
-    else:
-        for name, v in views.items():
-            print(f"{name:>10}: " + ", ".join(f"{k}={n}" for k, n in v.items()))
-    return 0
+        return write_stdout(json.dumps(views))
+    width = max(map(len, views), default=0)
+    return write_stdout("\n".join(f"{name:>{width}}: " + ", ".join(f"{k}={n}" for k, n in v.items())
+                                  for name, v in views.items()))
 
 
 def cmd_generate(args) -> int:

@@ -331,7 +331,10 @@ class Runner:
     def _progress_line(self, feeder: LogFeeder, store) -> str:
         m = feeder.gen.manifest
         el = max(1e-9, (wall_ms() - feeder.started_ms) / 1000)
-        parts = [f"[{el:5.0f}s] generated {m.events:,} ({m.events / el:,.0f}/s)"]
+        if self.resume:  # no new events: a rate would divide the old log by the seconds since the restart
+            parts = [f"[{el:5.0f}s] log holds {m.events:,} events (resumed, none new)"]
+        else:
+            parts = [f"[{el:5.0f}s] generated {m.events:,} ({m.events / el:,.0f}/s)"]
         for p in self.pipelines:
             parts.append(p.progress(store))
         val = sum(store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT).values())

@@ -233,6 +233,10 @@ class SqliteStore(ViewStore):
             "SELECT reason, raw, position FROM dead_letters WHERE job=? ORDER BY batch_id, seq LIMIT ?",
             (job, limit)))
 
+    def jobs(self) -> list[str]:
+        """Every job that applied a micro-batch to this store (kappa, lambda_speed, validation, kappa_v2...)."""
+        return [r[0] for r in self._con().execute("SELECT DISTINCT job FROM applied ORDER BY job")]
+
     def snapshot(self):
         """A read transaction: every read inside it sees one consistent state of the file."""
         return _Snapshot(self._con())

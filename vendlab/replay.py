@@ -44,7 +44,7 @@ def _wait(q, what: str, log=_log) -> dict:
             batches[pr["batchId"]] = pr["numInputRows"]
         if time.monotonic() - last >= 5:
             last = time.monotonic()
-            log(f"{what}: {sum(batches.values()):,} lines read in {len(batches)} micro-batches ...")
+            log(f"{what}: running ({sum(batches.values()):,} lines in {len(batches)} finished micro-batches so far) ...")
         time.sleep(0.2)
     for pr in q.recentProgress:
         batches[pr["batchId"]] = pr["numInputRows"]
@@ -199,6 +199,10 @@ def run_replay(profile: Profile, replace: bool = False, log=_log) -> dict:
             out["replaced"] = True
             log(f"view version {version} is now kappa's served view (job kappa, checkpoint "
                 f"{profile.checkpoint(base.KAPPA)})")
+        elif replace and not kappa_served:
+            # a data dir of lambda only: the kappa version was the log's check, not a view to keep
+            store.drop_jobs([job])
+            datadir.remove_tree(Path(profile.checkpoint(job)))
         if lambda_too:
             lam = rebuild_lambda(spark, profile, catalog, store, log)
             serving = {k: v for k, v in lam.pop("serving").items() if v}

@@ -251,10 +251,10 @@ class Runner:
         self._locked = False
         try:
             catalog = self.prepare_dir()
+            if self.resume:
+                self.make_generator(catalog)  # a missing or damaged manifest: said before anything else
             store = open_checked_store(self.profile)
             self.bind(store)
-            if self.resume:
-                self.make_generator(catalog)  # a missing or damaged manifest: said before Spark starts
             return self._run(catalog, store)
         finally:
             if self._locked:

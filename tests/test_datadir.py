@@ -172,15 +172,23 @@ def test_point_3_a_lost_or_foreign_store_is_refused_with_the_rebuild_command(fin
     for f in lost.glob("views.sqlite*"):
         f.unlink()
     p = vl("run", "--arch", "kappa", "--data-dir", lost, "--resume")
-    assert p.returncode == 2 and "holds nothing of it" in p.stderr
+    assert p.returncode == 2 and "views.sqlite is missing" in p.stderr
     assert f"vendlab replay --data-dir {lost} --replace" in p.stderr
     no_traceback(p)
+    assert not (lost / "views.sqlite").exists()  # refused without creating an empty store
     v = vl("views", "--data-dir", lost)
     assert v.returncode == 2 and f"vendlab replay --data-dir {lost} --replace" in v.stderr
+    from vendlab.store.sqlite import SqliteStore
+
+    SqliteStore(lost / "views.sqlite").close()  # an empty store (replaced): said too, not "realtime 0"
+    v = vl("views", "--data-dir", lost)
+    assert v.returncode == 2 and "holds nothing of kappa" in v.stderr
+    p = vl("run", "--arch", "kappa", "--data-dir", lost, "--resume")
+    assert p.returncode == 2 and "holds nothing of it" in p.stderr
+    no_traceback(p)
 
     foreign = tmp_path / "foreign"
     shutil.copytree(finished_kappa, foreign)
-    from vendlab.store.sqlite import SqliteStore
 
     store = SqliteStore(foreign / "views.sqlite")
     store.bind("kappa", "another-query")

@@ -224,23 +224,29 @@ def cmd_run(args, archs: list[str], data_dir: Path) -> int:
 def cmd_views(args) -> int:
     import sqlite3
 
-    from vendlab.datadir import rebuild_command
+    from vendlab.datadir import processed_checkpoints, rebuild_command
     from vendlab.serving import current_views
 
     d = args.data_dir
     if not (d / "views.sqlite").exists():
-        if (d / "checkpoints").is_dir() and any((d / "log").glob("seg-*.jsonl")):
-            print(f"vendlab: {d} has a log and checkpoints but no views.sqlite (the view store was deleted or "
-                  f"moved away): rebuild the views from the log with `{rebuild_command(d)}`", file=sys.stderr)
+        if processed_checkpoints(d):
+            print(f"vendlab: {d} has checkpoints that processed its log but no views.sqlite (the view store was "
+                  f"deleted or moved away): rebuild the views from the log with `{rebuild_command(d)}`",
+                  file=sys.stderr)
         else:
             print(f"vendlab: no views in {d} (no views.sqlite): run `vendlab run` or `vendlab demo` "
                   f"with --data-dir {d} first", file=sys.stderr)
         return 2
     try:
         views = current_views(d)
+        missing = [q for q in processed_checkpoints(d) if q in STREAM_JOBS and not applied_batches(d, q)]
     except sqlite3.DatabaseError as e:
-        print(f"vendlab: the view store {d / 'views.sqlite'} cannot be read ({e}); if it is damaged, rebuild it "
-              f"from the log with `{rebuild_command(d)}`", file=sys.stderr)
+        print(f"vendlab: the view store {d / 'views.sqlite'} cannot be read ({e}); {store_hint(e, d)}", file=sys.stderr)
+        return 2
+    if missing:
+        print(f"vendlab: the view store of {d} holds nothing of {', '.join(missing)}, whose checkpoints have processed "
+              f"the log (the store was deleted or replaced): its views would read 0. Rebuild them from the log with "
+              f"`{rebuild_command(d)}`", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(views))
@@ -248,6 +254,19 @@ def cmd_views(args) -> int:
         for name, v in views.items():
             print(f"{name:>10}: " + ", ".join(f"{k}={n}" for k, n in v.items()))
     return 0
+
+
+STREAM_JOBS = ("kappa", "lambda_speed")  # the view jobs whose rows views.sqlite must hold
+
+
+def applied_batches(d: Path, job: str) -> bool:
+    from vendlab.store.sqlite import SqliteStore
+
+    store = SqliteStore(d / "views.sqlite", readonly=True)
+    try:
+        return store.last_batch_id(job) >= 0
+    finally:
+        store.close()
 
 
 def cmd_generate(args) -> int:
@@ -329,6 +348,19 @@ def cmd_replay(args) -> int:
     return 0 if doc["exact"] else 1
 
 
+def store_hint(e: Exception, d: Path) -> str:
+    """The next step for a view store SQLite cannot use."""
+    from vendlab.datadir import rebuild_command
+
+    m = str(e).lower()
+    if "unable to open" in m or "readonly" in m or "read-only" in m:
+        return (f"SQLite in WAL mode must write {d / 'views.sqlite-shm'} even to read: if the folder is read-only "
+                f"(a read-only copy or mount), copy the data dir somewhere writable and read that copy")
+    if "locked" in m:
+        return "another process holds the store's write lock: try again in a moment"
+    return f"if it is damaged, rebuild it from the log: `{rebuild_command(d)}`"
+
+
 def _sigterm(signum, frame):
     raise KeyboardInterrupt  # stopped like Ctrl-C: queries, JVM, then the --resume hint
 
@@ -400,11 +432,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vendlab: {_os_error(e, args)}", file=sys.stderr)
         return 2
     except sqlite3.DatabaseError as e:
-        from vendlab.datadir import rebuild_command
-
         d = getattr(args, "data_dir", None)
-        print(f"vendlab: the view store{' in ' + str(d) if d else ''} failed: {e}. If it is damaged, rebuild it "
-              f"from the log: `{rebuild_command(d or Path('DIR'))}`", file=sys.stderr)
+        print(f"vendlab: the view store{' in ' + str(d) if d else ''} failed: {e}; {store_hint(e, d or Path('DIR'))}",
+              file=sys.stderr)
         return 2
     except PipelineFailed as e:
         if "No space left on device" not in str(e):

@@ -239,6 +239,24 @@ def bind_stream(data_dir: Path, ckpt: Path, job: str, store, what: str) -> None:
         f"comes from another run or copy), so nothing was started. {fix}")
 
 
+def processed_checkpoints(data_dir: Path) -> list[str]:
+    """The queries whose checkpoints in the data dir have processed part of the log."""
+    root = Path(data_dir) / "checkpoints"
+    return sorted(p.name for p in root.iterdir() if checkpoint_has_batches(p)) if root.is_dir() else []
+
+
+def check_store_present(data_dir: Path) -> None:
+    """views.sqlite is gone but checkpoints have processed the log: say so (before a new, empty
+    store is created)."""
+    d = Path(data_dir)
+    done = processed_checkpoints(d)
+    if done:
+        raise DataDirError(
+            f"the view store {d / 'views.sqlite'} is missing, but the checkpoints of {', '.join(done)} have processed "
+            f"part of the log: resuming would leave that part out of the views, so nothing was started. "
+            f"Rebuild the views from the log: `{rebuild_command(d)}`")
+
+
 def bind_master(data_dir: Path, ckpt: Path, master: Path) -> None:
     """Lambda's master dataset and its ingest checkpoint: both or neither, from the same query."""
     d = Path(data_dir)

@@ -253,6 +253,8 @@ class Runner:
             catalog = self.prepare_dir()
             if self.resume:
                 self.make_generator(catalog)  # a missing or damaged manifest: said before anything else
+                if self.profile.store == "sqlite" and not self.profile.sqlite_path.exists():
+                    datadir.check_store_present(self.profile.data_dir)
             store = open_checked_store(self.profile)
             self.bind(store)
             return self._run(catalog, store)

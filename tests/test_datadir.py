@@ -202,21 +202,27 @@ def test_point_3_a_lost_or_foreign_store_is_refused_with_the_rebuild_command(fin
 # -- point 2 and 7: a moved data dir resumes exactly; SIGTERM as Ctrl-C with the --resume hint ----
 def test_point_2_a_lambda_run_stopped_by_sigterm_then_moved_resumes_exactly(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    p = subprocess.Popen(VENDLAB + ["run", "--arch", "lambda", "--data-dir", str(a), "--duration", "60",
-                                    "--rate", "1000", "--batch-interval", "2"], stderr=subprocess.PIPE, text=True,
-                         env=_env(), cwd=ROOT)
+    err_path = tmp_path / "a.err"
+    with open(err_path, "w") as err:
+        p = subprocess.Popen(VENDLAB + ["run", "--arch", "lambda", "--data-dir", str(a), "--duration", "60",
+                                        "--rate", "1000", "--batch-interval", "2"], stderr=err, text=True,
+                             env=_env(), cwd=ROOT)
+    meta = a / "master" / "_spark_metadata"
     try:
-        deadline = time.monotonic() + 240
-        for line in p.stderr:  # wait until a batch run has read the master dataset
-            if "batch v1" in line or time.monotonic() > deadline:
-                break
+        deadline = time.monotonic() + 300
+        # wait until the master dataset has committed files (their absolute paths are in its commit log)
+        while not (meta.is_dir() and [f for f in meta.iterdir() if not f.name.startswith(".")]):
+            assert p.poll() is None and time.monotonic() < deadline, err_path.read_text()[-3000:]
+            time.sleep(0.2)
+        time.sleep(2)
         p.send_signal(signal.SIGTERM)
-        rest = p.communicate(timeout=120)[1]
+        p.wait(timeout=120)
     finally:
         if p.poll() is None:
             p.kill()
+    rest = err_path.read_text()
     assert p.returncode == 130, rest[-2000:]
-    assert f"vendlab run --arch lambda --data-dir {a} --resume" in rest
+    assert "interrupted" in rest and f"vendlab run --arch lambda --data-dir {a} --resume" in rest
     assert list((a / "master" / "_spark_metadata").iterdir())
     a.rename(b)
     doc = run_json(vl("run", "--arch", "lambda", "--data-dir", b, "--resume", "--batch-interval", "2", "--json"))

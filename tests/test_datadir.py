@@ -204,8 +204,10 @@ def test_point_2_a_lambda_run_stopped_by_sigterm_then_moved_resumes_exactly(tmp_
     a, b = tmp_path / "a", tmp_path / "b"
     err_path = tmp_path / "a.err"
     with open(err_path, "w") as err:
-        p = subprocess.Popen(VENDLAB + ["run", "--arch", "lambda", "--data-dir", str(a), "--duration", "60",
-                                        "--rate", "1000", "--batch-interval", "2"], stderr=err, text=True,
+        # slow and long: still generating when the master dataset first commits, even on a loaded machine,
+        # and little for the resume to drain
+        p = subprocess.Popen(VENDLAB + ["run", "--arch", "lambda", "--data-dir", str(a), "--duration", "600",
+                                        "--rate", "200", "--batch-interval", "2"], stderr=err, text=True,
                              env=_env(), cwd=ROOT)
     meta = a / "master" / "_spark_metadata"
     try:

@@ -377,8 +377,8 @@ def test_point_6_damaged_files_and_a_missing_master_are_messages_not_tracebacks(
     (d / "manifest.json").write_text(good)
     # a damaged views.sqlite: views, --resume and replay without --replace say how to rebuild
     (d / "views.sqlite").write_bytes(b"this is not a database" * 100)
-    for argv in (("views", "--data-dir", d), ("run", "--arch", "kappa", "--data-dir", d, "--resume"),
-                 ("replay", "--data-dir", d)):
+    for argv in (("views", "--data-dir", d), ("answer", "--data-dir", d),
+                 ("run", "--arch", "kappa", "--data-dir", d, "--resume"), ("replay", "--data-dir", d)):
         p = vl(*argv)
         assert p.returncode == 2, (argv, p.stderr[-2000:])
         assert f"vendlab replay --data-dir {d} --replace" in p.stderr, argv

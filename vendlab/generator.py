@@ -19,6 +19,7 @@ world's truth: stock-outs, restock visits, breakdowns, stock, capacity, the volu
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,6 +34,12 @@ from vendlab import schema
 from vendlab.catalog import HEALTHY_KINDS, HOURLY_PROFILE, REFERENCE_ITEMS_PER_MACHINE_DAY, Catalog
 
 BLOCK = 4096
+# Simulated seconds per event (time_scale / rate). Above the maximum a block of events spans
+# weeks of machine life (restock visits and breakdowns per block grow with it, and so did memory:
+# 24 GB for --rate 1e-9); below the minimum a block lasts less than a millisecond and the world
+# has no time to sell anything. The default (60 / 20,000) is 0.003 s.
+MAX_SIM_S_PER_EVENT = 60.0
+MIN_SIM_S_PER_EVENT = 1e-5
 DEFAULT_START = "2026-01-05T06:00:00Z"
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -301,8 +308,12 @@ class _Timeline:
 class Generator:
     def __init__(self, catalog: Catalog, seed: int, rate: float, time_scale: float = 60.0,
                  start: str = DEFAULT_START, bad_rate: float = 0.0, dup_rate: float = 0.0):
-        if rate <= 0:
-            raise ValueError("rate must be > 0")
+        if not (math.isfinite(rate) and rate > 0 and math.isfinite(time_scale) and time_scale > 0):
+            raise ValueError(f"rate and time_scale must be finite and > 0 (got {rate}, {time_scale})")
+        per_event = time_scale / rate
+        if not MIN_SIM_S_PER_EVENT <= per_event <= MAX_SIM_S_PER_EVENT:
+            raise ValueError(f"simulated time per event (time_scale / rate = {per_event:.3g} s) must be in "
+                             f"[{MIN_SIM_S_PER_EVENT:g}, {MAX_SIM_S_PER_EVENT:g}] s")
         if not 0 <= bad_rate < 1 or not 0 <= dup_rate < 1:
             raise ValueError("bad_rate and dup_rate must be in [0, 1)")
         self.catalog = catalog

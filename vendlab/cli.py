@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Command groups that live in their own modules: each has add_commands(subparsers) and
 # run(args) -> exit code, and handles the commands it added.
-EXTENSION_MODULES = ("vendlab.cluster", "vendlab.dashboard.cli", "vendlab.bench.cli", "vendlab.answer")
+EXTENSION_MODULES = ("vendlab.cluster", "vendlab.dashboard.cli", "vendlab.bench.cli", "vendlab.answer",
+                     "vendlab.localstack.cli")
 
 
 def _extensions():

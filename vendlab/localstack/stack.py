@@ -482,6 +482,7 @@ class LocalStack:
                     env[k] = "file://" + str(local) + v[len(f"file://{mount}"):]
         env["SPARK_CONF_DIR"] = str(self.conf("spark"))
         env["PYSPARK_PYTHON"] = sys.executable
+        env["SPARK_LOCAL_IP"] = HOST  # the drivers bind to loopback like the services
         if self.stack == "lambda":
             env["HADOOP_CONF_DIR"] = str(self.dir / "conf" / "client")
             env["YARN_CONF_DIR"] = env["HADOOP_CONF_DIR"]

@@ -73,8 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="port of the dashboard on 127.0.0.1 (default 8050)")
     demo.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard")
 
-    views = sub.add_parser("views", help="print the current views of a data dir")
-    views.add_argument("--data-dir", type=Path, required=True)
+    views = sub.add_parser("views", help="print the current views of a data dir (or of a local stack's Cassandra)")
+    views.add_argument("--data-dir", type=Path, default=None, help="embedded: the run's data dir")
+    views.add_argument("--profile", choices=("embedded", "compose"), default="embedded",
+                       help="compose: read Cassandra (VENDLAB_CASSANDRA/VENDLAB_KEYSPACE, or --stack-dir's)")
+    views.add_argument("--stack-dir", type=Path, default=None,
+                       help="with --profile compose: the folder of `vendlab stack up`, whose Cassandra to read")
     views.add_argument("--json", action="store_true")
 
     gen = sub.add_parser("generate", help="write events into a log folder as fast as possible")
@@ -167,17 +171,58 @@ def cmd_run(args, archs: list[str], data_dir: Path) -> int:
 def cmd_views(args) -> int:
     from vendlab.serving import current_views
 
+    if args.profile == "compose":
+        return cmd_views_compose(args)
+    if args.data_dir is None:
+        print("vendlab: views needs --data-dir DIR (embedded), or --profile compose [--stack-dir DIR]",
+              file=sys.stderr)
+        return 2
     if not (args.data_dir / "views.sqlite").exists():
         print(f"vendlab: no views in {args.data_dir} (no views.sqlite): run `vendlab run` or `vendlab demo` "
               f"with --data-dir {args.data_dir} first", file=sys.stderr)
         return 2
-    views = current_views(args.data_dir)
-    if args.json:
+    return print_views(current_views(args.data_dir), args.json)
+
+
+def print_views(views: dict, as_json: bool) -> int:
+    if as_json:
         print(json.dumps(views))
     else:
         for name, v in views.items():
             print(f"{name:>10}: " + ", ".join(f"{k}={n}" for k, n in v.items()))
     return 0
+
+
+def cmd_views_compose(args) -> int:
+    """The views in Cassandra: a local stack's (--stack-dir) or the one VENDLAB_CASSANDRA names."""
+    from vendlab.serving import views_of
+
+    env = dict(os.environ)
+    if args.stack_dir is not None:
+        from vendlab.localstack.stack import LocalStack, StackError
+
+        try:
+            env.update(LocalStack(args.stack_dir).env())
+        except StackError as e:
+            print(f"vendlab: {e}", file=sys.stderr)
+            return 2
+    hosts = env.get("VENDLAB_CASSANDRA", "cassandra1")
+    keyspace = env.get("VENDLAB_KEYSPACE", "vendlab")
+    try:
+        from vendlab.store.cassandra import CassandraStore
+
+        store = CassandraStore(tuple(hosts.split(",")), keyspace)
+    except Exception as e:  # no host, no keyspace
+        where = f"the local stack in {args.stack_dir}" if args.stack_dir else f"VENDLAB_CASSANDRA={hosts}"
+        print(f"vendlab: cannot read keyspace {keyspace!r} on Cassandra at {hosts} ({where}): "
+              f"{str(e)[:200]}. Start it with `vendlab stack up --stack kappa|lambda --dir DIR` "
+              f"(or the compose stack), and its jobs", file=sys.stderr)
+        return 2
+    try:
+        views = views_of(store)
+    finally:
+        store.close()
+    return print_views(views, args.json)
 
 
 def cmd_generate(args) -> int:

@@ -58,17 +58,23 @@ def current_views(data_dir: Path, view: str = base.ITEMS_BY_PRODUCT) -> dict[str
     store = SqliteStore(Path(data_dir) / "views.sqlite", readonly=True)
     try:
         with store.snapshot():
-            out: dict[str, dict[str, int]] = {}
-            has_kappa = store.last_batch_id(base.KAPPA) >= 0
-            has_lambda = store.last_batch_id(base.LAMBDA_SPEED) >= 0 or store.current_batch() is not None
-            if has_kappa or not has_lambda:
-                out["realtime"] = store.read_view(base.KAPPA, view)
-            if has_lambda:
-                lam = lambda_views(store, view)
-                out["lambda_realtime" if has_kappa else "realtime"] = lam["realtime"]
-                out["batch"] = lam["batch"]
-                out["serving"] = lam["serving"]
-            out["validation"] = store.read_view(base.VALIDATION, view)
-            return out
+            return views_of(store, view)
     finally:
         store.close()
+
+
+def views_of(store: ViewStore, view: str = base.ITEMS_BY_PRODUCT) -> dict[str, dict[str, int]]:
+    """The views a user reads, in the JSON shape of ``vendlab views``: realtime (kappa), lambda's
+    batch/serving (and its realtime part), validation. Any store: SQLite (inside a snapshot) or Cassandra."""
+    out: dict[str, dict[str, int]] = {}
+    has_kappa = store.last_batch_id(base.KAPPA) >= 0
+    has_lambda = store.last_batch_id(base.LAMBDA_SPEED) >= 0 or store.current_batch() is not None
+    if has_kappa or not has_lambda:
+        out["realtime"] = store.read_view(base.KAPPA, view)
+    if has_lambda:
+        lam = lambda_views(store, view)
+        out["lambda_realtime" if has_kappa else "realtime"] = lam["realtime"]
+        out["batch"] = lam["batch"]
+        out["serving"] = lam["serving"]
+    out["validation"] = store.read_view(base.VALIDATION, view)
+    return out

@@ -195,13 +195,17 @@ class LocalStack:
         return d / f"{svc}.log"
 
     # -- plan -----------------------------------------------------------------------------------------
-    def plan(self) -> list[Service]:
+    def load(self) -> None:
+        """Java and Maven, the compose file, the jars (resolved once, then from the cache)."""
         self.java, _ = maven.check_tools()
         self.compose = cf.load(self.stack, self.root)
         comps = ["kafka", "cassandra", "spark-kafka"] + (["hadoop"] if self.stack == "lambda" else [])
         self.cp = maven.resolve_all(_cache_dir(), comps)
         self.check_versions()
         self.hostmap: dict[str, str] = {}
+
+    def plan(self) -> list[Service]:
+        self.load()
         services = [self.kafka(), self.cassandra()]
         if self.stack == "lambda":
             services += self.hadoop()
@@ -607,6 +611,20 @@ class LocalStack:
                     health=lambda s: _health_of(name, rec))
         s.pid = self._spawn(s)
         rec["pid"] = s.pid
+        self.write_state()
+        self._wait(s, time.monotonic() + timeout)
+
+    def restart_kafka(self, overrides: dict[str, str], timeout: float = 180.0) -> None:
+        """Stop the broker, add KAFKA_* ``overrides`` to the compose file's (the image's rule turns them
+        into properties), start it again on the same ports and data."""
+        self.stop_service("kafka")
+        self.overrides.update(overrides)
+        self.state["overrides"] = self.overrides
+        self.load()
+        s = self.kafka()
+        s.prepare()
+        s.pid = self._spawn(s)
+        self.state["services"]["kafka"] = self._record(s)
         self.write_state()
         self._wait(s, time.monotonic() + timeout)
 

@@ -7,6 +7,7 @@ path: Kafka, Cassandra and Hadoop bring different versions of the same libraries
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -19,6 +20,11 @@ POMS = Path(__file__).resolve().parent / "maven"
 COMPONENTS = ("kafka", "cassandra", "hadoop", "spark-kafka")
 MAVEN_HINT = ("Maven is needed to fetch the local stack's jars. Install it with: "
               "sudo apt-get install -y maven  (or run `make test`, whose bootstrap does it for you)")
+
+
+def cache_dir() -> Path:
+    """Where the resolved class paths are remembered (the jars stay in Maven's local repository)."""
+    return Path(os.environ.get("VENDLAB_MAVEN_CACHE", Path.home() / ".cache" / "vendlab" / "localstack"))
 
 
 class ToolMissing(JavaMissing):
@@ -98,7 +104,7 @@ if __name__ == "__main__":  # scripts/bootstrap.sh: resolve every component once
     import argparse
 
     ap = argparse.ArgumentParser(description="resolve the local stack's jars with Maven")
-    ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "vendlab" / "localstack")
+    ap.add_argument("--cache", type=Path, default=cache_dir())
     a = ap.parse_args()
     try:
         cps = resolve_all(a.cache)

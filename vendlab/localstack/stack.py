@@ -200,7 +200,7 @@ class LocalStack:
         self.java, _ = maven.check_tools()
         self.compose = cf.load(self.stack, self.root)
         comps = ["kafka", "cassandra", "spark-kafka"] + (["hadoop"] if self.stack == "lambda" else [])
-        self.cp = maven.resolve_all(_cache_dir(), comps)
+        self.cp = maven.resolve_all(maven.cache_dir(), comps)
         self.check_versions()
         self.hostmap: dict[str, str] = {}
 
@@ -689,10 +689,6 @@ def _tail(path: Path, n: int) -> list[str]:
         return path.read_text(errors="replace").strip().splitlines()[-n:]
     except OSError:
         return []
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("VENDLAB_MAVEN_CACHE", Path.home() / ".cache" / "vendlab" / "localstack"))
 
 
 def _artifact(jar_name: str) -> str:

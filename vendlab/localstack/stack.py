@@ -71,6 +71,12 @@ CASSANDRA_JVM17 = """-XX:+UseG1GC -XX:+ParallelRefProcEnabled -XX:MaxTenuringThr
 -Dio.netty.allocator.maxOrder=11""".split()
 
 
+# Java 17 here (the image brings its own JDK): YARN's Guice/cglib web apps and Hadoop's reflection need these.
+HADOOP_JVM17 = [f"--add-opens=java.base/{p}=ALL-UNNAMED" for p in
+                ("java.lang", "java.lang.reflect", "java.util", "java.util.concurrent", "java.io", "java.nio",
+                 "java.net", "sun.nio.ch", "sun.net.util")]
+
+
 class StackError(Exception):
     """What is wrong and what to do (exit 2 on the command line)."""
 
@@ -363,7 +369,8 @@ class LocalStack:
             prepare = self._format_namenode(cp, d) if role == "namenode" else None
             out.append(Service(
                 name=name, compose=name,
-                argv=[self.java, *heap, f"-Dhadoop.log.dir={self.dir / 'logs'}", f"-Dvendlab.stack={self.dir}",
+                argv=[self.java, *heap, *HADOOP_JVM17, f"-Dhadoop.log.dir={self.dir / 'logs'}",
+                      f"-Dvendlab.stack={self.dir}",
                       "-Dhadoop.root.logger=INFO,console", "-cp", ":".join(cp), HADOOP_MAIN[cmd]],
                 env={**os.environ, "HADOOP_CONF_DIR": str(conf), "HADOOP_USER_NAME": os.environ.get("USER", "root")},
                 ports=ports, address=address, version=maven.jar_version(self.cp["hadoop"], "hadoop-common") or "?",
@@ -410,6 +417,10 @@ class LocalStack:
         for fname, props in files.items():
             (conf / fname).write_text(cf.to_xml(props))
         (conf / "log4j.properties").write_text(HADOOP_LOG4J)
+        # HDFS's web UI pages ship in the distribution's share/hadoop/hdfs/webapps, not in the Maven jars;
+        # the HTTP servers only need the folders on the class path (their servlets: JMX, WebHDFS)
+        for app in ("hdfs", "datanode", "secondary", "journal"):
+            (conf / "webapps" / app).mkdir(parents=True, exist_ok=True)
         return conf
 
     def _format_namenode(self, cp: list[str], d: Path):
@@ -705,6 +716,8 @@ def _pyspark_version() -> str:
 
 def _bindable(port: int) -> bool:
     with socket.socket() as s:
+        # as the servers do: a port in TIME_WAIT after a stop is still ours to reuse
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
             return True

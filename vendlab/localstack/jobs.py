@@ -32,6 +32,9 @@ class LocalRunner:
     # -- environment ----------------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
         env = {**os.environ, **self.stack.env(), **self.extra_env}
+        # pip's pyspark has no python/lib/pyspark.zip for YARN containers: they import pyspark from the
+        # venv (PYSPARK_PYTHON) and vendlab from this checkout, put on their PYTHONPATH here
+        env.setdefault("PYSPARK_ARCHIVES_PATH", f"local:{REPO}")
         env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
                                                            if p and p != str(REPO)])
         return env
@@ -78,6 +81,23 @@ class LocalRunner:
         return self.stack.tool("spark-submit") + [
             "--master", self.env()["VENDLAB_SPARK_MASTER"], "--name", f"vendlab-{name}",
             "--driver-memory", "512m", "--executor-memory", "512m", "--total-executor-cores", str(cores),
+            *submit_confs(), str(SUBMIT), *args]
+
+    def yarn_submit(self, name: str, *args: str) -> list[str]:
+        """spark-submit to the local YARN (client mode), with the compose batch submit's flags. The
+        nodemanager runs on this machine, so the containers use pyspark's jars and this Python in place
+        (the compose nodemanager image bakes Spark and the venv in the same way)."""
+        from vendlab.localstack.stack import java_home, spark_home
+        from vendlab.spark import submit_confs
+
+        py, jh = self.env().get("PYSPARK_PYTHON", sys.executable), java_home(self.stack.java_path())
+        # as the compose submit: the job's profile reads its master from VENDLAB_SPARK_MASTER
+        return ["env", "VENDLAB_SPARK_MASTER=yarn"] + self.stack.tool("spark-submit") + [
+            "--master", "yarn", "--deploy-mode", "client", "--name", f"vendlab-{name}",
+            "--driver-memory", "512m", "--executor-memory", "512m", "--num-executors", "1", "--executor-cores", "1",
+            "--conf", f"spark.yarn.appMasterEnv.JAVA_HOME={jh}", "--conf", f"spark.executorEnv.JAVA_HOME={jh}",
+            "--conf", f"spark.yarn.appMasterEnv.PYSPARK_PYTHON={py}", "--conf", f"spark.executorEnv.PYSPARK_PYTHON={py}",
+            "--conf", "spark.yarn.am.memory=512m", "--conf", f"spark.yarn.jars=local:{spark_home() / 'jars'}/*",
             *submit_confs(), str(SUBMIT), *args]
 
     def _pid_file(self, name: str) -> Path:

@@ -112,6 +112,11 @@ def pid_alive(pid: int, marker: str) -> bool:
     return marker in cmd and stat[0] != "Z"
 
 
+def java_home(java: str) -> str:
+    """JAVA_HOME of a java executable (YARN containers start $JAVA_HOME/bin/java)."""
+    return os.environ.get("JAVA_HOME") or str(Path(java).resolve().parents[1])
+
+
 def spark_home() -> Path:
     import pyspark
 
@@ -372,7 +377,8 @@ class LocalStack:
                 argv=[self.java, *heap, *HADOOP_JVM17, f"-Dhadoop.log.dir={self.dir / 'logs'}",
                       f"-Dvendlab.stack={self.dir}",
                       "-Dhadoop.root.logger=INFO,console", "-cp", ":".join(cp), HADOOP_MAIN[cmd]],
-                env={**os.environ, "HADOOP_CONF_DIR": str(conf), "HADOOP_USER_NAME": os.environ.get("USER", "root")},
+                env={**os.environ, "HADOOP_CONF_DIR": str(conf), "JAVA_HOME": java_home(self.java),
+                     "HADOOP_USER_NAME": os.environ.get("USER", "root")},
                 ports=ports, address=address, version=maven.jar_version(self.cp["hadoop"], "hadoop-common") or "?",
                 health=health, needs=needs, prepare=prepare, extra={"conf": str(conf)}))
         return out
@@ -505,6 +511,9 @@ class LocalStack:
 
     def env(self) -> dict[str, str]:
         return dict(self.state.get("client_env", {}))
+
+    def java_path(self) -> str:
+        return getattr(self, "java", None) or maven.check_tools()[0]
 
     def tool(self, name: str) -> list[str]:
         """argv of a service's CLI tool: kafka-topics, kafka-storage, hdfs (FsShell: dfs commands),
@@ -779,8 +788,9 @@ def _namenode_ok(s) -> bool:
     body = http_ok(f"http://{HOST}:{s.ports['http']}/jmx?qry=Hadoop:service=NameNode,name=NameNodeInfo")
     if not body:
         return False
-    beans = json.loads(body).get("beans") or [{}]
-    return beans[0].get("Safemode", "x") == ""
+    # up and answering; not "out of safe mode": after a restart with blocks on the datanodes, the namenode
+    # leaves safe mode only once they report, and they start after it (issue 13, defect 3)
+    return bool(json.loads(body).get("beans"))
 
 
 def _rm_ok(s) -> bool:

@@ -11,6 +11,7 @@ its own topic and keyspace, with small rates and durations (the machine has 2 co
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -189,6 +190,35 @@ def test_kappa_exact_with_cassandra_stopped_for_10s(kappa_stack):
         kappa = store.read_view(base.KAPPA, base.ITEMS_BY_PRODUCT)
         assert kappa == store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT) == expected(m, "items_by_product")
         assert run["runner"].running("kappa") and run["runner"].running("validation")
+    finally:
+        run["runner"].stop_all()
+        run["store"].close()
+
+
+def test_kappa_exact_after_kill_9_of_its_driver_and_a_new_start(kappa_stack):
+    """kill -9 of the kappa job's driver (the spark-submit JVM) while the generator produces, then the
+    start step again (launch: it starts only what does not run): the job resumes from its checkpoint
+    and the view is exact; the validation consumer, still running, is not started twice."""
+    import signal
+
+    def crash(runner):
+        time.sleep(6)
+        pid = runner.pid("kappa")
+        assert pid and runner.running("kappa")
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while runner.running("kappa") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not runner.running("kappa")
+        seed_args = ["--profile", "compose", "--seed", str(SEED), "--data-dir", str(kappa_stack.dir / "run-kill9")]
+        assert runner.launch("kappa", runner.submit("kappa", 2, "job", "kappa", *seed_args))
+        assert not runner.launch("validation", runner.cli("validate", *seed_args))
+
+    run = kappa_run(kappa_stack, "kill9", "vendlab-kill9", "vendlab_kill9", during=crash)
+    try:
+        store, m = run["store"], run["manifest"]
+        kappa = store.read_view(base.KAPPA, base.ITEMS_BY_PRODUCT)
+        assert kappa == store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT) == expected(m, "items_by_product")
     finally:
         run["runner"].stop_all()
         run["store"].close()

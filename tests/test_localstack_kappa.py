@@ -25,6 +25,8 @@ from vendlab.store import base
 from vendlab.store.cassandra import CassandraStore
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.services
+
 SEED = 5
 RATE = 300
 DURATION = 15

@@ -23,6 +23,8 @@ from vendlab.serving import lambda_views
 from vendlab.store import base
 from vendlab.store.cassandra import CassandraStore
 
+pytestmark = pytest.mark.services
+
 SEED = 5
 RATE = 300
 DURATION = 40

@@ -65,7 +65,9 @@ def kappa_run(stack: LocalStack, tag: str, topic: str, keyspace: str, during=Non
     in both the validation view and the kappa view; returns the store, manifest and runner."""
     data = stack.dir / f"run-{tag}"
     data.mkdir(exist_ok=True)
-    runner = LocalRunner(stack, {"VENDLAB_TOPIC": topic, "VENDLAB_KEYSPACE": keyspace}, tag=f"{tag}-")
+    # each run its own topic, keyspace and checkpoints (a query's checkpoint belongs to its topic)
+    runner = LocalRunner(stack, {"VENDLAB_TOPIC": topic, "VENDLAB_KEYSPACE": keyspace,
+                                 "VENDLAB_CHECKPOINTS": f"{stack.env()['VENDLAB_CHECKPOINTS']}/{tag}"}, tag=f"{tag}-")
     runner.ensure_topic()
     runner.ensure_schema()
     seed = ["--profile", "compose", "--seed", str(SEED), "--data-dir", str(data)]

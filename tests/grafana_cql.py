@@ -3,9 +3,9 @@
 - ``$__timeFrom`` / ``$__timeTo``: the dashboard range in epoch milliseconds (src/datasource.ts puts
   ``options.range.from.valueOf()`` into scopedVars, Grafana's template service replaces them).
 - dashboard variables: the plugin reads a variable's query as ``query.query`` (src/VariableQueryEditor.tsx
-  edits a CassandraVariableQuery object); its first column is the value and must be text ("Only strings
-  are allowed here, so use CAST(column as text)"). A variable stored as a plain string, or whose query
-  returns no text, has no value: ``${name}`` becomes empty.
+  edits a CassandraVariableQuery object); the backend (pkg/plugin/plugin.go, makeVariableFromRow) makes
+  each row's first column the value, formatted with Go's ``%v`` (a bigint prints as its digits). A
+  variable stored as a plain string, or whose query returns no row, has no value: ``${name}`` is empty.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ def variable_values(dashboard: dict, session) -> dict[str, str]:
         value = ""
         if isinstance(q, dict) and q.get("query"):
             rows = list(session.execute(q["query"]))
-            if rows and isinstance(rows[0][0], str):
-                value = rows[0][0]
+            if rows and rows[0][0] is not None:
+                value = str(rows[0][0])
         values[var["name"]] = value
     return values
 

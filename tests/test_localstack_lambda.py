@@ -117,7 +117,7 @@ def test_grafana_lambda_panels_cql_with_the_plugins_variables(lambda_run):
     """Every query of grafana_templates/dashboards/lambda.json with ${version} and ${cutoff} filled as the
     plugin fills them (tests/grafana_cql.py): it runs on Cassandra 5.0 and the batch and speed panels add
     up to the serving view. Fails while the dashboard's variable queries are plain strings (the plugin
-    reads query.query) or return non-text columns: issue 13, defect 4."""
+    reads query.query): issue 13, defect 4."""
     store = lambda_run["store"]
     dash = json.loads((ROOT / "grafana_templates" / "dashboards" / "lambda.json").read_text())
     variables = variable_values(dash, store.session)

@@ -118,3 +118,23 @@ def test_status_of_a_folder_without_a_stack_exits_2(tmp_path, capsys):
     assert main(["stack", "status", "--dir", str(tmp_path), "--json"]) == 2
     assert "vendlab stack up" in capsys.readouterr().err
     assert main(["views", "--profile", "compose", "--stack-dir", str(tmp_path), "--json"]) == 2
+
+
+def test_local_runner_starts_nothing_twice_and_stops_by_pid(tmp_path):
+    import json
+    import signal
+    import sys
+
+    from vendlab.localstack.jobs import LocalRunner
+
+    (tmp_path / "stack.json").write_text(json.dumps({"stack": "kappa", "services": {}, "ports": {},
+                                                     "client_env": {"VENDLAB_TOPIC": "t"}}))
+    runner = LocalRunner(LocalStack(tmp_path), tag="x-")
+    argv = [sys.executable, "-c", "import time, sys; time.sleep(120)", "vendlab-test"]
+    assert runner.launch("sleeper", argv)
+    assert runner.running("sleeper") and runner.pid("sleeper")
+    assert not runner.launch("sleeper", argv), "a running process was started twice"
+    assert runner.env()["VENDLAB_TOPIC"] == "t"
+    assert runner.signal("sleeper", signal.SIGINT, wait=10)
+    assert not runner.running("sleeper") and runner.pid("sleeper") is None
+    assert runner.log("sleeper").exists()

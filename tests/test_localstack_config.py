@@ -138,3 +138,21 @@ def test_local_runner_starts_nothing_twice_and_stops_by_pid(tmp_path):
     assert runner.signal("sleeper", signal.SIGINT, wait=10)
     assert not runner.running("sleeper") and runner.pid("sleeper") is None
     assert runner.log("sleeper").exists()
+
+
+def test_down_purge_removes_the_stacks_files_and_keeps_other_files(tmp_path, capsys):
+    import json
+
+    (tmp_path / "stack.json").write_text(json.dumps({"stack": "kappa", "ports": {}, "services": {
+        "kafka": {"compose": "kafka", "pid": None, "address": "127.0.0.1:1", "ports": {}, "version": "x",
+                  "log": str(tmp_path / "logs" / "kafka.log"), "argv": [], "extra": {}}}}))
+    for sub in ("data/kafka", "conf/kafka", "logs"):
+        (tmp_path / sub).mkdir(parents=True)
+    (tmp_path / "mine.txt").write_text("kept")
+    assert main(["stack", "status", "--dir", str(tmp_path), "--json"]) == 1  # nothing runs: not healthy
+    status = json.loads(capsys.readouterr().out)
+    assert status["services"]["kafka"] == {"address": "127.0.0.1:1", "pid": None, "version": "x",
+                                           "running": False, "healthy": False,
+                                           "log": str(tmp_path / "logs" / "kafka.log")}
+    assert main(["stack", "down", "--dir", str(tmp_path), "--purge"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]

@@ -138,8 +138,8 @@ def test_views_command_reads_the_local_stacks_cassandra(kappa_stack, kappa_main)
                         str(kappa_stack.dir), "--json"], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     views = json.loads(r.stdout)
-    assert set(views) == {"realtime", "validation"}
-    assert views["realtime"] == views["validation"] == expected(kappa_main["manifest"], "items_by_product")
+    assert set(views) == {"kappa_realtime", "validation"}
+    assert views["kappa_realtime"] == views["validation"] == expected(kappa_main["manifest"], "items_by_product")
 
 
 def test_grafana_kappa_panels_cql_runs_on_real_cassandra_and_shows_the_views(kappa_main):

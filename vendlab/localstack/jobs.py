@@ -74,31 +74,39 @@ class LocalRunner:
     def cli(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "vendlab.cli", *args]
 
-    def submit(self, name: str, cores: int, *args: str) -> list[str]:
-        """spark-submit to the local standalone master, with the compose submits' memory flags."""
-        from vendlab.spark import submit_confs
+    def localize(self, argv: list[str]) -> list[str]:
+        """A start script's container command (vendlab.orchestrate) with this machine's paths and the
+        local stack's addresses: the same flags, memory and confs as on compose."""
+        from vendlab import orchestrate
+        from vendlab.localstack.stack import java_home, spark_home
 
-        return self.stack.tool("spark-submit") + [
-            "--master", self.env()["VENDLAB_SPARK_MASTER"], "--name", f"vendlab-{name}",
-            "--driver-memory", "512m", "--executor-memory", "512m", "--total-executor-cores", str(cores),
-            *submit_confs(), str(SUBMIT), *args]
+        env = self.env()
+        conf = env.get("HADOOP_CONF_DIR", "")
+        swap = {"/opt/spark/bin/spark-submit": self.stack.tool("spark-submit")[0],
+                orchestrate.SUBMIT: str(SUBMIT), orchestrate.PYTHON: sys.executable,
+                "spark://spark-master:7077": env["VENDLAB_SPARK_MASTER"]}
+        out = []
+        for a in argv:
+            a = swap.get(a, a)
+            a = a.replace("/opt/hadoop-conf", conf).replace("/opt/java17", java_home(self.stack.java_path()))
+            out.append(a)
+        if "yarn" in out:
+            # the nodemanager runs here: containers use pyspark's jars in place (the image bakes Spark in)
+            i = out.index(str(SUBMIT))
+            out[i:i] = ["--conf", f"spark.yarn.jars=local:{spark_home() / 'jars'}/*"]
+        return out
+
+    def submit(self, name: str, cores: int, *args: str) -> list[str]:
+        """spark-submit to the local standalone master: the compose start script's command."""
+        from vendlab import orchestrate
+
+        return self.localize(orchestrate.standalone_submit(name, cores)) + list(args)
 
     def yarn_submit(self, name: str, *args: str) -> list[str]:
-        """spark-submit to the local YARN (client mode), with the compose batch submit's flags. The
-        nodemanager runs on this machine, so the containers use pyspark's jars and this Python in place
-        (the compose nodemanager image bakes Spark and the venv in the same way)."""
-        from vendlab.localstack.stack import java_home, spark_home
-        from vendlab.spark import submit_confs
+        """spark-submit to the local YARN (client mode): the compose start script's batch command."""
+        from vendlab import orchestrate
 
-        py, jh = self.env().get("PYSPARK_PYTHON", sys.executable), java_home(self.stack.java_path())
-        # as the compose submit: the job's profile reads its master from VENDLAB_SPARK_MASTER
-        return ["env", "VENDLAB_SPARK_MASTER=yarn"] + self.stack.tool("spark-submit") + [
-            "--master", "yarn", "--deploy-mode", "client", "--name", f"vendlab-{name}",
-            "--driver-memory", "512m", "--executor-memory", "512m", "--num-executors", "1", "--executor-cores", "1",
-            "--conf", f"spark.yarn.appMasterEnv.JAVA_HOME={jh}", "--conf", f"spark.executorEnv.JAVA_HOME={jh}",
-            "--conf", f"spark.yarn.appMasterEnv.PYSPARK_PYTHON={py}", "--conf", f"spark.executorEnv.PYSPARK_PYTHON={py}",
-            "--conf", "spark.yarn.am.memory=512m", "--conf", f"spark.yarn.jars=local:{spark_home() / 'jars'}/*",
-            *submit_confs(), str(SUBMIT), *args]
+        return self.localize(orchestrate.yarn_submit(name)) + list(args)
 
     def _pid_file(self, name: str) -> Path:
         return self.stack.dir / "jobs" / f"{self.tag}{name}.pid"

@@ -414,9 +414,10 @@ class LocalStack:
             "dfs.namenode.rpc-address": nn,
             "dfs.datanode.hostname": HOST,
         })
-        for k in ("dfs.namenode.rpc-bind-host",):  # a bind host other than loopback: keep loopback
-            if k in files["hdfs-site.xml"]:
-                files["hdfs-site.xml"][k] = HOST
+        for props in files.values():  # every bind host (0.0.0.0 in hadoop.env): loopback here
+            for k in props:
+                if k.endswith("bind-host"):
+                    props[k] = HOST
         for fname, props in extra.items():
             files.setdefault(fname, {}).update(props)
         conf = self.conf(name)

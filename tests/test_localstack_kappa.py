@@ -166,9 +166,7 @@ def test_grafana_kappa_panels_cql_runs_on_real_cassandra_and_shows_the_views(kap
 
 def test_kappa_exact_with_cassandra_stopped_for_10s(kappa_stack):
     """Cassandra goes away for 10 s while the generator produces: the kappa job's and the validation
-    consumer's writes fail and are retried (idempotent batches); nothing is lost or counted twice.
-    Before issue 13's Kafka retention fix, a run crossing the broker's retention check (every 5 min,
-    against simulated record times months in the past) also loses records: that is defect 1."""
+    consumer's writes fail and are retried (idempotent batches); nothing is lost or counted twice."""
     def outage(runner):
         time.sleep(4)
         assert kappa_stack.stop_service("cassandra1")
@@ -222,8 +220,8 @@ def test_records_outlive_the_brokers_retention_check(kappa_stack, kappa_main):
     interval shortened (2 s instead of 5 min); the topic's records must all still be there after
     several checks.
 
-    EXPECTED TO FAIL until the compose file (issue 13: no time retention for the broker / topic) and
-    the topic configuration of vendlab.kafka_log land: that failure is this test's point."""
+    It failed on the compose file before issue 13 (Kafka's default time retention); issue 13 turned the
+    broker's time retention off (KAFKA_LOG_RETENTION_MS=-1), which this test checks on the real broker."""
     from confluent_kafka import Consumer, TopicPartition
 
     from vendlab.kafka_log import consumer_config, topic_partitions

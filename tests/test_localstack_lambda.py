@@ -4,9 +4,7 @@ nodemanager) configured from lambda/docker-compose.yml and lambda/hadoop.env, Sp
 pyspark's distribution. The ingest and speed jobs run on the standalone cluster with their checkpoints
 and the master dataset on HDFS; the batch layer is submitted to YARN.
 
-One stack for the module (it starts after the kappa module's stack stopped). Before issue 13's Kafka
-retention fix is in lambda/docker-compose.yml, the broker's retention check deletes the records
-(simulated times months in the past) and this run is not exact: issue 13, defect 1.
+One stack for the module (it starts after the kappa module's stack stopped).
 """
 
 from __future__ import annotations
@@ -116,9 +114,9 @@ def test_lambda_end_to_end_on_hdfs_and_yarn_exact_across_handoffs(lambda_stack, 
 def test_grafana_lambda_panels_cql_with_the_plugins_variables(lambda_run):
     """Every query of grafana_templates/dashboards/lambda.json with ${version} and ${cutoff} filled as the
     plugin fills them (tests/grafana_cql.py): it runs on Cassandra 5.0 and the batch and speed panels add
-    up to the serving view. Fails while the dashboard's variable queries are plain strings (the plugin
-    reads query.query): issue 13, defect 4; and while the batch panels alias a column `AS batch`
-    (BATCH is a reserved CQL word: "no viable alternative at input 'batch'", seen on Cassandra 5.0.8)."""
+    up to the serving view. It found two defects: variable queries stored as plain strings (the plugin
+    reads query.query; issue 13, defect 4) and a batch panel aliasing a column `AS batch` (BATCH is a
+    reserved CQL word: "no viable alternative at input 'batch'" on Cassandra 5.0.8)."""
     store = lambda_run["store"]
     dash = json.loads((ROOT / "grafana_templates" / "dashboards" / "lambda.json").read_text())
     variables = variable_values(dash, store.session)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what vendlab needs on a fresh Debian/Ubuntu machine, then the Python environment.
 #   scripts/bootstrap.sh          runtime: Java 17, the venv with requirements.txt, vendlab itself
-#   scripts/bootstrap.sh --test   also the tools the tests use (docker-compose for `config -q`, chromium)
+#   scripts/bootstrap.sh --test   also the tools the tests use (docker-compose for `config -q`, chromium, and
+#                                 Maven, which then resolves the local stack's jars: Kafka, Cassandra, Hadoop,
+#                                 Spark's Kafka source; the first run downloads them, later runs do not)
 # System packages are installed with apt-get only when missing and when running as root; otherwise
 # the script stops and prints the exact command to run.
 set -euo pipefail
@@ -20,6 +22,7 @@ python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
 if [ "$want_test" = 1 ]; then
   command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
   command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+  command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -43,4 +46,8 @@ if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ pyproject.toml -n
   .venv/bin/python -m pip install -q -r requirements.txt
   .venv/bin/python -m pip install -q --no-deps -e .
   touch "$stamp"
+fi
+if [ "$want_test" = 1 ]; then
+  # the real-service tests (tests/test_localstack_*.py) run the compose stacks' services from Maven's jars
+  .venv/bin/python -m vendlab.localstack.maven
 fi

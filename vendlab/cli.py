@@ -127,7 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Items sold per product in each view of a data dir: kappa_realtime, "
                                        "lambda_batch, lambda_realtime, lambda_serving, validation (those present); "
                                        "each name means the same in every data dir.")
-    views.add_argument("--data-dir", type=data_dir_type, required=True)
+    views.add_argument("--data-dir", type=data_dir_type, default=None, help="the data dir (embedded profile)")
+    views.add_argument("--profile", choices=("embedded", "compose"), default="embedded",
+                       help="compose: read Cassandra (VENDLAB_CASSANDRA/VENDLAB_KEYSPACE, or --stack-dir's)")
+    views.add_argument("--stack-dir", type=Path, default=None,
+                       help="with --profile compose: the folder of `vendlab stack up`, whose Cassandra to read")
     views.add_argument("--job", action="append", metavar="NAME",
                        help="print the view of this job instead (e.g. kappa_v2, a kappa replay); repeatable")
     views.add_argument("--json", action="store_true", help="print one JSON object: {view or job name: {product: items}}")
@@ -161,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Command groups that live in their own modules: each has add_commands(subparsers) and
 # run(args) -> exit code, and handles the commands it added.
-EXTENSION_MODULES = ("vendlab.cluster", "vendlab.dashboard.cli", "vendlab.bench.cli", "vendlab.answer")
+EXTENSION_MODULES = ("vendlab.cluster", "vendlab.dashboard.cli", "vendlab.bench.cli", "vendlab.answer",
+                     "vendlab.localstack.cli")
 
 
 def _extensions():
@@ -234,11 +239,16 @@ def cmd_run(args, archs: list[str], data_dir: Path) -> int:
 def cmd_views(args) -> int:
     import sqlite3
 
-    from vendlab.answer import write_stdout
     from vendlab.datadir import processed_checkpoints, rebuild_command
     from vendlab.serving import UnknownJob, current_views
 
+    if args.profile == "compose":
+        return cmd_views_compose(args)
     d = args.data_dir
+    if d is None:
+        print("vendlab: views needs --data-dir DIR (embedded), or --profile compose [--stack-dir DIR]",
+              file=sys.stderr)
+        return 2
     if not (d / "views.sqlite").exists():
         if processed_checkpoints(d):
             print(f"vendlab: {d} has checkpoints that processed its log but no views.sqlite (the view store was "
@@ -262,7 +272,13 @@ def cmd_views(args) -> int:
               f"the log (the store was deleted or replaced): its views would read 0. Rebuild them from the log with "
               f"`{rebuild_command(d)}`", file=sys.stderr)
         return 2
-    if args.json:
+    return print_views(views, args.json)
+
+
+def print_views(views: dict, as_json: bool) -> int:
+    from vendlab.answer import write_stdout
+
+    if as_json:
         return write_stdout(json.dumps(views))
     width = max(map(len, views), default=0)
     return write_stdout("\n".join(f"{name:>{width}}: " + ", ".join(f"{k}={n}" for k, n in v.items())
@@ -280,6 +296,38 @@ def applied_batches(d: Path, job: str) -> bool:
         return store.last_batch_id(job) >= 0
     finally:
         store.close()
+
+
+def cmd_views_compose(args) -> int:
+    """The views in Cassandra: a local stack's (--stack-dir) or the one VENDLAB_CASSANDRA names."""
+    from vendlab.serving import views_of
+
+    env = dict(os.environ)
+    if args.stack_dir is not None:
+        from vendlab.localstack.stack import LocalStack, StackError
+
+        try:
+            env.update(LocalStack(args.stack_dir).env())
+        except StackError as e:
+            print(f"vendlab: {e}", file=sys.stderr)
+            return 2
+    hosts = env.get("VENDLAB_CASSANDRA", "cassandra1")
+    keyspace = env.get("VENDLAB_KEYSPACE", "vendlab")
+    try:
+        from vendlab.store.cassandra import CassandraStore
+
+        store = CassandraStore(tuple(hosts.split(",")), keyspace)
+    except Exception as e:  # no host, no keyspace
+        where = f"the local stack in {args.stack_dir}" if args.stack_dir else f"VENDLAB_CASSANDRA={hosts}"
+        print(f"vendlab: cannot read keyspace {keyspace!r} on Cassandra at {hosts} ({where}): "
+              f"{str(e)[:200]}. Start it with `vendlab stack up --stack kappa|lambda --dir DIR` "
+              f"(or the compose stack), and its jobs", file=sys.stderr)
+        return 2
+    try:
+        views = views_of(store)
+    finally:
+        store.close()
+    return print_views(views, args.json)
 
 
 def cmd_generate(args) -> int:

@@ -84,15 +84,21 @@ def current_views(data_dir: Path, view: str = base.ITEMS_BY_PRODUCT,
                     raise UnknownJob(f"no job {', '.join(missing)} in {data_dir}: the jobs there are "
                                      f"{', '.join(present) or 'none yet'}")
                 return {j: store.read_view(j, view) for j in jobs}
-            out: dict[str, dict[str, int]] = {}
-            if store.last_batch_id(base.KAPPA) >= 0:
-                out["kappa_realtime"] = store.read_view(base.KAPPA, view)
-            if store.last_batch_id(base.LAMBDA_SPEED) >= 0 or store.current_batch() is not None:
-                lam = lambda_views(store, view)
-                out["lambda_batch"] = lam["batch"]
-                out["lambda_realtime"] = lam["realtime"]
-                out["lambda_serving"] = lam["serving"]
-            out["validation"] = store.read_view(base.VALIDATION, view)
-            return out
+            return views_of(store, view)
     finally:
         store.close()
+
+
+def views_of(store: ViewStore, view: str = base.ITEMS_BY_PRODUCT) -> dict[str, dict[str, int]]:
+    """The views under the names of VIEW_NAMES (those present), from any store: SQLite (inside a
+    snapshot) or Cassandra (``vendlab views --profile compose``)."""
+    out: dict[str, dict[str, int]] = {}
+    if store.last_batch_id(base.KAPPA) >= 0:
+        out["kappa_realtime"] = store.read_view(base.KAPPA, view)
+    if store.last_batch_id(base.LAMBDA_SPEED) >= 0 or store.current_batch() is not None:
+        lam = lambda_views(store, view)
+        out["lambda_batch"] = lam["batch"]
+        out["lambda_realtime"] = lam["realtime"]
+        out["lambda_serving"] = lam["serving"]
+    out["validation"] = store.read_view(base.VALIDATION, view)
+    return out

@@ -1,0 +1,158 @@
+"""The local stack reads the compose files' configuration and turns it into the services' files with the
+images' own rules (no services started here; one test runs the broker image's KafkaDockerWrapper)."""
+
+from __future__ import annotations
+
+import re
+
+import pyspark
+import pytest
+
+from vendlab.cli import main
+from vendlab.localstack import composefile as cf
+from vendlab.localstack import maven
+from vendlab.localstack.stack import LocalStack, relocate
+
+
+def test_poms_pin_the_compose_images_versions_and_pysparks():
+    kappa, lam = cf.load("kappa"), cf.load("lambda")
+    assert maven.pinned_version("kafka") == kappa.image_tag("kafka") == lam.image_tag("kafka")
+    assert maven.pinned_version("cassandra") == kappa.image_tag("cassandra1") == lam.image_tag("cassandra1")
+    assert maven.pinned_version("hadoop") == lam.image_tag("namenode")
+    assert maven.pinned_version("spark-kafka") == pyspark.__version__
+
+
+def test_every_hadoop_env_line_lands_in_its_site_file_by_the_images_rule():
+    env = cf.load("lambda").environment("namenode")
+    lines = [k for k in env if re.match(r"^[A-Z-]+\.(XML|PROPERTIES|YAML|YML|ENV|SH|CFG|CONF)_", k)]
+    files = cf.hadoop_site_files(env)
+    assert sum(len(p) for p in files.values()) == len(lines) > 0
+    for key in lines:
+        name, ext = re.split(r"[_.]", key)[:2]
+        prop = key[len(name) + len(ext) + 2:]
+        assert files[f"{name.lower()}.{ext.lower()}"][prop] == env[key]
+    # variables that are not site-file lines (heap, ENSURE_NAMENODE_DIR) are not properties
+    assert all("HEAPSIZE" not in k for p in files.values() for k in p)
+
+
+def test_hadoop_rule_edge_cases():
+    files = cf.hadoop_site_files({"CORE-SITE.XML_fs.defaultFS": '"hdfs://nn:8020"', "HADOOP_CONF_DIR": "/x",
+                                  "LOG4J.PROPERTIES_log4j.rootLogger": "INFO", "HADOOP_HEAPSIZE_MAX": "1g"})
+    assert files == {"core-site.xml": {"fs.defaultFS": "hdfs://nn:8020"},
+                     "log4j.properties": {"log4j.rootLogger": "INFO"}}
+    assert cf.to_xml({"a": "1"}) == "<configuration>\n<property><name>a</name><value>1</value></property>\n" \
+                                    "</configuration>"
+
+
+def test_kafka_addresses_relocated_names_and_protocols_kept(tmp_path):
+    env = cf.kafka_env(cf.load("kappa").environment("kafka"))
+    names = cf.kafka_listeners(env)
+    ports = {n: 40000 + i for i, n in enumerate(names)}
+    local = cf.relocate_kafka(env, ports, tmp_path)
+    assert cf.kafka_listeners(local) == ports
+    assert set(re.findall(r"(\w+)://", local["KAFKA_LISTENERS"])) == set(names)
+    for var in cf.KAFKA_ADDRESS_VARS:
+        assert all(h == "127.0.0.1" for h in re.findall(r"(?:@|://)([^:,]*):", local[var])), local[var]
+    changed = {k for k in env if env[k] != local.get(k)}
+    assert changed <= set(cf.KAFKA_ADDRESS_VARS) | {"KAFKA_LOG_DIRS"}
+
+
+def test_kafka_image_defaults_fill_only_unset_variables():
+    env = cf.kafka_env({"KAFKA_NODE_ID": "7", "KAFKA_ADVERTISED_LISTENERS": "PLAINTEXT://h:1"})
+    assert env["KAFKA_NODE_ID"] == "7" and env["CLUSTER_ID"] == cf.KAFKA_IMAGE_DEFAULTS["CLUSTER_ID"]
+    assert env["KAFKA_LISTENERS"] == cf.KAFKA_IMAGE_DEFAULTS["KAFKA_LISTENERS"]
+
+
+def test_relocate_maps_compose_hosts_only():
+    m = {"kafka:29092": "127.0.0.1:1", "cassandra1": "127.0.0.1:2", "spark-master:7077": "127.0.0.1:3",
+         "namenode:8020": "127.0.0.1:4"}
+    assert relocate("kafka:29092", m) == "127.0.0.1:1"
+    assert relocate("cassandra1", m) == "127.0.0.1:2"
+    assert relocate("spark://spark-master:7077", m) == "spark://127.0.0.1:3"
+    assert relocate("hdfs://namenode:8020/vendlab/master", m) == "hdfs://127.0.0.1:4/vendlab/master"
+    assert relocate("file:///checkpoints", m) == "file:///checkpoints"
+    assert relocate("cassandra10", m) == "cassandra10"
+
+
+def test_cassandra_heap_from_the_compose_file():
+    env = cf.load("kappa").environment("cassandra1")
+    assert cf.cassandra_heap(env) == [f"-Xms{env['MAX_HEAP_SIZE']}", f"-Xmx{env['MAX_HEAP_SIZE']}"]
+
+
+def test_broker_properties_are_the_compose_settings_by_the_images_own_wrapper(tmp_path):
+    """KafkaDockerWrapper (in the kafka_2.13 jar the broker runs) writes server.properties from the
+    compose file's KAFKA_* variables: every setting is there with the compose value, only addresses
+    and the log folder differ. A wrong setting in compose is wrong here too."""
+    stack = LocalStack(tmp_path, "kappa")
+    stack.load()
+    svc = stack.kafka()
+    svc.prepare()
+    text = (tmp_path / "conf" / "kafka" / "final" / "server.properties").read_text()
+    props = dict(ln.split("=", 1) for ln in text.splitlines() if "=" in ln)
+    env = cf.kafka_env(cf.load("kappa").environment("kafka"))
+    for key, value in env.items():
+        if not key.startswith("KAFKA_") or key in ("KAFKA_HEAP_OPTS",):
+            continue
+        prop = key[len("KAFKA_"):].lower().replace("_", ".").replace("...", "-").replace("..", "_")
+        if key in cf.KAFKA_ADDRESS_VARS or key == "KAFKA_LOG_DIRS":
+            assert prop in props
+            continue
+        assert props.get(prop) == value, (key, prop)
+    # and the storage was formatted with the compose file's CLUSTER_ID
+    meta = (tmp_path / "data" / "kafka" / "log" / "meta.properties").read_text()
+    assert f"cluster.id={env['CLUSTER_ID']}" in meta
+
+
+def test_missing_maven_names_the_install_command(monkeypatch, tmp_path, capsys):
+    import shutil
+
+    real = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name == "mvn" else real(name, *a, **k))
+    with pytest.raises(maven.ToolMissing, match="apt-get install -y maven"):
+        maven.check_tools()
+    assert main(["stack", "up", "--stack", "kappa", "--dir", str(tmp_path)]) == 2
+    assert "apt-get install -y maven" in capsys.readouterr().err
+
+
+def test_status_of_a_folder_without_a_stack_exits_2(tmp_path, capsys):
+    assert main(["stack", "status", "--dir", str(tmp_path), "--json"]) == 2
+    assert "vendlab stack up" in capsys.readouterr().err
+    assert main(["views", "--profile", "compose", "--stack-dir", str(tmp_path), "--json"]) == 2
+
+
+def test_local_runner_starts_nothing_twice_and_stops_by_pid(tmp_path):
+    import json
+    import signal
+    import sys
+
+    from vendlab.localstack.jobs import LocalRunner
+
+    (tmp_path / "stack.json").write_text(json.dumps({"stack": "kappa", "services": {}, "ports": {},
+                                                     "client_env": {"VENDLAB_TOPIC": "t"}}))
+    runner = LocalRunner(LocalStack(tmp_path), tag="x-")
+    argv = [sys.executable, "-c", "import time, sys; time.sleep(120)", "vendlab-test"]
+    assert runner.launch("sleeper", argv)
+    assert runner.running("sleeper") and runner.pid("sleeper")
+    assert not runner.launch("sleeper", argv), "a running process was started twice"
+    assert runner.env()["VENDLAB_TOPIC"] == "t"
+    assert runner.signal("sleeper", signal.SIGINT, wait=10)
+    assert not runner.running("sleeper") and runner.pid("sleeper") is None
+    assert runner.log("sleeper").exists()
+
+
+def test_down_purge_removes_the_stacks_files_and_keeps_other_files(tmp_path, capsys):
+    import json
+
+    (tmp_path / "stack.json").write_text(json.dumps({"stack": "kappa", "ports": {}, "services": {
+        "kafka": {"compose": "kafka", "pid": None, "address": "127.0.0.1:1", "ports": {}, "version": "x",
+                  "log": str(tmp_path / "logs" / "kafka.log"), "argv": [], "extra": {}}}}))
+    for sub in ("data/kafka", "conf/kafka", "logs"):
+        (tmp_path / sub).mkdir(parents=True)
+    (tmp_path / "mine.txt").write_text("kept")
+    assert main(["stack", "status", "--dir", str(tmp_path), "--json"]) == 1  # nothing runs: not healthy
+    status = json.loads(capsys.readouterr().out)
+    assert status["services"]["kafka"] == {"address": "127.0.0.1:1", "pid": None, "version": "x",
+                                           "running": False, "healthy": False,
+                                           "log": str(tmp_path / "logs" / "kafka.log")}
+    assert main(["stack", "down", "--dir", str(tmp_path), "--purge"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]

@@ -1,0 +1,73 @@
+"""``vendlab stack``: the compose stacks' services as local processes (loaded by vendlab.cli).
+
+    vendlab stack up --stack kappa|lambda --dir DIR
+    vendlab stack status --dir DIR [--json]
+    vendlab stack down --dir DIR [--purge]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+COMMANDS = ("stack",)
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("stack", help="run a compose stack's services as local processes (no Docker)")
+    ss = p.add_subparsers(dest="stack_command", required=True, metavar="up|status|down")
+    up = ss.add_parser("up", help="start Kafka, Cassandra, (lambda: HDFS, YARN) and Spark on 127.0.0.1")
+    up.add_argument("--stack", required=True, choices=("kappa", "lambda"), help="which compose stack")
+    up.add_argument("--dir", type=Path, required=True, help="folder for the stack's state, logs and data")
+    up.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for health (default 300)")
+    st = ss.add_parser("status", help="each service's address, pid, version and health")
+    st.add_argument("--dir", type=Path, required=True)
+    st.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    dn = ss.add_parser("down", help="stop what `up` started (by pid); data kept unless --purge")
+    dn.add_argument("--dir", type=Path, required=True)
+    dn.add_argument("--purge", action="store_true", help="also remove the data, configuration and logs")
+
+
+def run(args) -> int:
+    from vendlab.localstack.maven import ToolMissing
+    from vendlab.localstack.composefile import ComposeError
+    from vendlab.localstack.stack import LocalStack, StackError
+
+    try:
+        if args.stack_command == "up":
+            status = LocalStack(args.dir, args.stack).up(timeout=args.timeout)
+            print_status(status)
+            return 0
+        if not (args.dir / "stack.json").exists():
+            print(f"vendlab: no local stack in {args.dir} (no stack.json): start one with "
+                  f"`vendlab stack up --stack kappa|lambda --dir {args.dir}`", file=sys.stderr)
+            return 2
+        stack = LocalStack(args.dir)
+        if args.stack_command == "status":
+            status = stack.status()
+            if args.json:
+                print(json.dumps(status))
+            else:
+                print_status(status)
+            return 0 if all(s["healthy"] for s in status["services"].values()) else 1
+        stack.down(purge=args.purge)
+        return 0
+    except (StackError, ComposeError, ToolMissing) as e:
+        print(f"vendlab: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:  # Maven could not resolve
+        print(f"vendlab: {e}", file=sys.stderr)
+        return 2
+
+
+def print_status(status: dict) -> None:
+    print(f"{status['stack']} stack in {status['dir']}")
+    for name, s in status["services"].items():
+        state = "healthy" if s["healthy"] else "running, not healthy" if s["running"] else "stopped"
+        print(f"  {name:16} {state:22} {s['address']:32} pid {s['pid'] or '-':<8} {s['version']}")
+    env = status.get("env") or {}
+    if env:
+        print("client environment (export these to run vendlab produce/validate/job against it):")
+        for k, v in env.items():
+            print(f"  {k}={v}")

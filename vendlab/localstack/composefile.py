@@ -1,0 +1,209 @@
+"""Read the compose stacks' own configuration (kappa/ and lambda/ docker-compose.yml, lambda/hadoop.env)
+at run time, so that the local stack runs with the settings the containers get.
+
+Nothing here copies a value out of those files: a setting that is wrong in compose is wrong in the
+local stack too. Two image rules turn that configuration into the services' files:
+
+- Kafka: the apache/kafka image's ``kafka.docker.KafkaDockerWrapper`` (in the very kafka_2.13 jar the
+  broker runs) turns the ``KAFKA_*`` variables into server.properties; vendlab.localstack.stack runs it.
+  The image's scripts first fill a few variables when unset (docker/resources/common-scripts/
+  configureDefaults) and derive KAFKA_LISTENERS from KAFKA_ADVERTISED_LISTENERS when unset
+  (.../configure); ``kafka_env`` applies those two steps.
+- Hadoop: the apache/hadoop image's envtoconf.py (scripts/envtoconf.py, transformation.py of the
+  hadoop-runner image): ``hadoop_site_files`` is a port of its rule.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+STACKS = ("kappa", "lambda")
+
+
+class ComposeError(Exception):
+    """A compose file lacks what the local stack needs (the message says what and where)."""
+
+
+@dataclass(frozen=True)
+class ComposeStack:
+    name: str
+    path: Path
+    doc: dict
+
+    @property
+    def services(self) -> dict:
+        return self.doc.get("services") or {}
+
+    def service(self, name: str) -> dict:
+        try:
+            return self.services[name]
+        except KeyError:
+            raise ComposeError(f"{self.path} has no service {name!r} (services: {', '.join(self.services)})")
+
+    def environment(self, name: str) -> dict[str, str]:
+        """The service's environment as a container gets it: its env_file(s), then `environment`."""
+        svc = self.service(name)
+        env: dict[str, str] = {}
+        files = svc.get("env_file") or []
+        for f in [files] if isinstance(files, (str, dict)) else files:
+            f = f["path"] if isinstance(f, dict) else f
+            env.update(read_env_file(self.path.parent / f))
+        raw = svc.get("environment") or {}
+        if isinstance(raw, list):
+            for item in raw:
+                k, _, v = str(item).partition("=")
+                env[k] = v
+        else:
+            env.update({k: "" if v is None else str(v) for k, v in raw.items()})
+        return env
+
+    def image_tag(self, name: str) -> str:
+        image = self.service(name).get("image", "")
+        if ":" not in image:
+            raise ComposeError(f"service {name!r} in {self.path} has no pinned image tag ({image!r})")
+        return image.rsplit(":", 1)[1]
+
+    def services_like(self, prefix: str) -> list[str]:
+        return sorted(s for s in self.services if s.startswith(prefix))
+
+
+def load(stack: str, root: Path = ROOT) -> ComposeStack:
+    if stack not in STACKS:
+        raise ComposeError(f"unknown stack {stack!r}: allowed are {', '.join(STACKS)}")
+    path = root / stack / "docker-compose.yml"
+    if not path.exists():
+        raise ComposeError(f"{path} not found")
+    return ComposeStack(stack, path, yaml.safe_load(path.read_text()) or {})
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """A compose env_file: KEY=VALUE lines, # comments and blank lines skipped."""
+    env = {}
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        k, _, v = line.partition("=")
+        env[k.strip()] = v
+    return env
+
+
+# -- Kafka ----------------------------------------------------------------------------------------------
+# apache/kafka docker/resources/common-scripts/configureDefaults: set only when the variable is unset
+# (the script skips this step when KAFKA_ZOOKEEPER_CONNECT is set).
+KAFKA_IMAGE_DEFAULTS = {
+    "CLUSTER_ID": "5L6g3nShT-eMCtK--X86sw",
+    "KAFKA_NODE_ID": "1",
+    "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PLAINTEXT_HOST:PLAINTEXT",
+    "KAFKA_LISTENERS": "PLAINTEXT://localhost:29092,CONTROLLER://localhost:29093,PLAINTEXT_HOST://0.0.0.0:9092",
+    "KAFKA_ADVERTISED_LISTENERS": "PLAINTEXT://localhost:29092,PLAINTEXT_HOST://localhost:9092",
+    "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+    "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+    "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+    "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+    "KAFKA_PROCESS_ROLES": "broker,controller",
+    "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:29093",
+    "KAFKA_INTER_BROKER_LISTENER_NAME": "PLAINTEXT",
+    "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+    "KAFKA_LOG_DIRS": "/tmp/kraft-combined-logs",
+}
+# Variables holding host:port addresses, rewritten to loopback ports (nothing else is changed).
+KAFKA_ADDRESS_VARS = ("KAFKA_LISTENERS", "KAFKA_ADVERTISED_LISTENERS", "KAFKA_CONTROLLER_QUORUM_VOTERS")
+_LISTENER = re.compile(r"([A-Za-z0-9_]+)://([^:,]*):(\d+)")
+
+
+def kafka_env(compose_env: dict[str, str]) -> dict[str, str]:
+    """The broker's variables after the image's configureDefaults and configure steps."""
+    env = dict(compose_env)
+    if not env.get("KAFKA_ZOOKEEPER_CONNECT"):
+        for k, v in KAFKA_IMAGE_DEFAULTS.items():
+            if not env.get(k):
+                env[k] = v
+    if not env.get("KAFKA_LISTENERS") and env.get("KAFKA_PROCESS_ROLES") != "controller" \
+            and env.get("KAFKA_ADVERTISED_LISTENERS"):
+        env["KAFKA_LISTENERS"] = re.sub(r"://[^:]*:", "://0.0.0.0:", env["KAFKA_ADVERTISED_LISTENERS"])
+    return env
+
+
+def kafka_listeners(env: dict[str, str]) -> dict[str, int]:
+    """Listener name -> container port, from KAFKA_LISTENERS."""
+    return {m.group(1): int(m.group(3)) for m in _LISTENER.finditer(env.get("KAFKA_LISTENERS", ""))}
+
+
+def relocate_kafka(env: dict[str, str], ports: dict[str, int], log_dir: Path,
+                   host: str = "127.0.0.1") -> dict[str, str]:
+    """Only addresses and the data folder change: every listener keeps its name and protocol, and
+    gets ``host`` and its new port (``ports``: listener name -> port); the quorum voters follow the
+    controller listener's port."""
+    old = kafka_listeners(env)
+    missing = [n for n in old if n not in ports]
+    if missing:
+        raise ComposeError(f"no local port for Kafka listener(s) {', '.join(missing)}")
+    by_old_port = {old[n]: ports[n] for n in old}
+    out = dict(env)
+    for var in KAFKA_ADDRESS_VARS:
+        if var not in out:
+            continue
+        out[var] = re.sub(r"(@|://)([^:,@/]*):(\d+)",
+                          lambda m: f"{m.group(1)}{host}:{by_old_port.get(int(m.group(3)), int(m.group(3)))}",
+                          out[var])
+    out["KAFKA_LOG_DIRS"] = str(log_dir)
+    return out
+
+
+def heap_flags(value: str) -> list[str]:
+    """KAFKA_HEAP_OPTS-like text -> JVM flags."""
+    return value.split()
+
+
+# -- Hadoop ---------------------------------------------------------------------------------------------
+KNOWN_FORMATS = ("xml", "properties", "yaml", "yml", "env", "sh", "cfg", "conf")
+_SPLIT = re.compile(r"[_\.]")
+
+
+def hadoop_site_files(env: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The apache/hadoop image's envtoconf rule: ``NAME.EXT_key=value`` (NAME lower-cased, EXT a known
+    format) goes to file ``name.ext``, property ``key``; values lose surrounding quotes. Returns
+    {file name: {key: value}} in the order seen (the image writes them in that order)."""
+    files: dict[str, dict[str, str]] = {}
+    for key, value in env.items():
+        if key == "HADOOP_CONF_DIR":
+            continue
+        parts = _SPLIT.split(key)
+        if len(parts) < 2:
+            continue
+        name, ext = parts[0].lower(), parts[1].lower()
+        if ext not in KNOWN_FORMATS:
+            continue
+        conf_key = key[len(name) + len(ext) + 2:].strip()
+        files.setdefault(f"{name}.{ext}", {})[conf_key] = value.strip().strip('"')
+    return files
+
+
+def to_xml(props: dict[str, str]) -> str:
+    """transformation.to_xml of the image (values written as they are, like the image does)."""
+    body = "".join(f"<property><name>{k}</name><value>{v}</value></property>\n" for k, v in props.items())
+    return "<configuration>\n" + body + "</configuration>"
+
+
+# -- Cassandra ------------------------------------------------------------------------------------------
+# The cassandra image's docker-entrypoint.sh maps these variables onto cassandra.yaml keys.
+CASSANDRA_YAML_VARS = {
+    "CASSANDRA_CLUSTER_NAME": "cluster_name",
+    "CASSANDRA_NUM_TOKENS": "num_tokens",
+    "CASSANDRA_ENDPOINT_SNITCH": "endpoint_snitch",
+}
+
+
+def cassandra_heap(env: dict[str, str]) -> list[str]:
+    """cassandra-env.sh: -Xms and -Xmx from MAX_HEAP_SIZE. HEAP_NEWSIZE becomes -Xmn only with CMS;
+    Cassandra 5.0 on Java 17 runs G1 (conf/jvm17-server.options), where cassandra-env.sh leaves the
+    young generation to G1, so it is recorded but not applied."""
+    if not env.get("MAX_HEAP_SIZE"):
+        return []
+    return [f"-Xms{env['MAX_HEAP_SIZE']}", f"-Xmx{env['MAX_HEAP_SIZE']}"]

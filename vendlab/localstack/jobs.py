@@ -1,0 +1,186 @@
+"""A local command runner for a local stack: the set-up steps and the long-running processes of a start
+script (topic, Cassandra schema, HDFS folders; validation consumer, generator, Spark jobs), run as
+local processes against the services of ``vendlab stack up`` instead of inside containers.
+
+Every process is tracked by a pid file in DIR/jobs/<name>.pid, logs to DIR/logs/job-<name>.log, and is
+stopped by its pid (SIGINT first: the generator writes its end marker, the Spark drivers stop their
+queries). The commands are the cluster's: ``vendlab produce|validate`` and ``spark-submit ... submit.py
+job NAME`` with the memory flags of the compose stacks' submits.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from vendlab.localstack.stack import REPO, LocalStack, StackError, pid_alive
+
+SUBMIT = REPO / "docker" / "spark" / "submit.py"
+
+
+class LocalRunner:
+    def __init__(self, stack: LocalStack, extra_env: dict[str, str] | None = None, tag: str = ""):
+        self.stack = stack
+        self.extra_env = dict(extra_env or {})
+        self.tag = tag  # keeps the pid files of several runs on one stack apart
+        (stack.dir / "jobs").mkdir(parents=True, exist_ok=True)
+
+    # -- environment ----------------------------------------------------------------------------------
+    def env(self) -> dict[str, str]:
+        env = {**os.environ, **self.stack.env(), **self.extra_env}
+        # pip's pyspark has no python/lib/pyspark.zip for YARN containers: they import pyspark from the
+        # venv (PYSPARK_PYTHON) and vendlab from this checkout, put on their PYTHONPATH here
+        env.setdefault("PYSPARK_ARCHIVES_PATH", f"local:{REPO}")
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
+                                                           if p and p != str(REPO)])
+        return env
+
+    def run(self, argv: list[str], input: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, env=self.env())
+
+    # -- set-up steps ---------------------------------------------------------------------------------
+    def ensure_topic(self) -> bool:
+        from vendlab.kafka_log import topic_create_args
+
+        env = self.env()
+        topic = env.get("VENDLAB_TOPIC", "vendlab-events")
+        kt = self.stack.tool("kafka-topics") + ["--bootstrap-server", env["VENDLAB_KAFKA"]]
+        listed = self.run(kt + ["--list"])
+        _must("listing Kafka topics", listed)
+        if topic in listed.stdout.split():
+            return False
+        _must(f"creating topic {topic}", self.run(kt + topic_create_args(topic)))
+        return True
+
+    def ensure_schema(self) -> None:
+        from vendlab.store.cassandra import CassandraStore
+
+        env = self.env()
+        store = CassandraStore(tuple(env["VENDLAB_CASSANDRA"].split(",")), env.get("VENDLAB_KEYSPACE", "vendlab"),
+                               create_schema=True)
+        store.close()
+
+    def ensure_hdfs(self, dirs=("/vendlab/master", "/vendlab/checkpoints", "/user/hadoop")) -> None:
+        hdfs = self.stack.tool("hdfs")
+        _must("creating HDFS folders", self.run(hdfs + ["-mkdir", "-p", *dirs]))
+        _must("opening HDFS folders", self.run(hdfs + ["-chmod", "-R", "777", *sorted({"/" + d.split("/")[1]
+                                                                                      for d in dirs})]))
+
+    # -- processes ------------------------------------------------------------------------------------
+    def cli(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "vendlab.cli", *args]
+
+    def localize(self, argv: list[str]) -> list[str]:
+        """A start script's container command (vendlab.orchestrate) with this machine's paths and the
+        local stack's addresses: the same flags, memory and confs as on compose."""
+        from vendlab import orchestrate
+        from vendlab.localstack.stack import java_home, spark_home
+
+        env = self.env()
+        conf = env.get("HADOOP_CONF_DIR", "")
+        swap = {"/opt/spark/bin/spark-submit": self.stack.tool("spark-submit")[0],
+                orchestrate.SUBMIT: str(SUBMIT), orchestrate.PYTHON: sys.executable,
+                "spark://spark-master:7077": env["VENDLAB_SPARK_MASTER"]}
+        out = []
+        for a in argv:
+            a = swap.get(a, a)
+            a = a.replace("/opt/hadoop-conf", conf).replace("/opt/java17", java_home(self.stack.java_path()))
+            out.append(a)
+        if "yarn" in out:
+            # the nodemanager runs here: containers use pyspark's jars in place (the image bakes Spark in)
+            i = out.index(str(SUBMIT))
+            out[i:i] = ["--conf", f"spark.yarn.jars=local:{spark_home() / 'jars'}/*"]
+        return out
+
+    def submit(self, name: str, cores: int, *args: str) -> list[str]:
+        """spark-submit to the local standalone master: the compose start script's command."""
+        from vendlab import orchestrate
+
+        return self.localize(orchestrate.standalone_submit(name, cores)) + list(args)
+
+    def yarn_submit(self, name: str, *args: str) -> list[str]:
+        """spark-submit to the local YARN (client mode): the compose start script's batch command."""
+        from vendlab import orchestrate
+
+        return self.localize(orchestrate.yarn_submit(name)) + list(args)
+
+    def _pid_file(self, name: str) -> Path:
+        return self.stack.dir / "jobs" / f"{self.tag}{name}.pid"
+
+    def log(self, name: str) -> Path:
+        return self.stack.dir / "logs" / f"job-{self.tag}{name}.log"
+
+    def pid(self, name: str) -> int | None:
+        f = self._pid_file(name)
+        return int(f.read_text()) if f.exists() else None
+
+    def running(self, name: str) -> bool:
+        pid = self.pid(name)
+        if pid is None:
+            return False
+        try:  # reap a finished child of ours
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return False
+        except ChildProcessError:
+            pass
+        return pid_alive(pid, "vendlab")
+
+    def launch(self, name: str, argv: list[str]) -> bool:
+        """Start ``argv`` unless a process of that name runs (nothing starts twice)."""
+        if self.running(name):
+            return False
+        self.log(name).parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log(name), "ab") as log:
+            p = subprocess.Popen(argv, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.stack.dir)
+        self._pid_file(name).write_text(str(p.pid))
+        return True
+
+    def signal(self, name: str, sig: int = signal.SIGINT, wait: float = 60.0) -> bool:
+        pid = self.pid(name)
+        if pid is None or not self.running(name):
+            return False
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return False
+        end = time.monotonic() + wait
+        while time.monotonic() < end and self.running(name):
+            time.sleep(0.3)
+        if self.running(name):
+            os.kill(pid, signal.SIGKILL)
+            time.sleep(0.5)
+            self.running(name)
+        self._pid_file(name).unlink(missing_ok=True)
+        return True
+
+    def wait(self, name: str, timeout: float) -> int | None:
+        """Wait for a process to end by itself; its exit code (None: still running at the time-out)."""
+        pid = self.pid(name)
+        end = time.monotonic() + timeout
+        while pid is not None and time.monotonic() < end:
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    self._pid_file(name).unlink(missing_ok=True)
+                    return os.waitstatus_to_exitcode(status)
+            except ChildProcessError:
+                if not pid_alive(pid, "vendlab"):
+                    return 0
+            time.sleep(0.5)
+        return None
+
+    def stop_all(self) -> None:
+        for f in sorted((self.stack.dir / "jobs").glob(f"{self.tag}*.pid")):
+            self.signal(f.stem[len(self.tag):], signal.SIGINT, wait=30)
+
+
+def _must(what: str, r: subprocess.CompletedProcess) -> None:
+    if r.returncode != 0:
+        tail = "\n  ".join((r.stderr or r.stdout).strip().splitlines()[-6:])
+        raise StackError(f"{what} failed (exit {r.returncode}):\n  {tail}")

@@ -117,8 +117,7 @@ def test_grafana_lambda_panels_cql_with_the_plugins_variables(lambda_run):
     up to the serving view. It found two defects: variable queries stored as plain strings (the plugin
     reads query.query; issue 13, defect 4, fixed) and the items panels' batch target aliasing a column
     `AS batch` (BATCH is a reserved CQL word: "no viable alternative at input 'batch'" on Cassandra
-    5.0.8). FAILS until grafana_templates/make_dashboards.py uses another alias (or `AS "batch"`, with
-    tests/test_compose_grafana.py's query parser taught quoted aliases)."""
+    5.0.8; fixed: the alias is batch_view, and tests/test_compose_grafana.py now refuses reserved aliases)."""
     store = lambda_run["store"]
     dash = json.loads((ROOT / "grafana_templates" / "dashboards" / "lambda.json").read_text())
     variables = variable_values(dash, store.session)

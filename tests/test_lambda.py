@@ -1,5 +1,6 @@
 """Lambda on real Spark: batch + speed == validation == manifest across several hand-offs with
-events arriving during each batch run, and serving never ahead of what was generated."""
+events arriving during each batch run; serving never ahead of what was generated nor behind what
+validation had, and a reader of the previous cutoff can always complete it (vendlab.invariants)."""
 
 from vendlab.config import embedded
 from vendlab.runner import Runner, RunSettings
@@ -31,6 +32,16 @@ def test_serving_is_exact_across_handoffs_and_never_overcounts(spark, tmp_path):
     assert len(samples) > 20
     assert result["max_overcount"] <= 0  # serving never exceeded what had been generated
     assert all(s["over_generated"] <= 0 for s in samples)
+    # ... and never fell below what validation had when the speed job's last applied micro-batch was read
+    assert result["max_undercount"] <= 0
+    assert all(s["under_validation"] <= 0 for s in samples)
+    assert sum(1 for s in samples if (s["validation_floor"] or 0) > 0) > len(samples) // 2  # a real floor
+    # after each batch run, a reader that had fetched the previous (or the current) version's cutoff
+    # still completed it: its batch view kept, no speed row at or after its cutoff gone
+    checks = result["reader_checks"]
+    assert all(c["batch_view_kept"] and c["speed_shortfall"] <= 0 for c in checks), checks
+    assert {c["version"] for c in checks if c["after_version"] == c["version"] + 1} >= \
+        {r["version"] for r in runs[:-1]}  # every version, checked after the next run published
     assert result["dead_letters"] == result["expected_dead_letters"]
     assert result["latency_ms"]["p50"] > 0
 

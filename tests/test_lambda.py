@@ -35,7 +35,9 @@ def test_serving_is_exact_across_handoffs_and_never_overcounts(spark, tmp_path):
     # ... and never fell below what validation had when the speed job's last applied micro-batch was read
     assert result["max_undercount"] <= 0
     assert all(s["under_validation"] <= 0 for s in samples)
-    assert sum(1 for s in samples if (s["validation_floor"] or 0) > 0) > len(samples) // 2  # a real floor
+    # not vacuous: the last sample (after the drain) had a floor, what validation had counted before
+    # the end marker was written
+    assert samples[-1]["validation_floor"] > 0
     # after each batch run, a reader that had fetched the previous (or the current) version's cutoff
     # still completed it: its batch view kept, no speed row at or after its cutoff gone
     checks = result["reader_checks"]

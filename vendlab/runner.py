@@ -259,6 +259,7 @@ class Runner:
             deadline = time.monotonic() + timeout
             drained = self._watch(feeder, store, until=lambda: all(
                 store.has_marker(j, feeder.end_marker) for j in jobs), deadline=deadline)
+            self._sample(feeder, store)  # the drained views, checked like the others
             for p in self.pipelines:
                 p.finish(drained)
             if self.on_stop:

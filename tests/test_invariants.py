@@ -47,6 +47,7 @@ def test_reader_promise_holds_when_the_previous_cutoff_is_retired(tmp_path):
     _handoff(store, 1, 11, {"a": 1}, retire_below=0)  # v1 covers bucket 10
     promise.after_run(store)
     _speed(store, 1, [("a", 14, 5)])
+    promise.fetch(store)  # a reader fetches v1 just before the next run
     _handoff(store, 2, 13, {"a": 6}, retire_below=11)  # v2 covers 10-12; retire below v1's cutoff
     promise.after_run(store)
     _handoff(store, 3, 14, {"a": 10}, retire_below=13)
@@ -65,4 +66,5 @@ def test_reader_promise_fails_when_the_new_cutoff_is_retired(tmp_path):
     _handoff(store, 2, 13, {"a": 6}, retire_below=13)  # the bug: the new cutoff
     promise.after_run(store)
     assert not promise.kept()
-    assert promise.checks == [{"version": 1, "after_version": 2, "batch_view_kept": True, "speed_shortfall": 5}]
+    assert promise.checks == [{"version": 1, "after_version": 2, "batch_view_kept": True, "speed_items": 9,
+                              "speed_shortfall": 5}]

@@ -69,14 +69,24 @@ class ValidationHistory:
 
 
 class ReaderPromise:
-    """Lambda's promise to a reader that fetched a batch version's cutoff, checked after each batch
-    run for the versions the store still serves (the current one and the one before)."""
+    """Lambda's promise to a reader that fetched a batch version's cutoff: ``fetch`` plays the reader
+    (the newest fetch of a version counts: speed rows only grow, so it is the strictest), ``after_run``
+    checks after a batch run every version the store still serves (the current one and the one
+    before) against its fetch, then fetches the new current version."""
 
     def __init__(self, view: str = base.ITEMS_BY_PRODUCT):
         self.view = view
         # version -> (cutoff, its batch view, speed rows at or after its cutoff), as fetched
         self.fetched: dict[int, tuple[int, dict[str, int], dict[str, int]]] = {}
         self.checks: list[dict] = []
+
+    def fetch(self, store: base.ViewStore) -> None:
+        with store.snapshot():
+            current = store.current_batch()
+            if current is not None:
+                self.fetched[current.version] = (
+                    current.cutoff_bucket, store.read_batch_view(current.version, self.view),
+                    store.read_view(base.LAMBDA_SPEED, self.view, min_bucket=current.cutoff_bucket))
 
     def after_run(self, store: base.ViewStore) -> None:
         with store.snapshot():
@@ -91,11 +101,9 @@ class ReaderPromise:
                 now_speed = store.read_view(base.LAMBDA_SPEED, self.view, min_bucket=cutoff)
                 self.checks.append({"version": version, "after_version": current.version,
                                     "batch_view_kept": now_batch == batch,
+                                    "speed_items": sum(speed.values()),  # what the reader had fetched
                                     "speed_shortfall": shortfall(now_speed, speed)})
-            if current.version not in self.fetched:
-                self.fetched[current.version] = (
-                    current.cutoff_bucket, store.read_batch_view(current.version, self.view),
-                    store.read_view(base.LAMBDA_SPEED, self.view, min_bucket=current.cutoff_bucket))
+        self.fetch(store)
 
     def kept(self) -> bool:
         return all(c["batch_view_kept"] and c["speed_shortfall"] <= 0 for c in self.checks)

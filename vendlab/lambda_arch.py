@@ -26,11 +26,14 @@ BATCH_POOL = "lambda_batch"
 
 
 def run_batch_loop(spark, profile: Profile, catalog: Catalog, store, interval_s: float,
-                   stop: threading.Event | None = None, on_run=None) -> None:
-    """Run the batch layer every ``interval_s`` seconds until ``stop`` is set."""
+                   stop: threading.Event | None = None, on_run=None, before_run=None) -> None:
+    """Run the batch layer every ``interval_s`` seconds until ``stop`` is set; ``before_run()`` and
+    ``on_run(info)`` are called around each run."""
     stop = stop or threading.Event()
     spark.sparkContext.setLocalProperty("spark.scheduler.pool", BATCH_POOL)
     while not stop.wait(interval_s):
+        if before_run:
+            before_run()
         info = run_batch(spark, profile, catalog, store)
         if on_run:
             on_run(info)
@@ -65,7 +68,10 @@ class LambdaPipeline:
         try:
             store = self._open_store()
             run_batch_loop(self.spark, self.profile, self.catalog, store, self.settings.batch_interval,
-                           self.stop_event, on_run=lambda info: self._on_run(info, store))
+                           self.stop_event, on_run=lambda info: self._on_run(info, store),
+                           # a reader fetches the version served just before the run (the one it may
+                           # still be completing when the run retires speed rows)
+                           before_run=lambda: self.reader_promise.fetch(store))
         except BaseException as e:  # surfaced by check(), never swallowed
             if not self.stop_event.is_set():
                 self.error = e

@@ -67,4 +67,4 @@ def test_reader_promise_fails_when_the_new_cutoff_is_retired(tmp_path):
     promise.after_run(store)
     assert not promise.kept()
     assert promise.checks == [{"version": 1, "after_version": 2, "batch_view_kept": True, "speed_items": 9,
-                              "speed_shortfall": 5}]
+                              "speed_shortfall": 3}]

@@ -25,7 +25,7 @@ from bisect import bisect_right
 from vendlab.store import base
 
 
-def shortfall(view: dict[str, int], floor: dict[str, int]) -> int:
+def shortfall(view: dict, floor: dict) -> int:
     """The most items by which ``view`` is below ``floor`` on one key (0 or less: never below)."""
     return max((n - view.get(k, 0) for k, n in floor.items()), default=0)
 
@@ -76,8 +76,10 @@ class ReaderPromise:
 
     def __init__(self, view: str = base.ITEMS_BY_PRODUCT):
         self.view = view
-        # version -> (cutoff, its batch view, speed rows at or after its cutoff), as fetched
-        self.fetched: dict[int, tuple[int, dict[str, int], dict[str, int]]] = {}
+        # version -> (cutoff, its batch view, speed rows per (key, bucket) at or after its cutoff), as
+        # fetched: a speed row only grows until retired, so no row may be lower after a run (a sum
+        # per key could hide a retired bucket behind rows added meanwhile)
+        self.fetched: dict[int, tuple[int, dict[str, int], dict[tuple[str, int], int]]] = {}
         self.checks: list[dict] = []
 
     def fetch(self, store: base.ViewStore) -> None:
@@ -86,7 +88,7 @@ class ReaderPromise:
             if current is not None:
                 self.fetched[current.version] = (
                     current.cutoff_bucket, store.read_batch_view(current.version, self.view),
-                    store.read_view(base.LAMBDA_SPEED, self.view, min_bucket=current.cutoff_bucket))
+                    store.read_view_buckets(base.LAMBDA_SPEED, self.view, current.cutoff_bucket))
 
     def after_run(self, store: base.ViewStore) -> None:
         with store.snapshot():
@@ -98,7 +100,7 @@ class ReaderPromise:
                     del self.fetched[version]
                     continue
                 now_batch = store.read_batch_view(version, self.view)
-                now_speed = store.read_view(base.LAMBDA_SPEED, self.view, min_bucket=cutoff)
+                now_speed = store.read_view_buckets(base.LAMBDA_SPEED, self.view, cutoff)
                 self.checks.append({"version": version, "after_version": current.version,
                                     "batch_view_kept": now_batch == batch,
                                     "speed_items": sum(speed.values()),  # what the reader had fetched

@@ -4,12 +4,15 @@ samples (``vendlab.runner``) and by lambda's batch loop after each run (``vendla
 * **Never ahead of the generator** (``over_generated``): a user-facing view never holds more items
   of a product than had been generated when it was read.
 * **Never behind validation** (``under_validation``): a user-facing view never holds fewer items of
-  a product than the validation view had when the view's last applied micro-batch was read. That
-  moment is bounded from below by the newest latency marker the view has made visible: the marker
-  was written to the log before the micro-batch that carried it was read, the jobs read the log in
-  order, and validation only reads complete segments, so whatever validation had counted before the
-  marker was written lies in segments the view had read. The runner keeps the validation view it
-  sampled, by wall-clock time of the read (``ValidationHistory``).
+  a product than the validation view had when it had read the log as far as the view's last applied
+  micro-batch. Log positions are compared by latency marker (one every 0.1 s, in every segment): the
+  view has read every segment up to the one holding the newest marker it made visible (the jobs read
+  segments in order); validation reads whole segments in order too, so while its own newest marker is
+  not newer, it had read no segment the view had not. The runner keeps the validation view it
+  sampled with validation's newest marker (``ValidationHistory``); the floor of a view is the newest
+  such sample at or before the view's newest marker. (A floor by wall-clock time instead, validation
+  as it was when the marker was written, is also sound but lags by validation's own delay: planting
+  a serving bug that drops one bucket showed it too loose to see it.)
 * **A lambda reader can complete the cutoff it fetched** (``ReaderPromise``): serving is read as
   batch view *v* + speed rows at or after *v*'s cutoff. A reader that fetched version *v* just before
   the next batch run must still find, after that run, *v*'s batch view unchanged and every speed row
@@ -41,8 +44,8 @@ def newest_marker_ms(store: base.ViewStore, jobs) -> int | None:
 
 
 class ValidationHistory:
-    """The validation view as sampled during a run, keyed by the wall-clock time *after* each read
-    (so the view read holds nothing written to the log after that time)."""
+    """The validation view as sampled during a run, keyed by the creation time of validation's newest
+    latency marker in the same read: how far validation had read the log (non-decreasing)."""
 
     def __init__(self):
         self._t: list[int] = []
@@ -50,7 +53,7 @@ class ValidationHistory:
 
     def add(self, t_ms: int, view: dict[str, int]) -> None:
         if self._t and t_ms < self._t[-1]:
-            t_ms = self._t[-1]  # the wall clock stepped back: keep the order
+            t_ms = self._t[-1]  # keep the order
         self._t.append(t_ms)
         self._views.append(view)
 

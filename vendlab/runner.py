@@ -299,7 +299,9 @@ class Runner:
             views = {p.name: p.views(store)[p.exact_views[0]] for p in self.pipelines}
             read_ms = {p.name: invariants.newest_marker_ms(store, p.latency_jobs) for p in self.pipelines}
             validation = store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT)
-        self.validation_history.add(wall_ms(), validation)
+            validation_ms = invariants.newest_marker_ms(store, [base.VALIDATION])
+        if validation_ms is not None:  # how far validation had read the log (its newest marker)
+            self.validation_history.add(validation_ms, validation)
         generated = dict(feeder.gen.manifest.items_by_product)
         t = round((wall_ms() - feeder.started_ms) / 1000, 2) if feeder.started_ms else 0.0
         sample = {"t": t, "generated": sum(generated.values()), "validation": sum(validation.values())}

@@ -72,7 +72,8 @@ def test_query_killed_mid_run_restarts_from_checkpoint_exactly(spark, tmp_path, 
 
 def test_kappa_run_is_never_ahead_of_the_generator_nor_behind_validation(tmp_path):
     """Sampled every 0.25 s during a run (vendlab.invariants): the real-time view never holds more
-    than had been generated, nor less than validation had when its last applied micro-batch was read."""
+    than had been generated, nor less than validation had at the log position of its last applied
+    micro-batch."""
     from vendlab.runner import Runner, RunSettings
 
     settings = RunSettings(duration=8, rate=1500, seed=31, bad_rate=0.01, dup_rate=0.02, sample_interval=0.25)

@@ -21,7 +21,7 @@ def test_serving_is_exact_across_handoffs_and_never_overcounts(spark, tmp_path):
     assert len(samples) > 20
     assert result["max_overcount"] <= 0  # serving never exceeded what had been generated
     assert all(s["over_generated"] <= 0 for s in samples)
-    # ... and never fell below what validation had when the speed job's last applied micro-batch was read
+    # ... nor below what validation had at the log position of the speed job's last applied micro-batch
     assert result["max_undercount"] <= 0
     assert all(s["under_validation"] <= 0 for s in samples)
     # not vacuous: the last sample (after the drain) had a floor, what validation had counted before

@@ -145,7 +145,9 @@ def dashboard(uid, title, panels, variables=()):
 
 
 def variable(name, cql, label):
-    return {"name": name, "label": label, "type": "query", "datasource": DS, "query": cql,
+    """A query variable as the plugin stores it: its VariableQueryEditor saves ``{"query": CQL}`` and its
+    datasource's metricFindQuery reads ``query.query``; a plain string there gives no values at all."""
+    return {"name": name, "label": label, "type": "query", "datasource": DS, "query": {"query": cql},
             "definition": cql, "refresh": 2, "hide": 0, "includeAll": False, "multi": False,
             "current": {}, "options": []}
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Set up and start the kappa architecture on its compose stack (see docs/compose.md).
+"""Bring up the kappa architecture on its compose stack, set it up and start its jobs (see docs/compose.md).
 
-    cd kappa && docker compose up -d && python start_kappa.py
-    python start_kappa.py --status | --stop
+    ./kappa/start_kappa.py                 writes .env, docker compose up -d, waits for health, sets up, starts the jobs
+    ./kappa/start_kappa.py --dry-run       every command of a start, in order, with memory; runs none
+    ./kappa/start_kappa.py --status | --stop | --down
 """
 import sys
 from pathlib import Path

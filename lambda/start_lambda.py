@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Set up and start the lambda architecture on its compose stack (see docs/compose.md).
+"""Bring up the lambda architecture on its compose stack, set it up and start its jobs (see docs/compose.md).
 
-    cd lambda && docker compose up -d && python start_lambda.py
-    python start_lambda.py --status | --stop
+    ./lambda/start_lambda.py                 writes .env, docker compose up -d, waits for health, sets up, starts the jobs
+    ./lambda/start_lambda.py --dry-run       every command of a start, in order, with memory; runs none
+    ./lambda/start_lambda.py --status | --stop | --down
 """
 import sys
 from pathlib import Path

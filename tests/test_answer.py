@@ -25,6 +25,13 @@ def scenario(tmp_path_factory):
     return d, catalog, manifest
 
 
+def _plus_hour(iso: str) -> str:
+    from datetime import datetime, timedelta
+
+    t = datetime.strptime(iso, "%Y-%m-%dT%H:%MZ") + timedelta(hours=1)
+    return t.strftime("%Y-%m-%dT%H:%MZ")
+
+
 def _answer(capsys, *args) -> tuple[int, str]:
     rc = main(["answer", *args])
     return rc, capsys.readouterr().out
@@ -48,6 +55,9 @@ def test_json_answers_name_real_machines_and_places_and_add_up(scenario, capsys)
     assert 1 <= a["losing_machines"] < len(machines)
     days = a["profit_eur_by_machine_day"][rows[0]["machine_id"]]
     assert abs(sum(days.values()) - rows[0]["profit_eur"]) < 0.1  # the period split into days
+    for r in rows:  # and per simulated day: the profit over the window / the days it covers
+        assert r["profit_eur_per_day"] == pytest.approx(r["profit_eur"] / a["period"]["days"], abs=0.02)
+    assert "150 items a day" in a["fixed_costs"]["explained"]
 
     # 2. top places: real places, most items first
     top = a["top_places"]
@@ -59,16 +69,24 @@ def test_json_answers_name_real_machines_and_places_and_add_up(scenario, capsys)
     assert h["items"] == manifest.items_by_category
     assert abs(sum(h["items_share_pct"].values()) - 100) < 0.2
 
-    # 4. next sell-outs: soonest first, after the end of the data, real pairs with stock left
+    # 4. next sell-outs: soonest first, after the end of the data, real pairs with stock left, each
+    # before (or in the hour of) its machine's next restock visit as the data shows the visits
     so = a["next_sellouts"]
     assert so and [r["in_hours"] for r in so] == sorted(r["in_hours"] for r in so)
+    assert a["restocks"]["interval_h"] == 12 and a["restocked_before_sellout"] > 0
     for r in so:
         assert r["machine_id"] in machines and r["product"] in catalog.product_names and r["stock"] > 0
         assert r["sells_out_at"] >= a["period"]["to"] and r["place"] == machines[r["machine_id"]].place
+        assert r["next_visit_at"] is not None and r["sells_out_at"] < _plus_hour(r["next_visit_at"])
+        assert "h" in r["in"] or "min" in r["in"] or r["in"] == "under a minute"
+    # nothing needed a caveat: six days of history, a trained model
+    assert a["caveats"] == {q: [] for q in ("profit", "places", "healthy", "sellouts", "breakdowns", "products")}
+    assert set(a["basis"]) == set(a["caveats"]) and "12 h" in a["basis"]["sellouts"]
 
-    # 5. breakdown risk: a trained model, riskiest first
+    # 5. breakdown risk: a trained model (a probability), riskiest first, ranked
     br = a["breakdown_risk"]
-    assert br["model"] == "logistic regression" and br["trained_on_breakdowns"] >= 10
+    assert br["model"] == "logistic regression" and br["trained_on_breakdowns"] >= 10 and br["calibrated"]
+    assert [r["rank"] for r in br["machines"]] == list(range(1, len(br["machines"]) + 1))
     risks = [r["risk"] for r in br["machines"]]
     assert risks == sorted(risks, reverse=True) and all(0 <= x <= 1 for x in risks)
     assert {r["machine_id"] for r in br["machines"] + br["out_of_service_now"]} <= set(machines)
@@ -85,7 +103,9 @@ def test_table_answers_the_six_questions(scenario, capsys):
     assert pos == sorted(pos)
     assert sum(m.machine_id in out for m in catalog.machines) >= 5
     assert sum(m.place in out for m in catalog.machines) >= 5
-    assert "machines lose money" in out and "sells out at" in out and "Quality" not in out
+    assert "machines lose money" in out and "sells out (UTC)" in out and "Quality" not in out
+    assert out.count("rests on:") == 6 and "caveat" not in out
+    assert "chance within 6 h" in out and "profit/day EUR" in out
 
 
 def test_evaluate_grades_forecasts_and_risk_against_the_manifest(scenario, capsys):
@@ -100,8 +120,14 @@ def test_evaluate_grades_forecasts_and_risk_against_the_manifest(scenario, capsy
     b = e["breakdowns"]
     assert b["lead_h"] == 6 and b["precision"] > b["baseline_constant"]["precision"]
     assert 0 <= b["recall"] <= 1
+    # calibration: the probabilities beat a constant one and bins hold what they predict, roughly
+    cal = b["calibration"]
+    assert b["calibrated"] and cal["brier"] < cal["brier_constant"]
+    assert sum(r["rows"] for r in cal["reliability"]) == b["rows"]
+    assert abs(cal["mean_risk"] - cal["observed"]) < 0.1
     rc, table = _answer(capsys, "--data-dir", str(d), "--evaluate")
     assert rc == 0 and "Quality against the simulator's truth" in table and "MAE min" in table
+    assert "Brier score" in table and "predicted risk" in table
 
 
 def test_refuses_what_it_cannot_answer(tmp_path, capsys, scenario):
@@ -138,9 +164,60 @@ def test_dashboard_panels_show_the_answers(scenario):
     (series,) = profit.values()
     assert set(series) == {m.machine_id for m in catalog.machines}
     worst = expected["least_profitable"][0]
-    assert series[worst["machine_id"]] == pytest.approx(worst["profit_eur"] * 100, abs=1)
+    assert series[worst["machine_id"]] == pytest.approx(worst["profit_eur_per_day"] * 100, abs=1)
+    assert by_id["profit_per_machine"]["basis"] == expected["basis"]["profit"]
     table = by_id["next_sellouts"]["data"]
     assert table["rows"][0][0] == expected["next_sellouts"][0]["machine_id"]
+    assert table["rows"][0][5] == expected["next_sellouts"][0]["in"]
     places = by_id["sales_per_place_hour"]["data"]
     assert set(places) <= {m.place for m in catalog.machines} and len(places) >= 3
-    assert by_id["breakdown_risk"]["data"]["rows"][0][0] == expected["breakdown_risk"]["machines"][0]["machine_id"]
+    risk = by_id["breakdown_risk"]["data"]
+    top = expected["breakdown_risk"]["machines"][0]
+    assert risk["rows"][0][:2] == [1, top["machine_id"]] and risk["columns"][-1] == "chance within 6 h"
+    assert risk["rows"][0][3] == f"{100 * top['risk']:.0f} %"
+
+
+# -- answers on too little history say so, and what would answer them -------------------------
+@pytest.fixture(scope="module")
+def short(tmp_path_factory):
+    """About 40 simulated minutes at the generator's own 60x: what a default 40-second run covers."""
+    d = tmp_path_factory.mktemp("short")
+    catalog, manifest = write_scenario(d, seed=4, events=20_000, rate=10_000, time_scale=60.0)
+    with_validation_views(d, catalog)
+    return d, catalog, manifest
+
+
+def test_a_short_run_carries_caveats_and_says_what_would_answer(short, capsys):
+    d, _, _ = short
+    rc, out = _answer(capsys, "--data-dir", str(d), "--json")
+    assert rc == 0
+    a = json.loads(out)
+    assert a["period"]["hours"] < 1
+    cav = a["caveats"]
+    for q in ("profit", "places", "sellouts", "breakdowns"):
+        assert cav[q], q
+        assert any("--time-scale" in c for c in cav[q]), q  # what would answer it
+    assert any("too little history to forecast" in c for c in cav["sellouts"])
+    assert any("restock schedule is not known" in c for c in cav["sellouts"])
+    assert cav["products"] == []  # exact counts need no history
+    br = a["breakdown_risk"]
+    assert br["model"] == "heuristic" and br["calibrated"] is False and "not a probability" in br["meaning"]
+    assert any("a rank, not a probability" in c for c in cav["breakdowns"])
+    rc, table = _answer(capsys, "--data-dir", str(d))
+    assert rc == 0 and "score (not a probability)" in table and "chance within" not in table
+    assert table.count("! caveat:") >= 5 and "history holds 0 breakdowns" in table
+
+
+def test_the_answer_prints_no_warning(short, capfd):
+    d, _, _ = short
+    assert main(["answer", "--data-dir", str(d)]) == 0
+    assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("ms,text", [(0, "under a minute"), (20_000, "under a minute"), (4 * 60_000, "4 min"),
+                                     (65 * 60_000, "1 h 05 min"), (3 * 3_600_000, "3 h"),
+                                     (51 * 3_600_000, "2 d 3 h")])
+def test_durations_read_as_people_say_them(ms, text):
+    from vendlab.answer import human_duration
+
+    assert human_duration(ms) == text

@@ -41,8 +41,9 @@ def test_run_kappa_json_contract(tmp_path):
                        timeout=60)
     assert v.returncode == 0, v.stderr
     views = json.loads(v.stdout)
-    assert {k: n for k, n in views["realtime"].items() if n} == {k: n for k, n in doc["expected"].items() if n}
-    assert views["validation"] == views["realtime"]
+    assert set(views) == {"kappa_realtime", "validation"}
+    assert {k: n for k, n in views["kappa_realtime"].items() if n} == {k: n for k, n in doc["expected"].items() if n}
+    assert views["validation"] == views["kappa_realtime"]
     # a second run into the same data dir is refused, nothing is overwritten
     again = subprocess.run(VENDLAB + ["run", "--arch", "kappa", "--data-dir", str(d), "--duration", "1"],
                            capture_output=True, text=True, timeout=120)
@@ -85,6 +86,79 @@ def test_missing_java_names_the_install_command(tmp_path, monkeypatch, capsys):
     assert "apt-get install -y openjdk-17-jre-headless" in capsys.readouterr().err
 
 
+def test_the_demo_injects_bad_and_duplicate_input_by_default_and_flags_turn_it_off():
+    from vendlab.cli import build_parser
+
+    demo = build_parser().parse_args(["demo"])
+    assert (demo.bad_rate, demo.dup_rate) == (0.01, 0.01)
+    off = build_parser().parse_args(["demo", "--bad-rate", "0", "--dup-rate", "0"])
+    assert (off.bad_rate, off.dup_rate) == (0.0, 0.0)
+    run = build_parser().parse_args(["run", "--arch", "kappa", "--data-dir", "x", "--duration", "1"])
+    assert (run.bad_rate, run.dup_rate) == (0.0, 0.0)  # a single run injects only what it is told
+
+
+def _store_with(path, jobs):
+    from vendlab.store import base
+    from vendlab.store.base import BatchViewInfo
+    from vendlab.store.sqlite import SqliteStore
+
+    store = SqliteStore(path / "views.sqlite")
+    for job in jobs:
+        if job == "lambda":
+            store.apply_batch(base.LAMBDA_SPEED, 0, [(base.ITEMS_BY_PRODUCT, "cola", 5, 2),
+                                                     (base.ITEMS_BY_PRODUCT, "cola", 1, 3)])
+            store.publish_batch_view(BatchViewInfo(1, 5, 0, 3, 0.1), [(base.ITEMS_BY_PRODUCT, "cola", 3)])
+        else:
+            store.apply_batch(job, 0, [(base.ITEMS_BY_PRODUCT, "cola", 0, 5 if job != "kappa_v2" else 6)])
+    store.close()
+
+
+@pytest.mark.parametrize("jobs,names", [
+    (["kappa", "validation"], ["kappa_realtime", "validation"]),
+    (["lambda", "validation"], ["lambda_batch", "lambda_realtime", "lambda_serving", "validation"]),
+    (["kappa", "lambda", "validation"],
+     ["kappa_realtime", "lambda_batch", "lambda_realtime", "lambda_serving", "validation"]),
+])
+def test_view_names_mean_the_same_in_every_data_dir(tmp_path, capsys, jobs, names):
+    _store_with(tmp_path, jobs)
+    assert main(["views", "--data-dir", str(tmp_path), "--json"]) == 0
+    views = json.loads(capsys.readouterr().out)
+    assert list(views) == names
+    if "kappa" in jobs:
+        assert views["kappa_realtime"] == {"cola": 5}
+    if "lambda" in jobs:  # batch 3 below the cutoff, speed 2 at or after it; the speed row below it is covered
+        assert (views["lambda_batch"], views["lambda_realtime"], views["lambda_serving"]) == (
+            {"cola": 3}, {"cola": 2}, {"cola": 5})
+    assert main(["views", "--data-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split(":")[0].strip() for ln in lines] == names
+
+
+def test_views_of_a_named_job_such_as_a_replay(tmp_path, capsys):
+    _store_with(tmp_path, ["kappa", "kappa_v2", "validation"])
+    assert main(["views", "--data-dir", str(tmp_path), "--job", "kappa_v2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"kappa_v2": {"cola": 6}}
+    assert main(["views", "--data-dir", str(tmp_path), "--job", "kappa_v2", "--job", "kappa"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["kappa_v2: cola=6", "   kappa: cola=5"]
+    assert main(["views", "--data-dir", str(tmp_path), "--job", "kappa_v3"]) == 2
+    err = capsys.readouterr().err
+    assert "no job kappa_v3" in err and "kappa, kappa_v2, validation" in err
+
+
+def test_output_into_a_closed_pipe_is_not_an_error(tmp_path):
+    """`vendlab views | head -1` (and `vendlab answer | head`): the reader is gone before we write:
+    exit 0, no BrokenPipeError traceback."""
+    _store_with(tmp_path, ["kappa", "validation"])
+    r, w = os.pipe()
+    os.close(r)  # a reader that has already gone: every write fails with EPIPE
+    try:
+        p = subprocess.run([sys.executable, "-m", "vendlab.cli", "views", "--data-dir", str(tmp_path)],
+                           stdout=w, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(w)
+    assert p.returncode == 0 and "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, p.stderr
+
+
 def test_views_of_a_missing_data_dir_exits_2(tmp_path, capsys):
     assert main(["views", "--data-dir", str(tmp_path / "nope"), "--json"]) == 2
     assert "no views" in capsys.readouterr().err
@@ -116,3 +190,25 @@ def test_ctrl_c_stops_every_query_and_the_jvm(tmp_path):
     gone, alive = psutil.wait_procs(children, timeout=30)
     assert not alive, f"orphan processes left: {alive}"
     assert list((d / "log").glob("*.jsonl"))  # what was written is kept
+
+
+def test_a_resumed_run_reports_the_log_it_holds_not_a_rate():
+    """Resuming generates nothing: "generated 85,695 (6,121,071/s)" divided the old log by the seconds
+    since the restart."""
+    from types import SimpleNamespace
+
+    from vendlab.generator import wall_ms
+    from vendlab.runner import Runner
+
+    class Store:
+        def read_view(self, job, view):
+            return {"cola": 3}
+
+    feeder = SimpleNamespace(gen=SimpleNamespace(manifest=SimpleNamespace(events=85_695)), started_ms=wall_ms() - 14)
+    runner = Runner.__new__(Runner)
+    runner.pipelines = []
+    runner.resume = True
+    line = runner._progress_line(feeder, Store())
+    assert "log holds 85,695 events (resumed, none new)" in line and "/s" not in line
+    runner.resume = False
+    assert "generated 85,695 (" in runner._progress_line(feeder, Store())

@@ -13,7 +13,8 @@ from test_cassandra_store import parse_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 G = ROOT / "grafana_templates"
-SCHEMA = parse_schema((ROOT / "vendlab" / "store" / "schema.cql").read_text())
+SCHEMA_TEXT = (ROOT / "vendlab" / "store" / "schema.cql").read_text()
+SCHEMA = parse_schema(SCHEMA_TEXT)
 CQL_WORDS = {"select", "from", "where", "and", "as", "group", "by", "limit", "allow", "filtering", "sum", "per",
              "partition", "order", "asc", "desc", "in", "count", "distinct"}
 
@@ -22,9 +23,17 @@ def dashboards() -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted((G / "dashboards").glob("*.json"))}
 
 
+def plugin_variable_query(v: dict):
+    """The CQL the Cassandra plugin (3.3.0) runs for a query variable: its datasource's metricFindQuery sends
+    ``query.query`` (VariableQueryEditor saves {query: string}); on a plain string that is undefined."""
+    q = v.get("query")
+    return q.get("query") if isinstance(q, dict) else None
+
+
 def queries(d: dict) -> list[str]:
     out = [t["target"] for p in d["panels"] for t in p["targets"]]
-    out += [v["query"] for v in d.get("templating", {}).get("list", []) if v.get("type") == "query"]
+    out += [plugin_variable_query(v) or v["query"] for v in d.get("templating", {}).get("list", [])
+            if v.get("type") == "query"]
     return out
 
 
@@ -99,7 +108,7 @@ def test_datasource_provisioning():
 def test_plugin_pinned_and_compatible_with_grafana(stack):
     graf = yaml.safe_load((ROOT / stack / "docker-compose.yml").read_text())["services"]["grafana"]
     major = int(graf["image"].split(":")[1].split(".")[0])
-    plugin = graf["environment"]["GF_PLUGINS_PREINSTALL"]
+    plugin = graf["environment"]["GF_PLUGINS_PREINSTALL_SYNC"]
     pid, version = plugin.split("@")
     assert pid == "hadesarchitect-cassandra-datasource"
     # plugin 3.x supports Grafana 7.4 - 12.x
@@ -257,3 +266,33 @@ def test_no_dashboard_adds_two_series_with_a_binary_plus():
                 if o["mode"] == "reduceRow":
                     assert o["reduce"]["reducer"] == "sum", (name, p["title"])
                     assert o["reduce"].get("nullValueMode") == "null as zero", (name, p["title"])
+
+
+# the column types the plugin's backend turns into a variable value (pkg/cassandra/session.go toString)
+PLUGIN_VALUE_TYPES = {"text", "varchar", "ascii", "uuid", "timeuuid", "tinyint", "int", "bigint", "float",
+                      "double", "timestamp", "boolean"}
+
+
+@pytest.mark.parametrize("name", ["lambda", "kappa"])
+def test_variables_resolve_as_the_plugin_reads_them(name):
+    """Symptom 4: every ${var} of a panel is a query variable whose CQL the plugin actually finds (an object
+    {query: CQL}), selecting one column of a type it can turn into a value; with today's plain strings the
+    variables stay empty and the batch and speed queries are invalid CQL. Rendering needs a running Grafana."""
+    d = dashboards()[name]
+    variables = {v["name"]: v for v in d.get("templating", {}).get("list", [])}
+    used = {m for p in d["panels"] for tg in p["targets"] for m in re.findall(r"\$\{(\w+)\}", tg["target"])}
+    assert used <= set(variables), f"undefined variables: {used - set(variables)}"
+    for v in variables.values():
+        cql = plugin_variable_query(v)
+        assert isinstance(cql, str) and cql.startswith("SELECT "), f"{name}: ${v['name']}: {v['query']!r}"
+        assert v["definition"] == cql
+        m = re.match(r"SELECT (\w+) FROM (?:vendlab\.)?(\w+) ", cql)
+        assert m, cql
+        column, table = m.groups()
+        assert column in SCHEMA[table]["columns"], (column, table)
+        create = re.search(rf"CREATE TABLE IF NOT EXISTS vendlab\.{table} \((.*?)\);", SCHEMA_TEXT, re.S).group(1)
+        ctype = re.search(rf"^\s*{column}\s+(\w+)", create, re.M).group(1)
+        assert ctype.lower() in PLUGIN_VALUE_TYPES, (column, table, ctype)
+    for p in d["panels"]:  # with the values filled in, every query is CQL the checker accepts
+        for tg in p["targets"]:
+            check_cql(re.sub(r"\$\{\w+\}", "42", tg["target"]))

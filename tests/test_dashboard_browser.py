@@ -144,11 +144,11 @@ class Dom(HTMLParser):
         return self.all(lambda n: cls in n["attrs"].get("class", "").split(), node)
 
 
-def load_page(url: str, tmp_path: Path, budget_ms: int = 6000) -> str:
+def load_page(url: str, tmp_path: Path, budget_ms: int = 6000, width: int = 1400, height: int = 2000) -> str:
     """The DOM after the page ran for budget_ms of (virtual) time: timers and fetches included."""
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'chromium-profile'}", "--hide-scrollbars", "--window-size=1400,2000",
+           f"--user-data-dir={tmp_path / 'chromium-profile'}", "--hide-scrollbars", f"--window-size={width},{height}",
            f"--virtual-time-budget={budget_ms}", "--dump-dom", url]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
     assert out.returncode == 0 and "<body" in out.stdout, out.stderr[-2000:]

@@ -1,5 +1,5 @@
 """`vendlab dashboard`: a wrong port, host or data dir gives exit code 2 and says what is allowed;
-a good one serves the page and stops cleanly on Ctrl-C."""
+a good one serves the page (also before the run has made its data dir) and stops cleanly on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import pytest
@@ -61,16 +62,57 @@ def test_a_port_in_use_is_refused(data_dir, busy_port, capsys):
     assert f"port {busy_port} on 127.0.0.1 is already in use" in err and "1..65535" in err
 
 
-def test_a_missing_data_dir_is_refused(tmp_path, capsys):
-    assert run_cli(["dashboard", "--data-dir", str(tmp_path / "nope")]) == 2
+def test_a_data_dir_that_is_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert run_cli(["dashboard", "--data-dir", str(tmp_path / "file")]) == 2
     err = capsys.readouterr().err
-    assert "nope does not exist" in err and "vendlab run" in err
+    assert "is not a folder" in err and "vendlab run" in err
 
 
-def test_a_data_dir_without_views_is_refused(tmp_path, capsys):
-    assert run_cli(["dashboard", "--data-dir", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert "no views.sqlite" in err and "vendlab run" in err
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _get(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_started_before_the_run_it_waits_for_views_then_shows_them(tmp_path):
+    """docs/dashboard.md's recipe: `vendlab dashboard --data-dir D` before (or beside) the run that
+    creates D; the page says "waiting for views" until the store appears, then serves it."""
+    d = tmp_path / "not-yet"
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "vendlab.cli", "dashboard", "--data-dir", str(d),
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == f"vendlab dashboard: http://127.0.0.1:{port}/", proc.stderr.read()
+        assert "waiting for views" in proc.stderr.readline()
+        status, v = _get(f"http://127.0.0.1:{port}/api/views")
+        assert (status, v["store"]) == (503, "waiting") and "views.sqlite" in v["error"]
+        d.mkdir()  # the run starts: its store appears and fills
+        store = SqliteStore(d / "views.sqlite")
+        store.apply_batch(base.KAPPA, 0, [(base.ITEMS_BY_PRODUCT, "cola", 0, 4)])
+        status, v = _get(f"http://127.0.0.1:{port}/api/views")
+        assert (status, v["store"]) == (200, "ok") and v["views"]["kappa"]["realtime"] == {"cola": 4}
+        store.apply_batch(base.KAPPA, 1, [(base.ITEMS_BY_PRODUCT, "cola", 0, 3)])
+        store.close()
+        assert _get(f"http://127.0.0.1:{port}/api/views")[1]["views"]["kappa"]["realtime"] == {"cola": 7}
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_a_file_that_is_not_a_view_store_is_refused(tmp_path, capsys):

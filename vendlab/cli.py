@@ -1,15 +1,20 @@
 """The ``vendlab`` command line.
 
-Exit codes: 0 done, 1 a run that finished but is not exact or not drained, 2 a wrong flag,
-value or environment (the message says what is wrong and what is allowed), 130 Ctrl-C.
+Exit codes: 0 done, 1 a run (or replay) that finished but is not exact or not drained, 2 a wrong
+flag, value, environment or data dir (the message says what is wrong and what to do next), 3 a
+run that is exact but not what was asked (its ``warnings`` say why: the generator fell behind its
+schedule, a workload without sales), 130 interrupted (Ctrl-C or SIGTERM; ``--resume`` continues).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
+import math
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -23,6 +28,8 @@ def _number(kind, lo=None, lo_open=False, hi=None, hi_open=False, what="value"):
             v = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number")
+        if not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number: {what} must be a finite number")
         if lo is not None and (v <= lo if lo_open else v < lo):
             raise argparse.ArgumentTypeError(f"{text} is too small: {what} must be {'>' if lo_open else '>='} {lo}")
         if hi is not None and (v >= hi if hi_open else v > hi):
@@ -33,26 +40,69 @@ def _number(kind, lo=None, lo_open=False, hi=None, hi_open=False, what="value"):
 
 positive = _number(float, lo=0, lo_open=True, what="it")
 fraction = _number(float, lo=0, hi=1, hi_open=True, what="a fraction in [0, 1)")
-seed_type = _number(int, lo=0, what="a seed")
+seed_type = _number(int, lo=0, hi=2**32 - 1, what="a seed")
+# The documented ranges of the numeric flags (--help shows them; docs/reliability.md).
+MAX_RATE = 10_000_000
+MAX_TIME_SCALE = 86_400  # a simulated day per wall second
+MAX_DURATION = 86_400
+rate_type = _number(float, lo=0, lo_open=True, hi=MAX_RATE, what="the rate (events/s)")
+time_scale_type = _number(float, lo=0, lo_open=True, hi=MAX_TIME_SCALE, what="the time scale")
+duration_type = _number(float, lo=0, lo_open=True, hi=MAX_DURATION, what="the duration (s)")
+batch_interval_type = _number(float, lo=0.1, hi=3600, what="the batch interval (s)")
+events_type = _number(int, lo=1, hi=1_000_000_000, what="the number of events")
+segment_lines_type = _number(int, lo=1, hi=1_000_000, what="lines per segment")
+
+
+def data_dir_type(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path: give the data dir's folder, e.g. --data-dir data/run1")
+    return Path(text)
+
+
+def check_time_per_event(parser: argparse.ArgumentParser, args) -> None:
+    """--time-scale / --rate is the simulated time per event: bounded (vendlab.generator)."""
+    from vendlab.generator import MAX_SIM_S_PER_EVENT, MIN_SIM_S_PER_EVENT
+
+    rate, scale = getattr(args, "rate", None), getattr(args, "time_scale", None)
+    if rate is None or scale is None:
+        return
+    per_event = scale / rate
+    if not MIN_SIM_S_PER_EVENT <= per_event <= MAX_SIM_S_PER_EVENT:
+        parser.error(f"--time-scale / --rate is {per_event:.3g} simulated seconds per event; it must be in "
+                     f"[{MIN_SIM_S_PER_EVENT:g}, {MAX_SIM_S_PER_EVENT:g}] (coarser, each event spans hours of the "
+                     f"fleet's life and memory grows with it; finer, the fleet has no time to sell): e.g. "
+                     f"--rate {max(1, int(scale / MAX_SIM_S_PER_EVENT))} or more, "
+                     f"--rate {int(scale / MIN_SIM_S_PER_EVENT):,} or less at --time-scale {scale:g}")
+
+
+RATE_HELP = (f"events per second, (0, {MAX_RATE:,}], with --time-scale / --rate in [1e-05, 60] simulated "
+             f"seconds per event")
+SCALE_HELP = f"simulated seconds per wall second, (0, {MAX_TIME_SCALE:,}] (default 60: a minute of machine life per second)"
+SEED_HELP = "seed of the fleet and the events, 0..4294967295 (default 1)"
 
 
 def _add_run_flags(p: argparse.ArgumentParser, demo: bool = False) -> None:
-    p.add_argument("--data-dir", type=Path, required=not demo, default=None,
-                   help="folder for the log, views, checkpoints and manifest" + (
+    p.add_argument("--data-dir", type=data_dir_type, required=not demo, default=None,
+                   help="folder for the log, views, checkpoints and manifest; one writer at a time (locked)" + (
                        " (default: data/demo, emptied first)" if demo else ""))
-    p.add_argument("--duration", type=positive, default=120.0 if demo else None,
-                   help="seconds of event generation" + (" (default 120)" if demo else " (required unless --resume)"))
+    p.add_argument("--duration", type=duration_type, default=120.0 if demo else None,
+                   help=f"seconds of event generation, (0, {MAX_DURATION:,}]" + (
+                       " (default 120)" if demo else " (required unless --resume)"))
     # The demo runs both architectures and the validation consumer at once: 5000/s is half of what
     # lambda sustains alone on 2 cores (docs/results.md).
     rate = 5_000 if demo else 20_000
-    p.add_argument("--rate", type=positive, default=rate, help=f"events per second (default {rate})")
-    p.add_argument("--seed", type=seed_type, default=1, help="seed of the fleet and the events (default 1)")
-    p.add_argument("--bad-rate", type=fraction, default=0.0, help="fraction of malformed lines to inject")
-    p.add_argument("--dup-rate", type=fraction, default=0.0, help="fraction of events delivered twice")
-    p.add_argument("--time-scale", type=positive, default=60.0,
-                   help="simulated seconds per wall second (default 60: a minute of machine life per second)")
-    p.add_argument("--batch-interval", type=positive, default=20.0,
-                   help="lambda: seconds between batch runs (default 20)")
+    p.add_argument("--rate", type=rate_type, default=rate, help=f"{RATE_HELP} (default {rate})")
+    p.add_argument("--seed", type=seed_type, default=1, help=SEED_HELP)
+    # The demo shows dead letters and deduplication at work: 1 % of each by default (--bad-rate 0 --dup-rate 0
+    # turns them off).
+    bad = 0.01 if demo else 0.0
+    p.add_argument("--bad-rate", type=fraction, default=bad,
+                   help=f"fraction of malformed lines to inject, [0, 1) (default {bad:g}{'; 0 turns it off' if demo else ''})")
+    p.add_argument("--dup-rate", type=fraction, default=bad,
+                   help=f"fraction of events delivered twice, [0, 1) (default {bad:g}{'; 0 turns it off' if demo else ''})")
+    p.add_argument("--time-scale", type=time_scale_type, default=60.0, help=SCALE_HELP)
+    p.add_argument("--batch-interval", type=batch_interval_type, default=20.0,
+                   help="lambda: seconds between batch runs, [0.1, 3600] (default 20)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress on stderr)")
     p.add_argument("--ui", action="store_true", help="keep Spark's web UI on (http://127.0.0.1:4040)")
 
@@ -73,20 +123,37 @@ def build_parser() -> argparse.ArgumentParser:
                       help="port of the dashboard on 127.0.0.1 (default 8050)")
     demo.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard")
 
-    views = sub.add_parser("views", help="print the current views of a data dir")
-    views.add_argument("--data-dir", type=Path, required=True)
-    views.add_argument("--json", action="store_true")
+    views = sub.add_parser("views", help="print the current views of a data dir (items sold per product)",
+                           description="Items sold per product in each view of a data dir: kappa_realtime, "
+                                       "lambda_batch, lambda_realtime, lambda_serving, validation (those present); "
+                                       "each name means the same in every data dir.")
+    views.add_argument("--data-dir", type=data_dir_type, required=True)
+    views.add_argument("--job", action="append", metavar="NAME",
+                       help="print the view of this job instead (e.g. kappa_v2, a kappa replay); repeatable")
+    views.add_argument("--json", action="store_true", help="print one JSON object: {view or job name: {product: items}}")
 
     gen = sub.add_parser("generate", help="write events into a log folder as fast as possible")
-    gen.add_argument("--data-dir", type=Path, required=True)
-    gen.add_argument("--events", type=_number(int, lo=1, what="the number of events"), required=True)
-    gen.add_argument("--seed", type=seed_type, default=1)
-    gen.add_argument("--rate", type=positive, default=20_000,
-                     help="nominal events/s, sets the simulated time between events (default 20000)")
-    gen.add_argument("--bad-rate", type=fraction, default=0.0)
-    gen.add_argument("--dup-rate", type=fraction, default=0.0)
-    gen.add_argument("--time-scale", type=positive, default=60.0)
-    gen.add_argument("--segment-lines", type=_number(int, lo=1, what="lines per segment"), default=100_000)
+    gen.add_argument("--data-dir", type=data_dir_type, required=True)
+    gen.add_argument("--events", type=events_type, required=True, help="events to write, 1..1,000,000,000")
+    gen.add_argument("--seed", type=seed_type, default=1, help=SEED_HELP)
+    gen.add_argument("--rate", type=rate_type, default=20_000,
+                     help=f"nominal events/s, sets the simulated time between events: {RATE_HELP} (default 20000)")
+    gen.add_argument("--bad-rate", type=fraction, default=0.0, help="fraction of malformed lines, [0, 1)")
+    gen.add_argument("--dup-rate", type=fraction, default=0.0, help="fraction of events delivered twice, [0, 1)")
+    gen.add_argument("--time-scale", type=time_scale_type, default=60.0, help=SCALE_HELP)
+    gen.add_argument("--segment-lines", type=segment_lines_type, default=100_000,
+                     help="lines per log segment (and per chunk in memory), 1..1,000,000 (default 100000)")
+
+    rep = sub.add_parser("replay", help="kappa's reprocessing: rebuild the views from the log into a new view "
+                                        "version, check it, report events/s")
+    rep.add_argument("--data-dir", type=data_dir_type, required=True,
+                     help="a data dir written by vendlab run, demo or generate")
+    rep.add_argument("--json", action="store_true",
+                     help="one JSON object on stdout: events, seconds, replay_eps, exact, version, ...")
+    rep.add_argument("--replace", action="store_true",
+                     help="make the rebuilt version the served view (what views, answer, dashboard and run --resume "
+                          "use), and rebuild lambda's master dataset and views if the data dir has them: the "
+                          "repair for checkpoints and a store that disagree")
     for ext in _extensions():
         ext.add_commands(sub)
     return ap
@@ -151,6 +218,7 @@ def cmd_run(args, archs: list[str], data_dir: Path) -> int:
             out.write(f"\nviews: vendlab views --data-dir {data_dir};  "
                       f"dashboard: vendlab dashboard --data-dir {data_dir}\n")
     ok = all(r["exact"] for r in result.values())
+    warned = any(r.get("warnings") for r in result.values())
     if keep and runner.dashboard_stop is not None:
         print(f"\nvendlab: the dashboard stays on {runner.dashboard_url} (reading {data_dir}); "
               f"press Ctrl-C to stop it", file=sys.stderr, flush=True)
@@ -160,83 +228,256 @@ def cmd_run(args, archs: list[str], data_dir: Path) -> int:
             pass
         finally:
             runner.dashboard_stop()
-    return 0 if ok else 1
+    return 1 if not ok else 3 if warned else 0
 
 
 def cmd_views(args) -> int:
-    from vendlab.serving import current_views
+    import sqlite3
 
-    if not (args.data_dir / "views.sqlite").exists():
-        print(f"vendlab: no views in {args.data_dir} (no views.sqlite): run `vendlab run` or `vendlab demo` "
-              f"with --data-dir {args.data_dir} first", file=sys.stderr)
+    from vendlab.answer import write_stdout
+    from vendlab.datadir import processed_checkpoints, rebuild_command
+    from vendlab.serving import UnknownJob, current_views
+
+    d = args.data_dir
+    if not (d / "views.sqlite").exists():
+        if processed_checkpoints(d):
+            print(f"vendlab: {d} has checkpoints that processed its log but no views.sqlite (the view store was "
+                  f"deleted or moved away): rebuild the views from the log with `{rebuild_command(d)}`",
+                  file=sys.stderr)
+        else:
+            print(f"vendlab: no views in {d} (no views.sqlite): run `vendlab run` or `vendlab demo` "
+                  f"with --data-dir {d} first", file=sys.stderr)
         return 2
-    views = current_views(args.data_dir)
+    try:
+        views = current_views(d, jobs=args.job)
+        missing = [q for q in processed_checkpoints(d) if q in STREAM_JOBS and not applied_batches(d, q)]
+    except UnknownJob as e:
+        print(f"vendlab: {e}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as e:
+        print(f"vendlab: the view store {d / 'views.sqlite'} cannot be read ({e}); {store_hint(e, d)}", file=sys.stderr)
+        return 2
+    if missing:
+        print(f"vendlab: the view store of {d} holds nothing of {', '.join(missing)}, whose checkpoints have processed "
+              f"the log (the store was deleted or replaced): its views would read 0. Rebuild them from the log with "
+              f"`{rebuild_command(d)}`", file=sys.stderr)
+        return 2
     if args.json:
-        print(json.dumps(views))
-    else:
-        for name, v in views.items():
-            print(f"{name:>10}: " + ", ".join(f"{k}={n}" for k, n in v.items()))
-    return 0
+        return write_stdout(json.dumps(views))
+    width = max(map(len, views), default=0)
+    return write_stdout("\n".join(f"{name:>{width}}: " + ", ".join(f"{k}={n}" for k, n in v.items())
+                                  for name, v in views.items()))
+
+
+STREAM_JOBS = ("kappa", "lambda_speed")  # the view jobs whose rows views.sqlite must hold
+
+
+def applied_batches(d: Path, job: str) -> bool:
+    from vendlab.store.sqlite import SqliteStore
+
+    store = SqliteStore(d / "views.sqlite", readonly=True)
+    try:
+        return store.last_batch_id(job) >= 0
+    finally:
+        store.close()
 
 
 def cmd_generate(args) -> int:
+    from vendlab import datadir
     from vendlab.catalog import make_catalog
-    from vendlab.eventlog import SegmentWriter
+    from vendlab.eventlog import SegmentWriter, list_segments
     from vendlab.generator import Generator
 
-    args.data_dir.mkdir(parents=True, exist_ok=True)
-    catalog = make_catalog(args.seed)
-    catalog.save(args.data_dir / "catalog.json")
-    gen = Generator(catalog, args.seed, args.rate, args.time_scale, bad_rate=args.bad_rate, dup_rate=args.dup_rate)
-    writer = SegmentWriter(args.data_dir / "log", roll_seconds=1e9, roll_lines=args.segment_lines, fsync=False)
-    left = args.events
-    while left > 0:
-        n = min(left, args.segment_lines)
-        c = gen.take(n)
-        writer.append(c.data, c.lines, c.first_ms)
-        left -= n
-        print(f"\rgenerated {args.events - left:,}/{args.events:,}", end="", file=sys.stderr, flush=True)
-    writer.close()
-    gen.manifest.complete = True
-    gen.manifest.save(args.data_dir / "manifest.json")
-    print(f"\nwrote {writer.segments_written} segments to {args.data_dir / 'log'}", file=sys.stderr)
+    d = args.data_dir
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise datadir.DataDirError(f"cannot create the data dir {d} ({e.strerror}); choose a writable --data-dir") \
+            from None
+    with datadir.hold(d, "vendlab generate"):
+        if list_segments(d / "log"):
+            raise datadir.DataDirError(f"data dir {d} already holds a log; use a new --data-dir or remove this one")
+        datadir.relocate(d)
+        catalog = make_catalog(args.seed)
+        catalog.save(d / "catalog.json")
+        gen = Generator(catalog, args.seed, args.rate, args.time_scale, bad_rate=args.bad_rate,
+                        dup_rate=args.dup_rate)
+        writer = SegmentWriter(d / "log", roll_seconds=1e9, roll_lines=args.segment_lines, fsync=False)
+        left = args.events
+        while left > 0:
+            n = min(left, args.segment_lines)
+            c = gen.take(n)
+            writer.append(c.data, c.lines, c.first_ms)
+            left -= n
+            print(f"\rgenerated {args.events - left:,}/{args.events:,}", end="", file=sys.stderr, flush=True)
+        writer.close()
+        gen.manifest.complete = True
+        gen.manifest.save(d / "manifest.json")
+    print(f"\nwrote {writer.segments_written} segments to {d / 'log'}", file=sys.stderr)
+    if not gen.manifest.sales:
+        print("vendlab: WARNING: the log has no valid sales (simulated time per event, --time-scale / --rate, is "
+              "too fine for the fleet to sell): keep --time-scale near its default 60", file=sys.stderr)
+        return 3
     return 0
 
 
+def cmd_replay(args) -> int:
+    from vendlab import datadir
+    from vendlab.config import embedded
+    from vendlab.eventlog import list_segments
+    from vendlab.replay import run_replay
+    from vendlab.spark import check_java
+
+    d = args.data_dir
+    if not d.is_dir():
+        raise datadir.DataDirError(f"no data dir {d} (no such folder): give the folder of a run or of "
+                                   f"`vendlab generate`")
+    if not (d / "catalog.json").exists() or not list_segments(d / "log"):
+        raise datadir.DataDirError(f"{d} holds no log to replay (no catalog.json or no log segments): give the "
+                                   f"folder of a run or of `vendlab generate`")
+    check_java()
+    profile = embedded(d)
+    with datadir.hold(profile.data_dir, "vendlab replay" + (" --replace" if args.replace else "")):
+        datadir.relocate(profile.data_dir)
+        with stdout_to_stderr() as out:
+            doc = run_replay(profile, replace=args.replace)
+            if args.json:
+                out.write(json.dumps(doc) + "\n")
+            else:
+                out.write(f"replayed {doc['events']:,} events into view version {doc['version']} ({doc['job']}) in "
+                          f"{doc['seconds']:.1f} s: {doc['replay_eps']:,.0f} events/s\n"
+                          f"items {doc['items']:,} (manifest {doc['expected_items']:,}); matches the manifest: "
+                          f"{'yes' if doc['matches_manifest'] else 'NO'}; matches the validation view: "
+                          f"{ {True: 'yes', False: 'NO', None: '- (it has not read the whole log)'}[doc['matches_validation']]}\n")
+                if "lambda" in doc:
+                    out.write(f"lambda rebuilt: master dataset, speed view, batch view v{doc['lambda']['batch_version']}"
+                              f" ({doc['lambda']['seconds']:.1f} s); serving matches the manifest: "
+                              f"{'yes' if doc['lambda']['exact'] else 'NO'}\n")
+                out.write(f"EXACT: {'yes' if doc['exact'] else 'NO'}"
+                          + ("; now served as kappa's view" if doc["replaced"] else "") + "\n")
+    if args.replace and not doc["exact"]:
+        print("vendlab: the rebuilt view is not exact, so it was not made the served view; nothing else changed "
+              "in kappa's views", file=sys.stderr)
+    return 0 if doc["exact"] else 1
+
+
+def store_hint(e: Exception, d: Path) -> str:
+    """The next step for a view store SQLite cannot use."""
+    from vendlab.datadir import rebuild_command
+
+    m = str(e).lower()
+    if "unable to open" in m or "readonly" in m or "read-only" in m:
+        return (f"SQLite in WAL mode must write {d / 'views.sqlite-shm'} even to read: if the folder is read-only "
+                f"(a read-only copy or mount), copy the data dir somewhere writable and read that copy")
+    if "locked" in m:
+        return "another process holds the store's write lock: try again in a moment"
+    return f"if it is damaged, rebuild it from the log: `{rebuild_command(d)}`"
+
+
+def _sigterm(signum, frame):
+    raise KeyboardInterrupt  # stopped like Ctrl-C: queries, JVM, then the --resume hint
+
+
+def _resume_hint(args) -> str:
+    d = getattr(args, "data_dir", None)
+    if args.command == "run":
+        return f"; continue with `vendlab run --arch {args.arch} --data-dir {d} --resume`"
+    if args.command == "demo":
+        d = d or Path("data/demo")
+        return (f"; continue with `vendlab run --arch kappa --data-dir {d} --resume` (and --arch lambda, "
+                f"one after the other)")
+    if args.command == "replay":
+        return f"; run `vendlab replay --data-dir {d}{' --replace' if args.replace else ''}` again"
+    return ""
+
+
+def _os_error(e: OSError, args) -> str:
+    d = getattr(args, "data_dir", None)
+    where = f" ({e.filename})" if e.filename else ""
+    if e.errno == errno.ENOSPC:
+        nxt = "free some space on that disk" + (_resume_hint(args) if args.command in ("run", "demo") else
+                                                ", then run the command again")
+        return f"the disk is full{where}: nothing half-written is kept as complete; {nxt}"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write{where}: {e.strerror}; choose a writable --data-dir (now {d})"
+    if e.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        return f"{e.strerror}{where}: --data-dir must be a folder (or a path where one can be made), not a file"
+    return f"{e.strerror or e}{where}: check the disk and --data-dir ({d})"
+
+
 def main(argv: list[str] | None = None) -> int:
+    import sqlite3
+
     from vendlab.dashboard.server import DashboardError
+    from vendlab.datadir import DataDirError
+    from vendlab.pipelines import PipelineFailed
     from vendlab.runner import RunError
     from vendlab.spark import JavaMissing
+    from vendlab.store.sqlite import StoreUnavailable
 
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "run" and args.duration is None and not args.resume:
         parser.error("argument --duration is required (seconds of event generation), unless --resume")
+    if args.command in ("run", "demo", "generate"):
+        check_time_per_event(parser, args)
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _sigterm)
     try:
         if args.command == "run":
             return cmd_run(args, [args.arch], args.data_dir)
         if args.command == "demo":
-            from vendlab.runner import reset_dir
-
-            data_dir = args.data_dir or Path("data/demo")
-            if args.data_dir is None:
-                reset_dir(data_dir)  # the demo's own default folder starts clean each time
-            return cmd_run(args, ["kappa", "lambda"], data_dir)
+            return cmd_demo(args)
         if args.command == "views":
             return cmd_views(args)
         if args.command == "generate":
             return cmd_generate(args)
+        if args.command == "replay":
+            return cmd_replay(args)
         for ext in _extensions():
             if args.command in getattr(ext, "COMMANDS", ()):
                 return ext.run(args)
-    except (RunError, JavaMissing, DashboardError) as e:
+    except (RunError, JavaMissing, DashboardError, DataDirError, StoreUnavailable) as e:
         print(f"vendlab: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("vendlab: interrupted; every query and the JVM were stopped, processed data is kept",
+    except OSError as e:
+        print(f"vendlab: {_os_error(e, args)}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as e:
+        d = getattr(args, "data_dir", None)
+        print(f"vendlab: the view store{' in ' + str(d) if d else ''} failed: {e}; {store_hint(e, d or Path('DIR'))}",
               file=sys.stderr)
+        return 2
+    except PipelineFailed as e:
+        if "No space left on device" not in str(e):
+            raise  # not the user's doing: the trace is for us
+        print(f"vendlab: the disk is full (a Spark query could not write): free some space{_resume_hint(args)}",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vendlab: interrupted; every query and the JVM were stopped, processed data is kept"
+              + _resume_hint(args), file=sys.stderr)
         return 130
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
     return 2
+
+
+def cmd_demo(args) -> int:
+    from vendlab import datadir
+    from vendlab.runner import empty_dir
+
+    data_dir = args.data_dir or Path("data/demo")
+    if args.data_dir is not None:
+        return cmd_run(args, ["kappa", "lambda"], data_dir)
+    # The demo's own default folder starts clean each time, under its lock (a demo running there
+    # is refused, not emptied under its feet).
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with datadir.hold(data_dir, "vendlab demo"):
+        empty_dir(data_dir)
+        return cmd_run(args, ["kappa", "lambda"], data_dir)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ dir (segment files and SQLite), handy to try them without Docker.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -39,7 +40,8 @@ def _profile_flags(p: argparse.ArgumentParser) -> None:
 def add_commands(sub) -> None:
     from vendlab.cli import fraction, positive
 
-    p = sub.add_parser("produce", help="generator -> log (Kafka with --profile compose), at a rate, with markers")
+    p = sub.add_parser("produce", help="generator -> log (Kafka with --profile compose), at a rate, with markers; "
+                                       "started again on the same log it continues the stream")
     _profile_flags(p)
     p.add_argument("--rate", type=positive, required=True, help="events per second")
     p.add_argument("--duration", type=positive, default=None, help="seconds to run (default: until Ctrl-C)")
@@ -78,6 +80,9 @@ def _say(msg: str) -> None:
 
 
 def cmd_produce(args) -> int:
+    """Feed the generator into the log. Started again on the same log it continues the stream
+    (new event ids, simulated time after the last event, the manifest's counts going on):
+    see kafka_log.continue_in_topic and runner.continue_generator."""
     from vendlab.catalog import make_catalog
 
     profile = _profile(args)
@@ -85,44 +90,70 @@ def cmd_produce(args) -> int:
     catalog = make_catalog(args.seed)
     catalog.save(profile.catalog_path)
     duration = args.duration if args.duration is not None else float("inf")
+    settings = dict(rate=args.rate, time_scale=args.time_scale, bad_rate=args.bad_rate, dup_rate=args.dup_rate)
     if profile.log == "kafka":
-        from confluent_kafka import Producer
+        from confluent_kafka import Consumer, Producer
 
-        from vendlab.kafka_log import make_feeder, producer_config, topic_partitions
+        from vendlab.kafka_log import KafkaLogError, consumer_config, make_feeder, producer_config, topic_partitions
 
         producer = Producer(producer_config(profile.kafka_bootstrap))
         if not topic_partitions(producer, profile.topic):
             _say(f"topic {profile.topic!r} not found on {profile.kafka_bootstrap}: create it first "
-                 f"(python lambda/start_lambda.py or python kappa/start_kappa.py do)")
+                 f"(./lambda/start_lambda.py or ./kappa/start_kappa.py do)")
             return 2
-        feeder = make_feeder(producer, profile.topic, catalog, args.seed, args.rate, duration,
-                             profile.manifest_path, args.time_scale, args.bad_rate, args.dup_rate)
+        reader = Consumer(consumer_config(profile.kafka_bootstrap, **{"group.id": "vendlab-producer"}))
+        try:
+            feeder = make_feeder(producer, profile.topic, catalog, args.seed, args.rate, duration,
+                                 profile.manifest_path, reader=reader, say=_say, **{
+                                     k: settings[k] for k in ("time_scale", "bad_rate", "dup_rate")})
+        except (ValueError, KafkaLogError) as e:
+            _say(str(e))
+            return 2
+        finally:
+            reader.close()
         where = f"Kafka topic {profile.topic} on {profile.kafka_bootstrap}"
     else:
         from vendlab.eventlog import SegmentWriter
-        from vendlab.generator import Generator
-        from vendlab.runner import LogFeeder
+        from vendlab.generator import Generator, set_aside
+        from vendlab.runner import LogFeeder, continue_generator, recover_manifest
 
-        gen = Generator(catalog, args.seed, args.rate, args.time_scale, bad_rate=args.bad_rate,
-                        dup_rate=args.dup_rate)
+        m = recover_manifest(profile)
+        if m is not None:
+            try:
+                gen = continue_generator(catalog, m, dict(settings, seed=args.seed))
+            except ValueError as e:
+                _say(str(e))
+                return 2
+            _say(f"continuing the stream of {profile.log_dir} after its {m.events:,} events")
+        else:
+            if profile.manifest_path.exists():
+                _say(f"the log in {profile.log_dir} is new: the manifest there belongs to an earlier log, kept as "
+                     f"{set_aside(profile.manifest_path).name}")
+            gen = Generator(catalog, args.seed, **settings)
         feeder = LogFeeder(gen, SegmentWriter(profile.log_dir), args.rate, duration, profile.manifest_path)
         where = f"segment files in {profile.log_dir}"
     _say(f"producing {args.rate:,.0f} events/s to {where}"
          + (f" for {args.duration:g} s" if args.duration else " until Ctrl-C"))
+    first_events = feeder.gen.manifest.events
     feeder.start()
+    # SIGTERM (docker stop, kill) stops it as Ctrl-C does: end marker, flush, manifest saved.
+    previous = signal.signal(signal.SIGTERM, lambda *_: feeder.stop_event.set()) \
+        if threading.current_thread() is threading.main_thread() else None
     try:
         while feeder.is_alive():
             feeder.join(1.0)
     except KeyboardInterrupt:
         feeder.stop_event.set()  # the feeder writes its end marker, flushes and saves the manifest
         feeder.join(60)
-        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if feeder.error:
         _say(f"producer failed: {feeder.error}")
         return 1
     m = feeder.gen.manifest
-    _say(f"done: {m.events:,} events ({m.malformed:,} malformed, {m.duplicates:,} duplicates), "
-         f"{m.markers} markers; manifest in {profile.manifest_path}")
+    _say(f"done: {m.events - first_events:,} events this run, {m.events:,} in all ({m.malformed:,} malformed, "
+         f"{m.duplicates:,} duplicates), {m.markers} markers; manifest in {profile.manifest_path}")
     return 0
 
 
@@ -137,13 +168,16 @@ def cmd_validate(args) -> int:
     if profile.log == "kafka":
         from confluent_kafka import Consumer
 
-        from vendlab.kafka_log import KafkaValidator, consumer_config
+        from vendlab.kafka_log import KafkaLogError, KafkaValidator, consumer_config
 
         consumer = Consumer(consumer_config(profile.kafka_bootstrap))
-        validator = KafkaValidator(consumer, profile.topic, catalog, store)
+        validator = KafkaValidator(consumer, profile.topic, catalog, store, window_ms=profile.validation_window_ms)
         _say(f"validation consumer on topic {profile.topic} ({profile.kafka_bootstrap}) -> {profile.store}")
         try:
             validator.run(stop)
+        except KafkaLogError as e:
+            _say(f"validation stopped: {e}")
+            return 1
         finally:
             consumer.close()
             store.close()
@@ -152,7 +186,7 @@ def cmd_validate(args) -> int:
 
     _say(f"validation consumer on {profile.log_dir} -> {profile.sqlite_path}")
     try:
-        Validator(profile.log_dir, catalog, store).run(stop)
+        Validator(profile.log_dir, catalog, store, window_ms=profile.validation_window_ms).run(stop)
     finally:
         store.close()
     return 0

@@ -22,6 +22,24 @@ from pathlib import Path
 
 PROFILES = ("embedded", "compose")
 
+# The validation consumer recognises a duplicate delivered up to this much log time after the
+# previous copy of its id (vendlab.validation.SeenIds); it must be at least the jobs' dedup_delay.
+# Six times the default delay: kappa's out-of-contract duplicates (later than its delay) stay
+# visible as kappa - validation, and memory holds about rate x window / time_scale ids (at 60x
+# and 2 000 events/s: 120 000 ids, about 15 MB).
+VALIDATION_WINDOW_MS = 60 * 60_000
+
+_UNITS_MS = {"millisecond": 1, "second": 1000, "minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
+
+
+def duration_ms(text: str) -> int:
+    """A Spark-style delay such as "10 minutes" or "1 hour" in milliseconds."""
+    parts = text.strip().split()
+    unit = parts[1].lower().rstrip("s") if len(parts) == 2 else ""
+    if unit not in _UNITS_MS:
+        raise ValueError(f"delay {text!r}: expected '<number> <unit>' with a unit of {', '.join(_UNITS_MS)}")
+    return int(float(parts[0]) * _UNITS_MS[unit])
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -38,6 +56,8 @@ class Profile:
     keyspace: str = "vendlab"
     # Duplicate deliveries are dropped within this much log time (Spark watermark delay).
     dedup_delay: str = "10 minutes"
+    # The validation consumer's window of log time for duplicates (>= dedup_delay, see above).
+    validation_window_ms: int = VALIDATION_WINDOW_MS
     # Lambda: an event is at most this late (event time behind the newest event before it in
     # its log partition); the batch view only covers event times older than newest - lateness.
     lateness_ms: int = 10 * 60_000
@@ -51,6 +71,11 @@ class Profile:
     max_files_per_trigger: int = 50
     max_offsets_per_trigger: int = 2_000_000
     spark_conf: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.validation_window_ms < duration_ms(self.dedup_delay):
+            raise ValueError(f"validation_window_ms ({self.validation_window_ms}) must be at least the jobs' "
+                             f"dedup_delay ({self.dedup_delay}): validation would count duplicates the jobs drop")
 
     @property
     def log_dir(self) -> Path:

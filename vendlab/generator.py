@@ -19,6 +19,7 @@ world's truth: stock-outs, restock visits, breakdowns, stock, capacity, the volu
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,6 +34,12 @@ from vendlab import schema
 from vendlab.catalog import HEALTHY_KINDS, HOURLY_PROFILE, REFERENCE_ITEMS_PER_MACHINE_DAY, Catalog
 
 BLOCK = 4096
+# Simulated seconds per event (time_scale / rate). Above the maximum a block of events spans
+# weeks of machine life (restock visits and breakdowns per block grow with it, and so did memory:
+# 24 GB for --rate 1e-9); below the minimum a block lasts less than a millisecond and the world
+# has no time to sell anything. The default (60 / 20,000) is 0.003 s.
+MAX_SIM_S_PER_EVENT = 60.0
+MIN_SIM_S_PER_EVENT = 1e-5
 DEFAULT_START = "2026-01-05T06:00:00Z"
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -125,6 +132,9 @@ class Manifest:
     capacity: dict = field(default_factory=dict)  # machine_id -> product -> units after a restock
     lost_sales: dict = field(default_factory=dict)  # would-be sales lost: sold_out, out_of_service
     economics: dict = field(default_factory=dict)  # volume_factor, fixed costs per simulated day
+    # Where the generator stands after the last line these counts cover (Generator.resume_state):
+    # a restarted generator continues from here (Generator.resume) instead of replaying the past.
+    resume: dict | None = None
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -298,8 +308,12 @@ class _Timeline:
 class Generator:
     def __init__(self, catalog: Catalog, seed: int, rate: float, time_scale: float = 60.0,
                  start: str = DEFAULT_START, bad_rate: float = 0.0, dup_rate: float = 0.0):
-        if rate <= 0:
-            raise ValueError("rate must be > 0")
+        if not (math.isfinite(rate) and rate > 0 and math.isfinite(time_scale) and time_scale > 0):
+            raise ValueError(f"rate and time_scale must be finite and > 0 (got {rate}, {time_scale})")
+        per_event = time_scale / rate
+        if not MIN_SIM_S_PER_EVENT <= per_event <= MAX_SIM_S_PER_EVENT:
+            raise ValueError(f"simulated time per event (time_scale / rate = {per_event:.3g} s) must be in "
+                             f"[{MIN_SIM_S_PER_EVENT:g}, {MAX_SIM_S_PER_EVENT:g}] s")
         if not 0 <= bad_rate < 1 or not 0 <= dup_rate < 1:
             raise ValueError("bad_rate and dup_rate must be in [0, 1)")
         self.catalog = catalog
@@ -313,6 +327,8 @@ class Generator:
         self._block_no = 0
         self._block: _Block | None = None
         self._pos = 0
+        self._block_start: tuple | None = None  # (stock, pending) before the current block was made
+        self._last_seq = -1  # stream slot of the last original (not a duplicate copy) line taken
         m, p = catalog.machines, catalog.products
         M, P = len(m), len(p)
         self.M, self.P = M, P
@@ -622,6 +638,7 @@ class Generator:
         left = n
         while left > 0:
             if self._block is None or self._pos >= len(self._block.lines):
+                self._block_start = (self._stock.copy(), list(self._pending))
                 self._block = self._make_block(self._block_no)
                 self._block_no += 1
                 self._pos = 0
@@ -635,6 +652,7 @@ class Generator:
             self._pos += k
             left -= k
         self._sync_stock()
+        self.manifest.resume = self.resume_state()
         data = b"".join(_string_bytes(p) for p in parts)
         return Chunk(data=data, lines=n, first_ms=first_ms if first_ms is not None else self.now_ms())
 
@@ -666,6 +684,7 @@ class Generator:
         slots = slots[slots >= 0]
         if not len(slots):
             return
+        self._last_seq = (self._block_no - 1) * BLOCK + int(slots[-1])
         mach, prod, flow = ph["machine"][slots], ph["product"][slots], ph["flow"][slots]
         np.add.at(self._true_stock, (mach, prod), flow)
         names = self.catalog.machines
@@ -688,6 +707,106 @@ class Generator:
         ids = [x.machine_id for x in self.catalog.machines]
         pn = [x.product for x in self.catalog.products]
         self.manifest.stock = {mid: dict(zip(pn, row)) for mid, row in zip(ids, self._true_stock.tolist())}
+
+    # -- continuing a stream (a restarted generator) ------------------------------------
+    SETTINGS = ("rate", "time_scale", "start", "bad_rate", "dup_rate")
+
+    def resume_state(self) -> dict:
+        """What a new generator needs to continue this stream exactly after the last line taken
+        (kept in the manifest): the block to regenerate, the world's state before it, the
+        position in it. Small: the stock of every slot and the restock visits in progress."""
+        if self._block is None:
+            return {"lines": self.manifest.events, "block": 0, "pos": 0, "stock": None, "pending": [],
+                    "failures_to": self._failures_to, "last_seq": self._last_seq}
+        if self._pos >= len(self._block.lines):  # the current block is used up: start at the next one
+            block, pos, stock, pending = self._block_no, 0, self._stock, self._pending
+        else:
+            block, pos = self._block_no - 1, self._pos
+            stock, pending = self._block_start
+        return {"lines": self.manifest.events, "block": block, "pos": pos, "stock": stock.tolist(),
+                "pending": [[int(m), int(j), bool(f)] for m, j, f in pending],
+                "failures_to": int(self._failures_to), "last_seq": self._last_seq}
+
+    @classmethod
+    def from_manifest(cls, catalog: Catalog, m: Manifest) -> "Generator":
+        """A generator with the settings of ``m``, continuing its stream."""
+        st = m.settings
+        gen = cls(catalog, m.seed, st["rate"], st["time_scale"], start=st["start"], bad_rate=st["bad_rate"],
+                  dup_rate=st["dup_rate"])
+        gen.resume(m)
+        return gen
+
+    def check_continues(self, m: Manifest) -> None:
+        """Raise ValueError, naming the difference, if ``m`` is not a stream of these settings."""
+        ours = dict(self.manifest.settings, seed=self.seed)
+        theirs = dict(m.settings, seed=m.seed)
+
+        def show(v):
+            return f"{v:g}" if isinstance(v, (int, float)) else str(v)
+
+        diff = [f"--{k.replace('_', '-')} {show(theirs.get(k))} (now {show(ours[k])})"
+                for k in ("seed",) + self.SETTINGS if theirs.get(k) != ours[k]]
+        if diff:
+            raise ValueError("the log was produced with " + ", ".join(diff) + ": a restarted generator continues "
+                             "the same stream, so use the same settings, or start a new log")
+
+    def resume(self, m: Manifest) -> None:
+        """Continue the stream ``m`` describes (its counts go on adding up): the next line is the
+        one after the last line ``m`` covers, with the world (stock, restock visits, breakdowns)
+        as it was. Needs ``m.resume`` (written by ``take``)."""
+        self.check_continues(m)
+        st = m.resume
+        if st is None or st["lines"] != m.events:
+            if m.events:
+                raise ValueError(f"manifest of {m.events} lines has no generator position to continue from "
+                                 f"(made by an older version)")
+            self.manifest = m
+            return
+        if st["stock"] is not None:
+            self._stock = np.asarray(st["stock"], dtype=np.int64).reshape(self.M, self.P)
+            self._pending = [(m_, j, f) for m_, j, f in st["pending"]]
+            self._block_start = (self._stock.copy(), list(self._pending))
+            self._block = self._make_block(st["block"])
+            self._block_no = st["block"] + 1
+            self._pos = st["pos"]
+        ids = {x.machine_id: i for i, x in enumerate(self.catalog.machines)}
+        pn = [x.product for x in self.catalog.products]
+        for mid, row in m.stock.items():
+            self._true_stock[ids[mid]] = [row[p] for p in pn]
+        self._failures_to = st["failures_to"]
+        self._last_seq = st["last_seq"]
+        self.manifest = m
+        m.resume = self.resume_state()
+
+    def skip_past(self, seq: int, progress=None) -> bytes:
+        """Take (and count, without keeping) every line up to and including the original line of
+        stream slot ``seq``: regenerates the stream from here, so it costs time in proportion (a
+        few hundred thousand lines a second). For a log whose manifest is lost. Returns that line."""
+        b, slot = divmod(seq, BLOCK)
+        done = 0
+        chunk = None
+        while True:
+            if self._block is None or self._pos >= len(self._block.lines):
+                if self._block_no > b:
+                    raise ValueError(f"stream slot {seq} is behind the generator (block {self._block_no - 1})")
+                chunk = self.take(1)
+                done += 1
+                continue
+            if self._block_no - 1 > b:
+                raise ValueError(f"stream slot {seq} is behind the generator (block {self._block_no - 1})")
+            if self._block_no - 1 < b:
+                n = len(self._block.lines) - self._pos
+            else:
+                where = np.flatnonzero(self._block.slot == slot)
+                n = int(where[0]) + 1 - self._pos
+                if n <= 0:
+                    if chunk is None:
+                        raise ValueError(f"stream slot {seq} is behind the generator")
+                    return chunk.data[chunk.data.rstrip(b"\n").rfind(b"\n") + 1:]
+            chunk = self.take(n)
+            done += n
+            if progress is not None:
+                progress(done)
 
     def now_ms(self) -> int:
         """Simulated time of the next event."""
@@ -715,6 +834,13 @@ def _string_bytes(arr: pa.StringArray) -> bytes:
         return b""
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4)
     return arr.buffers()[2].to_pybytes()[offsets[0]: offsets[-1]]
+
+
+def set_aside(manifest_path: Path) -> Path:
+    """Rename a manifest that belongs to an earlier log (the log is new), so it is not overwritten."""
+    dest = manifest_path.with_name(f"{manifest_path.stem}.before-{wall_ms()}{manifest_path.suffix}")
+    manifest_path.replace(dest)
+    return dest
 
 
 def marker_line(marker_id: str, created_ms: int) -> bytes:

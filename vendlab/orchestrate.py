@@ -1,22 +1,28 @@
-"""Start, inspect and stop a compose stack's jobs: the code behind lambda/start_lambda.py and
-kappa/start_kappa.py. Standard library only (the start scripts run with any Python 3.10+).
+"""Start, inspect and stop a compose stack: the code behind lambda/start_lambda.py and kappa/start_kappa.py.
+Standard library only (the start scripts run with any Python 3.10+).
 
-    python start_lambda.py             set up and start everything (safe to re-run)
-    python start_lambda.py --status    what runs, and the URLs
-    python start_lambda.py --stop      stop the jobs and the generator (the containers keep running)
+    ./lambda/start_lambda.py              everything: .env, compose up, health, set-up, jobs, URLs (safe to re-run)
+    ./lambda/start_lambda.py --dry-run    print every command of a start, in order, with memory; run none
+    ./lambda/start_lambda.py --status     what runs, and the URLs
+    ./lambda/start_lambda.py --stop       stop the generator, then the jobs (the infrastructure keeps running)
+    ./lambda/start_lambda.py --down       stop the jobs, then `docker compose down` (volumes kept)
 
 Steps of a start, each skipped when its result is already there:
- 1. ``.env`` next to the compose file, with a random Grafana admin password, if missing;
- 2. Docker, its daemon and Compose v2 are there, and the stack's containers run;
- 3. every service is healthy (``docker compose ps --format json``), with a time-out;
- 4. the Kafka topic (config from vendlab.kafka_log), the Cassandra keyspace and tables
-    (vendlab/store/schema.cql piped into cqlsh), and on lambda the HDFS folders;
- 5. the validation consumer and the generator, then the streaming jobs (spark-submit to the
-    Spark master) and, on lambda, the batch layer (spark-submit to YARN), each a process in the
-    spark-master container with a pid file in /tmp/vendlab/, so a re-run sees what runs;
- 6. the URLs.
+ 1. ``.env`` next to the compose file: a random Grafana admin password (kept) and the run settings
+    (VENDLAB_RATE, VENDLAB_SEED ...; the job services read them);
+ 2. Docker, its daemon, Compose v2, and Docker's memory against the sum of the stack's ``mem_limit``s;
+ 3. ``docker compose up -d SERVICE...`` (the infrastructure, by name; the first time builds the Spark images);
+ 4. every infrastructure service healthy (``docker compose ps --format json``), with a time-out;
+ 5. the Kafka topic (config from vendlab.kafka_log; an existing topic's config is checked and corrected),
+    the Cassandra keyspace and tables, and on lambda the HDFS folders (after safe mode is off);
+ 6. the jobs: compose services of the profile ``jobs`` (validation, generator, the Spark drivers), each
+    ``docker compose --profile jobs up -d --no-deps NAME`` in order; compose restarts one that fails;
+ 7. ``COMPOSE_PROFILES=jobs`` into ``.env`` (plain ``docker compose up -d`` / ``down`` include the jobs from
+    then on), and the URLs.
 
-Every command goes through a ``CommandRunner``; the tests hand in a fake one.
+Every command goes through a ``CommandRunner``; the tests hand in a fake one, ``--dry-run`` a printing one.
+Inside a job container, ``python -m vendlab.orchestrate exec NAME`` builds that job's command from the
+settings in its environment and replaces itself with it (the job is the container's PID 1).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -33,19 +40,24 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vendlab.kafka_log import DEFAULT_PARTITIONS, DEFAULT_TOPIC, topic_create_args
+from vendlab.compose_conf import mem_limits
+from vendlab.kafka_log import DEFAULT_PARTITIONS, DEFAULT_TOPIC, TOPIC_CONFIG, topic_create_args
 from vendlab.spark import submit_confs
 from vendlab.store.cassandra import TABLES, schema_cql
 
 ENV_FILE = ".env"
 PASSWORD_VAR = "GRAFANA_ADMIN_PASSWORD"
-PID_DIR = "/tmp/vendlab"
+JOBS_PROFILE = "jobs"
 SUBMIT = "/opt/vendlab/submit.py"  # launcher baked into the Spark image (docker/spark/submit.py)
 PYTHON = "/opt/vendlab/venv/bin/python"
 HDFS_DIRS = ("/vendlab/master", "/vendlab/checkpoints", "/user/hadoop")
+# CLI tools run inside a service's container inherit its heap settings: give them their own, small ones.
+KAFKA_TOOL_ENV = {"KAFKA_HEAP_OPTS": "-Xms32m -Xmx64m"}
+HADOOP_TOOL_ENV = {"HADOOP_HEAPSIZE_MAX": "96m", "HADOOP_HEAPSIZE_MIN": "32m"}
 DOCKER_INSTALL = ("Install Docker Engine with the Compose plugin (https://docs.docker.com/engine/install/; "
                   "on Debian/Ubuntu: sudo apt-get install -y docker.io docker-compose-v2), then start it "
                   "with: sudo systemctl start docker")
+GRAFANA_PLUGIN = "hadesarchitect-cassandra-datasource"
 
 
 class OrchestrateError(Exception):
@@ -64,8 +76,15 @@ class Result:
 class CommandRunner:
     """Runs commands for real. Tests replace it with a fake that records and answers."""
 
-    def run(self, args: list[str], input: str | None = None, timeout: float | None = 300) -> Result:
+    dry = False
+
+    def run(self, args: list[str], input: str | None = None, timeout: float | None = 300,
+            stream: bool = False) -> Result:
+        """stream: the command's output goes to the terminal (long steps such as the first image build)."""
         try:
+            if stream:
+                p = subprocess.run(args, input=input, text=True, timeout=timeout)
+                return Result(p.returncode)
             p = subprocess.run(args, input=input, capture_output=True, text=True, timeout=timeout)
         except FileNotFoundError as e:
             return Result(127, "", str(e))
@@ -83,13 +102,39 @@ class CommandRunner:
         return time.monotonic()
 
 
+class DryRunner(CommandRunner):
+    """--dry-run: prints each command instead of running it, and answers as a stack that is up and healthy
+    but not yet set up would, so the plan shows every step of a first start. Needs no Docker."""
+
+    dry = True
+
+    def __init__(self, stack: "Stack", out):
+        self.stack, self.out = stack, out
+
+    def run(self, args, input=None, timeout=None, stream=False) -> Result:
+        text = shlex.join(args) + (" < vendlab/store/schema.cql" if input else "")
+        print(f"  $ {text}", file=self.out, flush=True)
+        if "ps" in args:
+            return Result(0, "\n".join(json.dumps({"Service": s, "State": "running", "Health": "healthy"})
+                                       for s in self.stack.services) + "\n")
+        if "-test" in " ".join(args):
+            return Result(1)  # HDFS folders missing
+        return Result(0)
+
+    def which(self, name):
+        return f"/usr/bin/{name}"
+
+    def sleep(self, seconds):
+        pass
+
+
 @dataclass(frozen=True)
 class Process:
-    """A long-running process in a container, tracked by a pid file."""
+    """A job: a compose service of the profile "jobs" whose PID 1 is ``command``."""
 
     name: str
     command: list[str]
-    service: str = "spark-master"
+    memory: str = ""  # what it holds in memory, for the plan
 
 
 @dataclass
@@ -99,14 +144,36 @@ class Settings:
     bad_rate: float = 0.01
     dup_rate: float = 0.01
     batch_interval: float = 60.0
-    health_timeout: float = 420.0
+    health_timeout: float = 600.0
     poll_interval: float = 5.0
+
+    ENV = {"rate": "VENDLAB_RATE", "seed": "VENDLAB_SEED", "bad_rate": "VENDLAB_BAD_RATE",
+           "dup_rate": "VENDLAB_DUP_RATE", "batch_interval": "VENDLAB_BATCH_INTERVAL"}
+
+    def env(self) -> dict[str, str]:
+        return {var: f"{getattr(self, k):g}" for k, var in self.ENV.items()}
+
+    @classmethod
+    def from_env(cls, environ=os.environ) -> "Settings":
+        s = cls()
+        for k, var in cls.ENV.items():
+            if environ.get(var):
+                setattr(s, k, type(getattr(s, k))(float(environ[var])) if k == "seed" else float(environ[var]))
+        return s
+
+
+# Spark refuses a JVM heap below 1.5 x its 300 MiB reserved memory (UnifiedMemoryManager.getMaxMemory:
+# "[INVALID_DRIVER_MEMORY] System memory ... must be at least 471859200"), for drivers and executors alike.
+SPARK_MIN_HEAP = "450m"
+DRIVER_MEMORY = "512m"
+EXECUTOR_MEMORY = "512m"
 
 
 @dataclass(frozen=True)
 class Stack:
     name: str
-    services: tuple[str, ...]
+    services: tuple[str, ...]  # the infrastructure (no profile): `docker compose up -d` starts these
+    jobs: tuple[str, ...]  # services of the profile "jobs", in start order
     urls: tuple[tuple[str, str], ...]
     hdfs: bool = False
     topic: str = DEFAULT_TOPIC
@@ -117,40 +184,42 @@ class Stack:
         cli = [PYTHON, "-m", "vendlab.cli"]
         seed = ["--profile", "compose", "--seed", str(s.seed)]
         procs = [
-            Process("validation", cli + ["validate"] + seed),
+            Process("validation", cli + ["validate"] + seed, "Python: the validation consumer"),
             Process("generator", cli + ["produce"] + seed + ["--rate", f"{s.rate:g}", "--bad-rate", f"{s.bad_rate:g}",
-                                                             "--dup-rate", f"{s.dup_rate:g}"]),
+                                                             "--dup-rate", f"{s.dup_rate:g}"], "Python: the generator"),
         ]
+        drv = f"driver heap {DRIVER_MEMORY} + Python driver"
         if self.name == "kappa":
-            procs.append(Process("kappa", standalone_submit("kappa", cores=2) + ["job", "kappa"] + seed))
+            procs.append(Process("kappa-job", standalone_submit("kappa", cores=2) + ["job", "kappa"] + seed,
+                                 f"{drv}; executors: 2 cores x {EXECUTOR_MEMORY} on the workers"))
         else:
-            procs.append(Process("lambda-ingest", standalone_submit("lambda-ingest", cores=1)
-                                 + ["job", "lambda-ingest"] + seed))
-            procs.append(Process("lambda-speed", standalone_submit("lambda-speed", cores=1)
-                                 + ["job", "lambda-speed"] + seed))
+            for job in ("lambda-ingest", "lambda-speed"):
+                procs.append(Process(job, standalone_submit(job, cores=1) + ["job", job] + seed,
+                                     f"{drv}; executor: 1 core x {EXECUTOR_MEMORY} on a worker"))
             procs.append(Process("lambda-batch", yarn_submit("lambda-batch")
-                                 + ["job", "lambda-batch"] + seed + ["--batch-interval", f"{s.batch_interval:g}"]))
+                                 + ["job", "lambda-batch"] + seed + ["--batch-interval", f"{s.batch_interval:g}"],
+                                 f"{drv}; on YARN: AM 256m+128m, executor {EXECUTOR_MEMORY}+384m"))
         return procs
 
 
 def standalone_submit(name: str, cores: int) -> list[str]:
     return ["/opt/spark/bin/spark-submit", "--master", "spark://spark-master:7077", "--name", f"vendlab-{name}",
-            "--driver-memory", "512m", "--executor-memory", "512m", "--total-executor-cores", str(cores),
-            *submit_confs(), SUBMIT]
+            "--driver-memory", DRIVER_MEMORY, "--executor-memory", EXECUTOR_MEMORY,
+            "--total-executor-cores", str(cores), *submit_confs(), SUBMIT]
 
 
 def yarn_submit(name: str) -> list[str]:
-    """The batch layer on YARN: the nodemanager image carries Java 17 and the venv (see the Dockerfile)."""
+    """The batch layer on YARN: the nodemanager image (Java 8) carries Java 17 in /opt/java17, which the AM and the
+    executor are told to use; no Python runs there (DataFrame-only jobs: no Python worker in an executor).
+    Containers: AM 256m + 128m overhead, one executor 512m + 384m (default overhead) = the nodemanager's 1280 MB."""
     env = ["env", "VENDLAB_SPARK_MASTER=yarn", "HADOOP_CONF_DIR=/opt/hadoop-conf", "YARN_CONF_DIR=/opt/hadoop-conf"]
     return env + ["/opt/spark/bin/spark-submit", "--master", "yarn", "--deploy-mode", "client",
-                  "--name", f"vendlab-{name}", "--driver-memory", "512m", "--executor-memory", "512m",
+                  "--name", f"vendlab-{name}", "--driver-memory", DRIVER_MEMORY, "--executor-memory", EXECUTOR_MEMORY,
                   "--num-executors", "1", "--executor-cores", "1",
                   "--conf", "spark.yarn.appMasterEnv.JAVA_HOME=/opt/java17",
                   "--conf", "spark.executorEnv.JAVA_HOME=/opt/java17",
-                  "--conf", f"spark.yarn.appMasterEnv.PYSPARK_PYTHON={PYTHON}",
-                  "--conf", f"spark.executorEnv.PYSPARK_PYTHON={PYTHON}",
-                  "--conf", "spark.yarn.am.memory=512m", *submit_confs(),
-                  SUBMIT]
+                  "--conf", "spark.yarn.am.memory=256m", "--conf", "spark.yarn.am.memoryOverhead=128m",
+                  *submit_confs(), SUBMIT]
 
 
 COMMON_URLS = (
@@ -163,6 +232,7 @@ STACKS = {
         name="lambda",
         services=("kafka", "kafka-ui", "namenode", "datanode1", "datanode2", "resourcemanager", "nodemanager",
                   "spark-master", "spark-worker-1", "spark-worker-2", "cassandra1", "grafana"),
+        jobs=("validation", "generator", "lambda-ingest", "lambda-speed", "lambda-batch"),
         urls=COMMON_URLS + (("HDFS namenode (master dataset under /vendlab/master)", "http://127.0.0.1:9870"),
                             ("YARN resourcemanager (batch layer runs)", "http://127.0.0.1:8088")),
         hdfs=True,
@@ -170,22 +240,70 @@ STACKS = {
     "kappa": Stack(
         name="kappa",
         services=("kafka", "kafka-ui", "spark-master", "spark-worker-1", "spark-worker-2", "cassandra1", "grafana"),
+        jobs=("validation", "generator", "kappa-job"),
         urls=COMMON_URLS,
     ),
 }
 
 
-def ensure_env_file(directory: Path) -> bool:
-    """Create DIR/.env with a random Grafana admin password if missing; True if created."""
+def read_env_file(path: Path) -> dict[str, str]:
+    out = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip() and not line.lstrip().startswith("#") and "=" in line:
+                k, _, v = line.partition("=")
+                out[k.strip()] = v.strip()
+    return out
+
+
+def ensure_env_file(directory: Path, settings: Settings | None = None) -> bool:
+    """DIR/.env (mode 600): a random Grafana admin password if missing (kept once made), and the run
+    settings, replaced by the ones given. True if the file was created."""
     path = directory / ENV_FILE
-    if path.exists() and PASSWORD_VAR in path.read_text():
+    created = not path.exists()
+    lines = path.read_text().splitlines() if path.exists() else []
+    have = read_env_file(path)
+    new = dict(settings.env()) if settings else {}
+    # a setting already there is replaced in place, so the file's order (and a later COMPOSE_PROFILES) stays
+    for i, ln in enumerate(lines):
+        key = ln.partition("=")[0].strip()
+        if "=" in ln and key in new:
+            lines[i] = f"{key}={new[key]}"
+    missing = {k: v for k, v in new.items() if k not in have}
+    if PASSWORD_VAR not in have:
+        lines += ["# Grafana admin password, made by start_*.py (this file is git-ignored)",
+                  f"{PASSWORD_VAR}={secrets.token_urlsafe(18)}"]
+    if missing:
+        if "# run settings of the job services, written by start_*.py from its flags" not in lines:
+            lines.append("# run settings of the job services, written by start_*.py from its flags")
+        lines += [f"{k}={v}" for k, v in missing.items()]
+    text = "\n".join(lines) + "\n"
+    if path.exists() and path.read_text() == text:
         return False
-    old = path.read_text() if path.exists() else ""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(old + ("" if not old or old.endswith("\n") else "\n")
-                + f"# Grafana admin password, made by start_*.py (this file is git-ignored)\n"
-                + f"{PASSWORD_VAR}={secrets.token_urlsafe(18)}\n")
+        f.write(text)
+    os.chmod(path, 0o600)
+    return created
+
+
+PROFILES_VAR = "COMPOSE_PROFILES"
+
+
+def enable_jobs_profile(directory: Path) -> bool:
+    """Adds COMPOSE_PROFILES=jobs to DIR/.env (Compose reads COMPOSE_* variables from the project's .env), so that
+    after a first start a plain `docker compose up -d` brings the jobs back with the infrastructure and a plain
+    `docker compose down` removes them too (without it, `down` skips the job containers, leaves the network, and
+    the jobs crash-loop against a stack that is gone). True if the line was added."""
+    path = directory / ENV_FILE
+    if read_env_file(path).get(PROFILES_VAR) == JOBS_PROFILE:
+        return False
+    lines = [ln for ln in path.read_text().splitlines() if ln.partition("=")[0].strip() != PROFILES_VAR]
+    lines += ["# set once the topic, tables and folders exist: plain `docker compose up -d` / `down` include the jobs",
+              f"{PROFILES_VAR}={JOBS_PROFILE}"]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
     return True
 
 
@@ -201,23 +319,39 @@ def parse_ps(text: str) -> dict[str, dict]:
     return {i["Service"]: i for i in items}
 
 
+def topic_config_problems(describe: str) -> dict[str, str]:
+    """kafka-configs.sh --describe output -> {key: wanted} for each TOPIC_CONFIG entry not set as wanted."""
+    found = dict(re.findall(r"\b([a-z][a-z0-9.]+)=(-?\w+)", describe))
+    return {k: v for k, v in TOPIC_CONFIG.items() if found.get(k) != v}
+
+
 class Orchestrator:
     def __init__(self, stack: Stack, directory: Path, runner: CommandRunner | None = None,
-                 settings: Settings | None = None, out=sys.stdout):
+                 settings: Settings | None = None, out=sys.stdout, memory_check: bool = True):
         self.stack = stack
         self.dir = Path(directory)
         self.runner = runner or CommandRunner()
         self.s = settings or Settings()
         self.out = out
-        self.compose = ["docker", "compose", "-f", str(self.dir / "docker-compose.yml")]
+        self.memory_check = memory_check
+        self.file = self.dir / "docker-compose.yml"
+        self.compose = ["docker", "compose", "-f", str(self.file)]
+        self.jobs_compose = self.compose + ["--profile", JOBS_PROFILE]
+
+    @property
+    def dry(self) -> bool:
+        return getattr(self.runner, "dry", False)
 
     def say(self, msg: str) -> None:
         print(msg, file=self.out, flush=True)
 
+    def limits(self) -> dict[str, int]:
+        return mem_limits(self.file)
+
     # -- plumbing ---------------------------------------------------------------------------
-    def exec(self, service: str, args: list[str], input: str | None = None, detach: bool = False) -> Result:
-        return self.runner.run(self.compose + ["exec"] + (["-d"] if detach else []) + ["-T", service] + args,
-                               input=input)
+    def exec(self, service: str, args: list[str], input: str | None = None, env: dict | None = None) -> Result:
+        flags = [a for k, v in (env or {}).items() for a in ("-e", f"{k}={v}")]
+        return self.runner.run(self.compose + ["exec", "-T", *flags, service] + args, input=input)
 
     def must(self, what: str, r: Result) -> Result:
         if r.code != 0:
@@ -239,20 +373,45 @@ class Orchestrator:
             raise OrchestrateError("Docker Compose v2 (`docker compose`) is missing. Install it with: "
                                    "sudo apt-get install -y docker-compose-v2 (or Docker's docker-compose-plugin)", 2)
 
+    def check_memory(self) -> None:
+        """Docker's memory (the VM's, on Docker Desktop) must hold every container at its limit."""
+        need = sum(self.limits().values())
+        if not self.memory_check:
+            self.say(f"  memory check skipped (--skip-memory-check); the stack's limits add up to {need / 1024:.1f} GiB")
+            return
+        r = self.runner.run(["docker", "info", "--format", "{{.MemTotal}}"], timeout=30)
+        if self.dry:
+            self.say(f"  (the stack's memory limits add up to {need} MiB = {need / 1024:.1f} GiB: "
+                     "a start stops here if Docker has less)")
+            return
+        try:
+            have = int(r.out.strip()) // (1024 * 1024)
+        except ValueError:
+            self.say(f"  could not read Docker's memory ({r.out.strip()[:80]!r}); not checked")
+            return
+        if have < need:
+            raise OrchestrateError(
+                f"Docker has {have / 1024:.1f} GiB of memory; the {self.stack.name} stack's containers have limits "
+                f"adding up to {need / 1024:.1f} GiB (docs/compose.md, Resources), so the kernel would kill some "
+                f"of them. Give Docker at least {-(-need // 1024)} GiB (Docker Desktop: Settings > Resources > "
+                f"Memory), or run the smaller stack (kappa), or start anyway with --skip-memory-check.", 2)
+        self.say(f"  Docker has {have / 1024:.1f} GiB; the stack's limits add up to {need / 1024:.1f} GiB")
+
     def services(self) -> dict[str, dict]:
-        r = self.runner.run(self.compose + ["ps", "--all", "--format", "json"], timeout=60)
+        r = self.runner.run(self.jobs_compose + ["ps", "--all", "--format", "json"], timeout=60)
         if r.code != 0:
             raise OrchestrateError(f"`docker compose ps` failed: {(r.err or r.out).strip()[:300]}", 2)
         return parse_ps(r.out)
 
-    def check_stack(self) -> None:
-        ps = self.services()
-        missing = [s for s in self.stack.services if s not in ps]
-        if missing:
-            raise OrchestrateError(
-                f"the {self.stack.name} stack is not running (no container for: {', '.join(missing)}). "
-                f"Start it with:\n  cd {self.stack.name} && docker compose up -d\n"
-                f"(the first time builds the Spark image: about 10 minutes)", 2)
+    def compose_up(self) -> None:
+        lim = self.limits()
+        self.say("  " + ", ".join(f"{s} {lim.get(s, 0)}M" for s in self.stack.services)
+                 + f" = {sum(lim.get(s, 0) for s in self.stack.services) / 1024:.1f} GiB")
+        self.say("  (the first time builds the Spark images: about 10 minutes, output below)")
+        # the infrastructure by name: once .env activates the profile jobs (enable_jobs_profile), a bare `up -d`
+        # would start the jobs too, before the topic, tables and folders are checked
+        self.must("docker compose up -d", self.runner.run(self.compose + ["up", "-d", *self.stack.services],
+                                                          timeout=None, stream=True))
 
     def wait_healthy(self) -> None:
         deadline = self.runner.now() + self.s.health_timeout
@@ -265,36 +424,54 @@ class Orchestrator:
             if not bad:
                 self.say(f"  all {len(state)} services healthy")
                 return
+            hint = ""
+            if "grafana" in bad:
+                hint = (f"\n  grafana is healthy once its plugin {GRAFANA_PLUGIN} is loaded; the first start "
+                        "downloads it (needs the internet; without it Grafana stops), later starts use the copy "
+                        "in the grafana-data volume")
             if dead:
                 raise OrchestrateError(
                     "these services stopped: " + ", ".join(f"{s} ({st[0]})" for s, st in dead.items())
                     + f"\n  see why with: cd {self.stack.name} && docker compose logs "
-                    + " ".join(dead) + f"\n  then: docker compose up -d", 1)
+                    + " ".join(dead) + "\n  then: docker compose up -d" + (hint if "grafana" in dead else ""), 1)
             if self.runner.now() >= deadline:
                 raise OrchestrateError(
                     f"time-out after {self.s.health_timeout:g} s waiting for services to be healthy: "
                     + ", ".join(f"{s} ({st[1] or st[0]})" for s, st in sorted(bad.items()))
-                    + f"\n  see why with: cd {self.stack.name} && docker compose logs " + " ".join(sorted(bad)), 1)
+                    + f"\n  see why with: cd {self.stack.name} && docker compose logs " + " ".join(sorted(bad))
+                    + hint, 1)
             self.say("  waiting for: " + ", ".join(f"{s} ({st[1] or st[0]})" for s, st in sorted(bad.items())))
             self.runner.sleep(self.s.poll_interval)
 
     # -- resources --------------------------------------------------------------------------
     def ensure_topic(self) -> bool:
         kt = ["/opt/kafka/bin/kafka-topics.sh", "--bootstrap-server", "kafka:29092"]
-        listed = self.must("listing Kafka topics", self.exec("kafka", kt + ["--list"]))
-        if self.stack.topic in listed.out.split():
-            self.say(f"  topic {self.stack.topic}: exists")
+        listed = self.must("listing Kafka topics", self.exec("kafka", kt + ["--list"], env=KAFKA_TOOL_ENV))
+        if self.stack.topic not in listed.out.split():
+            self.must(f"creating topic {self.stack.topic}",
+                      self.exec("kafka", kt + topic_create_args(self.stack.topic, self.stack.partitions),
+                                env=KAFKA_TOOL_ENV))
+            self.say(f"  topic {self.stack.topic}: created ({self.stack.partitions} partitions, no retention)")
+            return True
+        kc = ["/opt/kafka/bin/kafka-configs.sh", "--bootstrap-server", "kafka:29092", "--entity-type", "topics",
+              "--entity-name", self.stack.topic]
+        described = self.must(f"reading the config of topic {self.stack.topic}",
+                              self.exec("kafka", kc + ["--describe"], env=KAFKA_TOOL_ENV))
+        wrong = topic_config_problems(described.out)
+        if not wrong:
+            self.say(f"  topic {self.stack.topic}: exists, config as wanted")
             return False
-        self.must(f"creating topic {self.stack.topic}",
-                  self.exec("kafka", kt + topic_create_args(self.stack.topic, self.stack.partitions)))
-        self.say(f"  topic {self.stack.topic}: created ({self.stack.partitions} partitions)")
+        self.must(f"correcting the config of topic {self.stack.topic}",
+                  self.exec("kafka", kc + ["--alter", "--add-config", ",".join(f"{k}={v}" for k, v in wrong.items())],
+                            env=KAFKA_TOOL_ENV))
+        self.say(f"  topic {self.stack.topic}: exists; corrected " + ", ".join(f"{k}={v}" for k, v in wrong.items()))
         return True
 
     def ensure_schema(self) -> bool:
         q = "SELECT table_name FROM system_schema.tables WHERE keyspace_name = 'vendlab'"
         r = self.must("reading the Cassandra schema", self.exec("cassandra1", ["cqlsh", "-e", q]))
         have = {w for w in r.out.split()}
-        if set(TABLES) <= have:
+        if set(TABLES) <= have and not self.dry:
             self.say("  Cassandra keyspace vendlab: exists")
             return False
         self.must("creating the Cassandra keyspace and tables", self.exec("cassandra1", ["cqlsh"], input=schema_cql()))
@@ -302,60 +479,71 @@ class Orchestrator:
         return True
 
     def ensure_hdfs(self) -> bool:
-        test = self.exec("namenode", ["sh", "-c", " && ".join(f"hdfs dfs -test -d {d}" for d in HDFS_DIRS)])
+        # After a restart the namenode stays in safe mode until the datanodes have reported their blocks.
+        self.must("waiting for HDFS to leave safe mode",
+                  self.exec("namenode", ["hdfs", "dfsadmin", "-safemode", "wait"], env=HADOOP_TOOL_ENV))
+        test = self.exec("namenode", ["sh", "-c", " && ".join(f"hdfs dfs -test -d {d}" for d in HDFS_DIRS)],
+                         env=HADOOP_TOOL_ENV)
         if test.code == 0:
             self.say("  HDFS folders: exist")
             return False
-        self.must("creating HDFS folders", self.exec("namenode", ["hdfs", "dfs", "-mkdir", "-p", *HDFS_DIRS]))
+        self.must("creating HDFS folders", self.exec("namenode", ["hdfs", "dfs", "-mkdir", "-p", *HDFS_DIRS],
+                                                     env=HADOOP_TOOL_ENV))
         self.must("opening HDFS folders", self.exec("namenode", ["hdfs", "dfs", "-chmod", "-R", "777", "/vendlab",
-                                                                 "/user/hadoop"]))
+                                                                 "/user/hadoop"], env=HADOOP_TOOL_ENV))
         self.say("  HDFS folders: created " + " ".join(HDFS_DIRS))
         return True
 
-    # -- processes --------------------------------------------------------------------------
-    def running(self, p: Process) -> bool:
-        pid = f"{PID_DIR}/{p.name}.pid"
-        return self.exec(p.service, ["sh", "-c", f'test -f {pid} && kill -0 "$(cat {pid})"']).code == 0
+    # -- jobs -------------------------------------------------------------------------------
+    def running_jobs(self) -> set[str]:
+        ps = self.services()
+        return {j for j in self.stack.jobs if ps.get(j, {}).get("State") in ("running", "restarting")}
 
-    def launch(self, p: Process) -> bool:
-        if self.running(p):
-            self.say(f"  {p.name}: already running")
-            return False
-        pid, log = f"{PID_DIR}/{p.name}.pid", f"{PID_DIR}/{p.name}.log"
-        script = f"mkdir -p {PID_DIR} && echo $$ > {pid} && exec {shlex.join(p.command)} >> {log} 2>&1"
-        self.must(f"starting {p.name}", self.exec(p.service, ["sh", "-c", script], detach=True))
-        self.say(f"  {p.name}: started (log: docker compose exec {p.service} tail -f {log})")
-        return True
-
-    def halt(self, p: Process) -> bool:
-        if not self.running(p):
-            self.say(f"  {p.name}: not running")
-            return False
-        pid = f"{PID_DIR}/{p.name}.pid"
-        # SIGINT: the generator writes its end marker, the Spark drivers stop their queries.
-        self.must(f"stopping {p.name}", self.exec(p.service, ["sh", "-c", f'kill -INT "$(cat {pid})" && rm -f {pid}']))
-        self.say(f"  {p.name}: stopped")
-        return True
+    def start_jobs(self) -> None:
+        running = set() if self.dry else self.running_jobs()
+        lim = self.limits()
+        for p in self.stack.processes(self.s):
+            if p.name in running:
+                self.say(f"  {p.name}: already running (to change its settings: --stop, then start again)")
+                continue
+            self.say(f"  {p.name}: limit {lim.get(p.name, 0)} MiB ({p.memory})")
+            self.must(f"starting {p.name}", self.runner.run(self.jobs_compose + ["up", "-d", "--no-deps", p.name],
+                                                            timeout=600))
+            if not self.dry:
+                self.say(f"  {p.name}: started (log: cd {self.stack.name} && docker compose logs -f {p.name})")
 
     # -- commands ---------------------------------------------------------------------------
     def start(self) -> int:
-        if ensure_env_file(self.dir):
-            self.say(f"created {self.dir / ENV_FILE} with a random Grafana admin password; "
-                     f"if the stack is already up, apply it with: cd {self.stack.name} && docker compose up -d")
-        self.say(f"[1/5] checking Docker and the {self.stack.name} stack")
+        n = 6
+        if self.dry:
+            self.say(f"Dry run: the commands a start of the {self.stack.name} stack runs, in order "
+                     f"(nothing is run; answers assumed: the stack not yet set up)")
+            self.say(f"[0/{n}] {self.dir / ENV_FILE}: Grafana password if missing, run settings "
+                     + " ".join(f"{k}={v}" for k, v in self.s.env().items()))
+        else:
+            if ensure_env_file(self.dir, self.s):
+                self.say(f"created {self.dir / ENV_FILE} with a random Grafana admin password")
+        self.say(f"[1/{n}] Docker, Compose v2 and Docker's memory")
         self.check_docker()
-        self.check_stack()
-        self.say("[2/5] waiting for every service to be healthy")
+        self.check_memory()
+        self.say(f"[2/{n}] the {self.stack.name} stack's infrastructure: docker compose up -d")
+        self.compose_up()
+        self.say(f"[3/{n}] waiting for every service to be healthy")
         self.wait_healthy()
-        self.say("[3/5] Kafka topic, Cassandra tables" + (", HDFS folders" if self.stack.hdfs else ""))
+        self.say(f"[4/{n}] Kafka topic, Cassandra tables" + (", HDFS folders" if self.stack.hdfs else ""))
         self.ensure_topic()
         self.ensure_schema()
         if self.stack.hdfs:
             self.ensure_hdfs()
-        self.say("[4/5] validation consumer, generator and jobs")
-        for p in self.stack.processes(self.s):
-            self.launch(p)
-        self.say("[5/5] open")
+        self.say(f"[5/{n}] the jobs (profile {JOBS_PROFILE}): " + ", ".join(self.stack.jobs))
+        self.start_jobs()
+        if self.dry:
+            self.say(f"  {self.dir / ENV_FILE}: {PROFILES_VAR}={JOBS_PROFILE} (plain `docker compose up -d` / `down` "
+                     "include the jobs from now on)")
+        elif enable_jobs_profile(self.dir):
+            self.say(f"  {ENV_FILE}: {PROFILES_VAR}={JOBS_PROFILE}: from now on plain `docker compose up -d` and "
+                     "`docker compose down` include the jobs")
+        self.say(f"[6/{n}] open")
         self.print_urls()
         return 0
 
@@ -363,24 +551,34 @@ class Orchestrator:
         self.check_docker()
         ps = self.services()
         self.say(f"{self.stack.name} services:")
-        for s in self.stack.services:
+        for s in self.stack.services + self.stack.jobs:
             st = ps.get(s)
-            self.say(f"  {s:16} " + (f"{st.get('State', '?')} {st.get('Health', '')}".rstrip() if st else "missing"))
-        if all(s in ps for s in ("spark-master",)):
-            self.say("processes:")
-            for p in self.stack.processes(self.s):
-                self.say(f"  {p.name:16} {'running' if self.running(p) else 'stopped'}")
+            self.say(f"  {s:16} " + (f"{st.get('State', '?')} {st.get('Health', '')}".rstrip() if st else
+                                     ("missing" if s in self.stack.services else "stopped")))
         self.print_urls()
         return 0
 
     def stop(self) -> int:
+        """The generator first (it writes its end marker), then the others in reverse start order."""
         self.check_docker()
-        self.check_stack()
-        procs = self.stack.processes(self.s)
-        order = [p for p in procs if p.name == "generator"] + [p for p in reversed(procs) if p.name != "generator"]
-        for p in order:
-            self.halt(p)
-        self.say(f"jobs stopped; the containers still run (stop them with: cd {self.stack.name} && docker compose down)")
+        running = self.running_jobs()
+        order = [j for j in self.stack.jobs if j == "generator"] + [j for j in reversed(self.stack.jobs)
+                                                                      if j != "generator"]
+        for j in order:
+            if j not in running:
+                self.say(f"  {j}: not running")
+                continue
+            self.must(f"stopping {j}", self.runner.run(self.jobs_compose + ["stop", j], timeout=300))
+            self.say(f"  {j}: stopped")
+        self.say(f"jobs stopped; the infrastructure still runs (stop it with: ./{self.stack.name}/"
+                 f"start_{self.stack.name}.py --down)")
+        return 0
+
+    def down(self) -> int:
+        self.stop()
+        self.must("docker compose down", self.runner.run(self.jobs_compose + ["down"], timeout=600, stream=True))
+        self.say(f"the {self.stack.name} stack is down; its volumes (Kafka log, Cassandra, HDFS, Grafana) are kept. "
+                 f"Drop them with: cd {self.stack.name} && docker compose --profile {JOBS_PROFILE} down -v")
         return 0
 
     def print_urls(self) -> None:
@@ -393,16 +591,22 @@ def main(stack_name: str, argv: list[str] | None = None, runner: CommandRunner |
          directory: Path | None = None, out=sys.stdout) -> int:
     stack = STACKS[stack_name]
     ap = argparse.ArgumentParser(prog=f"start_{stack_name}.py",
-                                 description=f"Set up and start the {stack_name} architecture on its compose stack.")
+                                 description=f"Bring up the {stack_name} stack (docker compose), set it up and start "
+                                             f"its jobs; safe to re-run.")
     g = ap.add_mutually_exclusive_group()
+    g.add_argument("--dry-run", action="store_true", help="print every command of a start, in order, with its "
+                                                          "memory; run none (needs no Docker)")
     g.add_argument("--status", action="store_true", help="show what runs, and the URLs")
-    g.add_argument("--stop", action="store_true", help="stop the jobs and the generator")
+    g.add_argument("--stop", action="store_true", help="stop the generator, then the jobs (infrastructure keeps running)")
+    g.add_argument("--down", action="store_true", help="stop the jobs, then the whole stack (volumes are kept)")
     ap.add_argument("--rate", type=float, default=Settings.rate, help="generator events per second (default 2000)")
     ap.add_argument("--seed", type=int, default=Settings.seed)
     ap.add_argument("--bad-rate", type=float, default=Settings.bad_rate)
     ap.add_argument("--dup-rate", type=float, default=Settings.dup_rate)
     ap.add_argument("--timeout", type=float, default=Settings.health_timeout,
-                    help="seconds to wait for the services to be healthy (default 420)")
+                    help=f"seconds to wait for the services to be healthy (default {Settings.health_timeout:g})")
+    ap.add_argument("--skip-memory-check", action="store_true",
+                    help="start even if Docker has less memory than the stack's limits add up to")
     if stack_name == "lambda":
         ap.add_argument("--batch-interval", type=float, default=Settings.batch_interval,
                         help="seconds between batch runs (default 60)")
@@ -410,12 +614,17 @@ def main(stack_name: str, argv: list[str] | None = None, runner: CommandRunner |
     settings = Settings(rate=args.rate, seed=args.seed, bad_rate=args.bad_rate, dup_rate=args.dup_rate,
                         batch_interval=getattr(args, "batch_interval", Settings.batch_interval),
                         health_timeout=args.timeout)
-    orch = Orchestrator(stack, directory or Path(__file__).resolve().parents[1] / stack_name, runner, settings, out)
+    if args.dry_run:
+        runner = DryRunner(stack, out)
+    orch = Orchestrator(stack, directory or Path(__file__).resolve().parents[1] / stack_name, runner, settings, out,
+                        memory_check=not args.skip_memory_check)
     try:
         if args.status:
             return orch.status()
         if args.stop:
             return orch.stop()
+        if args.down:
+            return orch.down()
         return orch.start()
     except OrchestrateError as e:
         print(f"start_{stack_name}: {e}", file=sys.stderr)
@@ -423,3 +632,33 @@ def main(stack_name: str, argv: list[str] | None = None, runner: CommandRunner |
     except KeyboardInterrupt:
         print(f"start_{stack_name}: interrupted", file=sys.stderr)
         return 130
+
+
+# -- inside a job container -------------------------------------------------------------------
+def job_process(name: str, settings: Settings) -> Process:
+    for stack in STACKS.values():
+        for p in stack.processes(settings):
+            if p.name == name:
+                return p
+    allowed = sorted({p.name for st in STACKS.values() for p in st.processes(settings)})
+    raise OrchestrateError(f"unknown job {name!r}: allowed are {', '.join(allowed)}", 2)
+
+
+def exec_main(argv: list[str]) -> int:
+    """``python -m vendlab.orchestrate exec NAME``: the job service's PID 1 becomes the job's command."""
+    if len(argv) != 2 or argv[0] != "exec":
+        print("usage: python -m vendlab.orchestrate exec JOB   (run by the job services of the compose files)",
+              file=sys.stderr)
+        return 2
+    try:
+        p = job_process(argv[1], Settings.from_env())
+    except OrchestrateError as e:
+        print(f"vendlab.orchestrate: {e}", file=sys.stderr)
+        return e.code
+    print(f"vendlab.orchestrate: {p.name}: {shlex.join(p.command)}", file=sys.stderr, flush=True)
+    os.execvp(p.command[0], p.command)
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(exec_main(sys.argv[1:]))

@@ -46,4 +46,6 @@ def format_comparison(result: dict) -> str:
     lines = ["  ".join([r[0].ljust(w0)] + [str(c).rjust(w) for c, w in zip(r[1:], ws)]) for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     del g
+    warnings = list(dict.fromkeys(w for a in archs for w in result[a].get("warnings", [])))
+    lines += [f"WARNING: {w}" for w in warnings]
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vendlab import invariants
+from vendlab import datadir, invariants
 from vendlab.catalog import Catalog, make_catalog
 from vendlab.config import Profile, open_store
 from vendlab.eventlog import SegmentWriter, list_segments
@@ -28,6 +28,11 @@ from vendlab.validation import Validator
 
 MARKER_INTERVAL_S = 0.1
 TICK_S = 0.05
+# The feeder takes at most this many events from the generator at once: its memory is bounded
+# by this chunk, whatever the rate (a second's worth at 10M events/s would be ~2 GB of lines).
+MAX_CHUNK_EVENTS = 100_000
+# A run that generated less than this share of rate x duration fell behind its schedule (warning).
+SCHEDULE_SHARE = 0.95
 
 
 class RunError(Exception):
@@ -105,7 +110,7 @@ class LogFeeder(threading.Thread):
                 break
             target = int(self.rate * elapsed)
             if target > produced:
-                n = min(target - produced, max(1, int(self.rate * TICK_S * 4)))
+                n = min(target - produced, max(1, int(self.rate * TICK_S * 4)), MAX_CHUNK_EVENTS)
                 chunk = self.gen.take(n)
                 self.writer.append(chunk.data, chunk.lines, chunk.first_ms)
                 produced += n
@@ -133,6 +138,32 @@ class LogFeeder(threading.Thread):
         self.writer.close()
         if not self.save_by_roll and self.manifest_path is not None:
             m.save(self.manifest_path)
+
+
+def recover_manifest(profile: Profile) -> Manifest | None:
+    """The manifest of the log in ``profile.log_dir``, consistent with its complete segments
+    (``Manifest.recover``); None if the log has no segments or there is no manifest."""
+    segs = {s.number for s in list_segments(profile.log_dir)}
+    if not segs:
+        return None
+    return Manifest.recover(profile.manifest_path, lambda n: n in segs)
+
+
+def continue_generator(catalog: Catalog, m: Manifest, settings: dict | None = None) -> Generator:
+    """A generator continuing the stream of manifest ``m`` (the one mechanism behind
+    ``vendlab run --resume`` and a restarted ``vendlab produce``): next event id, simulated time
+    after the last event, counts going on from the manifest's. With ``settings`` (seed, rate,
+    time_scale, bad_rate, dup_rate asked for now) they must be those of ``m`` (ValueError)."""
+    m.complete = False
+    if settings is not None:
+        Generator(catalog, **settings).check_continues(m)
+    if m.resume is None and m.events:  # a manifest from before generators could continue: its counts only
+        st = m.settings
+        gen = Generator(catalog, m.seed, st["rate"], st["time_scale"], start=st["start"], bad_rate=st["bad_rate"],
+                        dup_rate=st["dup_rate"])
+        gen.manifest = m
+        return gen
+    return Generator.from_manifest(catalog, m)
 
 
 def percentiles(values: list[float]) -> dict:
@@ -170,9 +201,19 @@ class Runner:
 
     # -- set-up ---------------------------------------------------------------------------
     def prepare_dir(self) -> Catalog:
+        """Lock the data dir (before anything is written), move its checkpoints along if it was
+        moved, and check that it holds what the run needs (vendlab.datadir)."""
         d = self.profile.data_dir
+        if self.resume and not d.is_dir():
+            raise RunError(f"nothing to resume in {d}: no such folder (check the --data-dir path)")
         try:
             d.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunError(f"data dir {d} is not writable ({e.strerror}); choose a writable --data-dir") from e
+        datadir.acquire(d, " ".join(["vendlab", "run --resume" if self.resume else "run", "--arch",
+                                     ",".join(self.archs)]))
+        self._locked = True
+        try:
             probe = d / ".write-test"
             probe.write_text("ok")
             probe.unlink()
@@ -181,41 +222,74 @@ class Runner:
         if self.resume:
             if not self.profile.catalog_path.exists():
                 raise RunError(f"nothing to resume in {d}: no catalog.json (start a run there first)")
-            return Catalog.load(self.profile.catalog_path)
+            if not self.profile.manifest_path.exists():
+                raise RunError(f"nothing to resume in {d}: no manifest.json (the run's ground truth); "
+                               f"start a new run in a new --data-dir")
+            datadir.relocate(d, self.log)
+            return load_json_file(Catalog.load, self.profile.catalog_path)
         if list_segments(self.profile.log_dir):
             raise RunError(f"data dir {d} already holds a run (its log has segments); use a new --data-dir, "
                            f"remove this one, or add --resume to finish processing it")
+        datadir.relocate(d, self.log)
         self.profile.log_dir.mkdir(exist_ok=True)
         catalog = make_catalog(self.s.seed, machines=self.s.machines)
         catalog.save(self.profile.catalog_path)
         return catalog
 
+    def bind(self, store) -> None:
+        """Each query's checkpoint and the store (and lambda's master dataset) must belong
+        together; refused with the rebuild command otherwise (vendlab.datadir)."""
+        if self.profile.name != "embedded":
+            return
+        from vendlab.jobs.ingest import INGEST
+
+        d = self.profile.data_dir
+        for arch in self.archs:
+            if arch == "kappa":
+                datadir.bind_stream(d, Path(self.profile.checkpoint(base.KAPPA)), base.KAPPA, store, "kappa's view job")
+            elif arch == "lambda":
+                datadir.bind_master(d, Path(self.profile.checkpoint(INGEST)), Path(self.profile.master_path))
+                datadir.bind_stream(d, Path(self.profile.checkpoint(base.LAMBDA_SPEED)), base.LAMBDA_SPEED, store,
+                                    "lambda's speed job")
+
     def make_generator(self, catalog: Catalog) -> tuple[Generator, float]:
         """The generator and how long to run it; on --resume, no new events: the recovered
         manifest (consistent with the complete segments) and only a new end marker."""
-        gen = Generator(catalog, self.s.seed, self.s.rate, self.s.time_scale,
-                        bad_rate=self.s.bad_rate, dup_rate=self.s.dup_rate)
         if not self.resume:
+            gen = Generator(catalog, self.s.seed, self.s.rate, self.s.time_scale,
+                            bad_rate=self.s.bad_rate, dup_rate=self.s.dup_rate)
             return gen, self.s.duration
-        segs = {s.number for s in list_segments(self.profile.log_dir)}
-        m = Manifest.recover(self.profile.manifest_path, lambda n: n in segs)
+        m = load_json_file(lambda _p: recover_manifest(self.profile), self.profile.manifest_path)
         if m is None:
             raise RunError(f"nothing to resume in {self.profile.data_dir}: no manifest.json")
-        m.complete = False
-        gen.manifest = m
-        return gen, 0.0
+        return continue_generator(catalog, m), 0.0
 
     def log(self, msg: str) -> None:
         print(msg, file=self.out or sys.stderr, flush=True)
 
     # -- the run --------------------------------------------------------------------------
     def run(self) -> dict:
-        from vendlab.pipelines import make_pipeline
-        from vendlab.spark import check_java, get_spark
+        from vendlab.spark import check_java
 
         check_java()  # before touching the data dir
-        catalog = self.prepare_dir()
-        store = open_store(self.profile)
+        self._locked = False
+        try:
+            catalog = self.prepare_dir()
+            if self.resume:
+                self.make_generator(catalog)  # a missing or damaged manifest: said before anything else
+                if self.profile.store == "sqlite" and not self.profile.sqlite_path.exists():
+                    datadir.check_store_present(self.profile.data_dir)
+            store = open_checked_store(self.profile)
+            self.bind(store)
+            return self._run(catalog, store)
+        finally:
+            if self._locked:
+                datadir.release(self.profile.data_dir)
+
+    def _run(self, catalog: Catalog, store) -> dict:
+        from vendlab.pipelines import make_pipeline
+        from vendlab.spark import get_spark
+
         self.log(f"vendlab: data dir {self.profile.data_dir}; starting Spark ({self.profile.spark_master}) ...")
         from pyspark.sql import SparkSession
 
@@ -233,7 +307,8 @@ class Runner:
             self.pipelines = [make_pipeline(a, self.spark, self.profile, catalog, self.s) for a in self.archs]
             for p in self.pipelines:
                 p.start()
-            validator = Validator(self.profile.log_dir, catalog, open_store(self.profile))
+            validator = Validator(self.profile.log_dir, catalog, open_store(self.profile),
+                                  window_ms=self.profile.validation_window_ms)
             vthread = threading.Thread(target=validator.run, args=(stop_validation,), name="validation", daemon=True)
             if self.s.validation:
                 vthread.start()
@@ -321,7 +396,10 @@ class Runner:
     def _progress_line(self, feeder: LogFeeder, store) -> str:
         m = feeder.gen.manifest
         el = max(1e-9, (wall_ms() - feeder.started_ms) / 1000)
-        parts = [f"[{el:5.0f}s] generated {m.events:,} ({m.events / el:,.0f}/s)"]
+        if self.resume:  # no new events: a rate would divide the old log by the seconds since the restart
+            parts = [f"[{el:5.0f}s] log holds {m.events:,} events (resumed, none new)"]
+        else:
+            parts = [f"[{el:5.0f}s] generated {m.events:,} ({m.events / el:,.0f}/s)"]
         for p in self.pipelines:
             parts.append(p.progress(store))
         val = sum(store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT).values())
@@ -334,6 +412,7 @@ class Runner:
         expected = with_all_keys(m.items_by_product, products)
         validation = with_all_keys(store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT), products)
         total_lines = m.events + m.markers
+        warnings = self.warnings(feeder, m)
         out = {}
         for p in self.pipelines:
             views = {k: with_all_keys(v, products) for k, v in p.views(store).items()}
@@ -360,7 +439,25 @@ class Runner:
             res["samples"] = [{"t": x["t"], "generated": x["generated"], "validation": x["validation"],
                                **x[p.name]} for x in self.samples]
             res.update(p.extra_summary(store))
+            res["warnings"] = warnings
             out[p.name] = res
+        return out
+
+    def warnings(self, feeder: LogFeeder, m: Manifest) -> list[str]:
+        """What makes this run not the one that was asked for (reported, exit code 3)."""
+        out = []
+        if not self.resume and self.s.duration:
+            asked = self.s.rate * self.s.duration
+            made = m.events
+            if made < SCHEDULE_SHARE * asked:
+                out.append(f"the generator fell behind its schedule: it wrote {made:,} events in {self.s.duration:g} s "
+                           f"({made / self.s.duration:,.0f}/s) of the {asked:,.0f} asked ({self.s.rate:,.0f}/s); "
+                           f"this machine could not generate (or write) faster, so the run measured a lower rate "
+                           f"than asked: lower --rate")
+        if m.events and not m.sales:
+            out.append("the workload has no valid sales, so the items views are empty and their exactness says "
+                       "nothing: simulated time per event (--time-scale / --rate) is too coarse or too fine for the "
+                       "simulated fleet; keep --time-scale near its default 60")
         return out
 
     def shutdown(self) -> None:
@@ -380,3 +477,43 @@ class Runner:
 def reset_dir(path: Path) -> None:
     if path.exists():
         shutil.rmtree(path)
+
+
+def empty_dir(path: Path) -> None:
+    """Remove everything in ``path`` but its lock file (the caller holds the lock)."""
+    path.mkdir(parents=True, exist_ok=True)
+    for p in path.iterdir():
+        if p.name != datadir.LOCK_NAME:
+            datadir.remove_tree(p)
+
+
+def load_json_file(load, path: Path):
+    """load(path), a damaged (cut, edited) JSON file said as such."""
+    try:
+        return load(path)
+    except (ValueError, TypeError, KeyError) as e:
+        raise RunError(f"{path} is damaged ({type(e).__name__}: {e}); it cannot be repaired from the log. "
+                       f"Read what is there with `vendlab views --data-dir {path.parent}`, and start a new run "
+                       f"in a new --data-dir") from e
+
+
+def open_checked_store(profile: Profile):
+    """The profile's store; a damaged SQLite file said with the rebuild command."""
+    import sqlite3
+
+    try:
+        store = open_store(profile)
+        if profile.store == "sqlite":
+            store._con().execute("SELECT count(*) FROM applied").fetchone()
+        return store
+    except sqlite3.DatabaseError as e:
+        if _transient(e):
+            raise
+        raise RunError(f"the view store {profile.sqlite_path} is damaged ({e}); rebuild it from the log: "
+                       f"`{datadir.rebuild_command(profile.data_dir)}` (it sets the damaged file aside)") from e
+
+
+def _transient(e: BaseException) -> bool:
+    from vendlab.store.sqlite import SqliteStore
+
+    return SqliteStore.is_transient(e)

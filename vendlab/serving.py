@@ -52,22 +52,46 @@ def view_reader(store: ViewStore, source: str):
     raise ValueError(f"unknown source {source!r}: allowed are {', '.join(SOURCES)}")
 
 
-def current_views(data_dir: Path, view: str = base.ITEMS_BY_PRODUCT) -> dict[str, dict[str, int]]:
+# The names `vendlab views` prints: each means the same thing in every data dir (a name is left out
+# when its job is not in the store), so a script that reads "kappa_realtime" never gets lambda's.
+VIEW_NAMES = {
+    "kappa_realtime": "kappa's real-time view (job kappa)",
+    "lambda_batch": "lambda's current batch view",
+    "lambda_realtime": "lambda's speed view at or after the batch view's cutoff (job lambda_speed)",
+    "lambda_serving": "lambda's serving view = lambda_batch + lambda_realtime",
+    "validation": "the validation consumer's view (job validation)",
+}
+
+
+class UnknownJob(ValueError):
+    pass
+
+
+def current_views(data_dir: Path, view: str = base.ITEMS_BY_PRODUCT,
+                  jobs: list[str] | None = None) -> dict[str, dict[str, int]]:
+    """The views of a data dir, read in one snapshot, under the names of VIEW_NAMES; with ``jobs``,
+    the view of each named job instead (e.g. ``kappa_v2``, a replay into a new view version), keyed
+    by the job's name. UnknownJob (its message lists the jobs present) for a job the store lacks."""
     from vendlab.store.sqlite import SqliteStore
 
     store = SqliteStore(Path(data_dir) / "views.sqlite", readonly=True)
     try:
         with store.snapshot():
+            if jobs:
+                present = store.jobs()
+                missing = [j for j in jobs if j not in present]
+                if missing:
+                    raise UnknownJob(f"no job {', '.join(missing)} in {data_dir}: the jobs there are "
+                                     f"{', '.join(present) or 'none yet'}")
+                return {j: store.read_view(j, view) for j in jobs}
             out: dict[str, dict[str, int]] = {}
-            has_kappa = store.last_batch_id(base.KAPPA) >= 0
-            has_lambda = store.last_batch_id(base.LAMBDA_SPEED) >= 0 or store.current_batch() is not None
-            if has_kappa or not has_lambda:
-                out["realtime"] = store.read_view(base.KAPPA, view)
-            if has_lambda:
+            if store.last_batch_id(base.KAPPA) >= 0:
+                out["kappa_realtime"] = store.read_view(base.KAPPA, view)
+            if store.last_batch_id(base.LAMBDA_SPEED) >= 0 or store.current_batch() is not None:
                 lam = lambda_views(store, view)
-                out["lambda_realtime" if has_kappa else "realtime"] = lam["realtime"]
-                out["batch"] = lam["batch"]
-                out["serving"] = lam["serving"]
+                out["lambda_batch"] = lam["batch"]
+                out["lambda_realtime"] = lam["realtime"]
+                out["lambda_serving"] = lam["serving"]
             out["validation"] = store.read_view(base.VALIDATION, view)
             return out
     finally:

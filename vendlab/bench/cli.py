@@ -27,7 +27,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("--quick", action="store_true", help="a small run (under 3 minutes) that checks the machinery")
     p.add_argument("--work-dir", type=Path, default=None,
                    help="scratch folder for logs and checkpoints (default: a temporary folder, removed after)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the fleet and the events (default 1)")
+    from vendlab.cli import seed_type
+
+    p.add_argument("--seed", type=seed_type, default=1, help="seed of the fleet and the events (default 1)")
 
 
 def say(msg: str) -> None:

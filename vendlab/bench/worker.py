@@ -172,9 +172,10 @@ class Worker:
         return gen, writer
 
     def replay(self, step: dict) -> dict:
-        """Kappa reprocessing: the whole log into a new view version (new job name, new checkpoint)."""
+        """Kappa reprocessing: the whole log into a new view version (new job name, new checkpoint),
+        with the code of ``vendlab replay`` (vendlab.replay.replay_view)."""
         from vendlab.catalog import Catalog
-        from vendlab.jobs.streaming import start_view_job
+        from vendlab.replay import replay_view
 
         d = Path(step["log_dir"])
         m = Manifest.load(d / "manifest.json")
@@ -183,26 +184,13 @@ class Worker:
         p = self.profile(d, max_files_per_trigger=step.get("max_files_per_trigger", 10))
         store = open_store(p)
         log(f"replay: {m.events:,} events into a new view version '{job}' (checkpoint {p.checkpoint(job)})")
-        shutil.rmtree(p.checkpoint(job), ignore_errors=True)
-        t0 = time.time()
-        q = start_view_job(self.spark, p, catalog, job, available_now=True)
-        sampler_rows = {}
-        while q.isActive:
-            for pr in q.recentProgress:
-                sampler_rows[pr["batchId"]] = (pr["numInputRows"], dict(pr.get("durationMs") or {}))
-            time.sleep(0.2)
-        seconds = time.time() - t0
-        for pr in q.recentProgress:
-            sampler_rows[pr["batchId"]] = (pr["numInputRows"], dict(pr.get("durationMs") or {}))
-        if q.exception():
-            raise RuntimeError(f"replay failed: {q.exception()}")
+        r = replay_view(self.spark, p, catalog, store, job, log=log)
         view = store.read_view(job, base.ITEMS_BY_PRODUCT)
         expected = {k: v for k, v in m.items_by_product.items() if v}
-        rows = sum(r for r, _ in sampler_rows.values())
-        out = {"events": m.events, "rows_read": rows, "seconds": round(seconds, 2),
-               "replay_eps": round(m.events / seconds, 1), "batches": len(sampler_rows),
-               "exact": view == expected, "job": job}
-        log(f"  -> {out['replay_eps']:,.0f} events/s, {seconds:.1f} s, exact={out['exact']}")
+        out = {"events": m.events, "rows_read": r["rows_read"], "seconds": r["seconds"],
+               "replay_eps": round(m.events / r["seconds"], 1), "batches": r["batches"],
+               "exact": {k: v for k, v in view.items() if v} == expected, "job": job}
+        log(f"  -> {out['replay_eps']:,.0f} events/s, {r['seconds']:.1f} s, exact={out['exact']}")
         return out
 
     def history(self, step: dict) -> dict:

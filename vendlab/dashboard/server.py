@@ -42,23 +42,23 @@ def plotly_js_path() -> Path:
     return path
 
 
-def check_data_dir(data_dir: Path) -> Path:
-    """The store file of a data dir that holds one; DashboardError saying what is wrong otherwise."""
+def check_data_dir(data_dir: Path) -> Path | None:
+    """The store file of a data dir, or None while the run has not made it yet (the dir may not exist
+    yet either: the page waits for it); DashboardError saying what is wrong for a path that can never
+    hold views (a file) or a ``views.sqlite`` that is not a vendlab view store."""
     data_dir = Path(data_dir)
-    if not data_dir.exists():
-        raise DashboardError(f"data dir {data_dir} does not exist: give --data-dir a folder written by "
-                             f"`vendlab run` or `vendlab demo`")
-    if not data_dir.is_dir():
+    if data_dir.exists() and not data_dir.is_dir():
         raise DashboardError(f"data dir {data_dir} is not a folder: give --data-dir a folder written by "
-                             f"`vendlab run` or `vendlab demo`")
+                             f"`vendlab run` or `vendlab demo` (or one they will write)")
     path = data_dir / STORE_FILE
     if not path.is_file():
-        raise DashboardError(f"no views in {data_dir} (no {STORE_FILE}): run `vendlab run` or `vendlab demo` "
-                             f"with --data-dir {data_dir} first")
+        return None
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=READ_TIMEOUT_S)
         try:
-            con.execute("SELECT count(*) FROM applied").fetchone()
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables and "applied" not in tables:
+                raise sqlite3.DatabaseError(f"it has tables ({', '.join(sorted(tables)[:5])}) but not vendlab's")
         finally:
             con.close()
     except sqlite3.Error as e:

@@ -15,6 +15,11 @@ on the training part (best F1 there); it is right when the machine's true breakd
 begins within the warning lead time after that hour. Precision = right alarms / alarms; recall =
 true breakdowns of the test part with at least one alarm during the lead time before them. The
 constant-risk baseline alarms on every row (or none): its precision is the base rate.
+
+Calibration (is "30 %" right 30 % of the time?) on the same test rows against the same truth: the
+Brier score (mean squared difference between the risk and the 0/1 outcome; lower is better) next
+to the constant risk's (the training part's base rate for every row), and a reliability table:
+test rows binned by predicted risk, each bin's mean prediction against its observed frequency.
 """
 
 from __future__ import annotations
@@ -165,8 +170,30 @@ def evaluate_risk(d: Hourly, manifest: dict, lead_h: int = risk.LEAD_H, train_sh
         "baseline_constant": {"precision": _r(prevalence, 3), "recall": 1.0, "average_precision": _r(prevalence, 3),
                               "roc_auc": 0.5},
         "coefficients": model.coefficients(),
+        "calibration": calibration(s, y, float(y_tr[tr].mean()) if tr.any() else prevalence),
+        "calibrated": model.calibrated,
     }
     return out
+
+
+RELIABILITY_BINS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+
+
+def calibration(p: np.ndarray, y: np.ndarray, base_rate: float) -> dict:
+    """Brier score of the predictions ``p`` against outcomes ``y``, the constant ``base_rate``'s, and
+    a reliability table over RELIABILITY_BINS (bins without rows are left out)."""
+    p, y = np.asarray(p, float), np.asarray(y, float)
+    edges = np.array(RELIABILITY_BINS)
+    which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, len(edges) - 2)
+    table = []
+    for b in range(len(edges) - 1):
+        sel = which == b
+        if sel.any():
+            table.append({"from": float(edges[b]), "to": float(edges[b + 1]), "rows": int(sel.sum()),
+                          "mean_risk": _r(p[sel].mean(), 3), "observed": _r(y[sel].mean(), 3)})
+    return {"brier": _r(np.mean((p - y) ** 2), 4), "brier_constant": _r(np.mean((base_rate - y) ** 2), 4),
+            "constant_risk": _r(base_rate, 3), "mean_risk": _r(p.mean(), 3), "observed": _r(y.mean(), 3),
+            "reliability": table}
 
 
 def _best_threshold(s: np.ndarray, y: np.ndarray) -> float:

@@ -189,3 +189,45 @@ def statsmodels_sellout(d: Hourly, catalog: Catalog, stock: np.ndarray) -> np.nd
         share = np.where(den > 0, num / np.maximum(den, 1e-9), 0.0)
         r[mk] = share[:, :, None] * fc[None, None, :]
     return sellout_from_rates(d.now_ms(), stock, r)
+
+
+def restock_visits(d: Hourly) -> list[list[int]]:
+    """Per machine, the hour columns in which a restock visit began, as the data shows them (the
+    ``restocked`` view; a visit that straddles an hour boundary is one visit, at its first hour)."""
+    came = d.restocked.sum(axis=1) > 0  # (M, H)
+    out = []
+    for m in range(came.shape[0]):
+        hs = np.flatnonzero(came[m])
+        out.append([int(h) for i, h in enumerate(hs) if i == 0 or hs[i - 1] != h - 1])
+    return out
+
+
+def restock_schedule(d: Hourly) -> dict:
+    """When each machine's next restock visit is due, from the visits the data shows.
+
+    The interval is the median gap between a machine's consecutive visits, pooled over the fleet
+    (one operator, one rhythm); a machine seen only once borrows the fleet's. Hour resolution: a
+    visit seen in hour h is expected again in hour h + interval, i.e. between ``next_ms`` and
+    ``next_ms`` + 1 h. ``next_ms`` is NaN where unknown (no visit seen, or no interval yet: the
+    schedule needs two visits of one machine). A visit that is overdue (expected before the hour
+    holding "now" and not seen) is taken as due now.
+    """
+    visits = restock_visits(d)
+    gaps = [b - a for v in visits for a, b in zip(v, v[1:])]
+    interval_h = float(np.median(gaps)) if gaps else float("nan")
+    M = len(visits)
+    last_ms = np.full(M, np.nan)
+    next_ms = np.full(M, np.nan)
+    now = d.now_ms() if not d.empty else float("nan")
+    now_hour = np.floor(now / HOUR_MS) * HOUR_MS if np.isfinite(now) else float("nan")
+    for m, v in enumerate(visits):
+        if not v:
+            continue
+        last_ms[m] = float(d.hour_ms(v[-1]))
+        mine = [b - a for a, b in zip(v, v[1:])]
+        step = float(np.median(mine)) if mine else interval_h
+        if np.isfinite(step) and step > 0:
+            nxt = last_ms[m] + step * HOUR_MS
+            next_ms[m] = max(nxt, now_hour)
+    return {"interval_h": interval_h, "visits_seen": sum(len(v) for v in visits), "last_ms": last_ms,
+            "next_ms": next_ms}

@@ -13,12 +13,17 @@ Label: the machine goes out of service (a reading with error_code 9) within the 
 itself (what an operator sees), never from the simulator: the generator's manifest only grades
 the model (``vendlab.models.evaluate``).
 
-Model: logistic regression on standardised features (scikit-learn), classes weighted. The
-precursors the data shows (a machine warms up and throws more faults as it degrades; harmless warm
+Model: logistic regression on standardised features (scikit-learn), classes *not* weighted, so that
+its output is a probability: maximum likelihood makes a logistic regression's predictions average to
+the observed rate (calibration in the large), and ``vendlab answer --evaluate`` measures how well they
+are calibrated against the simulator's truth (Brier score and a reliability table). Weighting the
+classes (as this model first did) inflates every score towards 0.5 and above: the ranking stays, the
+"97 %" does not mean 97 %. The precursors the data shows (a machine warms up and throws more faults as it degrades; harmless warm
 spells warm it without many faults) are monotone, so a linear score is enough and stays readable;
 docs/questions.md has the measured precision and recall. With fewer than ``MIN_BREAKDOWNS``
 breakdowns in the history there is nothing to learn from: the score is then a fixed heuristic
-(standardised temperature deviation + fault rate) and says so.
+(standardised temperature deviation + fault rate) and says so; it is **not** a probability
+(``RiskModel.calibrated`` is False) and is shown as a rank only.
 
 Refreshed as data arrives: every answer retrains on the history as it stands (seconds at most).
 """
@@ -114,13 +119,19 @@ class RiskModel:
         from sklearn.preprocessing import StandardScaler
 
         X = np.where(np.isfinite(X), X, self.fill)
-        self.pipe = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=1000))
+        self.pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
         self.pipe.fit(X, t)
         self.kind = "logistic regression"
         return self
 
+    @property
+    def calibrated(self) -> bool:
+        """True when ``score`` is a probability (the trained model), False for the heuristic's rank score."""
+        return self.pipe is not None
+
     def score(self, f: np.ndarray) -> np.ndarray:
-        """Risk in [0, 1] for feature rows (..., F)."""
+        """Risk in [0, 1] for feature rows (..., F): the probability of a breakdown within ``lead_h``
+        hours for the trained model, a rank score for the heuristic (see ``calibrated``)."""
         shape = f.shape[:-1]
         X = f.reshape(-1, f.shape[-1])
         X = np.where(np.isfinite(X), X, self.fill)

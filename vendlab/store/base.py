@@ -103,5 +103,13 @@ class ViewStore(ABC):
     def dead_letters(self, job: str, limit: int = 100) -> list[DeadLetter]:
         ...
 
+    # Which streaming query (checkpoint id) a job's applied batches belong to (vendlab.datadir).
+    # Stores that do not record it (Cassandra: the cluster's checkpoints live on HDFS) say None.
+    def binding(self, job: str) -> str | None:
+        return None
+
+    def bind(self, job: str, query_id: str) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not record query bindings")
+
     def close(self) -> None:
         pass

@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 CREATE TABLE IF NOT EXISTS batch_views (
     version INTEGER NOT NULL, view TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL,
     PRIMARY KEY (version, view, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bindings (
+    job TEXT PRIMARY KEY, query_id TEXT NOT NULL, bound_ms INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS batch_runs (
     version INTEGER PRIMARY KEY, cutoff_bucket INTEGER NOT NULL, published_ms INTEGER NOT NULL,
     events INTEGER NOT NULL, seconds REAL NOT NULL);
@@ -192,7 +194,66 @@ class SqliteStore(ViewStore):
             f"DELETE FROM agg WHERE job=? AND bucket < ? AND view IN ({','.join('?' * len(views))})",
             (job, before_bucket, *views)).rowcount)
 
+    def bind(self, job: str, query_id: str) -> None:
+        self._retrying(f"binding {job} to its query", lambda con: con.execute(
+            "INSERT OR REPLACE INTO bindings VALUES (?,?,?)", (job, query_id, int(time.time() * 1000))))
+
+    def move_job(self, source: str, target: str) -> None:
+        """Replace everything of job ``target`` by job ``source``'s rows, in one transaction (a
+        rebuilt view version becomes the served one)."""
+        def move(con):
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                con.execute("DELETE FROM agg WHERE job=?", (target,))
+                con.execute("DELETE FROM applied WHERE job=?", (target,))
+                con.execute("DELETE FROM markers WHERE job=?", (target,))
+                con.execute("DELETE FROM dead_letters WHERE job=?", (target,))
+                con.execute("DELETE FROM bindings WHERE job=?", (target,))
+                con.execute("UPDATE agg SET job=? WHERE job=?", (target, source))
+                con.execute("UPDATE applied SET job=? WHERE job=?", (target, source))
+                con.execute("UPDATE markers SET job=? WHERE job=?", (target, source))
+                con.execute("UPDATE dead_letters SET job=? WHERE job=?", (target, source))
+                con.execute("UPDATE bindings SET job=? WHERE job=?", (target, source))
+                con.execute("COMMIT")
+            except BaseException:
+                self._rollback(con)
+                raise
+
+        self._retrying(f"making {source} the served {target}", move)
+
+    def drop_jobs(self, jobs: Iterable[str], batch_views: bool = False) -> None:
+        """Delete every row of ``jobs`` (and, with ``batch_views``, every published batch view)."""
+        jobs = list(jobs)
+
+        def drop(con):
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                for job in jobs:
+                    con.execute("DELETE FROM agg WHERE job=?", (job,))
+                    con.execute("DELETE FROM applied WHERE job=?", (job,))
+                    con.execute("DELETE FROM markers WHERE job=?", (job,))
+                    con.execute("DELETE FROM dead_letters WHERE job=?", (job,))
+                    con.execute("DELETE FROM bindings WHERE job=?", (job,))
+                if batch_views:
+                    con.execute("DELETE FROM batch_views")
+                    con.execute("DELETE FROM batch_runs")
+                con.execute("COMMIT")
+            except BaseException:
+                self._rollback(con)
+                raise
+
+        self._retrying(f"removing the rows of {', '.join(jobs)}", drop)
+
     # -- reads ----------------------------------------------------------------------------
+    def binding(self, job: str) -> str | None:
+        row = self._con().execute("SELECT query_id FROM bindings WHERE job=?", (job,)).fetchone()
+        return row[0] if row else None
+
+    def jobs(self) -> list[str]:
+        """Every job with applied micro-batches or a binding."""
+        return [r[0] for r in self._con().execute(
+            "SELECT job FROM applied UNION SELECT job FROM bindings ORDER BY 1")]
+
     def last_batch_id(self, job: str) -> int:
         row = self._con().execute("SELECT max(batch_id) FROM applied WHERE job=?", (job,)).fetchone()
         return -1 if row[0] is None else row[0]
@@ -237,6 +298,10 @@ class SqliteStore(ViewStore):
         return list(self._con().execute(
             "SELECT reason, raw, position FROM dead_letters WHERE job=? ORDER BY batch_id, seq LIMIT ?",
             (job, limit)))
+
+    def jobs(self) -> list[str]:
+        """Every job that applied a micro-batch to this store (kappa, lambda_speed, validation, kappa_v2...)."""
+        return [r[0] for r in self._con().execute("SELECT DISTINCT job FROM applied ORDER BY job")]
 
     def snapshot(self):
         """A read transaction: every read inside it sees one consistent state of the file."""

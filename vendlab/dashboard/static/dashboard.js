@@ -293,15 +293,40 @@ function panelNode(p) {
     node = el("div", { class: "panel", id: "panel-" + p.id, "data-kind": p.kind });
     node.appendChild(el("h3", {}, p.title));
     node.appendChild(el("p", { class: "sub" }, p.help));
+    node.appendChild(el("div", { class: "notes", id: "panel-notes-" + p.id }));
     node.appendChild(el("div", { class: p.kind === "table" ? "table-wrap" : "chart small", id: "panel-body-" + p.id }));
+    if (p.kind !== "table") node.appendChild(el("div", { class: "legend", id: "panel-legend-" + p.id }));
     $("owner-panels").appendChild(node);
   }
   return node;
 }
 
+// What the answer rests on, and its caveats (vendlab answer's "basis" and "caveats" of the panel's question).
+function renderNotes(p) {
+  const notes = $("panel-notes-" + p.id), parts = [];
+  if (p.basis) parts.push(el("p", { class: "basis" }, "Rests on: " + p.basis));
+  for (const c of p.caveats || []) parts.push(el("p", { class: "caveat" }, "⚠ " + c));
+  notes.replaceChildren(...parts);
+  notes.parentNode.dataset.caveats = String((p.caveats || []).length);
+}
+
+const HOUR_MS = 3600 * 1000;
+const isHourKey = (k) => /^\d{4}-\d\d-\d\d \d\d:\d\d$/.test(k);
+
+// A time axis a person reads: whole hours (never 05:59:59.9995), the day only where the span needs it.
+function timeAxis(keys) {
+  const t = keys.map((k) => Date.parse(k.replace(" ", "T") + ":00Z"));
+  const lo = Math.min(...t), hi = Math.max(...t), span = (hi - lo) / HOUR_MS;
+  const dtick = span <= 12 ? HOUR_MS : span <= 36 ? 3 * HOUR_MS : span <= 96 ? 12 * HOUR_MS : 24 * HOUR_MS;
+  const tickformat = span <= 24 ? "%H:%M" : span <= 96 ? "%a %H:%M" : "%a %-d";
+  return { type: "date", range: [lo - HOUR_MS / 2, hi + HOUR_MS / 2], dtick, tick0: "2000-01-01", tickformat,
+           tickangle: 0, hoverformat: "%a %H:%M UTC", automargin: true };
+}
+
 function renderPanel(p) {
   const node = panelNode(p), target = $("panel-body-" + p.id);
   node.dataset.error = p.error || "";
+  renderNotes(p);
   if (p.error) { target.replaceChildren(el("div", { class: "error" }, "this panel failed: " + p.error)); return; }
   const data = p.data || {};
   if (p.kind === "table") {
@@ -311,10 +336,13 @@ function renderPanel(p) {
     t.appendChild(head);
     for (const row of data.rows || []) {
       const tr = el("tr");
-      row.forEach((c) => tr.appendChild(el("td", {}, typeof c === "number" ? fmt(c * p.scale, p.scale < 1 ? 2 : 0) : String(c))));
+      // numbers right-aligned; long texts (places, lists of products) may wrap, short ones (times) never
+      row.forEach((c) => tr.appendChild(typeof c === "number" ? el("td", { class: "num" }, fmt(c * p.scale, p.scale < 1 ? 2 : 0))
+        : el("td", { class: String(c).length > 16 ? "text wrap" : "text" }, String(c))));
       t.appendChild(tr);
     }
-    target.replaceChildren((data.rows || []).length ? t : el("div", { class: "empty-note" }, "no data yet"));
+    const none = (p.caveats || []).length ? "nothing to show yet: see the caveats above" : "none";
+    target.replaceChildren((data.rows || []).length ? t : el("div", { class: "empty-note" }, none));
     return;
   }
   const names = Object.keys(data);
@@ -324,12 +352,33 @@ function renderPanel(p) {
     x: keys, y: keys.map((k) => (data[n][k] || 0) * p.scale),
     marker: { color: COLORS[n] || SERIES_PALETTE[i % SERIES_PALETTE.length] },
   })) : [];
-  plot(target, traces, { barmode: "group", yaxis: { title: { text: p.unit } }, empty: "no data yet" });
+  const xaxis = keys.length && keys.every(isHourKey) ? timeAxis(keys) : { automargin: true };
+  plot(target, traces, { barmode: "group", xaxis, yaxis: { title: { text: p.unit }, automargin: true },
+       showlegend: false, margin: { l: 60, r: 12, t: 10, b: 40 }, empty: "no data yet" });
+  // The legend is plain HTML under the chart: it wraps with the card's width, where plotly's own legend
+  // covered the plot (above it) or scrolled (below it) in a narrow card with long place names.
+  const legend = $("panel-legend-" + p.id);
+  legend.replaceChildren(...(traces.length > 1 ? traces.map((t) => {
+    const item = el("span", { class: "item" });
+    const swatch = el("span", { class: "swatch" });
+    swatch.style.background = t.marker.color;
+    item.append(swatch, document.createTextNode(t.name));
+    return item;
+  }) : []));
+}
+
+// How far each owner card (and each table in it) would need to scroll sideways: the page writes it
+// into data-overflow-x (px; 0 = fits), for people and for the browser test at 1280 and 1920 px.
+function measureOverflow() {
+  for (const n of document.querySelectorAll("#owner .panel, #owner .table-wrap, .card")) {
+    n.dataset.overflowX = String(Math.max(0, n.scrollWidth - n.clientWidth));
+  }
 }
 
 function renderPanels(answer) {
   answer.panels.forEach(panelNode);  // lay out every card first, so each chart is drawn at its final size
   for (const p of answer.panels) renderPanel(p);
+  measureOverflow();
 }
 
 // ---------------------------------------------------------------------------- waiting / loop

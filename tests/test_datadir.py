@@ -159,7 +159,7 @@ def test_point_3_a_lost_checkpoint_is_refused_and_the_rebuild_command_restores_e
     assert doc["events"] == json.loads((d / "manifest.json").read_text())["events"]
     views = json.loads(vl("views", "--data-dir", d, "--json").stdout)
     manifest = json.loads((d / "manifest.json").read_text())
-    assert {k: n for k, n in views["realtime"].items() if n} == {k: n for k, n in manifest["items_by_product"].items()
+    assert {k: n for k, n in views["kappa_realtime"].items() if n} == {k: n for k, n in manifest["items_by_product"].items()
                                                                   if n}
     assert sorted(p.name for p in (d / "checkpoints").iterdir()) == ["kappa"]
     # the rebuilt data dir goes on as any other: resume is exact

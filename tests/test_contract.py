@@ -3,6 +3,7 @@ both must give every line the same verdict and the same dead-letter reason."""
 
 import pytest
 
+from vendlab import corpus
 from vendlab.catalog import make_catalog
 from vendlab.jobs import parse
 from vendlab.validate import validate_line
@@ -61,3 +62,86 @@ def test_spark_gives_the_same_verdicts(spark):
     sale = out.filter("reason is null and kind = 'sale'").first()
     assert (sale["quantity"], sale["price_cents"], sale["revenue_cents"]) == (2, 190, 380)
     assert sale["event_ms"] == 1767592800000
+
+
+# -- several checks broken at once -------------------------------------------------------------------
+# The contract's order as docs/architecture.md writes it ("The contract's order"), copied here by hand:
+# a change of the order in vendlab/schema.py must change the docs and this list too.
+CONTRACT_ORDER = {
+    "sale": ["line_too_long", "not_json_object", "event_id", "type", "unknown_type", "machine_id", "place",
+             "product", "category", "quantity", "unit_price", "customer_id", "event_time",
+             "unknown_machine", "unknown_product", "bad_category", "bad_quantity", "bad_price", "bad_time"],
+    "telemetry": ["line_too_long", "not_json_object", "event_id", "type", "unknown_type", "machine_id",
+                  "event_time", "temperature", "error_code", "stock", "unknown_machine", "bad_time"],
+    "restock": ["line_too_long", "not_json_object", "event_id", "type", "unknown_type", "machine_id", "product",
+                "quantity", "event_time", "unknown_machine", "unknown_product", "bad_quantity", "bad_time"],
+    "marker": ["line_too_long", "not_json_object", "event_id", "type", "unknown_type", "created_ms"],
+}
+
+
+# the field a semantic check (or unknown_type) reads
+FIELD_OF = {"unknown_type": "type", "unknown_machine": "machine_id", "unknown_product": "product",
+            "bad_category": "category", "bad_quantity": "quantity", "bad_price": "unit_price", "bad_time": "event_time"}
+
+
+def _rank(etype: str, reason: str) -> int:
+    """Position of a reason in CONTRACT_ORDER (missing_field:f and wrong_type:f are field f's check)."""
+    return CONTRACT_ORDER[etype].index(reason.split(":", 1)[-1])
+
+
+MULTI = corpus.multi_error_cases(CAT)
+
+
+def test_schema_states_the_documented_order():
+    from vendlab import schema
+
+    for etype, order in CONTRACT_ORDER.items():
+        names = list(dict.fromkeys(r.split(":", 1)[-1] for r in schema.check_order(etype)))
+        assert names == order, etype
+
+
+def test_multi_error_cases_cover_every_pair_of_checks_of_every_type():
+    from itertools import combinations
+
+    pairs = {(c.name.split("+")[0], frozenset(c.breaks)) for c in MULTI if len(c.breaks) == 2}
+    for etype, order in CONTRACT_ORDER.items():
+        for a, b in combinations(order, 2):
+            if FIELD_OF.get(a, a) == FIELD_OF.get(b, b):
+                continue  # checks of one field cannot fail together (missing, or of an unknown value)
+            broken = {(r.split(":", 1)[-1], r) for c in MULTI if c.name.startswith(etype + "+") for r in c.breaks}
+            for ra in [r for n, r in broken if n == a]:
+                for rb in [r for n, r in broken if n == b]:
+                    assert (etype, frozenset((ra, rb))) in pairs, (etype, ra, rb)
+    # each case's verdict is the first broken check in the documented order
+    for c in MULTI:
+        etype = c.name.split("+")[0]
+        if etype in CONTRACT_ORDER:
+            assert c.reason == min(c.breaks, key=lambda r: _rank(etype, r)), c.name
+    # the corpus (injected into the fault tests' logs) holds multi-error lines of every type
+    assert {c.name.split("+")[0] for c in corpus.cases(CAT) if c.family == "multi_error"} >= set(CONTRACT_ORDER)
+
+
+@pytest.mark.parametrize("case", MULTI, ids=[c.name for c in MULTI])
+def test_python_gives_the_first_broken_check(case):
+    ev, got = validate_line(case.make(1), CAT.machine_ids, CAT.product_names)
+    assert ev is None and got == case.reason
+
+
+def test_spark_gives_the_first_broken_check(spark, tmp_path):
+    """Every multi-error line as a log segment through the jobs' text source and parse: the same
+    reason as the Python implementation and the contract, line by line."""
+    from pyspark.sql import functions as F
+
+    from vendlab.jobs import sources
+
+    seg = tmp_path / "seg-000000000000-1767592800000.jsonl"
+    seg.write_bytes(b"".join(c.make(1) + b"\n" for c in MULTI))
+    raw = spark.read.option("lineSep", "\n").text(str(seg)).select(
+        "value", F.col("_metadata.file_name").alias("file"))
+    assert raw.rdd.getNumPartitions() == 1  # one partition: collect() keeps the file's order
+    rows = parse.parse(sources.file_envelope(raw), sorted(CAT.machine_ids), sorted(CAT.product_names)) \
+        .select("reason", "kind").collect()
+    assert len(rows) == len(MULTI)
+    got = {c.name: r["reason"] for c, r in zip(MULTI, rows)}
+    assert got == {c.name: c.reason for c in MULTI}
+    assert all(r["kind"] == "dead" for r in rows)

@@ -1,5 +1,6 @@
 """Lambda on real Spark: batch + speed == validation == manifest across several hand-offs with
-events arriving during each batch run, and serving never ahead of what was generated."""
+events arriving during each batch run; serving never ahead of what was generated nor behind what
+validation had, and a reader of the previous cutoff can always complete it (vendlab.invariants)."""
 
 from vendlab.config import embedded
 from vendlab.runner import Runner, RunSettings
@@ -14,23 +15,37 @@ def test_serving_is_exact_across_handoffs_and_never_overcounts(spark, tmp_path):
     result = Runner(profile, ["lambda"], settings).run()["lambda"]
 
     assert result["drained"]
+    # while it ran (checked first: an undercount during the run is the earlier symptom)
+    runs = result["batch_runs"]
+    samples = result["samples"]
+    assert len(samples) > 20
+    assert result["max_overcount"] <= 0  # serving never exceeded what had been generated
+    assert all(s["over_generated"] <= 0 for s in samples)
+    # ... nor below what validation had at the log position of the speed job's last applied micro-batch
+    assert result["max_undercount"] <= 0
+    assert all(s["under_validation"] <= 0 for s in samples)
+    # not vacuous: the last sample (after the drain) had a floor, what validation had counted before
+    # the end marker was written
+    assert samples[-1]["validation_floor"] > 0
+    # after each batch run, a reader that had fetched the previous (or the current) version's cutoff
+    # still completed it: its batch view kept, no speed row at or after its cutoff gone
+    checks = result["reader_checks"]
+    assert all(c["batch_view_kept"] and c["speed_shortfall"] <= 0 for c in checks), checks
+    previous = [c for c in checks if c["after_version"] == c["version"] + 1]
+    assert {c["version"] for c in previous} >= {r["version"] for r in runs[:-1]}  # each, after the next run
+    assert any(c["speed_items"] > 0 for c in previous)  # not vacuous: the reader had fetched speed rows
     assert result["exact"], result["views"]
     views = result["views"]
     assert views["serving"] == views["validation"] == result["expected"]
     assert sum(views["batch"].values()) > 0 and sum(views["realtime"].values()) > 0
     assert {k: views["batch"][k] + views["realtime"][k] for k in views["serving"]} == views["serving"]
 
-    runs = result["batch_runs"]
     assert result["handoffs"] >= 3
     cutoffs = [r["cutoff_bucket"] for r in runs]
     assert cutoffs == sorted(cutoffs) and len(set(cutoffs)) >= 3  # the cutoff really moved
     # events kept arriving while the batch layer ran: the master dataset grew between runs
     assert len({r["events"] for r in runs}) == len(runs)
 
-    samples = result["samples"]
-    assert len(samples) > 20
-    assert result["max_overcount"] <= 0  # serving never exceeded what had been generated
-    assert all(s["over_generated"] <= 0 for s in samples)
     assert result["dead_letters"] == result["expected_dead_letters"]
     assert result["latency_ms"]["p50"] > 0
 

@@ -12,7 +12,11 @@ injected (a repeat is not a duplicate delivery) and equal malformed lines stay p
 
 Families (``Case.family``): not_json, truncated, missing_field, wrong_type, bad_quantity,
 bad_price, unknown_product, unknown_machine, bad_category, unknown_type, bad_time, huge_line,
-invalid_utf8, valid_edge.
+invalid_utf8, valid_edge, multi_error (a line that breaks several checks at once: its verdict is the
+first of them in the contract's order, ``schema.check_order``).
+
+``multi_error_cases`` is the full set of such lines: for every event type, every pair of checks
+that can fail together, each broken once (plus a few triples); the corpus holds a selection.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from vendlab.catalog import Catalog
 
 FAMILIES = ("not_json", "truncated", "missing_field", "wrong_type", "bad_quantity", "bad_price",
             "unknown_product", "unknown_machine", "bad_category", "unknown_type", "bad_time", "huge_line",
-            "invalid_utf8", "valid_edge")
+            "invalid_utf8", "valid_edge", "multi_error")
 
 TIME = "2026-01-05T06:00:00.000Z"
 
@@ -43,6 +47,8 @@ class Case:
     build: Callable[[str], bytes]  # event_id -> the line, without its trailing newline
     # For a valid sale: (product, category, quantity, price_cents) it adds to the views.
     sale: tuple[str, str, int, int] | None = None
+    # multi_error: every check the line breaks (its reason is the first of them in the contract's order)
+    breaks: tuple[str, ...] = ()
 
     def make(self, n: int) -> bytes:
         return self.build(f"corpus-{self.name}-{n}")
@@ -239,7 +245,123 @@ def cases(catalog: Catalog) -> list[Case]:
         lambda eid: _dumps(t.sale(eid, quantity=1))[:-1] + b',"quantity":2}', ok)
     add("deep_but_allowed", "valid_edge", None, lambda eid: _dumps(t.sale(eid))[:-1] + b',"x":'
         + b"[" * (schema.MAX_JSON_DEPTH - 1) + b"]" * (schema.MAX_JSON_DEPTH - 1) + b"}", ok)
+    # -- several checks broken at once: a selection of multi_error_cases -----------------------------
+    out += [c for c in multi_error_cases(catalog) if c.name in _MULTI_IN_CORPUS or _all_semantic(c)]
     return out
+
+
+# -- lines that break several checks at once --------------------------------------------------------
+
+def _breakers(t: "_Templates", etype: str) -> list[tuple[str, str | None, dict]]:
+    """(reason, field, overrides) for each way to break one check of an ``etype`` event; the
+    line-level checks (line_too_long, not_json_object) have no field and are applied to the line."""
+    out: list[tuple[str, str | None, dict]] = [("line_too_long", None, {}), ("not_json_object", None, {})]
+    wrong = {"str": None, "int": "2", "long": "1767592800000", "num": "1.5", "stock": [7]}
+    for name, kind in schema.required_fields(etype):
+        out.append((f"missing_field:{name}", name, {name: _DROP}))
+        out.append((f"wrong_type:{name}", name, {name: wrong[kind]}))
+        if name == "type":
+            out.append(("unknown_type", name, {name: "coupon"}))
+    bad = {"unknown_machine": ("machine_id", "VM-999"), "unknown_product": ("product", "unobtainium"),
+           "bad_category": ("category", "tasty"), "bad_quantity": ("quantity", 0), "bad_price": ("unit_price", 0),
+           "bad_time": ("event_time", "yesterday")}
+    for check in schema.SEMANTIC_CHECKS[etype]:
+        name, value = bad[check]
+        out.append((check, name, {name: value}))
+    return out
+
+
+def _template(t: "_Templates", etype: str, eid: str) -> dict:
+    if etype == schema.SALE:
+        return t.sale(eid)
+    if etype == schema.TELEMETRY:
+        return t.telemetry(eid)
+    if etype == schema.RESTOCK:
+        return t.restock(eid)
+    return {"event_id": eid, "type": schema.MARKER, "created_ms": 1767592800000}
+
+
+def _broken_line(t: "_Templates", etype: str, breakers, eid: str) -> bytes:
+    ev = _template(t, etype, eid)
+    reasons = {r for r, _, _ in breakers}
+    for _, _, over in breakers:
+        ev.update(over)
+    line = _dumps({k: v for k, v in ev.items() if v is not _DROP})
+    if "line_too_long" in reasons:
+        line = _pad(line, schema.MAX_LINE_CHARS + 1)
+    if "not_json_object" in reasons:
+        line += b" and more"
+    return line
+
+
+def _first(etype: str, reasons) -> str:
+    order = schema.check_order(etype)
+    return min(reasons, key=order.index)
+
+
+def multi_error_cases(catalog: Catalog) -> list[Case]:
+    """For every event type, one line per pair of checks that can fail together (two checks of one
+    field cannot), plus every semantic check of a type at once and a few triples; each case's
+    reason is the first broken check in the contract's order (``schema.check_order``)."""
+    from itertools import combinations
+
+    t = _Templates(catalog)
+    out: list[Case] = []
+
+    def add(etype: str, chosen) -> None:
+        reasons = tuple(r for r, _, _ in chosen)
+        out.append(Case(f"{etype}+" + "+".join(reasons), "multi_error", _first(etype, reasons),
+                        lambda eid, e=etype, b=tuple(chosen): _broken_line(t, e, b, eid), breaks=reasons))
+
+    for etype in schema.EVENT_TYPES:
+        breakers = _breakers(t, etype)
+        for a, b in combinations(breakers, 2):
+            if a[1] is None or a[1] != b[1]:  # two checks of one field cannot fail together
+                add(etype, (a, b))
+        semantic = [b for b in breakers if b[0] in schema.SEMANTIC_CHECKS[etype]]
+        if len(semantic) > 2:
+            add(etype, semantic)
+    by = {(e, r): b for e in schema.EVENT_TYPES for b in _breakers(t, e) for r in [b[0]]}
+    for etype, reasons in ((schema.SALE, ("unknown_machine", "unknown_product", "bad_quantity")),
+                           (schema.SALE, ("line_too_long", "missing_field:event_time", "bad_price")),
+                           (schema.RESTOCK, ("wrong_type:quantity", "unknown_product", "bad_time"))):
+        add(etype, [by[(etype, r)] for r in reasons])
+    # not UTF-8 and longer than the limit in bytes, not in characters: the cut sequence is one
+    # character to Spark's length() and a different count to Python's decoder; the contract counts
+    # the bytes of a line that is not UTF-8
+    for label, cut, extra, reason in (("cut2_one_byte_over", b"\xc3", 1, "line_too_long"),
+                                      ("cut3_one_byte_over", b"\xe2\x82", 1, "line_too_long"),
+                                      ("cut2_at_the_limit", b"\xc3", 0, "not_json_object")):
+        out.append(Case(f"not_utf8_{label}", "multi_error", reason,
+                        lambda eid, c=cut, x=extra: _pad(_dumps(t.sale(eid, place="PLACEHOLDER")),
+                                                         schema.MAX_LINE_CHARS + x).replace(
+                            b"PLACEHOLDER", c + b"p" * (11 - len(c))),
+                        breaks=(("line_too_long",) if extra else ()) + ("not_json_object",)))
+    return out
+
+
+def _all_semantic(case: Case) -> bool:
+    return len(case.breaks) > 2 and all(any(r in c for c in schema.SEMANTIC_CHECKS.values()) for r in case.breaks)
+
+
+# The pairs of multi_error_cases that the corpus (and so the injected logs) holds: per type, the
+# semantic checks against each other and against a field, the type and the line checks.
+_MULTI_IN_CORPUS = {
+    "sale+unknown_machine+unknown_product", "sale+unknown_machine+bad_quantity", "sale+unknown_product+bad_category",
+    "sale+bad_category+bad_quantity", "sale+bad_quantity+bad_price", "sale+bad_price+bad_time",
+    "sale+unknown_machine+bad_time", "sale+missing_field:event_time+unknown_machine",
+    "sale+wrong_type:quantity+unknown_product", "sale+missing_field:unit_price+bad_quantity",
+    "sale+missing_field:event_id+bad_quantity", "sale+wrong_type:type+unknown_machine",
+    "sale+unknown_type+bad_price", "sale+line_too_long+not_json_object", "sale+line_too_long+unknown_machine",
+    "sale+not_json_object+bad_quantity", "sale+unknown_machine+unknown_product+bad_quantity",
+    "sale+line_too_long+missing_field:event_time+bad_price",
+    "telemetry+unknown_machine+bad_time", "telemetry+wrong_type:stock+unknown_machine",
+    "telemetry+missing_field:machine_id+bad_time", "restock+unknown_machine+bad_quantity",
+    "restock+unknown_product+bad_quantity", "restock+bad_quantity+bad_time",
+    "restock+wrong_type:quantity+unknown_product+bad_time", "marker+missing_field:type+wrong_type:created_ms",
+    "marker+unknown_type+missing_field:created_ms", "not_utf8_cut2_one_byte_over", "not_utf8_cut3_one_byte_over",
+    "not_utf8_cut2_at_the_limit",
+}
 
 
 def _pad(line: bytes, chars: int) -> bytes:

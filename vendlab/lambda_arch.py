@@ -15,6 +15,7 @@ import time
 
 from vendlab.catalog import Catalog
 from vendlab.config import Profile
+from vendlab.invariants import ReaderPromise
 from vendlab.jobs.batch import run_batch
 from vendlab.jobs.ingest import start_ingest_job
 from vendlab.jobs.streaming import start_view_job
@@ -25,11 +26,14 @@ BATCH_POOL = "lambda_batch"
 
 
 def run_batch_loop(spark, profile: Profile, catalog: Catalog, store, interval_s: float,
-                   stop: threading.Event | None = None, on_run=None) -> None:
-    """Run the batch layer every ``interval_s`` seconds until ``stop`` is set."""
+                   stop: threading.Event | None = None, on_run=None, before_run=None) -> None:
+    """Run the batch layer every ``interval_s`` seconds until ``stop`` is set; ``before_run()`` and
+    ``on_run(info)`` are called around each run."""
     stop = stop or threading.Event()
     spark.sparkContext.setLocalProperty("spark.scheduler.pool", BATCH_POOL)
     while not stop.wait(interval_s):
+        if before_run:
+            before_run()
         info = run_batch(spark, profile, catalog, store)
         if on_run:
             on_run(info)
@@ -51,6 +55,7 @@ class LambdaPipeline:
         self.thread: threading.Thread | None = None
         self.error: BaseException | None = None
         self.runs: list[base.BatchViewInfo] = []
+        self.reader_promise = ReaderPromise()
 
     def start(self) -> None:
         self.queries.append(start_ingest_job(self.spark, self.profile))
@@ -63,14 +68,18 @@ class LambdaPipeline:
         try:
             store = self._open_store()
             run_batch_loop(self.spark, self.profile, self.catalog, store, self.settings.batch_interval,
-                           self.stop_event, on_run=self._on_run)
+                           self.stop_event, on_run=lambda info: self._on_run(info, store),
+                           # a reader fetches the version served just before the run (the one it may
+                           # still be completing when the run retires speed rows)
+                           before_run=lambda: self.reader_promise.fetch(store))
         except BaseException as e:  # surfaced by check(), never swallowed
             if not self.stop_event.is_set():
                 self.error = e
 
-    def _on_run(self, info: base.BatchViewInfo) -> None:
+    def _on_run(self, info: base.BatchViewInfo, store) -> None:
         if not self.runs or self.runs[-1].version != info.version:
             self.runs.append(info)
+        self.reader_promise.after_run(store)  # a reader of this or the previous version can complete it
 
     def check(self) -> None:
         from vendlab.pipelines import PipelineFailed
@@ -104,6 +113,8 @@ class LambdaPipeline:
             "handoffs": len(runs),
             "batch_runs": [{"version": r.version, "cutoff_bucket": r.cutoff_bucket, "events": r.events,
                             "seconds": r.seconds} for r in runs],
+            # after each batch run: could a reader of the current and the previous version complete it?
+            "reader_checks": list(self.reader_promise.checks),
         }
 
     def stop(self) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vendlab import datadir
+from vendlab import datadir, invariants
 from vendlab.catalog import Catalog, make_catalog
 from vendlab.config import Profile, open_store
 from vendlab.eventlog import SegmentWriter, list_segments
@@ -190,6 +190,7 @@ class Runner:
         self.pipelines: list = []
         self.spark = None
         self.samples: list[dict] = []
+        self.validation_history = invariants.ValidationHistory()
         self.dashboard_stop = None
         self.dashboard_url: str | None = None
         self.feeder: LogFeeder | None = None  # the running feeder (for observers: behind_s, manifest)
@@ -333,6 +334,7 @@ class Runner:
             deadline = time.monotonic() + timeout
             drained = self._watch(feeder, store, until=lambda: all(
                 store.has_marker(j, feeder.end_marker) for j in jobs), deadline=deadline)
+            self._sample(feeder, store)  # the drained views, checked like the others
             for p in self.pipelines:
                 p.finish(drained)
             if self.on_stop:
@@ -364,20 +366,31 @@ class Runner:
         return True
 
     def _sample(self, feeder: LogFeeder, store) -> None:
-        """Exactness over time: each pipeline's user-facing view against what had been generated
-        *by then* (views are read first, then the generator's counts, which only grow), and
-        against the validation view."""
-        views = {p.name: p.views(store)[p.exact_views[0]] for p in self.pipelines}
-        validation = store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT)
+        """Exactness over time (``vendlab.invariants``): each pipeline's user-facing view against
+        what had been generated *by then* (views are read first, then the generator's counts, which
+        only grow), and against what validation had when the view's last applied micro-batch was
+        read (never below it); ``minus_validation`` compares totals read at the same moment."""
+        with store.snapshot():
+            views = {p.name: p.views(store)[p.exact_views[0]] for p in self.pipelines}
+            read_ms = {p.name: invariants.newest_marker_ms(store, p.latency_jobs) for p in self.pipelines}
+            validation = store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT)
+            validation_ms = invariants.newest_marker_ms(store, [base.VALIDATION])
+        if validation_ms is not None:  # how far validation had read the log (its newest marker)
+            self.validation_history.add(validation_ms, validation)
         generated = dict(feeder.gen.manifest.items_by_product)
         t = round((wall_ms() - feeder.started_ms) / 1000, 2) if feeder.started_ms else 0.0
         sample = {"t": t, "generated": sum(generated.values()), "validation": sum(validation.values())}
         for name, v in views.items():
+            floor = self.validation_history.at_or_before(read_ms[name])
             sample[name] = {
                 "items": sum(v.values()),
-                "over_generated": max((n - generated.get(k, 0) for k, n in v.items()), default=0),
+                "over_generated": invariants.excess(v, generated),
+                "under_validation": invariants.shortfall(v, floor) if floor is not None else 0,
+                "validation_floor": sum(floor.values()) if floor is not None else None,  # items of that floor
                 "minus_validation": sum(v.values()) - sum(validation.values()),
             }
+        if all(ms is not None for ms in read_ms.values()) and read_ms:
+            self.validation_history.forget_before(min(read_ms.values()))
         self.samples.append(sample)
 
     def _progress_line(self, feeder: LogFeeder, store) -> str:
@@ -422,6 +435,7 @@ class Runner:
                 "expected_dead_letters": dict(m.malformed_by_reason),
             }
             res["max_overcount"] = max((x[p.name]["over_generated"] for x in self.samples), default=0)
+            res["max_undercount"] = max((x[p.name]["under_validation"] for x in self.samples), default=0)
             res["samples"] = [{"t": x["t"], "generated": x["generated"], "validation": x["validation"],
                                **x[p.name]} for x in self.samples]
             res.update(p.extra_summary(store))

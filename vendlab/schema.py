@@ -5,20 +5,19 @@ Both the Spark jobs (``vendlab.jobs.parse``) and the independent validation cons
 not code, so that a bug in one implementation shows up as a difference against the other
 and against the generator's manifest.
 
-Checks run in this order and the first failing one is the dead-letter reason:
+Checks run in one order and the first failing one is the dead-letter reason. The order is
+written down once, in docs/architecture.md ("The contract's order"); ``check_order(type)`` states
+it in code, from the tuples below: line, JSON object, the common fields, the type, the type's
+fields in FIELDS order, the semantic checks in SEMANTIC_CHECKS order. A line that breaks several
+checks gets the first one's reason from both implementations (tests/test_contract.py).
 
-1. ``line_too_long``            the line is longer than MAX_LINE_CHARS characters
-2. ``not_json_object``          the line is not exactly one JSON object: not UTF-8, not JSON
-                                (RFC 8259: no NaN/Infinity, no 'single quotes', nothing after
-                                the object), not an object, nested deeper than MAX_JSON_DEPTH,
-                                or a string with an unpaired surrogate escape (\\ud800)
-3. ``missing_field:<f>`` / ``wrong_type:<f>`` for ``event_id`` then ``type``
-4. ``unknown_type``             ``type`` is not one of EVENT_TYPES
-5. ``missing_field:<f>`` / ``wrong_type:<f>`` for the type's fields, in FIELDS order
-6. semantic checks, in SEMANTIC_CHECKS order (unknown machine/product, bad quantity...);
-   ``bad_quantity`` is a quantity < 1 (a sale's: outside [1, MAX_SALE_QUANTITY]), ``bad_price`` a
-   unit price outside (0, MAX_UNIT_PRICE]: the bounds keep every sum of a view far from 64-bit
-   overflow (Spark in ANSI mode fails a job on overflow), whatever the input
+``not_json_object`` is a line that is not exactly one JSON object: not UTF-8, not JSON (RFC 8259:
+no NaN/Infinity, no 'single quotes', nothing after the object), not an object, nested deeper than
+MAX_JSON_DEPTH, or a string with an unpaired surrogate escape (\\ud800). ``line_too_long`` counts
+characters; a line that is not UTF-8 has no characters, its bytes are counted. ``bad_quantity`` is
+a quantity < 1 (a sale's: outside [1, MAX_SALE_QUANTITY]), ``bad_price`` a unit price outside
+(0, MAX_UNIT_PRICE]: the bounds keep every sum of a view far from 64-bit overflow (Spark in ANSI
+mode fails a job on overflow), whatever the input.
 """
 
 from __future__ import annotations
@@ -93,6 +92,14 @@ ALL_FIELDS: tuple[tuple[str, str], ...] = tuple(
 STATIC_REASONS = ("line_too_long", "not_json_object", "unknown_type") + tuple(
     sorted({c for checks in SEMANTIC_CHECKS.values() for c in checks})
 )
+
+
+def check_order(event_type: str) -> tuple[str, ...]:
+    """The reasons a line of ``event_type`` can get, in the order the checks run (the first failing
+    check is the reason). ``missing_field:f`` and ``wrong_type:f`` are one check of field f."""
+    fields = [f"{why}:{n}" for n, _ in FIELDS[event_type] for why in ("missing_field", "wrong_type")]
+    common = [f"{why}:{n}" for n, _ in COMMON for why in ("missing_field", "wrong_type")]
+    return ("line_too_long", "not_json_object", *common, "unknown_type", *fields, *SEMANTIC_CHECKS[event_type])
 
 
 def all_reasons() -> list[str]:

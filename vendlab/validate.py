@@ -139,7 +139,8 @@ def validate_line(line: bytes | str, machines: set[str], products: set[str]) -> 
     else:
         text = line
     text = text.rstrip("\n")  # a "\r" stays, as in Spark's value (the log's lines end with "\n")
-    if len(text) > schema.MAX_LINE_CHARS:
+    # a line that is not UTF-8 has no characters: its bytes count (see the contract)
+    if (len(text) if utf8 else len(line.rstrip(b"\n"))) > schema.MAX_LINE_CHARS:
         return None, "line_too_long"
     if not utf8:
         return None, "not_json_object"

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from vendlab.catalog import Catalog
@@ -44,6 +44,12 @@ def compute_batch_view(spark: SparkSession, profile: Profile, catalog: Catalog):
     if not master_exists(spark, profile):
         return [], 0, 0
     master = spark.read.schema(MASTER_SCHEMA).parquet(profile.master_path).drop("date")
+    return batch_view_of(master, profile, catalog)
+
+
+def batch_view_of(master: DataFrame, profile: Profile, catalog: Catalog):
+    """(rows, cutoff_bucket, rows read) of one snapshot of the master dataset: any frame with the log
+    envelope (``vendlab.jobs.sources``), so tests can hand in a log of several partitions."""
     parsed = parse.parse(master, sorted(catalog.machine_ids), sorted(catalog.product_names))
     valid = parsed.filter(F.col("kind") != "dead").dropDuplicates(["event_id"]).cache()
     try:

@@ -126,8 +126,11 @@ def reason_column(machines: list[str], products: list[str]) -> Column:
     field gives NULL_FIELD + its name (see ``_resolve_null_field``)."""
     etype = F.col("j.type")
     rules: list[tuple[Column, Column]] = [
-        # characters <= bytes: the byte count (constant time) spares most lines the character count
-        ((F.octet_length("value") > schema.MAX_LINE_CHARS) & (F.length("value") > schema.MAX_LINE_CHARS),
+        # characters <= bytes: the byte count (constant time) spares most lines the character count;
+        # a line that is not UTF-8 has no characters, its bytes count (Spark's length() and Python's
+        # decoder count its invalid sequences differently)
+        ((F.octet_length("value") > schema.MAX_LINE_CHARS)
+         & (~F.is_valid_utf8("value") | (F.length("value") > schema.MAX_LINE_CHARS)),
          F.lit("line_too_long")),
         (~_one_json_object(), F.lit("not_json_object")),
     ]

@@ -62,6 +62,11 @@ class ViewStore(ABC):
     def read_view(self, job: str, view: str, min_bucket: int | None = None) -> dict[str, int]:
         """Sum of the view's rows per key, over buckets >= min_bucket (all if None)."""
 
+    def read_view_buckets(self, job: str, view: str, min_bucket: int) -> dict[tuple[str, int], int]:
+        """The view's rows per (key, bucket), buckets >= min_bucket (lambda's reader checks,
+        ``vendlab.invariants``)."""
+        raise NotImplementedError
+
     @abstractmethod
     def publish_batch_view(self, info: BatchViewInfo, rows: Iterable[tuple[str, str, int]]) -> None:
         """Publish a whole batch view (rows: view, key, value) and its cutoff, atomically."""

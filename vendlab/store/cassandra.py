@@ -297,6 +297,14 @@ class CassandraStore(ViewStore):
                 out[key] += int(value)
         return dict(sorted(out.items()))
 
+    def read_view_buckets(self, job: str, view: str, min_bucket: int) -> dict[tuple[str, int], int]:
+        committed = {int(r[0]) for r in self._q("applied_ids", job)}
+        out: dict[tuple[str, int], int] = defaultdict(int)
+        for bucket, key, batch_id, value in self._q("view_rows_from", job, view, min_bucket):
+            if int(batch_id) in committed:
+                out[(key, int(bucket))] += int(value)
+        return dict(out)
+
     def current_batch(self) -> BatchViewInfo | None:
         rows = self._q("current_batch", LAB)
         return _info(rows[0]) if rows else None

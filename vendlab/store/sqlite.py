@@ -266,6 +266,11 @@ class SqliteStore(ViewStore):
             args += (min_bucket,)
         return {k: int(v) for k, v in self._con().execute(q + " GROUP BY key ORDER BY key", args)}
 
+    def read_view_buckets(self, job: str, view: str, min_bucket: int) -> dict[tuple[str, int], int]:
+        return {(k, int(b)): int(v) for k, b, v in self._con().execute(
+            "SELECT key, bucket, sum(value) FROM agg WHERE job=? AND view=? AND bucket >= ? GROUP BY key, bucket",
+            (job, view, min_bucket))}
+
     def current_batch(self) -> BatchViewInfo | None:
         row = self._con().execute("SELECT * FROM batch_runs ORDER BY version DESC LIMIT 1").fetchone()
         return BatchViewInfo(*row) if row else None

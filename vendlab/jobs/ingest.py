@@ -32,7 +32,8 @@ def with_date(df: DataFrame) -> DataFrame:
         F.date_format(F.col("log_ts"), "yyyy-MM-dd")))
 
 
-def start_ingest_job(spark: SparkSession, profile: Profile, trigger_seconds: float = 0.0):
+def start_ingest_job(spark: SparkSession, profile: Profile, trigger_seconds: float = 0.0,
+                     available_now: bool = False):
     spark.sparkContext.setLocalProperty("spark.scheduler.pool", INGEST)
     try:
         df = with_date(sources.read_log_stream(spark, profile))
@@ -40,7 +41,9 @@ def start_ingest_job(spark: SparkSession, profile: Profile, trigger_seconds: flo
              .partitionBy("date")
              .option("path", profile.master_path)
              .option("checkpointLocation", profile.checkpoint(INGEST)))
-        if trigger_seconds > 0:
+        if available_now:  # ingest what the log holds now, then stop (the warm-up)
+            w = w.trigger(availableNow=True)
+        elif trigger_seconds > 0:
             w = w.trigger(processingTime=f"{trigger_seconds} seconds")
         return w.start()
     finally:

@@ -27,7 +27,7 @@ from vendlab.config import Profile, embedded, open_store
 # Events of the warm-up log and lines per segment: with one segment per micro-batch, each job runs
 # WARMUP_EVENTS / WARMUP_SEGMENT_LINES micro-batches, enough for the JIT to compile the per-row code
 # (HotSpot's C2 compiles a loop after ~10k iterations) and every per-batch path to run a few times.
-WARMUP_EVENTS = 40_000
+WARMUP_EVENTS = 30_000
 WARMUP_SEGMENT_LINES = 5_000
 WARMUP_BAD_RATE = 0.01  # a few dead letters and duplicates, so that their paths are warm too
 WARMUP_DUP_RATE = 0.01

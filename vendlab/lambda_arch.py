@@ -23,14 +23,37 @@ from vendlab.store import base
 
 BATCH_POOL = "lambda_batch"
 
+# The batch layer's own SQL settings (a session of its own on the same SparkContext): many small
+# tasks instead of one per core over half the history each. Spark schedules by task, without
+# preemption: a streaming micro-batch waits until a running task ends, so the batch layer's tasks
+# must be short for the speed layer to stay real-time while a run goes on (its pools:
+# vendlab/fairscheduler.xml). A task here costs a few milliseconds of scheduling.
+BATCH_SQL_CONF = {
+    "spark.sql.files.maxPartitionBytes": str(8 * 2**20),  # input split: <= 8 MiB of the master dataset
+    # The deduplication's and the sum's reduce tasks: up to 16, coalesced by adaptive execution to
+    # partitions of at least 1 MiB (spark.sql.adaptive.coalescePartitions.minPartitionSize), so a
+    # small history is not cut into tasks that cost more to schedule than to run.
+    "spark.sql.shuffle.partitions": "16",
+    "spark.sql.adaptive.enabled": "true",
+}
+
+
+def batch_session(spark):
+    """A session for the batch layer: the same SparkContext (cores, JVM, caches), its own SQL conf."""
+    s = spark.newSession()
+    for k, v in BATCH_SQL_CONF.items():
+        s.conf.set(k, v)
+    return s
+
 
 def run_batch_loop(spark, profile: Profile, catalog: Catalog, store, interval_s: float,
                    stop: threading.Event | None = None, on_run=None) -> None:
     """Run the batch layer every ``interval_s`` seconds until ``stop`` is set."""
     stop = stop or threading.Event()
     spark.sparkContext.setLocalProperty("spark.scheduler.pool", BATCH_POOL)
+    bspark = batch_session(spark)
     while not stop.wait(interval_s):
-        info = run_batch(spark, profile, catalog, store)
+        info = run_batch(bspark, profile, catalog, store)
         if on_run:
             on_run(info)
 
@@ -53,7 +76,7 @@ class LambdaPipeline:
         self.runs: list[base.BatchViewInfo] = []
 
     def start(self) -> None:
-        self.queries.append(start_ingest_job(self.spark, self.profile))
+        self.queries.append(start_ingest_job(self.spark, self.profile, catalog=self.catalog))
         self.queries.append(start_view_job(self.spark, self.profile, self.catalog, base.LAMBDA_SPEED,
                                            bucket_ms=self.profile.bucket_ms))
         self.thread = threading.Thread(target=self._batch_loop, name="lambda-batch", daemon=True)

@@ -66,6 +66,7 @@ def warm_up(spark, catalog: Catalog, archs, events: int = WARMUP_EVENTS, bucket_
     from vendlab.jobs.batch import run_batch
     from vendlab.jobs.ingest import start_ingest_job
     from vendlab.jobs.streaming import start_view_job
+    from vendlab.lambda_arch import batch_session
 
     t0 = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="vendlab-warmup-", dir=scratch_root))
@@ -83,11 +84,11 @@ def warm_up(spark, catalog: Catalog, archs, events: int = WARMUP_EVENTS, bucket_
                     q = start_view_job(spark, p, catalog, name, bucket_ms=p.bucket_ms if kind == "speed" else None,
                                        available_now=True)
                 elif kind == "ingest":
-                    q = start_ingest_job(spark, p, available_now=True)
+                    q = start_ingest_job(spark, p, available_now=True, catalog=catalog)
                 else:
                     store = open_store(p)
                     try:
-                        run_batch(spark, p, catalog, store)
+                        run_batch(batch_session(spark), p, catalog, store)
                     finally:
                         store.close()
                     jobs.append(name)

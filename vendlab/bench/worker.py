@@ -227,6 +227,9 @@ class Worker:
         from vendlab.bench.measure import spark_jvm
 
         jvm = spark_jvm()
+        from vendlab.lambda_arch import batch_session
+
+        bspark = batch_session(self.spark)  # as the lambda pipeline runs it
         try:
             done = 0
             for size in step["sizes"]:
@@ -237,7 +240,7 @@ class Worker:
                 log(f"history: ingesting events {done:,}..{size:,} into the master dataset ...")
                 # A fresh run of the ingest query per size (same checkpoint: it goes on where it
                 # stopped), so that its progress counts only the new events.
-                q = start_ingest_job(self.spark, p)
+                q = start_ingest_job(self.spark, p, catalog=catalog)
                 while q.isActive and sum(pr["numInputRows"] for pr in q.recentProgress) < size - done:
                     time.sleep(0.2)
                 if q.exception():
@@ -249,7 +252,7 @@ class Worker:
                 log(f"history: batch run over {size:,} events ...")
                 c0 = sum(jvm.cpu_times()[:2]) if jvm else None
                 t0 = time.time()
-                info = run_batch(self.spark, p, catalog, store)
+                info = run_batch(bspark, p, catalog, store)
                 secs = time.time() - t0
                 if jvm and info.events:
                     out["batch_jvm_cpu_us_per_event"][str(size)] = round(

@@ -16,7 +16,7 @@ QUICK = {
 }
 
 FULL = {
-    "warmup": 30_000,  # as in QUICK
+    "warmup": 30_000,  # events of the warm-up log (see QUICK)
     "main": {"master": "local[2]", "driver_memory": "4g"},
     "sweep": {"rates": [1_000, 2_500, 5_000, 10_000, 20_000, 40_000, 60_000, 80_000, 160_000], "duration": 20.0,
               "batch_interval": 10.0},

@@ -30,6 +30,7 @@ def test_run_kappa_json_contract(tmp_path):
     lat = doc["latency_ms"]
     assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"]
     assert doc["throughput_eps"] > 0
+    assert doc["warmup_s"] > 0 and "warm-up done" in p.stderr  # the jobs ran warm before the clock started
     assert "generating" in p.stderr  # progress goes to stderr
     # the data dir layout of the contract
     assert (d / "views.sqlite").exists() and (d / "manifest.json").exists() and (d / "checkpoints").is_dir()

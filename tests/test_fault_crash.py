@@ -125,7 +125,9 @@ sys.exit(main(sys.argv[1:]))
 
 
 def _run_args(arch: str, data_dir: Path, *extra: str) -> list[str]:
-    return ["run", "--arch", arch, "--data-dir", str(data_dir), "--json", *extra]
+    # --no-warmup: the warm-up (vendlab/warmup.py, tested in test_master_dataset.py and test_cli.py) runs
+    # in a scratch folder and would only delay the kill points these tests wait for
+    return ["run", "--arch", arch, "--data-dir", str(data_dir), "--json", "--no-warmup", *extra]
 
 
 def _env() -> dict:

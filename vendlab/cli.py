@@ -105,6 +105,8 @@ def _add_run_flags(p: argparse.ArgumentParser, demo: bool = False) -> None:
                    help="lambda: seconds between batch runs, [0.1, 3600] (default 20)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress on stderr)")
     p.add_argument("--ui", action="store_true", help="keep Spark's web UI on (http://127.0.0.1:4040)")
+    p.add_argument("--no-warmup", action="store_true",
+                   help="start the clock on a cold JVM (by default every job first runs on throw-away events)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,6 +206,7 @@ def cmd_run(args, archs: list[str], data_dir: Path) -> int:
     from vendlab.config import embedded
     from vendlab.report import format_comparison
     from vendlab.runner import Runner, RunSettings
+    from vendlab.warmup import WARMUP_EVENTS
 
     resume = getattr(args, "resume", False)
     dashboard = None if args.command != "demo" or args.no_dashboard else args.port
@@ -211,7 +214,8 @@ def cmd_run(args, archs: list[str], data_dir: Path) -> int:
     keep = dashboard is not None and not args.json and sys.stdin.isatty()
     settings = RunSettings(duration=args.duration, rate=args.rate, seed=args.seed, bad_rate=args.bad_rate,
                            dup_rate=args.dup_rate, time_scale=args.time_scale, batch_interval=args.batch_interval,
-                           ui=args.ui, dashboard_port=dashboard, keep_dashboard=keep)
+                           ui=args.ui, dashboard_port=dashboard, keep_dashboard=keep,
+                           warmup_events=0 if args.no_warmup else WARMUP_EVENTS)
     runner = Runner(embedded(data_dir), archs, settings, resume=resume)
     with stdout_to_stderr() as out:
         result = runner.run()

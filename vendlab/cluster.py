@@ -222,7 +222,7 @@ def cmd_job(args) -> int:
 
             query = start_view_job(spark, profile, catalog, "lambda_speed", bucket_ms=profile.bucket_ms)
         elif args.name == "lambda-ingest":
-            query = start_ingest_job(spark, profile)
+            query = start_ingest_job(spark, profile, catalog=catalog)
         else:
             store = open_store(profile)
             try:

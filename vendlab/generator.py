@@ -552,7 +552,7 @@ class Generator:
         # -- lines --------------------------------------------------------------------------
         eid = pc.binary_join_element_wise("{\"event_id\":\"e", pa.array(np.full(n, f"{self.seed}-")),
                                           pc.cast(pa.array(seq), pa.string()), "")
-        ts = pc.strftime(pa.array(ms.astype("datetime64[ms]")), format="%Y-%m-%dT%H:%M:%SZ", locale="C")
+        ts = iso_ms(ms)
         sale_i = np.flatnonzero(kind == 0)
         ai = pa.array(sale_i)
         sale_lines = pc.binary_join_element_wise(
@@ -841,6 +841,20 @@ def set_aside(manifest_path: Path) -> Path:
     dest = manifest_path.with_name(f"{manifest_path.stem}.before-{wall_ms()}{manifest_path.suffix}")
     manifest_path.replace(dest)
     return dest
+
+
+_MILLIS = pa.array([f".{i:03d}Z" for i in range(1000)], pa.string())
+
+
+def iso_ms(ms: np.ndarray) -> pa.StringArray:
+    """Times in ms since the epoch -> '2026-01-05T06:00:00.123Z', the same text as
+    ``pc.strftime(..., "%Y-%m-%dT%H:%M:%SZ")`` of the millisecond timestamps, with each distinct second
+    formatted once (a block spans seconds, not thousands of them): strftime per event was ~40 % of
+    the generator's CPU (measured: 1.46 us of ~3.5 us per event)."""
+    sec = ms // 1000
+    uniq, inv = np.unique(sec, return_inverse=True)
+    head = pc.strftime(pa.array(uniq.astype("datetime64[s]")), format="%Y-%m-%dT%H:%M:%S", locale="C")
+    return pc.binary_join_element_wise(head.take(pa.array(inv.ravel())), _MILLIS.take(pa.array(ms - sec * 1000)), "")
 
 
 def marker_line(marker_id: str, created_ms: int) -> bytes:

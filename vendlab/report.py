@@ -40,6 +40,8 @@ def format_comparison(result: dict) -> str:
     if any("handoffs" in result[a] for a in archs):
         rows.append(("batch/speed hand-offs", *[_fmt(result[a].get("handoffs")) if "handoffs" in result[a] else ""
                                                  for a in archs]))
+    rows.append(("warm-up before the clock", *[_fmt(result[a].get("warmup_s"), " s") if result[a].get("warmup_s")
+                                                else "none" for a in archs]))
     rows.append(("dead letters (by the job)", *[_fmt(sum(result[a]["dead_letters"].values())) for a in archs]))
     w0 = max(len(r[0]) for r in rows)
     ws = [max(len(str(r[i + 1])) for r in rows) for i in range(len(archs))]

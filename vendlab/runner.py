@@ -59,6 +59,10 @@ class RunSettings:
     # off so that it measures the pipelines, not the oracle; the views are then checked against
     # the generator's manifest only.
     validation: bool = True
+    # Warm the JVM before the clock starts: every job runs once on this many throw-away events
+    # (vendlab/warmup.py; nothing reaches the run's views). 0: no warm-up (tests, the bench's
+    # workers, which warm up once per JVM).
+    warmup_events: int = 0
 
 
 class LogFeeder(threading.Thread):
@@ -194,6 +198,7 @@ class Runner:
         self.dashboard_stop = None
         self.dashboard_url: str | None = None
         self.feeder: LogFeeder | None = None  # the running feeder (for observers: behind_s, manifest)
+        self.warmup: dict | None = None  # what the warm-up did and how long it took (vendlab.warmup)
         # Observer hooks (the benchmark): on_start(runner) once the pipelines and the feeder run,
         # on_stop(runner) after the drain, before the queries stop (their progress is still there).
         self.on_start = None
@@ -304,6 +309,8 @@ class Runner:
                     self.profile.data_dir, port=self.s.dashboard_port)
                 self.log(f"vendlab: dashboard on {self.dashboard_url}")
             self.spark = get_spark(self.profile, ui=self.s.ui)
+            if self.s.warmup_events:
+                self._warm_up(catalog)
             self.pipelines = [make_pipeline(a, self.spark, self.profile, catalog, self.s) for a in self.archs]
             for p in self.pipelines:
                 p.start()
@@ -348,6 +355,15 @@ class Runner:
             if feeder is not None:
                 feeder.stop_event.set()
             self.shutdown()
+
+    def _warm_up(self, catalog: Catalog) -> None:
+        from vendlab.warmup import warm_up
+
+        self.log(f"vendlab: warming up Spark on {self.s.warmup_events:,} throw-away events in a scratch folder "
+                 f"(they never reach the views) ...")
+        self.warmup = warm_up(self.spark, catalog, self.archs, self.s.warmup_events,
+                              bucket_ms=self.profile.bucket_ms, progress=lambda m: self.log(f"vendlab: {m}"))
+        self.log(f"vendlab: warm-up done in {self.warmup['seconds']:.1f} s; the clock starts now")
 
     def _watch(self, feeder: LogFeeder, store, until, deadline: float | None = None) -> bool:
         last = last_sample = 0.0
@@ -431,6 +447,7 @@ class Runner:
                 "latency_ms": percentiles(lat),
                 "throughput_eps": round(total_lines / seconds, 1) if seconds else None,
                 "drained": drained,
+                "warmup_s": self.warmup["seconds"] if self.warmup else None,
                 "dead_letters": store.read_view(p.latency_jobs[0], base.DEAD_LETTERS),
                 "expected_dead_letters": dict(m.malformed_by_reason),
             }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 from vendlab.config import Profile
 
@@ -52,6 +53,11 @@ LOCAL_CHECKPOINT_CONF = {
 }
 
 
+# The scheduler pools of the streaming queries and the batch layer (weights, minimum shares),
+# in local mode, where one JVM runs them all.
+POOLS_FILE = Path(__file__).with_name("fairscheduler.xml")
+
+
 def local_checkpoints(profile: Profile) -> bool:
     d = profile.checkpoint_dir
     return bool(d) and ("://" not in d or d.startswith("file:"))
@@ -85,6 +91,8 @@ def get_spark(profile: Profile, app: str = "vendlab", ui: bool = False):
          # a stock reading naming a product twice keeps its last value (jobs/parse.py)
          .config("spark.sql.mapKeyDedupPolicy", "LAST_WIN"))
     local = LOCAL_CHECKPOINT_CONF if local_checkpoints(profile) else {}
+    if profile.spark_master.startswith("local"):  # one JVM runs every query (a cluster app runs one job)
+        local = {**local, "spark.scheduler.allocation.file": str(POOLS_FILE)}
     for k, v in {**local, **profile.spark_conf, **java_options(profile.spark_conf)}.items():
         b = b.config(k, v)
     spark = b.getOrCreate()

@@ -50,7 +50,8 @@ def run_worker(spec: dict, work: Path, name: str) -> dict:
 
 
 def sustainable(points: list[dict]) -> tuple[float | None, dict | None, dict | None]:
-    """(highest rate sustained with every lower rate sustained too, its point, first stalled point)."""
+    """(highest rate sustained with every lower rate sustained too, its point, first point not
+    sustained: a stall, or an inconclusive run (``sustainable`` None, measure.BUSY_OTHER_PCT))."""
     best = None
     for p in points:
         if not p["sustainable"]:
@@ -82,7 +83,8 @@ def summarize(arch: str, points: list[dict], top_rate: float) -> dict:
         "exact_at_sustainable": (best or {}).get("exact"),
         "stall_cause": stalled["saturated"] if stalled else f"none up to {top_rate:,.0f} events/s (the sweep's "
                                                              f"highest rate)",
-        "stalled_at_eps": stalled["rate"] if stalled else None,
+        "stalled_at_eps": stalled["rate"] if stalled and stalled["sustainable"] is False else None,
+        "inconclusive_at_eps": stalled["rate"] if stalled and stalled["sustainable"] is None else None,
         "stall_evidence": {k: stalled.get(k) for k in (
             "why_not", "batch_s", "batch_parts_s", "rows_per_batch", "busy_rps", "input_rps", "processed_rps",
             "sink_compute_s", "sink_write_s", "cpu_pct", "generator_behind_max_s", "latency_ms",
@@ -120,6 +122,7 @@ def run(args) -> int:
             {"kind": "sweep", "archs": ["kappa", "lambda"], **sweep},
             {"kind": "exactness", **plan["exactness"]},
             {"kind": "make_log", "log_dir": str(replay_dir), "events": plan["replay_events"]},
+            {"kind": "floor", "log_dir": str(replay_dir)},
             {"kind": "replay", "log_dir": str(replay_dir)},
             {"kind": "history", "sizes": plan["history"]},
         ]}
@@ -128,6 +131,7 @@ def run(args) -> int:
         say("DuckDB reference over the replay log ...")
         duck = run_reference(replay_dir)
         say(f"  -> {duck['duckdb_eps']:,.0f} events/s, exact={duck['exact']}")
+        floor = steps["floor"]["result"]
 
         rvc_plan = plan["ram_vs_cores"]
         ram_rows = []
@@ -150,7 +154,8 @@ def run(args) -> int:
                                  "driver_memory": mem, "sustainable_eps": rate,
                                  "latency_ms": (best or {}).get("latency_ms"), "source": "own sweep",
                                  "rates_tried": [p["rate"] for p in res[arch]],
-                                 "stalled_at": stalled["rate"] if stalled else None,
+                                 "stalled_at": stalled["rate"] if stalled and stalled["sustainable"] is False
+                                 else None,
                                  "stall_cpu_pct": stalled["cpu_pct"] if stalled else None,
                                  "jvm_rss_mb_max": max((p["jvm_rss_mb_max"] or 0) for p in res[arch])})
         ram_rows.sort(key=lambda r: (r["arch"], r["cores"], int(r["driver_memory"].rstrip("g"))))
@@ -170,6 +175,7 @@ def run(args) -> int:
         lam["ingest_eps_by_history"] = history["ingest_eps"]
         biggest = str(max(int(k) for k in history["batch_eps"]))
         lam["batch_eps"] = history["batch_eps"][biggest]
+        lam["batch_jvm_cpu_us_per_event_by_history"] = history.get("batch_jvm_cpu_us_per_event", {})
         doc = {
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
             "mode": "quick" if args.quick else "full",
@@ -185,6 +191,18 @@ def run(args) -> int:
                 "lambda_sustainable": _ratio(lam["sustainable_eps"], duck["duckdb_eps"]),
                 "lambda_batch": _ratio(lam["batch_eps"], duck["duckdb_eps"]),
             },
+            # Plain Spark (no project code) on the same log, in the main worker's JVM: the floor
+            # every pipeline is also reported against (vendlab/bench/spark_floor.py).
+            "spark_floor_eps": floor["spark_floor_eps"],
+            "spark_floor": floor,
+            "ratios_to_spark_floor": {
+                "kappa_sustainable": _ratio(kappa["sustainable_eps"], floor["spark_floor_eps"]),
+                "kappa_replay": _ratio(replay["replay_eps"], floor["spark_floor_eps"]),
+                "lambda_sustainable": _ratio(lam["sustainable_eps"], floor["spark_floor_eps"]),
+                "lambda_batch": _ratio(lam["batch_eps"], floor["spark_floor_eps"]),
+            },
+            "spark_floor_to_duckdb": _ratio(floor["spark_floor_eps"], duck["duckdb_eps"]),
+            "warmup": steps["warmup"]["result"] if "warmup" in steps else None,
             "ram_vs_cores": ram_rows,
             "exactness": steps["exactness"]["result"],
             "sweep": main_sweep,

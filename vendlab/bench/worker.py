@@ -122,7 +122,7 @@ class Worker:
                 v["samples"] = sampler.samples
                 points.append(v)
                 log(f"  -> p50 {v['latency_ms']['p50']} ms, p99 {v['latency_ms']['p99']} ms, "
-                    f"{'sustainable' if v['sustainable'] else 'NOT sustainable: ' + '; '.join(v['why_not'])}, "
+                    f"{'sustainable' if v['sustainable'] else ('inconclusive' if v['sustainable'] is None else 'NOT sustainable') + ': ' + '; '.join(v['why_not'])}, "
                     f"exact={v['exact']}")
                 if not step.get("keep_logs"):
                     shutil.rmtree(d, ignore_errors=True)
@@ -184,12 +184,19 @@ class Worker:
         p = self.profile(d, max_files_per_trigger=step.get("max_files_per_trigger", 10))
         store = open_store(p)
         log(f"replay: {m.events:,} events into a new view version '{job}' (checkpoint {p.checkpoint(job)})")
+        from vendlab.bench.measure import spark_jvm
+
+        jvm = spark_jvm()
+        c0 = sum(jvm.cpu_times()[:2]) if jvm else None
         r = replay_view(self.spark, p, catalog, store, job, log=log)
+        cpu = sum(jvm.cpu_times()[:2]) - c0 if jvm else None
         view = store.read_view(job, base.ITEMS_BY_PRODUCT)
         expected = {k: v for k, v in m.items_by_product.items() if v}
         out = {"events": m.events, "rows_read": r["rows_read"], "seconds": r["seconds"],
                "replay_eps": round(m.events / r["seconds"], 1), "batches": r["batches"],
-               "exact": {k: v for k, v in view.items() if v} == expected, "job": job}
+               "exact": {k: v for k, v in view.items() if v} == expected, "job": job,
+               "jvm_cpu_s": round(cpu, 2) if cpu is not None else None,
+               "jvm_cpu_us_per_event": round(cpu / m.events * 1e6, 2) if cpu is not None else None}
         log(f"  -> {out['replay_eps']:,.0f} events/s, {r['seconds']:.1f} s, exact={out['exact']}")
         return out
 
@@ -203,7 +210,14 @@ class Worker:
         shutil.rmtree(d, ignore_errors=True)
         gen = writer = None
         q = None
-        out = {"sizes": [], "batch_seconds_by_history": {}, "ingest_eps": {}, "batch_eps": {}}
+        out = {"sizes": [], "batch_seconds_by_history": {}, "ingest_eps": {}, "batch_eps": {},
+               "batch_jvm_cpu_us_per_event": {}}
+        from vendlab.bench.measure import spark_jvm
+
+        jvm = spark_jvm()
+        from vendlab.lambda_arch import batch_session
+
+        bspark = batch_session(self.spark)  # as the lambda pipeline runs it
         try:
             done = 0
             for size in step["sizes"]:
@@ -214,7 +228,7 @@ class Worker:
                 log(f"history: ingesting events {done:,}..{size:,} into the master dataset ...")
                 # A fresh run of the ingest query per size (same checkpoint: it goes on where it
                 # stopped), so that its progress counts only the new events.
-                q = start_ingest_job(self.spark, p)
+                q = start_ingest_job(self.spark, p, catalog=catalog)
                 while q.isActive and sum(pr["numInputRows"] for pr in q.recentProgress) < size - done:
                     time.sleep(0.2)
                 if q.exception():
@@ -224,9 +238,13 @@ class Worker:
                 ingest_s = time.time() - t0
                 store = open_store(p)
                 log(f"history: batch run over {size:,} events ...")
+                c0 = sum(jvm.cpu_times()[:2]) if jvm else None
                 t0 = time.time()
-                info = run_batch(self.spark, p, catalog, store)
+                info = run_batch(bspark, p, catalog, store)
                 secs = time.time() - t0
+                if jvm and info.events:
+                    out["batch_jvm_cpu_us_per_event"][str(size)] = round(
+                        (sum(jvm.cpu_times()[:2]) - c0) / info.events * 1e6, 2)
                 out["sizes"].append(size)
                 out["batch_seconds_by_history"][str(size)] = round(secs, 2)
                 out["batch_eps"][str(size)] = round(info.events / secs, 1) if secs else None
@@ -240,6 +258,17 @@ class Worker:
             shutil.rmtree(d, ignore_errors=True)
         return out
 
+    def floor(self, step: dict) -> dict:
+        """Spark's own floor on the same log, in this JVM (vendlab.bench.spark_floor)."""
+        from vendlab.bench.measure import spark_jvm
+        from vendlab.bench.spark_floor import run_floor
+
+        log(f"Spark's floor (plain Spark, JSON reader with a schema) over {step['log_dir']} ...")
+        r = run_floor(self.spark, Path(step["log_dir"]), jvm=spark_jvm())
+        log(f"  -> {r['spark_floor_eps']:,.0f} events/s, {r['jvm_cpu_us_per_event']} us of JVM CPU per event, "
+            f"exact={r['exact']}")
+        return r
+
     def make_log(self, step: dict) -> dict:
         d = Path(step["log_dir"])
         shutil.rmtree(d, ignore_errors=True)
@@ -249,15 +278,15 @@ class Worker:
         return {"events": gen.manifest.events, "log_dir": str(d), "seconds": round(time.time() - t0, 2)}
 
     def warmup(self, step: dict) -> dict:
-        """Run every job once on a small log, so that the JVM's JIT and Spark's code-generation
-        cache are warm before anything is timed (the first micro-batch of a cold JVM takes
-        seconds that no later batch pays)."""
-        d = self.work / "warmup"
-        self.make_log({"log_dir": str(d), "events": step.get("events", 100_000)})
-        r = self.replay({"log_dir": str(d), "job": "warmup"})
-        h = self.history({"sizes": [step.get("events", 100_000)]})
-        shutil.rmtree(d, ignore_errors=True)
-        return {"replay_eps": r["replay_eps"], "batch_s": list(h["batch_seconds_by_history"].values())[0]}
+        """Run every job once on a small throw-away log (vendlab.warmup, as `vendlab run` does), so
+        that the JVM's JIT and Spark's code-generation cache are warm before anything is timed (the
+        first micro-batches of a cold JVM take seconds that no later batch pays)."""
+        from vendlab.warmup import warm_up
+
+        r = warm_up(self.spark, make_catalog(self.seed), ["kappa", "lambda"], step.get("events", 30_000),
+                    progress=log, scratch_root=self.work)
+        log(f"warm-up: {r['seconds']:.1f} s ({', '.join(r['jobs'])})")
+        return r
 
     def run(self) -> dict:
         results = {"master": self.master, "driver_memory": self.conf["spark.driver.memory"], "steps": []}

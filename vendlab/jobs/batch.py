@@ -23,11 +23,12 @@ import time
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from vendlab.catalog import Catalog
 from vendlab.config import Profile
 from vendlab.jobs import parse
-from vendlab.jobs.ingest import MASTER_SCHEMA
+from vendlab.jobs.ingest import ENVELOPE, ENVELOPE_SCHEMA, PARSED_BY
 from vendlab.jobs.views import BUCKETED_VIEWS, ViewPlan, rollup
 from vendlab.store.base import BatchViewInfo
 
@@ -39,18 +40,44 @@ def master_exists(spark: SparkSession, profile: Profile) -> bool:
     return fs.exists(path)
 
 
+def master_schema(spark: SparkSession, machines: list[str], products: list[str]) -> T.StructType:
+    """Every column a master row may have: the raw envelope, the parsed columns, ``parsed_by``, date."""
+    parsed = parse.parse(spark.createDataFrame([], ENVELOPE_SCHEMA), machines, products).drop("dedup_key")
+    return T.StructType(parsed.schema.fields + [T.StructField(PARSED_BY, T.StringType()),
+                                                T.StructField("date", T.StringType())])
+
+
+def read_parsed(spark: SparkSession, profile: Profile, catalog: Catalog) -> tuple[DataFrame, DataFrame]:
+    """(the master dataset, its rows as the contract parses them). Rows the current contract parsed
+    at ingest are read from their columns (a column scan); any other row (another contract's
+    version, or written without parsed columns) is parsed again from its raw line."""
+    machines, products = sorted(catalog.machine_ids), sorted(catalog.product_names)
+    version = parse.contract_version(machines, products)
+    master = spark.read.schema(master_schema(spark, machines, products)).parquet(profile.master_path).drop("date")
+    by = F.col(PARSED_BY)
+    stored = master.filter(by == F.lit(version)).drop(PARSED_BY)
+    again = parse.parse(master.filter(by.isNull() | (by != F.lit(version))).select(*ENVELOPE), machines, products)
+    return master, stored.unionByName(again.drop("dedup_key"))
+
+
 def compute_batch_view(spark: SparkSession, profile: Profile, catalog: Catalog):
     """(rows [(view, key, value)], cutoff_bucket, master rows read)."""
     if not master_exists(spark, profile):
         return [], 0, 0
-    master = spark.read.schema(MASTER_SCHEMA).parquet(profile.master_path).drop("date")
-    return batch_view_of(master, profile, catalog)
+    master, parsed = read_parsed(spark, profile, catalog)
+    return _batch_view(master, parsed, profile)
 
 
 def batch_view_of(master: DataFrame, profile: Profile, catalog: Catalog):
-    """(rows, cutoff_bucket, rows read) of one snapshot of the master dataset: any frame with the log
-    envelope (``vendlab.jobs.sources``), so tests can hand in a log of several partitions."""
+    """(rows, cutoff_bucket, rows read) of one snapshot of the master dataset given as any frame with
+    the log envelope (``vendlab.jobs.sources``), parsed here, so tests can hand in a log of several
+    partitions."""
     parsed = parse.parse(master, sorted(catalog.machine_ids), sorted(catalog.product_names))
+    return _batch_view(master, parsed, profile)
+
+
+def _batch_view(master: DataFrame, parsed: DataFrame, profile: Profile):
+    """(rows, cutoff_bucket, rows read) from a snapshot and its rows as the contract parsed them."""
     valid = parsed.filter(F.col("kind") != "dead").dropDuplicates(["event_id"]).cache()
     try:
         # An event counts here as at most its log time + the allowed skew: a valid sale dated 2099

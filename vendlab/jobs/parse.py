@@ -11,7 +11,10 @@ Output adds the typed fields, ``reason`` (dead-letter reason, null when valid), 
 
 from __future__ import annotations
 
-from functools import reduce
+import hashlib
+import sys
+from functools import lru_cache, reduce
+from pathlib import Path
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -185,3 +188,24 @@ def deduplicate(parsed: DataFrame, delay: str) -> DataFrame:
 
 def union_all(frames: list[DataFrame]) -> DataFrame:
     return reduce(DataFrame.unionByName, frames)
+
+
+@lru_cache(maxsize=None)
+def _source_digest() -> bytes:
+    """The bytes that define the contract's parse: the contract (vendlab.schema) and this module."""
+    h = hashlib.sha256()
+    for mod in (schema, sys.modules[__name__]):
+        try:
+            h.update(Path(mod.__file__).read_bytes())
+        except (OSError, TypeError):  # no source file (a zipped deployment): the module's contents
+            h.update(repr(sorted((k, repr(v)) for k, v in vars(mod).items() if k.isupper())).encode())
+    return h.digest()
+
+
+def contract_version(machines: list[str], products: list[str]) -> str:
+    """Which contract parsed a row: a digest of the contract's code and of the fleet it checks
+    against (a line's reason depends on both). Lambda's master dataset stores it with the parsed
+    columns; the batch layer parses again every row another version parsed."""
+    h = hashlib.sha256(_source_digest())
+    h.update("\n".join(machines).encode() + b"\0" + "\n".join(products).encode())
+    return h.hexdigest()[:16]

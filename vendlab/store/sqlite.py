@@ -250,7 +250,7 @@ class SqliteStore(ViewStore):
         return row[0] if row else None
 
     def jobs(self) -> list[str]:
-        """Every job with applied micro-batches or a binding."""
+        """Every job with applied micro-batches or a binding (kappa, lambda_speed, validation, kappa_v2...)."""
         return [r[0] for r in self._con().execute(
             "SELECT job FROM applied UNION SELECT job FROM bindings ORDER BY 1")]
 
@@ -298,10 +298,6 @@ class SqliteStore(ViewStore):
         return list(self._con().execute(
             "SELECT reason, raw, position FROM dead_letters WHERE job=? ORDER BY batch_id, seq LIMIT ?",
             (job, limit)))
-
-    def jobs(self) -> list[str]:
-        """Every job that applied a micro-batch to this store (kappa, lambda_speed, validation, kappa_v2...)."""
-        return [r[0] for r in self._con().execute("SELECT DISTINCT job FROM applied ORDER BY job")]
 
     def snapshot(self):
         """A read transaction: every read inside it sees one consistent state of the file."""

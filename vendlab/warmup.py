@@ -1,0 +1,104 @@
+"""Warm a Spark JVM before the clock starts: run the jobs once on throw-away data.
+
+A cold JVM pays, on its first micro-batches, for what no later batch pays: Spark generating and
+compiling (Janino) the code of each plan, HotSpot interpreting that code until its JIT has
+compiled it, class loading, the first state store. The first events a user generates would see
+seconds of latency that say nothing about the architecture (docs/results.md: p99 7 s at 3,000
+events/s, dominated by the first seconds).
+
+:func:`warm_up` writes a small log of the same fleet (so the generated code is the code the real
+queries will ask for, and Spark's code cache hands it to them compiled) into a scratch folder
+and runs there, to completion, each job the run will start: the streaming view job (with or
+without event-time buckets), lambda's ingest job and a batch run. Everything it writes (log,
+checkpoints, master dataset, views) stays in the scratch folder, which is removed afterwards:
+nothing reaches the run's views, its log or its checkpoints.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from vendlab.catalog import Catalog
+from vendlab.config import Profile, embedded, open_store
+
+# Events of the warm-up log and lines per segment: with one segment per micro-batch, each job runs
+# WARMUP_EVENTS / WARMUP_SEGMENT_LINES micro-batches, enough for the JIT to compile the per-row code
+# (HotSpot's C2 compiles a loop after ~10k iterations) and every per-batch path to run a few times.
+WARMUP_EVENTS = 30_000
+WARMUP_SEGMENT_LINES = 5_000
+WARMUP_BAD_RATE = 0.01  # a few dead letters and duplicates, so that their paths are warm too
+WARMUP_DUP_RATE = 0.01
+
+# What each architecture runs: view jobs as (job name suffix, bucketed), plus lambda's ingest + batch.
+ARCH_JOBS = {"kappa": ["view"], "lambda": ["speed", "ingest", "batch"]}
+
+
+def write_warmup_log(d: Path, catalog: Catalog, events: int, seed: int = 1,
+                     segment_lines: int = WARMUP_SEGMENT_LINES) -> None:
+    """A complete log of ``events`` events of ``catalog``'s fleet (with latency markers) in ``d``/log."""
+    from vendlab.eventlog import SegmentWriter
+    from vendlab.generator import Generator, marker_line, wall_ms
+
+    gen = Generator(catalog, seed, 20_000, bad_rate=WARMUP_BAD_RATE, dup_rate=WARMUP_DUP_RATE)
+    # rolled explicitly, after each segment's marker
+    writer = SegmentWriter(d / "log", roll_seconds=1e9, roll_lines=segment_lines + 1_000, fsync=False)
+    left, n = events, 0
+    while left > 0:
+        k = min(left, segment_lines)
+        c = gen.take(k)
+        writer.append(c.data, c.lines, c.first_ms)
+        n += 1
+        writer.append(marker_line(f"warmup-{n}", wall_ms()), 1, gen.now_ms())
+        writer.roll()
+        left -= k
+    writer.close()
+
+
+def warm_up(spark, catalog: Catalog, archs, events: int = WARMUP_EVENTS, bucket_ms: int | None = None,
+            progress=None, scratch_root: Path | None = None) -> dict:
+    """Run every job of ``archs`` once on a scratch log; returns {"seconds", "events", "jobs"}.
+
+    ``bucket_ms``: the lambda speed job's event-time bucket (the run profile's). The scratch
+    folder is a local temporary folder, so this is for local masters (embedded runs, the bench)."""
+    from vendlab.jobs.batch import run_batch
+    from vendlab.jobs.ingest import start_ingest_job
+    from vendlab.jobs.streaming import start_view_job
+    from vendlab.lambda_arch import batch_session
+
+    t0 = time.monotonic()
+    root = Path(tempfile.mkdtemp(prefix="vendlab-warmup-", dir=scratch_root))
+    jobs = []
+    try:
+        write_warmup_log(root, catalog, events)
+        # One segment per micro-batch: several batches per job, as in a live run.
+        p: Profile = embedded(root, max_files_per_trigger=1)
+        if bucket_ms is not None:
+            p = p.with_(bucket_ms=bucket_ms)
+        for arch in archs:
+            for kind in ARCH_JOBS[arch]:
+                name = f"warmup_{arch}_{kind}"
+                if kind in ("view", "speed"):
+                    q = start_view_job(spark, p, catalog, name, bucket_ms=p.bucket_ms if kind == "speed" else None,
+                                       available_now=True)
+                elif kind == "ingest":
+                    q = start_ingest_job(spark, p, available_now=True, catalog=catalog)
+                else:
+                    store = open_store(p)
+                    try:
+                        run_batch(batch_session(spark), p, catalog, store)
+                    finally:
+                        store.close()
+                    jobs.append(name)
+                    continue
+                q.awaitTermination()
+                if q.exception() is not None:
+                    raise RuntimeError(f"warm-up job {name} failed: {q.exception()}")
+                jobs.append(name)
+            if progress:
+                progress(f"warmed {arch} ({time.monotonic() - t0:.1f} s so far)")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return {"seconds": round(time.monotonic() - t0, 2), "events": events, "jobs": jobs}

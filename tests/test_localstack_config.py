@@ -4,6 +4,7 @@ images' own rules (no services started here; one test runs the broker image's Ka
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pyspark
 import pytest
@@ -132,7 +133,11 @@ def test_local_runner_starts_nothing_twice_and_stops_by_pid(tmp_path):
     runner = LocalRunner(LocalStack(tmp_path), tag="x-")
     argv = [sys.executable, "-c", "import time, sys; time.sleep(120)", "vendlab-test"]
     assert runner.launch("sleeper", argv)
-    assert runner.running("sleeper") and runner.pid("sleeper")
+    pid = runner.pid("sleeper")
+    assert pid, "launch wrote no pid file"
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() if Path(f"/proc/{pid}").exists() else b"(gone)"
+    assert runner.running("sleeper"), (f"the sleeper (pid {pid}, cmdline {cmdline!r}) is not running; "
+                                       f"its log: {runner.log('sleeper').read_text()[-2000:]!r}")
     assert not runner.launch("sleeper", argv), "a running process was started twice"
     assert runner.env()["VENDLAB_TOPIC"] == "t"
     assert runner.signal("sleeper", signal.SIGINT, wait=10)

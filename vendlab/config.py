@@ -132,6 +132,19 @@ def make_profile(name: str, data_dir: Path | str, **overrides) -> Profile:
     raise ValueError(f"unknown profile {name!r}: allowed are {', '.join(PROFILES)}")
 
 
+def store_class(profile: Profile):
+    """The ViewStore class the profile names (without connecting: e.g. for its ``is_transient``)."""
+    if profile.store == "sqlite":
+        from vendlab.store.sqlite import SqliteStore
+
+        return SqliteStore
+    if profile.store == "cassandra":
+        from vendlab.store.cassandra import CassandraStore
+
+        return CassandraStore
+    raise ValueError(f"unknown store {profile.store!r}: allowed are sqlite, cassandra")
+
+
 def open_store(profile: Profile, readonly: bool = False):
     """The view store the profile names."""
     if profile.store == "sqlite":

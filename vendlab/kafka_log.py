@@ -186,6 +186,10 @@ class KafkaLogWriter:
         self.delivered = 0
         self.errors = 0
         self.first_error: str | None = None
+        # No record is stamped before this log time (ms): the timestamps of a partition never go back,
+        # also across a restart (set from the topic's newest record), where a chunk may start with the
+        # re-sent duplicate copy of an event older than the last record the previous producer wrote.
+        self.floor_ms = 0
 
     def _on_delivery(self, err, msg) -> None:
         if err is not None:
@@ -196,6 +200,7 @@ class KafkaLogWriter:
             self.delivered += 1
 
     def _produce(self, value: bytes, key: bytes | None, ts: int, partition: int | None = None) -> None:
+        ts = self.floor_ms = max(ts, self.floor_ms)
         kw = {"partition": partition} if partition is not None else {}
         while True:
             try:
@@ -310,7 +315,40 @@ def make_feeder(producer, topic: str, catalog: Catalog, seed: int, rate: float, 
 
     gen = continue_in_topic(catalog, topic, seed, dict(rate=rate, time_scale=time_scale, bad_rate=bad_rate,
                                                          dup_rate=dup_rate), manifest_path, reader, say)
-    return LogFeeder(gen, KafkaLogWriter(producer, topic), rate, duration, manifest_path)
+    writer = KafkaLogWriter(producer, topic)
+    if reader is not None:
+        writer.floor_ms = newest_timestamp(reader, topic)
+    return LogFeeder(gen, writer, rate, duration, manifest_path)
+
+
+def newest_timestamp(consumer, topic: str) -> int:
+    """The newest record timestamp (ms) among the last record of every partition (0 if none)."""
+    from confluent_kafka import TopicPartition
+
+    ends = {}
+    for p in topic_partitions(consumer, topic):
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        if high > low:
+            ends[p] = high
+    newest = 0
+    if not ends:
+        return newest
+    consumer.assign([TopicPartition(topic, p, hi - 1) for p, hi in ends.items()])
+    deadline = time.monotonic() + REPLAY_IDLE_TIMEOUT_S
+    try:
+        while ends:
+            if time.monotonic() > deadline:
+                raise KafkaLogError(f"reading the last records of topic {topic!r}: partitions {sorted(ends)} did "
+                                    f"not answer within {REPLAY_IDLE_TIMEOUT_S:g} s")
+            for m in consumer.consume(100, 1.0):
+                if m.error():
+                    raise KafkaLogError(f"reading the last records of topic {topic!r}: {m.error().str()}")
+                newest = max(newest, m.timestamp()[1])
+                if m.partition() in ends and m.offset() + 1 >= ends[m.partition()]:
+                    del ends[m.partition()]
+    finally:
+        consumer.unassign()
+    return newest
 
 
 def continue_in_topic(catalog: Catalog, topic: str, seed: int, settings: dict, manifest_path: Path, reader=None,

@@ -52,6 +52,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 
 from typing import TYPE_CHECKING
@@ -277,29 +278,15 @@ def last_generated(consumer, topic: str, seed: int, tail: int = TAIL_RECORDS) ->
     best, line = None, None
     if not ranges:
         return None, ever, None
-    consumer.assign([TopicPartition(topic, p, lo) for p, (lo, _) in ranges.items()])
-    left = {p: hi for p, (_, hi) in ranges.items()}
-    deadline = time.monotonic() + REPLAY_IDLE_TIMEOUT_S
-    try:
-        while left:
-            if time.monotonic() > deadline:
-                raise KafkaLogError(f"reading the end of topic {topic!r}: partitions {sorted(left)} did not answer "
-                                    f"within {REPLAY_IDLE_TIMEOUT_S:g} s")
-            for m in consumer.consume(1000, 1.0):
-                if m.error():
-                    raise KafkaLogError(f"reading the end of topic {topic!r}: {m.error().str()}")
-                found = _EVENT_ID.match(m.value() or b"")
-                if found:
-                    if int(found.group(1)) != seed:
-                        raise KafkaLogError(f"topic {topic!r} holds events of seed {int(found.group(1))}: produce "
-                                            f"with --seed {int(found.group(1))} to continue it, or use a new topic")
-                    if best is None or int(found.group(2)) > best:
-                        best, line = int(found.group(2)), m.value()
-                p = m.partition()
-                if p in left and m.offset() + 1 >= left[p]:
-                    del left[p]
-    finally:
-        consumer.unassign()
+    with closing(_read_ranges(consumer, topic, ranges, f"reading the end of topic {topic!r}")) as records:
+        for m in records:
+            found = _EVENT_ID.match(m.value() or b"")
+            if found:
+                if int(found.group(1)) != seed:
+                    raise KafkaLogError(f"topic {topic!r} holds events of seed {int(found.group(1))}: produce "
+                                        f"with --seed {int(found.group(1))} to continue it, or use a new topic")
+                if best is None or int(found.group(2)) > best:
+                    best, line = int(found.group(2)), m.value()
     return best, ever, line
 
 
@@ -325,30 +312,40 @@ def newest_timestamp(consumer, topic: str) -> int:
     """The newest record timestamp (ms) among the last record of every partition (0 if none)."""
     from confluent_kafka import TopicPartition
 
-    ends = {}
+    ranges = {}
     for p in topic_partitions(consumer, topic):
         low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
         if high > low:
-            ends[p] = high
-    newest = 0
-    if not ends:
-        return newest
-    consumer.assign([TopicPartition(topic, p, hi - 1) for p, hi in ends.items()])
+            ranges[p] = (high - 1, high)
+    with closing(_read_ranges(consumer, topic, ranges, f"reading the last records of topic {topic!r}")) as records:
+        return max((m.timestamp()[1] for m in records), default=0)
+
+
+def _read_ranges(consumer, topic: str, ranges: dict[int, tuple[int, int]], what: str):
+    """Yield the records of each partition's offsets [lo, hi) of ``topic``, then unassign. A record
+    error, or partitions that do not reach ``hi`` within REPLAY_IDLE_TIMEOUT_S, is a KafkaLogError
+    that starts with ``what``."""
+    from confluent_kafka import TopicPartition
+
+    if not ranges:
+        return
+    consumer.assign([TopicPartition(topic, p, lo) for p, (lo, _) in ranges.items()])
+    left = {p: hi for p, (_, hi) in ranges.items()}
     deadline = time.monotonic() + REPLAY_IDLE_TIMEOUT_S
     try:
-        while ends:
+        while left:
             if time.monotonic() > deadline:
-                raise KafkaLogError(f"reading the last records of topic {topic!r}: partitions {sorted(ends)} did "
-                                    f"not answer within {REPLAY_IDLE_TIMEOUT_S:g} s")
-            for m in consumer.consume(100, 1.0):
+                raise KafkaLogError(f"{what}: partitions {sorted(left)} did not answer within "
+                                    f"{REPLAY_IDLE_TIMEOUT_S:g} s")
+            for m in consumer.consume(1000, 1.0):
                 if m.error():
-                    raise KafkaLogError(f"reading the last records of topic {topic!r}: {m.error().str()}")
-                newest = max(newest, m.timestamp()[1])
-                if m.partition() in ends and m.offset() + 1 >= ends[m.partition()]:
-                    del ends[m.partition()]
+                    raise KafkaLogError(f"{what}: {m.error().str()}")
+                yield m
+                p = m.partition()
+                if p in left and m.offset() + 1 >= left[p]:
+                    del left[p]
     finally:
         consumer.unassign()
-    return newest
 
 
 def continue_in_topic(catalog: Catalog, topic: str, seed: int, settings: dict, manifest_path: Path, reader=None,

@@ -22,7 +22,6 @@ import os
 from collections import Counter
 
 import numpy as np
-import pytest
 
 from vendlab.catalog import make_catalog
 from vendlab.config import embedded
@@ -154,7 +153,7 @@ def out_of_order_log(profile, seed=43, events=3_000, segment_lines=500):
     rng = np.random.default_rng(seed)
     w = SegmentWriter(profile.log_dir)
     carry: list[bytes] = []
-    for k in range(events // segment_lines):
+    for _ in range(events // segment_lines):
         chunk = gen.take(segment_lines)
         lines = [x + b"\n" for x in chunk.data.split(b"\n")[:-1]]
         late = rng.random(len(lines)) < 0.3

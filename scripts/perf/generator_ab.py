@@ -7,7 +7,6 @@ import os
 import sys
 import time
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 

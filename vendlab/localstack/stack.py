@@ -397,7 +397,7 @@ class LocalStack:
         files.setdefault("core-site.xml", {})
         files.setdefault("hdfs-site.xml", {})
         files.setdefault("yarn-site.xml", {})
-        for fname, props in files.items():
+        for props in files.values():
             for k, v in props.items():
                 props[k] = relocate(v, self.hostmap)
         if files["yarn-site.xml"].get("yarn.resourcemanager.hostname"):

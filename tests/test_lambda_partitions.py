@@ -63,7 +63,7 @@ def partition_log(p: int) -> list[tuple[int, str]]:
         if i % 50 == 0 and i > 0:
             out.append(out[-3])
         if i == 77:
-            out.append((t, '{"event_id":"bad-%d","type":"sale"' % p))
+            out.append((t, f'{{"event_id":"bad-{p}","type":"sale"'))
     return out
 
 

@@ -27,7 +27,7 @@ def _number(kind, lo=None, lo_open=False, hi=None, hi_open=False, what="value"):
         try:
             v = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number")
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
         if not math.isfinite(v):
             raise argparse.ArgumentTypeError(f"{text!r} is not a finite number: {what} must be a finite number")
         if lo is not None and (v <= lo if lo_open else v < lo):

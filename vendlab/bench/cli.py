@@ -150,7 +150,7 @@ def run(args) -> int:
             res = run_worker(spec, work, f"rvc{i}")["steps"][-1]["result"]
             for arch in rvc_plan["archs"]:
                 rate, best, stalled = sustainable(res[arch])
-                ram_rows.append({"arch": arch, "master": master, "cores": int(master.strip("local[]") or 1),
+                ram_rows.append({"arch": arch, "master": master, "cores": int(master.removeprefix("local").strip("[]") or 1),
                                  "driver_memory": mem, "sustainable_eps": rate,
                                  "latency_ms": (best or {}).get("latency_ms"), "source": "own sweep",
                                  "rates_tried": [p["rate"] for p in res[arch]],

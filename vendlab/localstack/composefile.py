@@ -43,7 +43,7 @@ class ComposeStack:
         try:
             return self.services[name]
         except KeyError:
-            raise ComposeError(f"{self.path} has no service {name!r} (services: {', '.join(self.services)})")
+            raise ComposeError(f"{self.path} has no service {name!r} (services: {', '.join(self.services)})") from None
 
     def environment(self, name: str) -> dict[str, str]:
         """The service's environment as a container gets it: its env_file(s), then `environment`."""

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from vendlab.models.scenario import write_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -15,6 +22,42 @@ def spark(tmp_path_factory):
     session = get_spark(embedded(tmp_path_factory.mktemp("spark")))
     yield session
     session.stop()
+
+
+# -- helpers shared by test modules (import them: ``from conftest import record``) ---------------------------
+
+def record(test: str, **measured) -> None:
+    """Append what a test measured to $VENDLAB_RELIABILITY_LOG (JSON lines), for docs/reliability.md."""
+    path = os.environ.get("VENDLAB_RELIABILITY_LOG")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps({"test": test, **measured}, default=str) + "\n")
+
+
+def vendlab_env() -> dict:
+    """The environment for a ``python -m vendlab...`` subprocess: this checkout's vendlab first on the path."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def iso(ms: int) -> str:
+    """Epoch milliseconds as the events' event_time (ISO-8601 UTC, milliseconds, Z)."""
+    return str(np.datetime_as_string(np.datetime64(ms, "ms"), unit="ms")) + "Z"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """confluent-kafka's mock cluster (3 brokers inside this process), one per test module:
+    (the producer that owns it, its bootstrap string)."""
+    from confluent_kafka import Producer
+
+    from vendlab.kafka_log import producer_config
+
+    p = Producer(producer_config("unused:9092", **{"test.mock.num.brokers": 3, "log_level": 3}))
+    md = p.list_topics(timeout=10)
+    yield p, ",".join(f"{b.host}:{b.port}" for b in md.brokers.values())
+    p.flush(10)
 
 
 def write_log(data_dir, seed=3, events=20_000, segment_lines=5_000, rate=20_000, bad_rate=0.0, dup_rate=0.0,

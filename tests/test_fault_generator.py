@@ -10,7 +10,6 @@ then Manifest.recover is compared with a recount of the log.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import record
 from vendlab.catalog import make_catalog
 from vendlab.eventlog import SegmentWriter, list_segments
 from vendlab.generator import Manifest
@@ -30,14 +30,6 @@ from vendlab.validate import validate_line
 from vendlab.validation import Validator
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def record(test: str, **measured) -> None:
-    """Append what a test measured to $VENDLAB_RELIABILITY_LOG (JSON lines), for docs/reliability.md."""
-    path = os.environ.get("VENDLAB_RELIABILITY_LOG")
-    if path:
-        with open(path, "a") as f:
-            f.write(json.dumps({"test": test, **measured}, default=str) + "\n")
 
 
 CHILD = r'''

@@ -20,9 +20,9 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-import numpy as np
 import pytest
 
+from conftest import iso
 from vendlab.catalog import make_catalog
 from vendlab.config import embedded
 from vendlab.jobs import batch as jb
@@ -39,10 +39,6 @@ STEP = 20_000  # an event every 20 s of simulated time, per partition
 PARTITIONS = 3
 LATENESS = 5 * MIN
 CATALOG = make_catalog(1)
-
-
-def iso(ms: int) -> str:
-    return str(np.datetime_as_string(np.datetime64(ms, "ms"), unit="ms")) + "Z"
 
 
 def partition_log(p: int) -> list[tuple[int, str]]:

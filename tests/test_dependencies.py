@@ -42,4 +42,5 @@ def test_every_declared_dependency_is_locked_at_an_allowed_version():
         name = canonicalize_name(req.name)
         assert name in pins, f"{req.name} is declared in pyproject.toml but not pinned in requirements.txt"
         assert req.specifier.contains(pins[name], prereleases=True), (
-            f"requirements.txt pins {req.name}=={pins[name]}, outside pyproject.toml's {req.specifier}")
+            f"requirements.txt pins {req.name}=={pins[name]}, outside pyproject.toml's {req.specifier}"
+        )

@@ -49,3 +49,10 @@ def test_a_placeholder_without_a_value_is_refused(tmp_path, monkeypatch):
     monkeypatch.setitem(render.__globals__, "fragments", lambda: {**fragments(), "kafka": "  x: {{nope}}\n"})
     with pytest.raises(SystemExit, match=r"\{\{nope\}\} has no value for kappa"):
         render("kappa")
+
+
+def test_the_stacks_default_batch_interval_is_the_one_of_vendlab_config():
+    from vendlab.config import BATCH_INTERVAL_S
+
+    for text in maker()["expected"]().values():
+        assert f"VENDLAB_BATCH_INTERVAL: ${{VENDLAB_BATCH_INTERVAL:-{BATCH_INTERVAL_S:g}}}" in text

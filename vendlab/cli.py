@@ -19,6 +19,7 @@ import sys
 import threading
 from pathlib import Path
 
+from vendlab.config import BATCH_INTERVAL_S
 from vendlab.pipelines import ARCHS
 
 
@@ -101,8 +102,8 @@ def _add_run_flags(p: argparse.ArgumentParser, demo: bool = False) -> None:
     p.add_argument("--dup-rate", type=fraction, default=bad,
                    help=f"fraction of events delivered twice, [0, 1) (default {bad:g}{'; 0 turns it off' if demo else ''})")
     p.add_argument("--time-scale", type=time_scale_type, default=60.0, help=SCALE_HELP)
-    p.add_argument("--batch-interval", type=batch_interval_type, default=20.0,
-                   help="lambda: seconds between batch runs, [0.1, 3600] (default 20)")
+    p.add_argument("--batch-interval", type=batch_interval_type, default=BATCH_INTERVAL_S,
+                   help=f"lambda: seconds between batch runs, [0.1, 3600] (default {BATCH_INTERVAL_S:g})")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress on stderr)")
     p.add_argument("--ui", action="store_true", help="keep Spark's web UI on (http://127.0.0.1:4040)")
     p.add_argument("--no-warmup", action="store_true",

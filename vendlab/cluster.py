@@ -19,7 +19,7 @@ import sys
 import threading
 from pathlib import Path
 
-from vendlab.config import PROFILES
+from vendlab.config import BATCH_INTERVAL_S, PROFILES
 
 COMMANDS = ("produce", "validate", "job")
 JOBS = ("kappa", "lambda-speed", "lambda-ingest", "lambda-batch")
@@ -55,8 +55,8 @@ def add_commands(sub) -> None:
     j = sub.add_parser("job", help="run one streaming/batch job of an architecture (on the cluster: via spark-submit)")
     j.add_argument("name", choices=JOBS, help=", ".join(JOBS))
     _profile_flags(j)
-    j.add_argument("--batch-interval", type=positive, default=60.0,
-                   help="lambda-batch: seconds between batch runs (default 60)")
+    j.add_argument("--batch-interval", type=positive, default=BATCH_INTERVAL_S,
+                   help=f"lambda-batch: seconds between batch runs (default {BATCH_INTERVAL_S:g})")
 
 
 def _profile(args):

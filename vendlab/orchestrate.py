@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vendlab.compose_conf import mem_limits
+from vendlab.config import BATCH_INTERVAL_S
 from vendlab.kafka_log import DEFAULT_PARTITIONS, DEFAULT_TOPIC, TOPIC_CONFIG, topic_create_args
 from vendlab.spark import submit_confs
 from vendlab.store.cassandra import TABLES, schema_cql
@@ -143,7 +144,7 @@ class Settings:
     seed: int = 1
     bad_rate: float = 0.01
     dup_rate: float = 0.01
-    batch_interval: float = 60.0
+    batch_interval: float = BATCH_INTERVAL_S
     health_timeout: float = 600.0
     poll_interval: float = 5.0
 
@@ -609,7 +610,7 @@ def main(stack_name: str, argv: list[str] | None = None, runner: CommandRunner |
                     help="start even if Docker has less memory than the stack's limits add up to")
     if stack_name == "lambda":
         ap.add_argument("--batch-interval", type=float, default=Settings.batch_interval,
-                        help="seconds between batch runs (default 60)")
+                        help=f"seconds between batch runs (default {Settings.batch_interval:g})")
     args = ap.parse_args(argv)
     settings = Settings(rate=args.rate, seed=args.seed, bad_rate=args.bad_rate, dup_rate=args.dup_rate,
                         batch_interval=getattr(args, "batch_interval", Settings.batch_interval),

@@ -20,7 +20,7 @@ import numpy as np
 
 from vendlab import datadir, invariants
 from vendlab.catalog import Catalog, make_catalog
-from vendlab.config import Profile, open_store
+from vendlab.config import BATCH_INTERVAL_S, Profile, open_store
 from vendlab.eventlog import SegmentWriter, list_segments
 from vendlab.generator import Generator, Manifest, marker_line, wall_ms
 from vendlab.store import base
@@ -47,7 +47,7 @@ class RunSettings:
     bad_rate: float = 0.0
     dup_rate: float = 0.0
     time_scale: float = 60.0
-    batch_interval: float = 30.0
+    batch_interval: float = BATCH_INTERVAL_S
     machines: int = 20
     drain_timeout: float | None = None
     roll_seconds: float = 0.5

@@ -199,18 +199,6 @@ def cmd_job(args) -> int:
 
     profile = _profile(args)
     catalog = make_catalog(args.seed)
-    if args.name == "lambda-ingest":
-        try:
-            from vendlab.jobs.ingest import start_ingest_job
-        except ImportError as e:
-            _say(f"the lambda ingest job is not available in this version ({e})")
-            return 2
-    if args.name == "lambda-batch":
-        try:
-            from vendlab.lambda_arch import run_batch_loop
-        except ImportError as e:
-            _say(f"the lambda batch layer is not available in this version ({e})")
-            return 2
     spark = get_spark(profile, app=f"vendlab-{args.name}")
     try:
         if args.name == "kappa":
@@ -222,8 +210,12 @@ def cmd_job(args) -> int:
 
             query = start_view_job(spark, profile, catalog, "lambda_speed", bucket_ms=profile.bucket_ms)
         elif args.name == "lambda-ingest":
+            from vendlab.jobs.ingest import start_ingest_job
+
             query = start_ingest_job(spark, profile, catalog=catalog)
         else:
+            from vendlab.lambda_arch import run_batch_loop
+
             store = open_store(profile)
             try:
                 _say(f"lambda batch layer: a batch run every {args.batch_interval:g} s")

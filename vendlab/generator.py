@@ -52,7 +52,7 @@ DAY_MS = 24 * HOUR_MS
 SALE_SHARE_PEAK = 0.92
 QUANTITIES = ((1, 0.75), (2, 0.18), (3, 0.07))
 RESTOCK_INTERVAL_MS = 12 * HOUR_MS  # each machine is visited every 12 simulated hours
-RESTOCK_MAX = min(1_000, getattr(schema, "MAX_QUANTITY", 1_000))  # units in one restock line
+RESTOCK_MAX = 1_000  # units in one restock line (the contract bounds a sale's quantity, not a restock's)
 CAPACITY_INTERVALS = (0.6, 1.6)  # capacity of a slot = this many intervals of its mean demand
 OUT_OF_SERVICE = 9  # error_code of every reading of a broken machine
 ERROR_CODES = (1, 2, 3, 4, 5)  # minor faults: coin mechanism, door, cooling, motor, network

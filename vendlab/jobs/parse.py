@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from functools import lru_cache, reduce
+from functools import lru_cache
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame
@@ -184,10 +184,6 @@ def parse(raw: DataFrame, machines: list[str], products: list[str]) -> DataFrame
 def deduplicate(parsed: DataFrame, delay: str) -> DataFrame:
     """Drop repeated deliveries of an event, keeping state for ``delay`` of log time."""
     return parsed.withWatermark("log_ts", delay).dropDuplicatesWithinWatermark(["dedup_key"])
-
-
-def union_all(frames: list[DataFrame]) -> DataFrame:
-    return reduce(DataFrame.unionByName, frames)
 
 
 @lru_cache(maxsize=None)

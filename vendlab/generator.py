@@ -850,7 +850,7 @@ def iso_ms(ms: np.ndarray) -> pa.StringArray:
     """Times in ms since the epoch -> '2026-01-05T06:00:00.123Z', the same text as
     ``pc.strftime(..., "%Y-%m-%dT%H:%M:%SZ")`` of the millisecond timestamps, with each distinct second
     formatted once (a block spans seconds, not thousands of them): strftime per event was ~40 % of
-    the generator's CPU (measured: 1.46 us of ~3.5 us per event)."""
+    the generator's CPU (docs/results.md, performance history)."""
     sec = ms // 1000
     uniq, inv = np.unique(sec, return_inverse=True)
     head = pc.strftime(pa.array(uniq.astype("datetime64[s]")), format="%Y-%m-%dT%H:%M:%S", locale="C")

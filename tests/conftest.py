@@ -1,4 +1,10 @@
-"""Shared fixtures: one local SparkSession for the whole test session (local[2], 2 shuffle partitions)."""
+"""Shared fixtures: one local SparkSession for the whole test session (local[2], 2 shuffle partitions).
+
+Test tiers (markers declared in pyproject.toml): ``spark`` is put here on every test that uses the ``spark``
+fixture, directly or through another fixture; a test that starts Spark another way (a ``vendlab`` command in a
+subprocess, a runner in process) carries the marker itself, as do ``browser`` and ``services`` tests.
+``make test-fast`` runs what is left: ``-m "not spark and not browser and not services"``.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,12 @@ import pytest
 from vendlab.models.scenario import write_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "spark" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.spark)
 
 
 @pytest.fixture(scope="session")

@@ -126,6 +126,7 @@ def finished_kappa(tmp_path_factory):
     return d
 
 
+@pytest.mark.spark  # a vendlab command in a subprocess runs the jobs
 def test_point_1_two_runs_on_one_data_dir_leave_it_exact(finished_kappa):
     names = [p.name for p in (finished_kappa / "log").glob("seg-*.jsonl")]
     numbers = [n.split("-")[1] for n in names]
@@ -133,6 +134,7 @@ def test_point_1_two_runs_on_one_data_dir_leave_it_exact(finished_kappa):
 
 
 # -- point 3: checkpoints and store bound together ---------------------------------------------
+@pytest.mark.spark  # a vendlab command in a subprocess runs the jobs
 def test_point_3_a_lost_checkpoint_is_refused_and_the_rebuild_command_restores_exact_views(finished_kappa,
                                                                                            tmp_path):
     d = tmp_path / "copy"  # a copy: relocatable too (point 2)
@@ -161,6 +163,7 @@ def test_point_3_a_lost_checkpoint_is_refused_and_the_rebuild_command_restores_e
     assert_exact(run_json(vl("run", "--arch", "kappa", "--data-dir", d, "--resume", "--json")), "realtime")
 
 
+@pytest.mark.spark  # a vendlab command in a subprocess runs the jobs
 def test_point_3_a_lost_or_foreign_store_is_refused_with_the_rebuild_command(finished_kappa, tmp_path):
     lost = tmp_path / "lost"
     shutil.copytree(finished_kappa, lost)
@@ -195,6 +198,7 @@ def test_point_3_a_lost_or_foreign_store_is_refused_with_the_rebuild_command(fin
 
 
 # -- point 2 and 7: a moved data dir resumes exactly; SIGTERM as Ctrl-C with the --resume hint ----
+@pytest.mark.spark  # a vendlab command in a subprocess runs the jobs
 def test_point_2_a_lambda_run_stopped_by_sigterm_then_moved_resumes_exactly(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     err_path = tmp_path / "a.err"

@@ -38,6 +38,8 @@ from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore
 from vendlab.validation import Validator
 
+pytestmark = pytest.mark.spark  # each test runs `vendlab run` (Spark) in a subprocess and kills it
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

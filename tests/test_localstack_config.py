@@ -80,6 +80,7 @@ def test_cassandra_heap_from_the_compose_file():
     assert cf.cassandra_heap(env) == [f"-Xms{env['MAX_HEAP_SIZE']}", f"-Xmx{env['MAX_HEAP_SIZE']}"]
 
 
+@pytest.mark.services  # runs the Kafka jar's own wrapper (the local stack's jars, scripts/bootstrap.sh --test)
 def test_broker_properties_are_the_compose_settings_by_the_images_own_wrapper(tmp_path):
     """KafkaDockerWrapper (in the kafka_2.13 jar the broker runs) writes server.properties from the
     compose file's KAFKA_* variables: every setting is there with the compose value, only addresses

@@ -35,8 +35,17 @@ def test_both_stacks_take_every_shared_service_from_one_place():
             shared
         ), stack
         text = m["render"](stack)
-        for service in ("kafka", "kafka-ui", "spark-master", "spark-worker-1", "spark-worker-2", "cassandra1",
-                        "grafana", "validation", "generator"):
+        for service in (
+            "kafka",
+            "kafka-ui",
+            "spark-master",
+            "spark-worker-1",
+            "spark-worker-2",
+            "cassandra1",
+            "grafana",
+            "validation",
+            "generator",
+        ):
             assert f"\n  {service}:\n" in text, (stack, service)
             assert f"\n  {service}:\n" not in source, f"{stack}.in.yml defines {service} again"
         assert "{{" not in text, stack

@@ -16,6 +16,7 @@ Directives, each on its own line of a .in.yml file (a line "#@ ..." is a note le
     #@set NAME VALUE       the value of {{NAME}} in the fragments ({{stack}} is the stack's name); a line of a
                            fragment that holds only a placeholder whose value is empty is left out
 """
+
 from __future__ import annotations
 
 import re
@@ -43,8 +44,10 @@ def fragments() -> dict[str, str]:
 def render(stack: str) -> str:
     shared = fragments()
     values = {"stack": stack}
-    out = [f"# Made by docker/compose/make_stacks.py from docker/compose/{stack}.in.yml and shared.in.yml: edit "
-           "those,\n# then run `python3 docker/compose/make_stacks.py` (tests/test_compose_shared.py checks it).\n"]
+    out = [
+        f"# Made by docker/compose/make_stacks.py from docker/compose/{stack}.in.yml and shared.in.yml: edit "
+        "those,\n# then run `python3 docker/compose/make_stacks.py` (tests/test_compose_shared.py checks it).\n"
+    ]
     for line in (HERE / f"{stack}.in.yml").read_text().splitlines(keepends=True):
         if line.startswith("#@ "):
             continue  # a note for the reader of the source
@@ -77,8 +80,10 @@ def main(argv: list[str]) -> int:
     stale = [path for path, text in expected().items() if not path.exists() or path.read_text() != text]
     if argv[1:] == ["--check"]:
         for path in stale:
-            print(f"{path.relative_to(ROOT)} is not what docker/compose/ makes: python3 docker/compose/make_stacks.py",
-                  file=sys.stderr)
+            print(
+                f"{path.relative_to(ROOT)} is not what docker/compose/ makes: python3 docker/compose/make_stacks.py",
+                file=sys.stderr,
+            )
         return 1 if stale else 0
     if argv[1:]:
         print("usage: python3 docker/compose/make_stacks.py [--check]", file=sys.stderr)

@@ -7,9 +7,10 @@ demo: bootstrap
 test: bootstrap-test
 	.venv/bin/python -m pytest -q
 
-# the tests that need neither Spark nor a browser nor a service (markers in pyproject.toml; tests/conftest.py)
+# the tests that need neither Spark nor a browser nor a service (markers in pyproject.toml; tests/conftest.py),
+# on two processes (pytest-xdist; a test file stays in one process, so its module fixtures are made once)
 test-fast: bootstrap
-	.venv/bin/python -m pytest -q -m "not spark and not browser and not services"
+	.venv/bin/python -m pytest -q -n 2 --dist loadfile -m "not spark and not browser and not services"
 
 # ruff (pinned in requirements.txt, configured in pyproject.toml): the lint rules, then the formatting
 lint: bootstrap

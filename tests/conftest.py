@@ -1,6 +1,9 @@
-"""Shared fixtures: one local SparkSession for the whole test session (local[2], 2 shuffle partitions)."""
+"""Shared fixtures: one local SparkSession for the whole test session (local[2], 2 shuffle partitions);
+one local stack (vendlab stack up) per test module that asks for kappa_stack or lambda_stack."""
 
 from __future__ import annotations
+
+import sys
 
 import pytest
 
@@ -28,3 +31,32 @@ def write_log(data_dir, seed=3, events=20_000, segment_lines=5_000, rate=20_000,
 @pytest.fixture
 def log_factory():
     return write_log
+
+
+def _local_stack(tmp_path_factory, name: str, timeout: float):
+    """A local stack for one test module, stopped by pid at the end (every job of every run first);
+    its logs stay in the printed folder."""
+    from vendlab.localstack.jobs import LocalRunner
+    from vendlab.localstack.stack import LocalStack
+
+    d = tmp_path_factory.mktemp(f"localstack-{name}")
+    stack = LocalStack(d, name)
+    print(f"\nlocal {name} stack in {d} (logs: {d / 'logs'})", file=sys.stderr)
+    try:
+        stack.up(timeout=timeout)
+        yield stack
+    finally:
+        if (d / "jobs").exists():
+            LocalRunner(stack).stop_all()
+        stack.down()
+        print(f"\nlocal {name} stack stopped; logs kept in {d / 'logs'}", file=sys.stderr)
+
+
+@pytest.fixture(scope="module")
+def kappa_stack(tmp_path_factory):
+    yield from _local_stack(tmp_path_factory, "kappa", 600)
+
+
+@pytest.fixture(scope="module")
+def lambda_stack(tmp_path_factory):
+    yield from _local_stack(tmp_path_factory, "lambda", 900)

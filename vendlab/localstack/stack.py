@@ -517,7 +517,7 @@ class LocalStack:
         return getattr(self, "java", None) or maven.check_tools()[0]
 
     def tool(self, name: str) -> list[str]:
-        """argv of a service's CLI tool: kafka-topics, kafka-storage, hdfs (FsShell: dfs commands),
+        """argv of a service's CLI tool: kafka-topics, kafka-configs, kafka-storage, hdfs (FsShell: dfs commands),
         dfsadmin, yarn-application, spark-submit."""
         t = self.state.get("tools", {})
         if name not in t:
@@ -528,6 +528,7 @@ class LocalStack:
         kcp = ":".join(self.cp["kafka"])
         t = {"kafka-topics": [self.java, "-Xmx256m", "-cp", kcp, "org.apache.kafka.tools.TopicCommand"],
              "kafka-storage": [self.java, "-Xmx256m", "-cp", kcp, "kafka.tools.StorageTool"],
+             "kafka-configs": [self.java, "-Xmx256m", "-cp", kcp, "kafka.admin.ConfigCommand"],
              "spark-submit": [str(spark_home() / "bin" / "spark-submit")]}
         if self.stack == "lambda":
             hcp = ":".join([str(self.dir / "conf" / "client")] + self.cp["hadoop"])

@@ -10,6 +10,7 @@ import pyspark
 import pytest
 
 from vendlab.cli import main
+from vendlab.compose_conf import hadoop_site_files
 from vendlab.localstack import composefile as cf
 from vendlab.localstack import maven
 from vendlab.localstack.stack import LocalStack, relocate
@@ -26,7 +27,7 @@ def test_poms_pin_the_compose_images_versions_and_pysparks():
 def test_every_hadoop_env_line_lands_in_its_site_file_by_the_images_rule():
     env = cf.load("lambda").environment("namenode")
     lines = [k for k in env if re.match(r"^[A-Z-]+\.(XML|PROPERTIES|YAML|YML|ENV|SH|CFG|CONF)_", k)]
-    files = cf.hadoop_site_files(env)
+    files = hadoop_site_files(env)
     assert sum(len(p) for p in files.values()) == len(lines) > 0
     for key in lines:
         name, ext = re.split(r"[_.]", key)[:2]
@@ -36,13 +37,11 @@ def test_every_hadoop_env_line_lands_in_its_site_file_by_the_images_rule():
     assert all("HEAPSIZE" not in k for p in files.values() for k in p)
 
 
-def test_hadoop_rule_edge_cases():
-    files = cf.hadoop_site_files({"CORE-SITE.XML_fs.defaultFS": '"hdfs://nn:8020"', "HADOOP_CONF_DIR": "/x",
-                                  "LOG4J.PROPERTIES_log4j.rootLogger": "INFO", "HADOOP_HEAPSIZE_MAX": "1g"})
-    assert files == {"core-site.xml": {"fs.defaultFS": "hdfs://nn:8020"},
-                     "log4j.properties": {"log4j.rootLogger": "INFO"}}
-    assert cf.to_xml({"a": "1"}) == "<configuration>\n<property><name>a</name><value>1</value></property>\n" \
-                                    "</configuration>"
+def test_env_file_values_lose_their_quotes_as_compose_reads_them():
+    from vendlab.compose_conf import parse_env_file
+
+    env = parse_env_file('CORE-SITE.XML_fs.defaultFS="hdfs://nn:8020"\nA=\'x y\'\nB="unpaired\n# c\n')
+    assert env == {"CORE-SITE.XML_fs.defaultFS": "hdfs://nn:8020", "A": "x y", "B": '"unpaired'}
 
 
 def test_kafka_addresses_relocated_names_and_protocols_kept(tmp_path):

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from vendlab.compose_conf import hadoop_site_files, site_xml
 from vendlab.localstack import composefile as cf
 from vendlab.localstack import maven
 
@@ -390,7 +391,7 @@ class LocalStack:
             if str(self.compose.service(svc).get("image", "")).startswith("apache/hadoop"):
                 envs = self.compose.environment(svc)
                 break
-        files = cf.hadoop_site_files(envs)
+        files = hadoop_site_files(envs)
         nn = self.hostmap.get("namenode:8020")
         rm = {k: self.state["ports"][f"resourcemanager.{k}"] for k in
               ("address", "scheduler", "tracker", "admin", "webapp")}
@@ -422,7 +423,7 @@ class LocalStack:
             files.setdefault(fname, {}).update(props)
         conf = self.conf(name)
         for fname, props in files.items():
-            (conf / fname).write_text(cf.to_xml(props))
+            (conf / fname).write_text(site_xml(props))
         (conf / "log4j.properties").write_text(HADOOP_LOG4J)
         # HDFS's web UI pages ship in the distribution's share/hadoop/hdfs/webapps, not in the Maven jars;
         # the HTTP servers only need the folders on the class path (their servlets: JMX, WebHDFS)

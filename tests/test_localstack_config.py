@@ -160,3 +160,37 @@ def test_down_purge_removes_the_stacks_files_and_keeps_other_files(tmp_path, cap
                                            "log": str(tmp_path / "logs" / "kafka.log")}
     assert main(["stack", "down", "--dir", str(tmp_path), "--purge"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
+
+
+def _start_script(stack: str, *args: str):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, str(root / stack / f"start_{stack}.py"), *args], capture_output=True,
+                          text=True, timeout=120, cwd=root)
+
+
+def test_start_script_local_without_a_stack_names_the_command(tmp_path):
+    r = _start_script("lambda", "--local", str(tmp_path / "none"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"vendlab stack up --stack lambda --dir {tmp_path / 'none'}" in r.stderr
+    for flag in ("--status", "--stop"):
+        r = _start_script("lambda", "--local", str(tmp_path / "none"), flag)
+        assert r.returncode == 2 and "vendlab stack up --stack lambda" in r.stderr, r.stderr
+
+
+def test_start_script_local_on_a_stopped_or_other_stack_says_which_and_how(tmp_path):
+    import json
+
+    rec = {"compose": "kafka", "pid": None, "address": "127.0.0.1:1", "ports": {}, "version": "4.1.1",
+           "log": str(tmp_path / "logs" / "kafka.log"), "argv": [], "extra": {}}
+    (tmp_path / "stack.json").write_text(json.dumps({"stack": "kappa", "services": {"kafka": rec}, "ports": {}}))
+    r = _start_script("kappa", "--local", str(tmp_path))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "kafka (stopped)" in r.stderr and f"vendlab stack up --stack kappa --dir {tmp_path}" in r.stderr
+    r = _start_script("lambda", "--local", str(tmp_path))
+    assert r.returncode == 2 and "holds a kappa stack, not lambda" in r.stderr, r.stderr
+    r = _start_script("kappa", "--local", str(tmp_path), "--status")
+    assert r.returncode == 0 and re.search(r"kafka\s+stopped", r.stdout) and re.search(r"kappa-job\s+stopped",
+                                                                                     r.stdout), r.stdout

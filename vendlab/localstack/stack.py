@@ -522,7 +522,9 @@ class LocalStack:
         dfsadmin, yarn-application, spark-submit."""
         t = self.state.get("tools", {})
         if name not in t:
-            raise StackError(f"no tool {name!r} in this {self.stack} stack (tools: {', '.join(t)})")
+            raise StackError(f"no tool {name!r} in this {self.stack} stack (tools: {', '.join(t)}); a stack started "
+                             f"by an older vendlab lacks newer tools: run `vendlab stack up --stack {self.stack} "
+                             f"--dir {self.dir}` again (it keeps what runs and records the tools)")
         return list(t[name])
 
     def _tools(self) -> dict[str, list[str]]:

@@ -3,9 +3,11 @@ Kafka 4.1 (KRaft, configured from kappa/docker-compose.yml by the image's own Ka
 Cassandra 5.0, a Spark standalone master and workers from pyspark's distribution, and the jobs submitted
 with spark-submit reading Kafka with Spark's own Kafka source (spark-sql-kafka-0-10_2.13).
 
-One stack for the module (about a minute to start; the first run also downloads the jars with Maven),
-on free loopback ports, stopped by pid at the end; its logs stay in the printed folder. Each run uses
-its own topic and keyspace, with small rates and durations (the machine has 2 cores).
+One stack for the module (tests/conftest.py's kappa_stack: about a minute to start; the first run also
+downloads the jars with Maven), on free loopback ports, stopped by pid at the end; its logs stay in the
+printed folder. The main run goes through ./kappa/start_kappa.py --local (the compose defaults: topic
+vendlab-events, keyspace vendlab); the Cassandra-outage run through LocalRunner, on its own topic and
+keyspace. Small rates and durations (the machine has 2 cores).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 Test tiers (markers declared in pyproject.toml): ``spark`` is put here on every test that uses the ``spark``
 fixture, directly or through another fixture; a test that starts Spark another way (a ``vendlab`` command in a
 subprocess, a runner in process) carries the marker itself, as do ``browser`` and ``services`` tests.
+One local stack (vendlab stack up) per test module that asks for ``kappa_stack`` or ``lambda_stack``.
 ``make test-fast`` runs what is left: ``-m "not spark and not browser and not services"``.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +85,32 @@ def write_log(data_dir, seed=3, events=20_000, segment_lines=5_000, rate=20_000,
 @pytest.fixture
 def log_factory():
     return write_log
+
+
+def _local_stack(tmp_path_factory, name: str, timeout: float):
+    """A local stack for one test module, stopped by pid at the end (every job of every run first);
+    its logs stay in the printed folder."""
+    from vendlab.localstack.jobs import LocalRunner
+    from vendlab.localstack.stack import LocalStack
+
+    d = tmp_path_factory.mktemp(f"localstack-{name}")
+    stack = LocalStack(d, name)
+    print(f"\nlocal {name} stack in {d} (logs: {d / 'logs'})", file=sys.stderr)
+    try:
+        stack.up(timeout=timeout)
+        yield stack
+    finally:
+        if (d / "jobs").exists():
+            LocalRunner(stack).stop_all()
+        stack.down()
+        print(f"\nlocal {name} stack stopped; logs kept in {d / 'logs'}", file=sys.stderr)
+
+
+@pytest.fixture(scope="module")
+def kappa_stack(tmp_path_factory):
+    yield from _local_stack(tmp_path_factory, "kappa", 600)
+
+
+@pytest.fixture(scope="module")
+def lambda_stack(tmp_path_factory):
+    yield from _local_stack(tmp_path_factory, "lambda", 900)

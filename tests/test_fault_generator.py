@@ -10,6 +10,7 @@ then Manifest.recover is compared with a recount of the log.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal

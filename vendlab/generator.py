@@ -21,7 +21,9 @@ from __future__ import annotations
 import json
 import math
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -32,6 +34,7 @@ import pyarrow.compute as pc
 
 from vendlab import schema
 from vendlab.catalog import HEALTHY_KINDS, HOURLY_PROFILE, REFERENCE_ITEMS_PER_MACHINE_DAY, Catalog
+from vendlab.models.defs import OUT_OF_SERVICE  # error_code of every reading of a broken machine
 
 BLOCK = 4096
 # Simulated seconds per event (time_scale / rate). Above the maximum a block of events spans
@@ -54,7 +57,6 @@ QUANTITIES = ((1, 0.75), (2, 0.18), (3, 0.07))
 RESTOCK_INTERVAL_MS = 12 * HOUR_MS  # each machine is visited every 12 simulated hours
 RESTOCK_MAX = min(1_000, getattr(schema, "MAX_QUANTITY", 1_000))  # units in one restock line
 CAPACITY_INTERVALS = (0.6, 1.6)  # capacity of a slot = this many intervals of its mean demand
-OUT_OF_SERVICE = 9  # error_code of every reading of a broken machine
 ERROR_CODES = (1, 2, 3, 4, 5)  # minor faults: coin mechanism, door, cooling, motor, network
 TEMP_BASE = (3.5, 6.5)  # degrees C, per machine
 TEMP_NOISE = 0.35
@@ -74,6 +76,7 @@ EPISODE_C = (1.0, 3.0)
 EPISODE_ERROR = 0.02
 NUM_TABLE = 10_000  # numbers up to 10 million are two pieces of text from tables, not formatted
 TEMP_TABLE = 5_000  # temperatures up to 50 degrees, likewise (the text of Arrow's cast)
+TEXT_THREADS = 2  # threads making blocks' text while the generator simulates the next ones
 _CHUNK = 64  # breakdown cycles / episodes drawn per machine at a time
 _BIG = 10**13  # > any epoch-ms time here: separates machines in flattened timelines
 
@@ -170,27 +173,28 @@ class Manifest:
         return cls.load(path) if path.exists() else None
 
 
-@dataclass
 class Chunk:
-    data: bytes  # JSON lines, each ending with "\n"
-    lines: int
-    first_ms: int  # nominal (simulated) time of the chunk's first event
+    """Lines the generator handed out: ``parts``, buffers of JSON lines (each line ending with
+    "\\n") to write in order, or ``data``, the same as one ``bytes`` (joined when first asked)."""
+
+    def __init__(self, parts: list, lines: int, first_ms: int):
+        self.parts = parts
+        self.lines = lines
+        self.first_ms = first_ms  # nominal (simulated) time of the chunk's first event
+
+    @cached_property
+    def data(self) -> bytes:
+        return b"".join(self.parts)
 
 
 class _Block:
-    """One generated block: its lines, as pieces of text, plus per-line facts for the manifest.
+    """One generated block: its lines (text made on a worker thread) plus per-line facts for the
+    manifest."""
 
-    The lines are never joined one by one: ``pieces`` holds every distinct piece of text the
-    block's lines are made of (fixed fragments, numbers, timestamps) and ``order`` the index of
-    each piece of each line, in output order, so the text of lines [a, b) is one Arrow ``take``
-    whose data buffer is the bytes to write."""
-
-    def __init__(self, pieces: pa.StringArray, order: np.ndarray, line_start: np.ndarray, product: np.ndarray,
-                 qty: np.ndarray, revenue: np.ndarray, kind: np.ndarray, bad: np.ndarray, first_ms: int,
-                 slot: np.ndarray, phys: dict):
-        self.pieces = pieces
-        self.order = order
-        self.line_start = line_start  # first entry of each line in ``order`` (one more: the end)
+    def __init__(self, text: Future, lines: int, product: np.ndarray, qty: np.ndarray, revenue: np.ndarray,
+                 kind: np.ndarray, bad: np.ndarray, first_ms: int, slot: np.ndarray, phys: dict):
+        self._text = text  # -> (buffer, byte offset of each line and of the end)
+        self.lines = lines
         self.product = product  # product index for valid unique sales, -1 otherwise
         self.qty = qty
         self.revenue = revenue
@@ -201,11 +205,12 @@ class _Block:
         self.phys = phys  # per-slot physics: machine, product, flow, stockout, visit, lost
 
     def __len__(self) -> int:
-        return len(self.line_start) - 1
+        return self.lines
 
     def text(self, a: int, b: int) -> memoryview:
-        """The JSON lines [a, b) of the block, as one buffer."""
-        return _text(self.pieces, self.order[self.line_start[a]: self.line_start[b]])
+        """The JSON lines [a, b) of the block."""
+        buf, at = self._text.result()
+        return buf[at[a]: at[b]]
 
 
 class _Timeline:
@@ -596,19 +601,6 @@ class Generator:
         st = (stock0.reshape(M, P)[tm] + cum[np.searchsorted(f_key, tm * n + t_idx)]
               - cum[np.searchsorted(f_key, tm * n)])
 
-        # -- lines --------------------------------------------------------------------------
-        sale_i, r_i = np.flatnonzero(kind == 0), np.flatnonzero(kind == 2)
-        pieces, order, start, count = self._lines(seq, ms, machine, product, cust, sale_i, sold, t_idx, centi,
-                                                  code, st, r_i, flow)
-        bad_i = np.flatnonzero(bad >= 0)
-        if len(bad_i):  # a malformed line is made from the good one: a piece of its own
-            corrupted = [self._corrupt(bytes(_text(pieces, order[start[i]: start[i] + count[i]])).decode(),
-                                       BAD_KINDS[bad[i]], int(i)) for i in bad_i]
-            start[bad_i] = len(order) + np.arange(len(bad_i))
-            count[bad_i] = 1
-            order = np.concatenate([order, len(pieces) + np.arange(len(bad_i))])
-            pieces = pa.concat_arrays([pieces, pa.array(corrupted, pa.string())])
-
         # Duplicate deliveries: an exact copy of the line, a few lines later.
         idx = np.flatnonzero(dup)
         pos = np.concatenate([np.arange(n, dtype=np.float64), idx + dup_pos[idx]])
@@ -622,16 +614,39 @@ class Generator:
         product_l = np.where(valid_sale, product[src], -1)
         qty_l = sold[src]
         revenue = np.where(valid_sale, qty_l * self._price_cents[product[src]], 0)
-        if len(idx) or len(bad_i):  # the pieces of each line, in output order
+        # The text: a pure function of what the block simulated, so it is made on another thread
+        # (Arrow and NumPy release the GIL) while this one simulates the next block.
+        text = _text_pool().submit(self._text_of, seq, ms, machine, product, cust, np.flatnonzero(kind == 0), sold,
+                                   t_idx, centi, code, st, np.flatnonzero(kind == 2), flow, bad,
+                                   src if len(idx) else None)
+        phys = {"machine": machine, "product": product, "flow": flow, "stockout": stockout, "visit": visit_first,
+                "ms": ms, "lost_sold_out": lost_sold_out, "lost_oos": lost_oos}
+        return _Block(text, len(src), product_l, qty_l, revenue, line_kind, np.where(is_copy, -1, bad[src]),
+                      int(ms[0]), np.where(is_copy, -1, src), phys)
+
+    def _text_of(self, seq, ms, machine, product, cust, sale_i, sold, t_idx, centi, code, st, r_i, flow, bad,
+                 src) -> tuple[memoryview, np.ndarray]:
+        """The block's JSON lines in output order (``src``: the slot of each line, None for
+        each slot once, in order) as one buffer, and the byte offset of each line in it."""
+        pieces, order, start, count = self._lines(seq, ms, machine, product, cust, sale_i, sold, t_idx, centi,
+                                                  code, st, r_i, flow)
+        bad_i = np.flatnonzero(bad >= 0)
+        if len(bad_i):  # a malformed line is made from the good one: a piece of its own
+            corrupted = [self._corrupt(bytes(_text(pieces, order[start[i]: start[i] + count[i]])[0]).decode(),
+                                       BAD_KINDS[bad[i]], int(i)) for i in bad_i]
+            start[bad_i] = len(order) + np.arange(len(bad_i))
+            count[bad_i] = 1
+            order = np.concatenate([order, len(pieces) + np.arange(len(bad_i))])
+            pieces = pa.concat_arrays([pieces, pa.array(corrupted, pa.string())])
+        if src is not None or len(bad_i):  # the pieces of each line, in output order
+            src = np.arange(len(seq)) if src is None else src
             c = count[src]
             line_start = np.r_[0, np.cumsum(c)]
             order = order[np.repeat(start[src] - line_start[:-1], c) + np.arange(line_start[-1])]
         else:
             line_start = np.r_[start, len(order)]
-        phys = {"machine": machine, "product": product, "flow": flow, "stockout": stockout, "visit": visit_first,
-                "ms": ms, "lost_sold_out": lost_sold_out, "lost_oos": lost_oos}
-        return _Block(pieces, order, line_start, product_l, qty_l, revenue, line_kind, np.where(is_copy, -1, bad[src]), int(ms[0]),
-                      np.where(is_copy, -1, src), phys)
+        buf, offsets = _text(pieces, order)
+        return buf, offsets[line_start]
 
     def _lines(self, seq, ms, machine, product, cust, sale_i, sold, t_idx, centi, code, st, r_i, flow):
         """The text of a block's lines (slot order) as pieces: returns (pieces, order, start,
@@ -731,7 +746,7 @@ class Generator:
     # -- handing out chunks -------------------------------------------------------------
     def take(self, n: int) -> Chunk:
         """The next ``n`` lines of the stream (as JSON lines) and the manifest updated for them."""
-        parts: list[pa.StringArray] = []
+        parts: list[tuple[_Block, int, int]] = []
         first_ms = None
         left = n
         while left > 0:
@@ -745,14 +760,14 @@ class Generator:
             sl = slice(self._pos, self._pos + k)
             if first_ms is None:
                 first_ms = blk.first_ms + int(self._pos * self.ms_per_event)
-            parts.append(blk.text(self._pos, self._pos + k))
+            parts.append((blk, self._pos, self._pos + k))
             self._account(blk, sl)
             self._pos += k
             left -= k
         self._sync_stock()
         self.manifest.resume = self.resume_state()
-        data = b"".join(parts)
-        return Chunk(data=data, lines=n, first_ms=first_ms if first_ms is not None else self.now_ms())
+        text = [blk.text(a, b) for blk, a, b in parts]  # waits for the text of the last blocks
+        return Chunk(text, n, first_ms if first_ms is not None else self.now_ms())
 
     def _account(self, blk: _Block, sl: slice) -> None:
         m = self.manifest
@@ -926,13 +941,26 @@ def _take_stock(level: np.ndarray, group: np.ndarray, qty: np.ndarray) -> tuple[
     return got, (got > 0) & (before + got == level)
 
 
-def _text(pieces: pa.StringArray, order: np.ndarray) -> memoryview:
-    """The pieces at ``order``, joined: one Arrow take, whose data buffer is the text."""
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _text_pool() -> ThreadPoolExecutor:
+    """Threads that make blocks' text (shared by the generators of a process)."""
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(TEXT_THREADS, thread_name_prefix="generator-text"))
+    return _POOL[0]
+
+
+def _text(pieces: pa.StringArray, order: np.ndarray) -> tuple[memoryview, np.ndarray]:
+    """The pieces at ``order`` joined, and the offset of each piece in it: one Arrow take, whose
+    data buffer is the text. The lines are never joined one by one: a block's pieces are every
+    distinct piece of text its lines are made of (fragments, numbers, times), ``order`` the
+    index of each piece of each line."""
     if not len(order):
-        return memoryview(b"")
+        return memoryview(b""), np.zeros(1, np.int32)
     arr = pieces.take(pa.array(order))
-    end = int(np.frombuffer(arr.buffers()[1], dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4)[-1])
-    return memoryview(arr.buffers()[2])[:end]
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4)
+    return memoryview(arr.buffers()[2])[: int(offsets[-1])], offsets
 
 
 def set_aside(manifest_path: Path) -> Path:

@@ -630,23 +630,26 @@ class Generator:
         each slot once, in order) as one buffer, and the byte offset of each line in it."""
         pieces, order, start, count = self._lines(seq, ms, machine, product, cust, sale_i, sold, t_idx, centi,
                                                   code, st, r_i, flow)
+        buf, offsets = _text(pieces, order)  # every slot's good line, in slot order
+        at = offsets[np.r_[start, len(order)]].astype(np.int64)
         bad_i = np.flatnonzero(bad >= 0)
-        if len(bad_i):  # a malformed line is made from the good one: a piece of its own
-            corrupted = [self._corrupt(bytes(_text(pieces, order[start[i]: start[i] + count[i]])[0]).decode(),
-                                       BAD_KINDS[bad[i]], int(i)) for i in bad_i]
-            start[bad_i] = len(order) + np.arange(len(bad_i))
-            count[bad_i] = 1
-            order = np.concatenate([order, len(pieces) + np.arange(len(bad_i))])
-            pieces = pa.concat_arrays([pieces, pa.array(corrupted, pa.string())])
-        if src is not None or len(bad_i):  # the pieces of each line, in output order
-            src = np.arange(len(seq)) if src is None else src
-            c = count[src]
-            line_start = np.r_[0, np.cumsum(c)]
-            order = order[np.repeat(start[src] - line_start[:-1], c) + np.arange(line_start[-1])]
-        else:
-            line_start = np.r_[start, len(order)]
-        buf, offsets = _text(pieces, order)
-        return buf, offsets[line_start]
+        if src is None and not len(bad_i):
+            return buf, at
+        # Copies and malformed lines: the output is runs of consecutive slots of that text, and
+        # the malformed lines, each made from its good line.
+        n = len(seq)
+        src = np.arange(n) if src is None else src
+        own = {int(i): self._corrupt(bytes(buf[at[i]: at[i + 1]]).decode(), BAD_KINDS[bad[i]], int(i)).encode()
+               for i in bad_i}
+        is_bad = bad >= 0
+        cut = np.flatnonzero((np.diff(src) != 1) | is_bad[src[1:]] | is_bad[src[:-1]]) + 1
+        parts = []
+        for a, b in zip(np.r_[0, cut].tolist(), np.r_[cut, len(src)].tolist()):
+            first = int(src[a])
+            parts.append(own[first] if is_bad[first] else buf[at[first]: at[src[b - 1] + 1]])
+        size = np.diff(at)
+        size[bad_i] = [len(own[int(i)]) for i in bad_i]
+        return memoryview(b"".join(parts)), np.r_[0, np.cumsum(size[src])]
 
     def _lines(self, seq, ms, machine, product, cust, sale_i, sold, t_idx, centi, code, st, r_i, flow):
         """The text of a block's lines (slot order) as pieces: returns (pieces, order, start,
@@ -699,22 +702,29 @@ class Generator:
         count[t_idx] = 3 * P + 7
         count[r_i] = 8
         start = np.r_[0, np.cumsum(count)[:-1]]
-        order = np.empty(int(count.sum()), np.int64)
+        order = np.empty(int(count.sum()), np.int32)
 
-        def put(rows: np.ndarray, cols: list) -> None:
-            order[start[rows][:, None] + np.arange(len(cols))] = np.stack(
-                [np.broadcast_to(c, rows.shape) for c in cols], axis=1)
+        def put(rows: np.ndarray, mat: np.ndarray) -> None:
+            order[(start[rows][:, None] + np.arange(mat.shape[1])).ravel()] = mat.ravel()
 
-        put(sale_i, [eid_hi[sale_i], eid_lo[sale_i],
-                     f["sale"] + (machine[sale_i] * P + product[sale_i]) * self._q_max + sold[sale_i] - 1,
-                     f["cust"] + cust[sale_i] - 1, ts[sale_i], f["ms_end"] + milli[sale_i]])
-        cols = [eid_hi[t_idx], eid_lo[t_idx], f["tel"] + machine[t_idx], ts[t_idx], f["ms_tel"] + milli[t_idx],
-                temp_i, f["code"] + code]
-        for j in range(P):
-            cols += ([] if j == 0 else [f["key"] + j - 1]) + [st_hi[:, j], st_lo[:, j]]
-        put(t_idx, cols + [f["tel_end"]])
-        put(r_i, [eid_hi[r_i], eid_lo[r_i], f["rst"] + machine[r_i] * P + product[r_i], fl_hi, fl_lo, f["evt"],
-                  ts[r_i], f["ms_end"] + milli[r_i]])
+        mat = np.empty((len(sale_i), 6), np.int32)
+        mat[:, 0], mat[:, 1] = eid_hi[sale_i], eid_lo[sale_i]
+        mat[:, 2] = f["sale"] + (machine[sale_i] * P + product[sale_i]) * self._q_max + sold[sale_i] - 1
+        mat[:, 3], mat[:, 4], mat[:, 5] = f["cust"] + cust[sale_i] - 1, ts[sale_i], f["ms_end"] + milli[sale_i]
+        put(sale_i, mat)
+        k = len(t_idx)
+        mat = np.empty((k, 3 * P + 7), np.int32)
+        mat[:, 0], mat[:, 1], mat[:, 2] = eid_hi[t_idx], eid_lo[t_idx], f["tel"] + machine[t_idx]
+        mat[:, 3], mat[:, 4], mat[:, 5], mat[:, 6] = ts[t_idx], f["ms_tel"] + milli[t_idx], temp_i, f["code"] + code
+        stock = mat[:, 6: 6 + 3 * P].reshape(k, P, 3)  # [key, thousands, last digits] per product...
+        stock[:, 1:, 0] = f["key"] + np.arange(P - 1)  # ...the first key is in the fault-code fragment
+        stock[:, :, 1], stock[:, :, 2] = st_hi, st_lo
+        mat[:, -1] = f["tel_end"]
+        put(t_idx, mat)
+        mat = np.empty((len(r_i), 8), np.int32)
+        mat[:, 0], mat[:, 1], mat[:, 2] = eid_hi[r_i], eid_lo[r_i], f["rst"] + machine[r_i] * P + product[r_i]
+        mat[:, 3], mat[:, 4], mat[:, 5], mat[:, 6], mat[:, 7] = fl_hi, fl_lo, f["evt"], ts[r_i], f["ms_end"] + milli[r_i]
+        put(r_i, mat)
         return pieces, order, start, count
 
     def _corrupt(self, line: str, kind: str, i: int) -> str:

@@ -270,7 +270,7 @@ class Worker:
         events = flog.manifest.events
         log(f"wrote a log of {events:,} events to {d} in {secs:.1f} s: {events / secs:,.0f} events/s "
             f"(generator and writer, {cpu / events * 1e6:.2f} CPU-s per million events)")
-        return {"events": events, "log_dir": str(d), "seconds": round(secs, 2),
+        return {"events": events, "log_dir": str(d), "seconds": round(secs, 3),
                 "generate_eps": round(events / secs, 1), "cpu_s_per_million": round(cpu / events * 1e6, 3)}
 
     def warmup(self, step: dict) -> dict:

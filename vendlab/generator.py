@@ -281,39 +281,42 @@ class _Timeline:
             k = max(len(x) for x in arrs)
             return np.stack([np.concatenate([x, np.full(k - len(x), pad)]) for x in arrs])
 
-        self._flat = {name: stack(arrs, never) for name, arrs in self.cyc.items()}
-        self._flat |= {"ep_" + name: stack(arrs, 0.0 if name == "amp" else never) for name, arrs in self.ep.items()}
-        self._k, self._ke = self._flat["fail"].shape[1], self._flat["ep_start"].shape[1]
+        flat = {name: stack(arrs, never) for name, arrs in self.cyc.items()}
+        flat |= {"ep_" + name: stack(arrs, 0.0 if name == "amp" else never) for name, arrs in self.ep.items()}
+        flat["k"], flat["ke"] = flat["fail"].shape[1], flat["ep_start"].shape[1]
         off = (np.arange(self.n) * _BIG)[:, None]
-        self._fail_key = (self._flat["fail"] + off).ravel()
-        self._ep_key = (self._flat["ep_start"] + off).ravel()
+        flat["fail_key"] = (flat["fail"] + off).ravel()
+        flat["ep_key"] = (flat["ep_start"] + off).ravel()
+        # One assignment: the text threads read the timeline (state) while this one extends it;
+        # an extended timeline answers the same for every time the earlier one covered.
+        self._flat = flat
 
     def state(self, mach: np.ndarray, t: np.ndarray):
         """Per (machine, time): broken, hours since the breakdown, degradation progress (0..1),
         drift and fault probability at failure, warm-spell amplitude."""
         f = self._flat
-        k = np.searchsorted(self._fail_key, mach * _BIG + t, side="right") - mach * self._k  # next failure
+        k = np.searchsorted(f["fail_key"], mach * _BIG + t, side="right") - mach * f["k"]  # next failure
         prev = np.maximum(k - 1, 0)
         broken = (k > 0) & (t < f["repair"][mach, prev])
         since = np.where(broken, (t - f["fail"][mach, prev]) / HOUR_MS, 0.0)
-        nxt = np.minimum(k, self._k - 1)
+        nxt = np.minimum(k, f["k"] - 1)
         ds, fl = f["degrade"][mach, nxt], f["fail"][mach, nxt]
         prog = np.clip((t - ds) / np.maximum(fl - ds, 1.0), 0.0, 1.0) * (~broken)
-        ke = np.searchsorted(self._ep_key, mach * _BIG + t, side="right") - mach * self._ke - 1
+        ke = np.searchsorted(f["ep_key"], mach * _BIG + t, side="right") - mach * f["ke"] - 1
         kc = np.maximum(ke, 0)
         warm = np.where((ke >= 0) & (t < f["ep_end"][mach, kc]), f["ep_amp"][mach, kc], 0.0)
         return broken, since, prog, f["drift"][mach, nxt], f["perr"][mach, nxt], warm
 
     def broken(self, mach: np.ndarray, t: np.ndarray) -> np.ndarray:
         f = self._flat
-        k = np.searchsorted(self._fail_key, mach * _BIG + t, side="right") - mach * self._k
+        k = np.searchsorted(f["fail_key"], mach * _BIG + t, side="right") - mach * f["k"]
         prev = np.maximum(k - 1, 0)
         return (k > 0) & (t < f["repair"][mach, prev])
 
     def any_broken(self, lo_ms: float, hi_ms: float) -> bool:
         """Is some machine out of service at some time in [lo, hi]?"""
         f, m = self._flat, np.arange(self.n)
-        k = np.searchsorted(self._fail_key, m * _BIG + hi_ms, side="right") - m * self._k - 1
+        k = np.searchsorted(f["fail_key"], m * _BIG + hi_ms, side="right") - m * f["k"] - 1
         kc = np.maximum(k, 0)
         return bool(np.any((k >= 0) & (f["repair"][m, kc] > lo_ms)))
 
@@ -580,26 +583,7 @@ class Generator:
         kind[lost] = 1
         machine[lost] = tel_mach[lost]
 
-        # Telemetry readings: the stock at that slot, temperature and fault code from the timeline.
-        t_idx = np.flatnonzero(kind == 1)
-        tm = machine[t_idx]
-        broken, since, prog, drift, perr, warm = self._timeline.state(tm, t_all[t_idx])
-        base_t = self._timeline.base_temp[tm]
-        temp = base_t + drift * prog + warm + noise[t_idx]
-        temp = np.where(broken, base_t + np.minimum(8.0, BROKEN_WARMING_C_PER_H * since) + noise[t_idx], temp)
-        p_fault = ERROR_BASE + (perr - ERROR_BASE) * prog + np.where(warm > 0, EPISODE_ERROR, 0.0)
-        code = np.where(broken, OUT_OF_SERVICE, np.where(u_err[t_idx] < p_fault, codes[t_idx], 0))
-        centi = np.maximum(np.round(temp * 100), 1.0)
-        # stock at a reading = stock at the block start + the machine's flows before that slot
-        f_slots = np.flatnonzero(flow)
-        f_key = machine[f_slots] * n + f_slots
-        f_order = np.argsort(f_key, kind="stable")
-        f_key = f_key[f_order]
-        dense = np.zeros((len(f_slots) + 1, P), np.int64)
-        dense[np.arange(1, len(f_slots) + 1), product[f_slots][f_order]] = flow[f_slots][f_order]
-        cum = np.cumsum(dense, axis=0)
-        st = (stock0.reshape(M, P)[tm] + cum[np.searchsorted(f_key, tm * n + t_idx)]
-              - cum[np.searchsorted(f_key, tm * n)])
+        t_idx = np.flatnonzero(kind == 1)  # readings (their values are made with the text)
 
         # Duplicate deliveries: an exact copy of the line, a few lines later.
         idx = np.flatnonzero(dup)
@@ -617,17 +601,18 @@ class Generator:
         # The text: a pure function of what the block simulated, so it is made on another thread
         # (Arrow and NumPy release the GIL) while this one simulates the next block.
         text = _text_pool().submit(self._text_of, seq, ms, machine, product, cust, np.flatnonzero(kind == 0), sold,
-                                   t_idx, centi, code, st, np.flatnonzero(kind == 2), flow, bad,
+                                   t_idx, (t_all, noise, u_err, codes, stock0), np.flatnonzero(kind == 2), flow, bad,
                                    src if len(idx) else None)
         phys = {"machine": machine, "product": product, "flow": flow, "stockout": stockout, "visit": visit_first,
                 "ms": ms, "lost_sold_out": lost_sold_out, "lost_oos": lost_oos}
         return _Block(text, len(src), product_l, qty_l, revenue, line_kind, np.where(is_copy, -1, bad[src]),
                       int(ms[0]), np.where(is_copy, -1, src), phys)
 
-    def _text_of(self, seq, ms, machine, product, cust, sale_i, sold, t_idx, centi, code, st, r_i, flow, bad,
+    def _text_of(self, seq, ms, machine, product, cust, sale_i, sold, t_idx, draws, r_i, flow, bad,
                  src) -> tuple[memoryview, np.ndarray]:
         """The block's JSON lines in output order (``src``: the slot of each line, None for
         each slot once, in order) as one buffer, and the byte offset of each line in it."""
+        centi, code, st = self._readings(machine, product, t_idx, flow, *draws)
         pieces, order, start, count = self._lines(seq, ms, machine, product, cust, sale_i, sold, t_idx, centi,
                                                   code, st, r_i, flow)
         buf, offsets = _text(pieces, order)  # every slot's good line, in slot order
@@ -650,6 +635,30 @@ class Generator:
         size = np.diff(at)
         size[bad_i] = [len(own[int(i)]) for i in bad_i]
         return memoryview(b"".join(parts)), np.r_[0, np.cumsum(size[src])]
+
+    def _readings(self, machine, product, t_idx, flow, t_all, noise, u_err, codes, stock0):
+        """Telemetry readings: temperature (centi-degrees), fault code and the stock at that slot,
+        from the timeline and the block's flows."""
+        n, M, P = len(machine), self.M, self.P
+        tm = machine[t_idx]
+        broken, since, prog, drift, perr, warm = self._timeline.state(tm, t_all[t_idx])
+        base_t = self._timeline.base_temp[tm]
+        temp = base_t + drift * prog + warm + noise[t_idx]
+        temp = np.where(broken, base_t + np.minimum(8.0, BROKEN_WARMING_C_PER_H * since) + noise[t_idx], temp)
+        p_fault = ERROR_BASE + (perr - ERROR_BASE) * prog + np.where(warm > 0, EPISODE_ERROR, 0.0)
+        code = np.where(broken, OUT_OF_SERVICE, np.where(u_err[t_idx] < p_fault, codes[t_idx], 0))
+        centi = np.maximum(np.round(temp * 100), 1.0)
+        # stock at a reading = stock at the block start + the machine's flows before that slot
+        f_slots = np.flatnonzero(flow)
+        f_key = machine[f_slots] * n + f_slots
+        f_order = np.argsort(f_key, kind="stable")
+        f_key = f_key[f_order]
+        dense = np.zeros((len(f_slots) + 1, P), np.int64)
+        dense[np.arange(1, len(f_slots) + 1), product[f_slots][f_order]] = flow[f_slots][f_order]
+        cum = np.cumsum(dense, axis=0)
+        st = (stock0.reshape(M, P)[tm] + cum[np.searchsorted(f_key, tm * n + t_idx)]
+              - cum[np.searchsorted(f_key, tm * n)])
+        return centi, code, st
 
     def _lines(self, seq, ms, machine, product, cust, sale_i, sold, t_idx, centi, code, st, r_i, flow):
         """The text of a block's lines (slot order) as pieces: returns (pieces, order, start,

@@ -10,9 +10,9 @@ so a log is written about as fast as it is generated.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 from vendlab.eventlog import SegmentWriter
 from vendlab.generator import Generator, Manifest

@@ -23,8 +23,8 @@ import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -321,12 +321,11 @@ class _Timeline:
         return bool(np.any((k >= 0) & (f["repair"][m, kc] > lo_ms)))
 
     def failures_between(self, lo_ms: int, hi_ms: int) -> list[tuple[int, int, int, int]]:
-        """(machine, degrading_ms, failed_ms, repaired_ms) of failures with lo < failed <= hi, by time."""
-        out = []
-        for m in range(self.n):
-            fail = self.cyc["fail"][m]
-            for i in np.flatnonzero((fail > lo_ms) & (fail <= hi_ms)):
-                out.append((m, int(self.cyc["degrade"][m][i]), int(fail[i]), int(self.cyc["repair"][m][i])))
+        """(machine, degrading_ms, failed_ms, repaired_ms) of failures with lo < failed <= hi, by time
+        (``hi_ms`` within the covered timeline)."""
+        f = self._flat
+        m, i = np.nonzero((f["fail"] > lo_ms) & (f["fail"] <= hi_ms))
+        out = list(zip(m.tolist(), *(f[c][m, i].astype(np.int64).tolist() for c in ("degrade", "fail", "repair"))))
         return sorted(out, key=lambda x: (x[2], x[0]))
 
 
@@ -426,7 +425,6 @@ class Generator:
         index of each family's first entry. A line is then a few of these fragments, a number or
         two and its time (see ``_lines``): no per-event joining of strings."""
         m, p = self.catalog.machines, self.catalog.products
-        M, P = self.M, self.P
         self._q_max = int(max(q for q, _ in QUANTITIES))
         stock_keys = [('"stock":{"' if j == 0 else ',"') + f'{x.product}":' for j, x in enumerate(p)]
         codes = range(max(ERROR_CODES + (OUT_OF_SERVICE, 0)) + 1)
@@ -732,7 +730,8 @@ class Generator:
         put(t_idx, mat)
         mat = np.empty((len(r_i), 8), np.int32)
         mat[:, 0], mat[:, 1], mat[:, 2] = eid_hi[r_i], eid_lo[r_i], f["rst"] + machine[r_i] * P + product[r_i]
-        mat[:, 3], mat[:, 4], mat[:, 5], mat[:, 6], mat[:, 7] = fl_hi, fl_lo, f["evt"], ts[r_i], f["ms_end"] + milli[r_i]
+        mat[:, 3], mat[:, 4], mat[:, 5] = fl_hi, fl_lo, f["evt"]
+        mat[:, 6], mat[:, 7] = ts[r_i], f["ms_end"] + milli[r_i]
         put(r_i, mat)
         return pieces, order, start, count
 

@@ -654,8 +654,8 @@ class Generator:
         dense = np.zeros((len(f_slots) + 1, P), np.int64)
         dense[np.arange(1, len(f_slots) + 1), product[f_slots][f_order]] = flow[f_slots][f_order]
         cum = np.cumsum(dense, axis=0)
-        st = (stock0.reshape(M, P)[tm] + cum[np.searchsorted(f_key, tm * n + t_idx)]
-              - cum[np.searchsorted(f_key, tm * n)])
+        first = np.searchsorted(f_key, np.arange(M) * n)  # each machine's first flow
+        st = stock0.reshape(M, P)[tm] + cum[np.searchsorted(f_key, tm * n + t_idx)] - cum[first[tm]]
         return centi, code, st
 
     def _lines(self, seq, ms, machine, product, cust, sale_i, sold, t_idx, centi, code, st, r_i, flow):
@@ -677,15 +677,14 @@ class Generator:
             return base[-2]
 
         sec = ms // 1000
-        uniq, inv = np.unique(sec, return_inverse=True)
-        ts = add(pc.strftime(pa.array(uniq.astype("datetime64[s]")), format="%Y-%m-%dT%H:%M:%S", locale="C")) \
-            + inv.ravel()
+        uniq, inv = _runs(sec)
+        ts = add(pc.strftime(pa.array(uniq.astype("datetime64[s]")), format="%Y-%m-%dT%H:%M:%S", locale="C")) + inv
         milli = ms - sec * 1000
         # the event id: prefix and thousands (a few per block), then the last three digits
         hi = seq // 1000
-        hu, hinv = np.unique(hi, return_inverse=True)
+        hu, hinv = _runs(hi)
         eid_hi = add(pa.array([f'{{"event_id":"e{self.seed}-{h}' if h else f'{{"event_id":"e{self.seed}-'
-                               for h in hu.tolist()], pa.string())) + hinv.ravel()
+                               for h in hu.tolist()], pa.string())) + hinv
         eid_lo = np.where(hi > 0, f["lo3"], f["lo"]) + seq % 1000
 
         def number(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -957,6 +956,12 @@ def _take_stock(level: np.ndarray, group: np.ndarray, qty: np.ndarray) -> tuple[
     before = cs - qty - (cs[first] - qty[first])
     got = np.clip(level - before, 0, qty)
     return got, (got > 0) & (before + got == level)
+
+
+def _runs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(x, return_inverse=True)`` of a sorted array, without sorting it."""
+    new = np.r_[True, x[1:] != x[:-1]]
+    return x[new], np.cumsum(new) - 1
 
 
 _POOL: list[ThreadPoolExecutor] = []

@@ -432,7 +432,7 @@ class Generator:
             "lo": [str(i) for i in range(1000)],  # numbers: below a thousand
             "lo3": [f"{i:03d}" for i in range(1000)],  # ... their last three digits above
             "hi": [""] + [str(i) for i in range(1, NUM_TABLE)],  # ... and their thousands
-            "temp": pc.cast(pa.array(np.arange(TEMP_TABLE) / 100.0), pa.string()).to_pylist(),  # centi-degrees
+            "temp": pc.cast(_arrow(np.arange(TEMP_TABLE) / 100.0), pa.string()).to_pylist(),  # centi-degrees
             # a sale up to its customer: per (machine, product, quantity sold)
             "sale": [f'","type":"sale","machine_id":"{_esc(mm.machine_id)}","place":"{_esc(mm.place)}"'
                      f',"product":"{pp.product}","category":"{pp.category}","quantity":{q}'
@@ -454,7 +454,7 @@ class Generator:
         for name, items in fams.items():
             self._f[name] = len(texts)
             texts += items
-        self._frag = pa.array(texts, pa.string())
+        self._frag = _strings(texts)
 
     # -- block generation -------------------------------------------------------------
     def _visits(self, lo_ms: float, hi_ms: float) -> list[tuple[float, int]]:
@@ -678,13 +678,13 @@ class Generator:
 
         sec = ms // 1000
         uniq, inv = _runs(sec)
-        ts = add(pc.strftime(pa.array(uniq.astype("datetime64[s]")), format="%Y-%m-%dT%H:%M:%S", locale="C")) + inv
+        ts = add(pc.strftime(_arrow(uniq, pa.timestamp("s")), format="%Y-%m-%dT%H:%M:%S", locale="C")) + inv
         milli = ms - sec * 1000
         # the event id: prefix and thousands (a few per block), then the last three digits
         hi = seq // 1000
         hu, hinv = _runs(hi)
-        eid_hi = add(pa.array([f'{{"event_id":"e{self.seed}-{h}' if h else f'{{"event_id":"e{self.seed}-'
-                               for h in hu.tolist()], pa.string())) + hinv
+        eid_hi = add(_strings([f'{{"event_id":"e{self.seed}-{h}' if h else f'{{"event_id":"e{self.seed}-'
+                               for h in hu.tolist()])) + hinv
         eid_lo = np.where(hi > 0, f["lo3"], f["lo"]) + seq % 1000
 
         def number(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -693,13 +693,13 @@ class Generator:
             hi_i = f["hi"] + h
             big = h >= NUM_TABLE
             if big.any():
-                hi_i[big] = add(pc.cast(pa.array(h[big]), pa.string())) + np.arange(int(big.sum()))
+                hi_i[big] = add(pc.cast(_arrow(h[big]), pa.string())) + np.arange(int(big.sum()))
             return hi_i, np.where(h > 0, f["lo3"], f["lo"]) + v % 1000
 
         temp_i = f["temp"] + centi.astype(np.int64)
         hot = centi >= TEMP_TABLE
         if hot.any():
-            temp_i[hot] = add(pc.cast(pa.array(centi[hot] / 100.0), pa.string())) + np.arange(int(hot.sum()))
+            temp_i[hot] = add(pc.cast(_arrow(centi[hot] / 100.0), pa.string())) + np.arange(int(hot.sum()))
         st_hi, st_lo = number(st)
         fl_hi, fl_lo = number(flow[r_i])
         pieces = pa.concat_arrays([self._frag] + dyn)
@@ -958,6 +958,24 @@ def _take_stock(level: np.ndarray, group: np.ndarray, qty: np.ndarray) -> tuple[
     return got, (got > 0) & (before + got == level)
 
 
+# Arrow arrays straight from buffers: pa.array() imports pandas on its first call (~0.3 s of a
+# command's start-up), and the generator needs nothing from it.
+_ARROW_TYPES = {np.dtype(np.int64): pa.int64(), np.dtype(np.int32): pa.int32(), np.dtype(np.float64): pa.float64()}
+
+
+def _arrow(x: np.ndarray, type: pa.DataType | None = None) -> pa.Array:
+    """A NumPy array of numbers as an Arrow array (``type``: another type over the same bytes)."""
+    x = np.ascontiguousarray(x)
+    return pa.Array.from_buffers(type or _ARROW_TYPES[x.dtype], len(x), [None, pa.py_buffer(x)])
+
+
+def _strings(texts: list[str]) -> pa.StringArray:
+    data = [t.encode() for t in texts]
+    offsets = np.zeros(len(data) + 1, np.int32)
+    np.cumsum([len(d) for d in data], out=offsets[1:])
+    return pa.Array.from_buffers(pa.string(), len(data), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))])
+
+
 def _runs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(x, return_inverse=True)`` of a sorted array, without sorting it."""
     new = np.r_[True, x[1:] != x[:-1]]
@@ -981,7 +999,7 @@ def _text(pieces: pa.StringArray, order: np.ndarray) -> tuple[memoryview, np.nda
     index of each piece of each line."""
     if not len(order):
         return memoryview(b""), np.zeros(1, np.int32)
-    arr = pieces.take(pa.array(order))
+    arr = pieces.take(_arrow(order))
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4)
     return memoryview(arr.buffers()[2])[: int(offsets[-1])], offsets
 

@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from vendlab.config import BATCH_INTERVAL_S
@@ -338,7 +339,8 @@ def cmd_views_compose(args) -> int:
 def cmd_generate(args) -> int:
     from vendlab import datadir
     from vendlab.catalog import make_catalog
-    from vendlab.eventlog import SegmentWriter, list_segments
+    from vendlab.eventlog import list_segments
+    from vendlab.finished_log import write_log
     from vendlab.generator import Generator
 
     d = args.data_dir
@@ -351,22 +353,17 @@ def cmd_generate(args) -> int:
         if list_segments(d / "log"):
             raise datadir.DataDirError(f"data dir {d} already holds a log; use a new --data-dir or remove this one")
         datadir.relocate(d)
-        catalog = make_catalog(args.seed)
-        catalog.save(d / "catalog.json")
-        gen = Generator(catalog, args.seed, args.rate, args.time_scale, bad_rate=args.bad_rate,
+        gen = Generator(make_catalog(args.seed), args.seed, args.rate, args.time_scale, bad_rate=args.bad_rate,
                         dup_rate=args.dup_rate)
-        writer = SegmentWriter(d / "log", roll_seconds=1e9, roll_lines=args.segment_lines, fsync=False)
-        left = args.events
-        while left > 0:
-            n = min(left, args.segment_lines)
-            c = gen.take(n)
-            writer.append(c.data, c.lines, c.first_ms)
-            left -= n
-            print(f"\rgenerated {args.events - left:,}/{args.events:,}", end="", file=sys.stderr, flush=True)
-        writer.close()
-        gen.manifest.complete = True
-        gen.manifest.save(d / "manifest.json")
-    print(f"\nwrote {writer.segments_written} segments to {d / 'log'}", file=sys.stderr)
+
+        def progress(done: int, total: int) -> None:
+            print(f"\rgenerated {done:,}/{total:,}", end="", file=sys.stderr, flush=True)
+
+        t0 = time.monotonic()
+        log = write_log(d, gen, args.events, args.segment_lines, progress=progress)
+        seconds = time.monotonic() - t0
+    print(f"\nwrote {log.writer.segments_written} segments to {d / 'log'}: {args.events:,} events in {seconds:.2f} s, "
+          f"{args.events / max(seconds, 1e-9):,.0f} events/s", file=sys.stderr)
     if not gen.manifest.sales:
         print("vendlab: WARNING: the log has no valid sales (simulated time per event, --time-scale / --rate, is "
               "too fine for the fleet to sell): keep --time-scale near its default 60", file=sys.stderr)

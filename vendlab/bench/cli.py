@@ -202,6 +202,8 @@ def run(args) -> int:
                 "lambda_batch": _ratio(lam["batch_eps"], floor["spark_floor_eps"]),
             },
             "spark_floor_to_duckdb": _ratio(floor["spark_floor_eps"], duck["duckdb_eps"]),
+            # The replay log is written by vendlab.finished_log, as `vendlab generate` writes one.
+            "generator": steps["make_log"]["result"],
             "warmup": steps["warmup"]["result"] if "warmup" in steps else None,
             "ram_vs_cores": ram_rows,
             "exactness": steps["exactness"]["result"],

@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=5000)
     ap.add_argument("--duration", type=float, default=30)
     ap.add_argument("--data-dir", required=True)
+    ap.add_argument("--batch-interval", type=float, default=20.0, help="lambda: seconds between batch runs "
+                    "(default 20, as vendlab run)")
     ap.add_argument("--no-validation", action="store_true")
     ap.add_argument("--conf", action="append", default=[], help="a Spark setting key=value for this run")
     ap.add_argument("--json", help="also write the result here")
@@ -140,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
     d = Path(args.data_dir)
     settings = RunSettings(duration=args.duration, rate=args.rate, validation=not args.no_validation,
+                           batch_interval=args.batch_interval,
                            warmup_events=WARMUP_EVENTS)
     runner = Runner(embedded(d, spark_conf=conf), [args.arch], settings, progress=sys.stderr)
     holder = {}

@@ -42,7 +42,7 @@ def test_results_keys_and_files(bench):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     report = (out / "report.md").read_text()
     for heading in ("## Summary", "## Rate sweep", "## Exactness over time", "## Lambda: batch cost as history grows",
-                    "## Kappa: reprocessing", "## More RAM or more cores?", "## Physical reference: DuckDB",
+                    "## Kappa: reprocessing", "## More RAM or more cores?", "## Where the time goes", "## Physical reference: DuckDB",
                     "## Complexity"):
         assert heading in report
     for name in doc["plots"]:
@@ -64,6 +64,10 @@ def test_numbers_come_from_a_real_run(bench):
             assert len(p["latency_series"]) >= p["markers"] * 0.9
             assert all(lat > 0 for _, lat in p["latency_series"])
             assert 0 < p["latency_ms"]["p50"] <= p["latency_ms"]["p99"]
+            # where its micro-batches' time went, from Spark's own progress (vendlab.bench.timeparts)
+            parts = p["time_parts"]["parts"]
+            assert p["time_parts"]["batches"] >= 1 and parts["triggerExecution"]["mean_ms"] > 0
+            assert parts["addBatch"]["mean_ms"] <= parts["triggerExecution"]["mean_ms"]
     ex = doc["exactness"]
     for arch in ("kappa", "lambda"):
         assert ex[arch]["exact"] is True

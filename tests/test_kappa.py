@@ -86,3 +86,14 @@ def test_kappa_run_is_never_ahead_of_the_generator_nor_behind_validation(tmp_pat
     # not vacuous: the last sample (after the drain) had a floor, what validation had counted before
     # the end marker was written
     assert samples[-1]["validation_floor"] > 0
+
+
+def test_view_expressions_are_built_once_per_process_and_per_kind_of_job(spark):
+    """The warm-up's view job builds the plan that the run's job, and every batch run, then reuse
+    (building it is ~4,000 py4j calls); a bucketed or side-output-free job gets its own."""
+    from vendlab.jobs.views import view_plan
+
+    kappa = view_plan(None)
+    assert view_plan(None) is kappa
+    assert view_plan(60_000) is view_plan(60_000) is not kappa
+    assert view_plan(None, with_side_outputs=False) is not kappa

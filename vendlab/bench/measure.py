@@ -24,6 +24,8 @@ import time
 import numpy as np
 import psutil
 
+from vendlab.bench.timeparts import table as time_parts
+
 # A run is sustainable when, over its second half: marker latency grows by less than this many
 # seconds per second of run, the backlog grows by less than this fraction of the input rate per
 # second, and the generator never fell more than GENERATOR_SLACK_S behind its schedule.
@@ -39,6 +41,9 @@ GENERATOR_SLACK_S = 1.0
 # pipeline, and this run cannot tell its own limit from that contention (a quick run on a loaded
 # machine called kappa stalled at 5,000 events/s, where the full run on a quiet one sustains 80,000).
 BUSY_OTHER_PCT = 50.0
+# What the bench keeps of a progress's stateOperators (Spark's StateOperatorProgress fields).
+STATE_KEYS = ("numRowsTotal", "numRowsUpdated", "allUpdatesTimeMs", "allRemovalsTimeMs", "commitTimeMs",
+              "memoryUsedBytes")
 
 
 def spark_jvm() -> psutil.Process | None:
@@ -83,6 +88,8 @@ class Sampler(threading.Thread):
                         "input_rps": pr.get("inputRowsPerSecond"),
                         "processed_rps": pr.get("processedRowsPerSecond"),
                         "duration_ms": dict(pr.get("durationMs") or {}),
+                        # the state store's own timings (ms) per stateful operator (vendlab.bench.timeparts)
+                        "state": [{k: so.get(k) for k in STATE_KEYS} for so in (pr.get("stateOperators") or [])],
                     }
             except Exception:  # a query that just stopped: keep what we have
                 continue
@@ -210,6 +217,8 @@ def judge(rate: float, duration: float, markers: list[tuple[int, int]], started_
     if bl_slope > BACKLOG_SLOPE_MAX * rate and bl_slope * duration / 2 > GROWTH_FLOOR_S * rate:
         reasons.append(f"backlog grows {bl_slope:,.0f} events/s")
     other = max(0.0, (cpu["cpu_machine"] or 0) - (cpu["cpu_jvm"] or 0) - (cpu["cpu_python"] or 0))
+    # where each micro-batch's time goes, part by part (vendlab.bench.timeparts)
+    out["time_parts"] = time_parts(sampler.batches(query), sink_timings)
     out["cpu_other_pct"] = round(other, 1)
     out["sustainable"] = not reasons
     out["why_not"] = reasons

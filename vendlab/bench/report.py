@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vendlab.bench import timeparts
+
 
 def f(v, unit="", nd=0):
     if v is None:
@@ -84,6 +86,7 @@ def write_report(doc: dict, path: Path) -> None:
         L.append("")
         summ = k if arch == "kappa" else lam
         L.append(f"**Stall cause ({arch}):** {summ['stall_cause']}\n")
+    L.extend(timeparts.report_section(doc["sweep"]))
     L.append("![latency by rate](sweep_latency.png)\n")
     L.append("![backlog](sweep_backlog.png)\n")
     L.append("![latency over time](latency_over_time.png)\n")

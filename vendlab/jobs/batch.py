@@ -29,7 +29,7 @@ from vendlab.catalog import Catalog
 from vendlab.config import Profile
 from vendlab.jobs import parse
 from vendlab.jobs.ingest import ENVELOPE, ENVELOPE_SCHEMA, PARSED_BY
-from vendlab.jobs.views import BUCKETED_VIEWS, ViewPlan, rollup
+from vendlab.jobs.views import BUCKETED_VIEWS, rollup, view_plan
 from vendlab.store.base import BatchViewInfo
 
 
@@ -90,7 +90,7 @@ def _batch_view(master: DataFrame, parsed: DataFrame, profile: Profile):
         if newest is None:
             return [], 0, events
         cutoff_bucket = (newest - profile.lateness_ms) // profile.bucket_ms
-        fine = ViewPlan(profile.bucket_ms, with_side_outputs=False).rows(valid, before_bucket=cutoff_bucket)
+        fine = view_plan(profile.bucket_ms, with_side_outputs=False).rows(valid, before_bucket=cutoff_bucket)
         deltas, _, _, _ = rollup(fine.collect())
         rows = [(view, key, value) for view, key, _, value in deltas]
         return rows, int(cutoff_bucket), events

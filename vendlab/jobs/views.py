@@ -121,31 +121,55 @@ def _stock_exploded() -> list[Column]:
 class ViewPlan:
     """Step 1's Spark expressions, built once and applied to any number of frames.
 
-    Performance: building them is a few hundred py4j calls (one per column expression or
-    operator), most of a small micro-batch's time (docs/results.md); a streaming job applies one plan to each of its
-    micro-batches instead of building it again for each (expressions are unresolved, so they
-    bind to each micro-batch's frame)."""
+    Performance: building them is a few thousand py4j calls (one per column expression or
+    operator), 0.5-1 s and more when the Python process is busy (docs/results.md): a streaming job
+    applies one plan to each of its micro-batches, and ``view_plan`` shares one plan between the
+    jobs of a Python process (a run's jobs take the plan its warm-up built: expressions are
+    unresolved, so they bind to each frame)."""
 
     def __init__(self, bucket_ms: int | None = None, with_side_outputs: bool = True):
         self.entries = F.explode(_entries(bucket_ms, with_side_outputs)).alias("e")
         self.unstock = [F.col(f"e.{c}") for c in ("fam",) + FINE_KEYS + ("bucket",) + FINE_VALUES]
         self.stock = F.posexplode_outer("e.stock").alias("pos", "sp", "sv")
-        self.fine = _stock_exploded()
+        self.fine_columns = _stock_exploded()
         self.keys = [F.col(c) for c in ("fam",) + FINE_KEYS]
         self.bucket = F.col("bucket")
         self.sums = [F.sum(c).alias(c) for c in SUMS]
 
-    def rows(self, df: DataFrame, before_bucket: int | None = None) -> DataFrame:
-        """The summed fine entries of ``df``: columns ``FINE_COLUMNS``. With ``before_bucket``,
-        only entries in earlier buckets, summed over their buckets (bucket null)."""
+    def fine(self, df: DataFrame) -> DataFrame:
+        """Each row of ``df`` as its fine entries, not yet summed (stateless: a streaming job
+        applies it in its streaming plan, so that a micro-batch's callback only sums)."""
         # Performance: two plain generators, both in generated code (a higher-order function such
         # as ``transform`` over the stock map would take the whole step out of code generation:
         # docs/results.md, performance history).
-        e = df.select(self.entries).select(*self.unstock, self.stock).select(*self.fine)
+        return df.select(self.entries).select(*self.unstock, self.stock).select(*self.fine_columns)
+
+    def summed(self, fine: DataFrame, before_bucket: int | None = None) -> DataFrame:
+        """Fine entries (``fine``) summed by family, keys and bucket: columns ``FINE_COLUMNS``.
+        With ``before_bucket``, only entries in earlier buckets, summed over their buckets
+        (bucket null)."""
         if before_bucket is None:
-            return e.groupBy(*self.keys, self.bucket).agg(*self.sums)
-        e = e.filter(self.bucket < F.lit(before_bucket))
+            return fine.groupBy(*self.keys, self.bucket).agg(*self.sums)
+        e = fine.filter(self.bucket < F.lit(before_bucket))
         return e.groupBy(*self.keys).agg(F.lit(None).cast("long").alias("bucket"), *self.sums)
+
+    def rows(self, df: DataFrame, before_bucket: int | None = None) -> DataFrame:
+        """The summed fine entries of ``df``: ``summed(fine(df))``."""
+        return self.summed(self.fine(df), before_bucket)
+
+
+_PLANS: dict[tuple, ViewPlan] = {}
+
+
+def view_plan(bucket_ms: int | None = None, with_side_outputs: bool = True) -> ViewPlan:
+    """The process's ViewPlan for these arguments, built on first use (see ``ViewPlan``)."""
+    from pyspark import SparkContext
+
+    key = (id(SparkContext._gateway), bucket_ms, with_side_outputs)  # expressions live in that JVM
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _PLANS[key] = ViewPlan(bucket_ms, with_side_outputs)
+    return plan
 
 
 SUMS = ("s0",) + FINE_VALUES + ("n",)
@@ -209,6 +233,6 @@ class ViewRow(NamedTuple):
 def view_rows(df: DataFrame, bucket_ms: int | None = None, with_side_outputs: bool = True) -> list[ViewRow]:
     """Parsed, deduplicated rows -> their view rows ``(view, key, bucket, value)``: one scan of the
     input, one sum in Spark (step 1), the roll-up into the views in Python (step 2). For many
-    frames, build a ``ViewPlan`` once and ``rollup`` each frame's collected rows."""
-    deltas, _, _, _ = rollup(ViewPlan(bucket_ms, with_side_outputs).rows(df).collect())
+    frames, the plan is built once (``view_plan``) and ``rollup`` takes each frame's collected rows."""
+    deltas, _, _, _ = rollup(view_plan(bucket_ms, with_side_outputs).rows(df).collect())
     return [ViewRow(*d) for d in deltas]

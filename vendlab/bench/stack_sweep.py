@@ -173,7 +173,7 @@ def run_rate(stack, rate: float, duration: float, warmup_s: float, seed: int, wo
             raise RuntimeError(f"the kappa job did not drain the warm-up within {WARMUP_DRAIN_TIMEOUT_S:g} s: see "
                                f"{runner.log('kappa')}")
         log(f"  warm-up drained {time.monotonic() - t0:.0f} s after it started")
-        before = w.gen.manifest.events
+        before, markers_before = w.gen.manifest.events, w.gen.manifest.markers
         log(f"sweep kappa on the local stack at {rate:,.0f} events/s for {duration:g} s")
         feeder = feed(duration)
         sampler = StackSampler(feeder, store, lambda: _stack_pids(stack, runner))
@@ -214,6 +214,7 @@ def run_rate(stack, rate: float, duration: float, warmup_s: float, seed: int, wo
                         exact=exact_manifest and exact_validation, exact_manifest=exact_manifest,
                         exact_validation=exact_validation, validation_equals_manifest=validation == expected,
                         max_overcount=None, timed_events=timed, warmup_events=before,
+                        timed_markers=m.markers - markers_before,
                         throughput_eps=round(timed / seconds, 1) if seconds else None,
                         offered_eps=round(timed / duration, 1), topic=topic, keyspace=keyspace)
         log(point_line(v))

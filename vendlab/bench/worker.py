@@ -277,7 +277,7 @@ class Worker:
         first micro-batches of a cold JVM take seconds that no later batch pays)."""
         from vendlab.warmup import warm_up
 
-        r = warm_up(self.spark, make_catalog(self.seed), ["kappa", "lambda"], step.get("events", 30_000),
+        r = warm_up(self.spark, make_catalog(self.seed), step.get("archs", ["kappa", "lambda"]), step.get("events", 30_000),
                     progress=log, scratch_root=self.work)
         log(f"warm-up: {r['seconds']:.1f} s ({', '.join(r['jobs'])})")
         return r

@@ -186,6 +186,11 @@ def write_local_stack_report(doc: dict, path: Path) -> None:
     L.append(f"| sustainable rate (events/s) | {f(e['sustainable_eps'])} | {f(s['sustainable_eps'])} |")
     L.append(f"| latency at that rate p50 / p95 / p99 (ms) | {_lat(e['latency_ms'])} | {_lat(s['latency_ms'])} |")
     L.append(f"| exact at that rate | {f(e.get('exact_at_sustainable'))} | {f(s.get('exact_at_sustainable'))} |")
+    first = plan["sweep"]["rates"][0]
+    e0, s0 = (next((p for p in x["sweep"] if p["rate"] == first), {}) for x in (e, s))
+    L.append(f"| at the first rate, {f(first)} events/s: latency p50 / p95 / p99 (ms), exact, verdict | "
+             f"{_lat(e0.get('latency_ms'))}, {f(e0.get('exact'))}, {_verdict(e0) if e0 else '-'} | "
+             f"{_lat(s0.get('latency_ms'))}, {f(s0.get('exact'))}, {_verdict(s0) if s0 else '-'} |")
     L.append(f"| first rate not sustained (events/s) | {f(e.get('stalled_at_eps'))} | {f(s.get('stalled_at_eps'))} |")
     L.append(f"| first rate inconclusive (machine busy, events/s) | {f(e.get('inconclusive_at_eps'))} | "
              f"{f(s.get('inconclusive_at_eps'))} |")

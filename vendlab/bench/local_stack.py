@@ -109,6 +109,9 @@ def run_local_stack(args) -> int:
     except (StackError, ComposeError, ToolMissing) as e:
         print(f"vendlab: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # a job, the generator or the validation consumer failed: the message names its log
+        print(f"vendlab: bench --profile local-stack failed: {e}", file=sys.stderr)
+        return 1
     finally:
         if stack is not None and given is None:
             say("local stack: stopping it and removing its data")

@@ -150,8 +150,8 @@ def write_report(doc: dict, path: Path) -> None:
 
 def sweep_table(points: list[dict], jvm: str = "JVM") -> list[str]:
     """The rows of one architecture's rate sweep (``jvm``: what the JVM CPU column covers)."""
-    L = ["| rate | written | p50 / p95 / p99 ms | latency slope s/s | backlog end | batch s | rows/batch | "
-         f"plan s / sink s | CPU machine / {jvm} / Python % | exact | verdict |",
+    L = [("| rate | written | p50 / p95 / p99 ms | latency slope s/s | backlog end | batch s | rows/batch | "
+          f"plan s / sink s | CPU machine / {jvm} / Python % | exact | verdict |"),
          "|---:|---:|---|---:|---:|---:|---:|---|---|---|---|"]
     for p in points:
         cpu = p["cpu_pct"]
@@ -167,10 +167,10 @@ def write_local_stack_report(doc: dict, path: Path) -> None:
     """report.md of ``vendlab bench --profile local-stack``."""
     e, s, m = doc["embedded"], doc["local_stack"], doc["machine"]
     plan = doc["plan"]
-    L = [f"# vendlab bench: kappa on a local stack (Kafka + Cassandra) next to embedded kappa "
-         f"({doc['mode']} run, {doc['date']})\n",
-         f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB; Spark {m['spark']}, {m['java']}, "
-         f"Python {m['python']}. Run took {f(doc['duration_s'])} s.\n"]
+    L = [(f"# vendlab bench: kappa on a local stack (Kafka + Cassandra) next to embedded kappa "
+          f"({doc['mode']} run, {doc['date']})\n"),
+         (f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB; Spark {m['spark']}, {m['java']}, "
+          f"Python {m['python']}. Run took {f(doc['duration_s'])} s.\n")]
     svc = ", ".join(f"{n} {v['version']}" for n, v in s["services"].items())
     L.append("## Kappa on Kafka + Cassandra vs embedded kappa\n")
     L.append(f"Both at the same rates ({', '.join(f(r) for r in plan['sweep']['rates'])} events/s, stopping after "

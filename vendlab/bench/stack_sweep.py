@@ -60,8 +60,10 @@ class StackSampler(Sampler):
     def collect_progress(self) -> None:
         try:
             applied = self.store.micro_batches(base.KAPPA)
-        except Exception:  # Cassandra busy: keep what we have, the next sample reads again
-            return
+        except Exception as e:
+            if not self.store.is_transient(e):
+                raise
+            return  # Cassandra busy (a time-out): keep what we have, the next sample reads again
         mine = self.progress.setdefault(base.KAPPA, {})
         for batch, applied_ms, rows in applied:
             mine[batch] = {"batch": batch, "timestamp": applied_ms, "rows": rows, "input_rps": None,

@@ -1,11 +1,21 @@
 # The two commands of the README. Each bootstraps what it needs (venv, pip, Java, apt packages).
-.PHONY: demo test bootstrap bootstrap-test bench clean
+.PHONY: demo test test-fast lint bootstrap bootstrap-test bench clean
 
 demo: bootstrap
 	.venv/bin/vendlab demo
 
 test: bootstrap-test
 	.venv/bin/python -m pytest -q
+
+# the tests that need neither Spark nor a browser nor a service (markers in pyproject.toml; tests/conftest.py),
+# on two processes (pytest-xdist; a test file stays in one process, so its module fixtures are made once)
+test-fast: bootstrap
+	.venv/bin/python -m pytest -q -n 2 --dist loadfile -m "not spark and not browser and not services"
+
+# ruff (pinned in requirements.txt, configured in pyproject.toml): the lint rules, then the formatting
+lint: bootstrap
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
 
 bench: bootstrap
 	.venv/bin/vendlab bench --out bench-out

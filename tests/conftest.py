@@ -1,10 +1,31 @@
-"""Shared fixtures: one local SparkSession for the whole test session (local[2], 2 shuffle partitions)."""
+"""Shared fixtures: one local SparkSession for the whole test session (local[2], 2 shuffle partitions).
+
+Test tiers (markers declared in pyproject.toml): ``spark`` is put here on every test that uses the ``spark``
+fixture, directly or through another fixture; a test that starts Spark another way (a ``vendlab`` command in a
+subprocess, a runner in process) carries the marker itself, as do ``browser`` and ``services`` tests.
+One local stack (vendlab stack up) per test module that asks for ``kappa_stack`` or ``lambda_stack``.
+``make test-fast`` runs what is left: ``-m "not spark and not browser and not services"``.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from vendlab.models.scenario import write_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "spark" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.spark)
 
 
 @pytest.fixture(scope="session")
@@ -15,6 +36,42 @@ def spark(tmp_path_factory):
     session = get_spark(embedded(tmp_path_factory.mktemp("spark")))
     yield session
     session.stop()
+
+
+# -- helpers shared by test modules (import them: ``from conftest import record``) ---------------------------
+
+def record(test: str, **measured) -> None:
+    """Append what a test measured to $VENDLAB_RELIABILITY_LOG (JSON lines), for docs/reliability.md."""
+    path = os.environ.get("VENDLAB_RELIABILITY_LOG")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps({"test": test, **measured}, default=str) + "\n")
+
+
+def vendlab_env() -> dict:
+    """The environment for a ``python -m vendlab...`` subprocess: this checkout's vendlab first on the path."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def iso(ms: int) -> str:
+    """Epoch milliseconds as the events' event_time (ISO-8601 UTC, milliseconds, Z)."""
+    return str(np.datetime_as_string(np.datetime64(ms, "ms"), unit="ms")) + "Z"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """confluent-kafka's mock cluster (3 brokers inside this process), one per test module:
+    (the producer that owns it, its bootstrap string)."""
+    from confluent_kafka import Producer
+
+    from vendlab.kafka_log import producer_config
+
+    p = Producer(producer_config("unused:9092", **{"test.mock.num.brokers": 3, "log_level": 3}))
+    md = p.list_topics(timeout=10)
+    yield p, ",".join(f"{b.host}:{b.port}" for b in md.brokers.values())
+    p.flush(10)
 
 
 def write_log(data_dir, seed=3, events=20_000, segment_lines=5_000, rate=20_000, bad_rate=0.0, dup_rate=0.0,
@@ -28,3 +85,32 @@ def write_log(data_dir, seed=3, events=20_000, segment_lines=5_000, rate=20_000,
 @pytest.fixture
 def log_factory():
     return write_log
+
+
+def _local_stack(tmp_path_factory, name: str, timeout: float):
+    """A local stack for one test module, stopped by pid at the end (every job of every run first);
+    its logs stay in the printed folder."""
+    from vendlab.localstack.jobs import LocalRunner
+    from vendlab.localstack.stack import LocalStack
+
+    d = tmp_path_factory.mktemp(f"localstack-{name}")
+    stack = LocalStack(d, name)
+    print(f"\nlocal {name} stack in {d} (logs: {d / 'logs'})", file=sys.stderr)
+    try:
+        stack.up(timeout=timeout)
+        yield stack
+    finally:
+        if (d / "jobs").exists():
+            LocalRunner(stack).stop_all()
+        stack.down()
+        print(f"\nlocal {name} stack stopped; logs kept in {d / 'logs'}", file=sys.stderr)
+
+
+@pytest.fixture(scope="module")
+def kappa_stack(tmp_path_factory):
+    yield from _local_stack(tmp_path_factory, "kappa", 600)
+
+
+@pytest.fixture(scope="module")
+def lambda_stack(tmp_path_factory):
+    yield from _local_stack(tmp_path_factory, "lambda", 900)

@@ -15,7 +15,7 @@ from vendlab.dashboard import start_dashboard_in_thread
 from vendlab.models.scenario import with_validation_views, write_scenario
 from vendlab.store.sqlite import SqliteStore
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")]
 
 
 @pytest.fixture(scope="module")

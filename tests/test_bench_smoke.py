@@ -73,5 +73,8 @@ def test_numbers_come_from_a_real_run(bench):
     assert replay["exact"] is True and replay["rows_read"] == replay["events"] > 0
     assert doc["kappa"]["replay_eps"] == pytest.approx(replay["events"] / replay["seconds"], rel=0.01)
     assert doc["duckdb"]["exact"] is True and doc["duckdb"]["events"] == replay["events"]
+    gen = doc["generator"]  # the replay log, written as `vendlab generate` writes one
+    assert gen["events"] == replay["events"] and gen["cpu_s_per_million"] > 0
+    assert gen["generate_eps"] == pytest.approx(gen["events"] / gen["seconds"], rel=0.05)
     assert doc["duckdb_eps"] > 0
     assert doc["complexity"]["lambda"]["n_services"] > doc["complexity"]["kappa"]["n_services"] > 0

@@ -12,6 +12,7 @@ from vendlab.cli import main
 VENDLAB = [sys.executable, "-m", "vendlab.cli"]
 
 
+@pytest.mark.spark  # a vendlab command in a subprocess runs the jobs
 def test_run_kappa_json_contract(tmp_path):
     d = tmp_path / "run"
     p = subprocess.run(VENDLAB + ["run", "--arch", "kappa", "--data-dir", str(d), "--duration", "6", "--rate", "2000",
@@ -165,6 +166,7 @@ def test_views_of_a_missing_data_dir_exits_2(tmp_path, capsys):
     assert "no views" in capsys.readouterr().err
 
 
+@pytest.mark.spark  # a vendlab command in a subprocess runs the jobs
 def test_ctrl_c_stops_every_query_and_the_jvm(tmp_path):
     import signal
     import time

@@ -184,7 +184,7 @@ def apply_transformations(transformations: list[dict], frames: list[dict[str, li
                 assert opt["mode"] == "binary"
                 b = opt["binary"]
 
-                def values(v):
+                def values(v, f=f):
                     if v in f:
                         return f[v]
                     try:

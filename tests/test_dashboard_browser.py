@@ -22,8 +22,9 @@ from vendlab.store.base import BatchViewInfo
 from vendlab.store.sqlite import SqliteStore
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install -y "
-                                                          "chromium, or scripts/bootstrap.sh --test)")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install -y "
+                                                          "chromium, or scripts/bootstrap.sh --test)")]
 
 ITEMS = base.ITEMS_BY_PRODUCT
 PRODUCTS = ["apple_chips", "cola", "water"]

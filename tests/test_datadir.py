@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import vendlab_env
 from vendlab import datadir
 from vendlab.cli import main
 
@@ -23,15 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 VENDLAB = [sys.executable, "-m", "vendlab.cli"]
 
 
-def _env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
 def vl(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(VENDLAB + [str(a) for a in argv], capture_output=True, text=True, timeout=timeout,
-                          env=_env(), cwd=ROOT)
+                          env=vendlab_env(), cwd=ROOT)
 
 
 def no_traceback(p: subprocess.CompletedProcess) -> None:
@@ -65,7 +60,7 @@ def test_a_second_writer_is_refused_at_once_naming_the_holder_and_readers_need_n
     d = tmp_path / "d"
     d.mkdir()
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(d)], stdout=subprocess.PIPE, text=True,
-                              env=_env())
+                              env=vendlab_env())
     try:
         assert holder.stdout.readline().strip() == "held"
         t0 = time.monotonic()
@@ -108,7 +103,7 @@ def finished_kappa(tmp_path_factory):
     d = tmp_path_factory.mktemp("lock") / "D"
     first = subprocess.Popen(VENDLAB + ["run", "--arch", "kappa", "--data-dir", str(d), "--duration", "8",
                                         "--rate", "2000", "--json"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
+                             stderr=subprocess.PIPE, text=True, env=vendlab_env(), cwd=ROOT)
     try:
         deadline = time.monotonic() + 60
         while not (d / datadir.LOCK_NAME).exists() or not (d / datadir.LOCK_NAME).read_text():
@@ -131,6 +126,7 @@ def finished_kappa(tmp_path_factory):
     return d
 
 
+@pytest.mark.spark  # a vendlab command in a subprocess runs the jobs
 def test_point_1_two_runs_on_one_data_dir_leave_it_exact(finished_kappa):
     names = [p.name for p in (finished_kappa / "log").glob("seg-*.jsonl")]
     numbers = [n.split("-")[1] for n in names]
@@ -138,6 +134,7 @@ def test_point_1_two_runs_on_one_data_dir_leave_it_exact(finished_kappa):
 
 
 # -- point 3: checkpoints and store bound together ---------------------------------------------
+@pytest.mark.spark  # a vendlab command in a subprocess runs the jobs
 def test_point_3_a_lost_checkpoint_is_refused_and_the_rebuild_command_restores_exact_views(finished_kappa,
                                                                                            tmp_path):
     d = tmp_path / "copy"  # a copy: relocatable too (point 2)
@@ -166,6 +163,7 @@ def test_point_3_a_lost_checkpoint_is_refused_and_the_rebuild_command_restores_e
     assert_exact(run_json(vl("run", "--arch", "kappa", "--data-dir", d, "--resume", "--json")), "realtime")
 
 
+@pytest.mark.spark  # a vendlab command in a subprocess runs the jobs
 def test_point_3_a_lost_or_foreign_store_is_refused_with_the_rebuild_command(finished_kappa, tmp_path):
     lost = tmp_path / "lost"
     shutil.copytree(finished_kappa, lost)
@@ -200,6 +198,7 @@ def test_point_3_a_lost_or_foreign_store_is_refused_with_the_rebuild_command(fin
 
 
 # -- point 2 and 7: a moved data dir resumes exactly; SIGTERM as Ctrl-C with the --resume hint ----
+@pytest.mark.spark  # a vendlab command in a subprocess runs the jobs
 def test_point_2_a_lambda_run_stopped_by_sigterm_then_moved_resumes_exactly(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     err_path = tmp_path / "a.err"
@@ -208,7 +207,7 @@ def test_point_2_a_lambda_run_stopped_by_sigterm_then_moved_resumes_exactly(tmp_
         # and little for the resume to drain
         p = subprocess.Popen(VENDLAB + ["run", "--arch", "lambda", "--data-dir", str(a), "--duration", "600",
                                         "--rate", "200", "--batch-interval", "2"], stderr=err, text=True,
-                             env=_env(), cwd=ROOT)
+                             env=vendlab_env(), cwd=ROOT)
     meta = a / "master" / "_spark_metadata"
     try:
         deadline = time.monotonic() + 300
@@ -294,7 +293,7 @@ def test_point_4_the_generators_memory_does_not_grow_with_simulated_time(tmp_pat
             "'--segment-lines', '50000'])\n"
             "print(rc, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n")
     p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "g")], capture_output=True, text=True,
-                       timeout=600, env=_env())
+                       timeout=600, env=vendlab_env())
     rc, rss_mb = map(int, p.stdout.split())
     assert rc == 0, p.stderr[-2000:]
     assert rss_mb < 1024, f"{rss_mb} MB"  # the kernel killed the unbounded generator at 24 GB

@@ -6,14 +6,13 @@ contract's reason, the counts match what was injected, the valid views stay exac
 
 from __future__ import annotations
 
-import json
-import os
 
 from collections import Counter
 
 import pytest
 from pyspark.sql import functions as F
 
+from conftest import record
 from vendlab import corpus, schema
 from vendlab.catalog import make_catalog
 from vendlab.config import embedded
@@ -26,15 +25,6 @@ from vendlab.validation import Validator
 
 CATALOG = make_catalog(5)
 CASES = corpus.cases(CATALOG)
-
-def record(test: str, **measured) -> None:
-    """Append what a test measured to $VENDLAB_RELIABILITY_LOG (JSON lines), for docs/reliability.md."""
-    path = os.environ.get("VENDLAB_RELIABILITY_LOG")
-    if path:
-        with open(path, "a") as f:
-            f.write(json.dumps({"test": test, **measured}, default=str) + "\n")
-
-
 
 def test_the_corpus_covers_every_family_the_issue_names():
     assert {c.family for c in CASES} == set(corpus.FAMILIES)

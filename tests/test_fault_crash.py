@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import record, vendlab_env
 from vendlab.catalog import Catalog
 from vendlab.eventlog import list_segments
 from vendlab.generator import Manifest
@@ -37,15 +38,9 @@ from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore
 from vendlab.validation import Validator
 
+pytestmark = pytest.mark.spark  # each test runs `vendlab run` (Spark) in a subprocess and kills it
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def record(test: str, **measured) -> None:
-    """Append what a test measured to $VENDLAB_RELIABILITY_LOG (JSON lines), for docs/reliability.md."""
-    path = os.environ.get("VENDLAB_RELIABILITY_LOG")
-    if path:
-        with open(path, "a") as f:
-            f.write(json.dumps({"test": test, **measured}, default=str) + "\n")
 
 
 # The wrapper: installs the hook named by VL_FAULT, then runs the CLI.
@@ -130,18 +125,12 @@ def _run_args(arch: str, data_dir: Path, *extra: str) -> list[str]:
     return ["run", "--arch", arch, "--data-dir", str(data_dir), "--json", "--no-warmup", *extra]
 
 
-def _env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
 def run_until_killed(arch: str, data_dir: Path, fault: str, *flags: str, timeout: float = 180,
                      tag: str = "crash") -> float:
     """Start `vendlab run` with the fault hook; SIGKILL its process group when the hook is
     reached. Returns the seconds it ran."""
     flag = data_dir.parent / f"{data_dir.name}.{tag}.reached"
-    env = _env() | {"VL_FAULT": fault, "VL_FAULT_FLAG": str(flag)}
+    env = vendlab_env() | {"VL_FAULT": fault, "VL_FAULT_FLAG": str(flag)}
     log_path = data_dir.parent / f"{data_dir.name}.{tag}.log"
     log = open(log_path, "wb")
     t0 = time.monotonic()
@@ -186,7 +175,7 @@ def _pgid(pid: int) -> int | None:
 
 def resume(arch: str, data_dir: Path, *flags: str) -> dict:
     r = subprocess.run([sys.executable, "-m", "vendlab.cli", *_run_args(arch, data_dir, "--resume", *flags)],
-                       env=_env(), capture_output=True, text=True, timeout=150, cwd=ROOT)
+                       env=vendlab_env(), capture_output=True, text=True, timeout=150, cwd=ROOT)
     assert r.returncode in (0, 1), r.stderr[-3000:]
     assert "resuming from the checkpoints" in r.stderr
     return json.loads(r.stdout)

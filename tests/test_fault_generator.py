@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import record
 from vendlab.catalog import make_catalog
 from vendlab.eventlog import SegmentWriter, list_segments
 from vendlab.generator import Manifest
@@ -30,14 +31,6 @@ from vendlab.validate import validate_line
 from vendlab.validation import Validator
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def record(test: str, **measured) -> None:
-    """Append what a test measured to $VENDLAB_RELIABILITY_LOG (JSON lines), for docs/reliability.md."""
-    path = os.environ.get("VENDLAB_RELIABILITY_LOG")
-    if path:
-        with open(path, "a") as f:
-            f.write(json.dumps({"test": test, **measured}, default=str) + "\n")
 
 
 CHILD = r'''
@@ -180,3 +173,32 @@ def test_a_reopened_writer_never_stamps_a_segment_behind_the_log(tmp_path):
     assert [s.first_ms for s in list_segments(tmp_path)] == [1_767_600_000_000] * 2
     w2.append(b'{"c":3}\n', 1, 1_767_600_000_500)  # later: its own time
     assert w2.roll().first_ms == 1_767_600_000_500
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_produce_stopped_by_a_signal_writes_its_end_marker_and_manifest(tmp_path, sig):
+    """`vendlab produce` stopped by SIGINT (Ctrl-C, the compose jobs' stop_signal, the start scripts' --stop) or
+    SIGTERM ends its stream: the end marker is the log's last line and the manifest is complete. Before the fix
+    a SIGINT inside Thread.join (Python 3.11) marked the running feeder finished and the process exited with
+    neither (the local stack's drain waited for an end marker that never came)."""
+    d = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    p = subprocess.Popen([sys.executable, "-m", "vendlab.cli", "produce", "--profile", "embedded", "--rate", "200",
+                          "--seed", "3", "--data-dir", str(d)], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list_segments(d / "log") and time.monotonic() < deadline:  # producing
+            time.sleep(0.3)
+        time.sleep(1.5)
+        p.send_signal(sig)
+        out = p.communicate(timeout=120)[0].decode()
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, out
+    m = Manifest.load(d / "manifest.json")
+    assert m.complete and m.events > 0, out
+    segs = list_segments(d / "log")
+    last = segs[-1].path.read_bytes().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    assert json.loads(last)["event_id"].startswith("end-"), last

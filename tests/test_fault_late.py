@@ -22,8 +22,8 @@ import os
 from collections import Counter
 
 import numpy as np
-import pytest
 
+from conftest import iso, record
 from vendlab.catalog import make_catalog
 from vendlab.config import embedded
 from vendlab.eventlog import SegmentWriter
@@ -39,19 +39,6 @@ from vendlab.validation import Validator
 
 T0 = parse_start("2026-01-05T06:00:00Z")
 MIN = 60_000
-
-def record(test: str, **measured) -> None:
-    """Append what a test measured to $VENDLAB_RELIABILITY_LOG (JSON lines), for docs/reliability.md."""
-    path = os.environ.get("VENDLAB_RELIABILITY_LOG")
-    if path:
-        with open(path, "a") as f:
-            f.write(json.dumps({"test": test, **measured}, default=str) + "\n")
-
-
-
-def iso(ms: int) -> str:
-    return np.datetime_as_string(np.datetime64(ms, "ms"), unit="ms") + "Z"
-
 
 class Sales:
     """Valid sale lines of a catalog, with chosen ids, products, quantities and event times."""
@@ -154,7 +141,7 @@ def out_of_order_log(profile, seed=43, events=3_000, segment_lines=500):
     rng = np.random.default_rng(seed)
     w = SegmentWriter(profile.log_dir)
     carry: list[bytes] = []
-    for k in range(events // segment_lines):
+    for _ in range(events // segment_lines):
         chunk = gen.take(segment_lines)
         lines = [x + b"\n" for x in chunk.data.split(b"\n")[:-1]]
         late = rng.random(len(lines)) < 0.3

@@ -7,8 +7,6 @@ once."""
 from __future__ import annotations
 
 import errno
-import json
-import os
 import subprocess
 import sys
 import threading
@@ -17,20 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import record
 from vendlab.config import embedded
 from vendlab.jobs import streaming
 from vendlab.jobs.streaming import BatchSink, start_view_job
 from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore, StoreUnavailable
 from vendlab.validation import Validator
-
-
-def record(test: str, **measured) -> None:
-    """Append what a test measured to $VENDLAB_RELIABILITY_LOG (JSON lines), for docs/reliability.md."""
-    path = os.environ.get("VENDLAB_RELIABILITY_LOG")
-    if path:
-        with open(path, "a") as f:
-            f.write(json.dumps({"test": test, **measured}, default=str) + "\n")
 
 
 DELTAS = [(base.ITEMS_BY_PRODUCT, f"p{i}", 0, i + 1) for i in range(3000)]

@@ -71,7 +71,7 @@ def test_event_times_follow_the_simulated_clock():
     cat = make_catalog(1)
     gen = Generator(cat, 1, rate=100, time_scale=60)
     lines = gen.take(300).data.split(b"\n")[:-1]
-    times = [orjson.loads(l)["event_time"] for l in lines]
+    times = [orjson.loads(line)["event_time"] for line in lines]
     assert times[0] == "2026-01-05T06:00:00.000Z"
     # 100 events/s at 60x: 0.6 simulated seconds between events, 300 events = 3 simulated minutes
     assert times[-1] == "2026-01-05T06:02:59.400Z"

@@ -14,14 +14,14 @@ import re
 import time
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from vendlab import cli
 from vendlab.catalog import make_catalog
 from vendlab.eventlog import list_segments
 from vendlab.generator import BLOCK, Generator, Manifest
 from vendlab.kafka_log import (KafkaLogError, KafkaValidator, consumer_config, last_generated, make_feeder,
-                               producer_config, topic_partitions)
+                               topic_partitions)
 from vendlab.runner import continue_generator
 from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore
@@ -147,14 +147,6 @@ def test_a_new_log_sets_an_old_manifest_aside(catalog, tmp_path):
 
 
 # -- Kafka (confluent-kafka's mock cluster) ------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def cluster():
-    p = Producer(producer_config("unused:9092", **{"test.mock.num.brokers": 3, "log_level": 3}))
-    md = p.list_topics(timeout=10)
-    yield p, ",".join(f"{b.host}:{b.port}" for b in md.brokers.values())
-    p.flush(10)
-
 
 def read_all(bootstrap, topic):
     c = Consumer(consumer_config(bootstrap, **{"group.id": f"r-{topic}-{time.monotonic()}"}))

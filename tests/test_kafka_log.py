@@ -25,16 +25,6 @@ DURATION = 0.3
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """(producer owning the mock cluster, bootstrap string)."""
-    p = Producer(producer_config("unused:9092", **{"test.mock.num.brokers": 3, "log_level": 3}))
-    md = p.list_topics(timeout=10)
-    bootstrap = ",".join(f"{b.host}:{b.port}" for b in md.brokers.values())
-    yield p, bootstrap
-    p.flush(10)
-
-
-@pytest.fixture(scope="module")
 def catalog():
     return make_catalog(SEED)
 

@@ -70,6 +70,7 @@ def test_query_killed_mid_run_restarts_from_checkpoint_exactly(spark, tmp_path, 
     _check_exact(profile, catalog, manifest)
 
 
+@pytest.mark.spark  # a vendlab command in a subprocess runs the jobs
 def test_kappa_run_is_never_ahead_of_the_generator_nor_behind_validation(tmp_path):
     """Sampled every 0.25 s during a run (vendlab.invariants): the real-time view never holds more
     than had been generated, nor less than validation had at the log position of its last applied

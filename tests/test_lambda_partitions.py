@@ -20,9 +20,9 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-import numpy as np
 import pytest
 
+from conftest import iso
 from vendlab.catalog import make_catalog
 from vendlab.config import embedded
 from vendlab.jobs import batch as jb
@@ -39,10 +39,6 @@ STEP = 20_000  # an event every 20 s of simulated time, per partition
 PARTITIONS = 3
 LATENESS = 5 * MIN
 CATALOG = make_catalog(1)
-
-
-def iso(ms: int) -> str:
-    return str(np.datetime_as_string(np.datetime64(ms, "ms"), unit="ms")) + "Z"
 
 
 def partition_log(p: int) -> list[tuple[int, str]]:
@@ -63,7 +59,7 @@ def partition_log(p: int) -> list[tuple[int, str]]:
         if i % 50 == 0 and i > 0:
             out.append(out[-3])
         if i == 77:
-            out.append((t, '{"event_id":"bad-%d","type":"sale"' % p))
+            out.append((t, f'{{"event_id":"bad-{p}","type":"sale"'))
     return out
 
 

@@ -10,6 +10,7 @@ import pyspark
 import pytest
 
 from vendlab.cli import main
+from vendlab.compose_conf import hadoop_site_files
 from vendlab.localstack import composefile as cf
 from vendlab.localstack import maven
 from vendlab.localstack.stack import LocalStack, relocate
@@ -26,7 +27,7 @@ def test_poms_pin_the_compose_images_versions_and_pysparks():
 def test_every_hadoop_env_line_lands_in_its_site_file_by_the_images_rule():
     env = cf.load("lambda").environment("namenode")
     lines = [k for k in env if re.match(r"^[A-Z-]+\.(XML|PROPERTIES|YAML|YML|ENV|SH|CFG|CONF)_", k)]
-    files = cf.hadoop_site_files(env)
+    files = hadoop_site_files(env)
     assert sum(len(p) for p in files.values()) == len(lines) > 0
     for key in lines:
         name, ext = re.split(r"[_.]", key)[:2]
@@ -36,13 +37,11 @@ def test_every_hadoop_env_line_lands_in_its_site_file_by_the_images_rule():
     assert all("HEAPSIZE" not in k for p in files.values() for k in p)
 
 
-def test_hadoop_rule_edge_cases():
-    files = cf.hadoop_site_files({"CORE-SITE.XML_fs.defaultFS": '"hdfs://nn:8020"', "HADOOP_CONF_DIR": "/x",
-                                  "LOG4J.PROPERTIES_log4j.rootLogger": "INFO", "HADOOP_HEAPSIZE_MAX": "1g"})
-    assert files == {"core-site.xml": {"fs.defaultFS": "hdfs://nn:8020"},
-                     "log4j.properties": {"log4j.rootLogger": "INFO"}}
-    assert cf.to_xml({"a": "1"}) == "<configuration>\n<property><name>a</name><value>1</value></property>\n" \
-                                    "</configuration>"
+def test_env_file_values_lose_their_quotes_as_compose_reads_them():
+    from vendlab.compose_conf import parse_env_file
+
+    env = parse_env_file('CORE-SITE.XML_fs.defaultFS="hdfs://nn:8020"\nA=\'x y\'\nB="unpaired\n# c\n')
+    assert env == {"CORE-SITE.XML_fs.defaultFS": "hdfs://nn:8020", "A": "x y", "B": '"unpaired'}
 
 
 def test_kafka_addresses_relocated_names_and_protocols_kept(tmp_path):
@@ -80,6 +79,7 @@ def test_cassandra_heap_from_the_compose_file():
     assert cf.cassandra_heap(env) == [f"-Xms{env['MAX_HEAP_SIZE']}", f"-Xmx{env['MAX_HEAP_SIZE']}"]
 
 
+@pytest.mark.services  # runs the Kafka jar's own wrapper (the local stack's jars, scripts/bootstrap.sh --test)
 def test_broker_properties_are_the_compose_settings_by_the_images_own_wrapper(tmp_path):
     """KafkaDockerWrapper (in the kafka_2.13 jar the broker runs) writes server.properties from the
     compose file's KAFKA_* variables: every setting is there with the compose value, only addresses
@@ -161,3 +161,37 @@ def test_down_purge_removes_the_stacks_files_and_keeps_other_files(tmp_path, cap
                                            "log": str(tmp_path / "logs" / "kafka.log")}
     assert main(["stack", "down", "--dir", str(tmp_path), "--purge"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
+
+
+def _start_script(stack: str, *args: str):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, str(root / stack / f"start_{stack}.py"), *args], capture_output=True,
+                          text=True, timeout=120, cwd=root)
+
+
+def test_start_script_local_without_a_stack_names_the_command(tmp_path):
+    r = _start_script("lambda", "--local", str(tmp_path / "none"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"vendlab stack up --stack lambda --dir {tmp_path / 'none'}" in r.stderr
+    for flag in ("--status", "--stop"):
+        r = _start_script("lambda", "--local", str(tmp_path / "none"), flag)
+        assert r.returncode == 2 and "vendlab stack up --stack lambda" in r.stderr, r.stderr
+
+
+def test_start_script_local_on_a_stopped_or_other_stack_says_which_and_how(tmp_path):
+    import json
+
+    rec = {"compose": "kafka", "pid": None, "address": "127.0.0.1:1", "ports": {}, "version": "4.1.1",
+           "log": str(tmp_path / "logs" / "kafka.log"), "argv": [], "extra": {}}
+    (tmp_path / "stack.json").write_text(json.dumps({"stack": "kappa", "services": {"kafka": rec}, "ports": {}}))
+    r = _start_script("kappa", "--local", str(tmp_path))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "kafka (stopped)" in r.stderr and f"vendlab stack up --stack kappa --dir {tmp_path}" in r.stderr
+    r = _start_script("lambda", "--local", str(tmp_path))
+    assert r.returncode == 2 and "holds a kappa stack, not lambda" in r.stderr, r.stderr
+    r = _start_script("kappa", "--local", str(tmp_path), "--status")
+    assert r.returncode == 0 and re.search(r"kafka\s+stopped", r.stdout) and re.search(r"kappa-job\s+stopped",
+                                                                                     r.stdout), r.stdout

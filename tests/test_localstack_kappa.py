@@ -3,15 +3,19 @@ Kafka 4.1 (KRaft, configured from kappa/docker-compose.yml by the image's own Ka
 Cassandra 5.0, a Spark standalone master and workers from pyspark's distribution, and the jobs submitted
 with spark-submit reading Kafka with Spark's own Kafka source (spark-sql-kafka-0-10_2.13).
 
-One stack for the module (about a minute to start; the first run also downloads the jars with Maven),
-on free loopback ports, stopped by pid at the end; its logs stay in the printed folder. Each run uses
-its own topic and keyspace, with small rates and durations (the machine has 2 cores).
+One stack for the module (tests/conftest.py's kappa_stack: about a minute to start; the first run also
+downloads the jars with Maven), on free loopback ports, stopped by pid at the end; its logs stay in the
+printed folder. The main run goes through ./kappa/start_kappa.py --local (the compose defaults: topic
+vendlab-events, keyspace vendlab); the Cassandra-outage run through LocalRunner, on its own topic and
+keyspace. Small rates and durations (the machine has 2 cores).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -19,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from grafana_cql import fill, panel_sums, targets, variable_values
+from localstack_helpers import pids, start_script
 from vendlab.generator import Manifest
 from vendlab.localstack.jobs import LocalRunner
 from vendlab.localstack.stack import LocalStack
@@ -32,21 +37,7 @@ SEED = 5
 RATE = 300
 DURATION = 15
 DRAIN_TIMEOUT = 900  # a hang guard, not a speed target
-
-
-@pytest.fixture(scope="module")
-def kappa_stack(tmp_path_factory):
-    d = tmp_path_factory.mktemp("localstack-kappa")
-    stack = LocalStack(d, "kappa")
-    print(f"\nlocal kappa stack in {d} (logs: {d / 'logs'})", file=sys.stderr)
-    try:
-        stack.up(timeout=600)
-        yield stack
-    finally:
-        if (d / "jobs").exists():
-            LocalRunner(stack).stop_all()  # every job of every run, by pid
-        stack.down()
-        print(f"\nlocal kappa stack stopped; logs kept in {d / 'logs'}", file=sys.stderr)
+MANIFEST = Path("data") / "cluster" / "manifest.json"  # the generator's (cwd: the stack's folder; vendlab.cluster)
 
 
 def logs_hint(stack: LocalStack) -> str:
@@ -108,10 +99,46 @@ def kappa_run(stack: LocalStack, tag: str, topic: str, keyspace: str, during=Non
 
 @pytest.fixture(scope="module")
 def kappa_main(kappa_stack):
-    """The run on the compose defaults: topic vendlab-events, keyspace vendlab (the dashboards' keyspace)."""
-    run = kappa_run(kappa_stack, "main", "vendlab-events", "vendlab")
-    yield run
-    run["store"].close()
+    """The start script as a user runs it, on the compose defaults (topic vendlab-events, keyspace vendlab:
+    the dashboards' keyspace): start; start again (nothing starts twice); kill -9 of the kappa driver, then
+    the start script again (it restarts the driver only); --stop (the generator stops, the jobs drain its
+    end marker, then stop); start again (the generator continues the stream); --stop."""
+    d = kappa_stack.dir
+    args = ["--rate", str(RATE), "--seed", str(SEED), "--bad-rate", "0.01", "--dup-rate", "0.01",
+            "--drain-timeout", str(DRAIN_TIMEOUT)]
+    runner = LocalRunner(kappa_stack)
+    out: dict = {"runs": []}
+
+    def script(*extra):
+        r = start_script("kappa", d, *args, *extra)
+        out["runs"].append((extra, r))
+        assert r.returncode == 0, f"start_kappa.py {' '.join(extra)} failed {logs_hint(kappa_stack)}:\n{r.stderr}"
+        return r
+
+    script()
+    out["first"] = pids(d)
+    time.sleep(DURATION / 3)
+    out["second_run"] = script()
+    out["second"] = pids(d)
+    os.kill(out["second"]["kappa-job"], signal.SIGKILL)  # the driver: spark-submit's JVM
+    deadline = time.monotonic() + 60
+    while runner.running("kappa-job") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    out["killed_down"] = not runner.running("kappa-job")
+    time.sleep(DURATION / 3)  # the generator produces while the job is down
+    out["after_kill_run"] = script()
+    out["after_kill"] = pids(d)
+    time.sleep(DURATION / 3)
+    out["stop1"] = script("--stop")
+    out["manifest1"] = Manifest.load(d / MANIFEST)
+    out["restart_run"] = script()
+    time.sleep(DURATION / 2)
+    out["stop2"] = script("--stop")
+    out["left"] = pids(d)
+    store = CassandraStore((kappa_stack.env()["VENDLAB_CASSANDRA"],), "vendlab")
+    out.update(store=store, manifest=Manifest.load(d / MANIFEST), topic="vendlab-events", store_dir=d)
+    yield out
+    store.close()
 
 
 def expected(manifest: Manifest, field: str) -> dict:
@@ -184,33 +211,39 @@ def test_kappa_exact_with_cassandra_stopped_for_10s(kappa_stack):
         run["store"].close()
 
 
-def test_kappa_exact_after_kill_9_of_its_driver_and_a_new_start(kappa_stack):
-    """kill -9 of the kappa job's driver (the spark-submit JVM) while the generator produces, then the
-    start step again (launch: it starts only what does not run): the job resumes from its checkpoint
-    and the view is exact; the validation consumer, still running, is not started twice."""
-    import signal
+def test_start_script_twice_starts_nothing_twice(kappa_main):
+    assert kappa_main["second"] == kappa_main["first"]
+    assert set(kappa_main["first"]) == {"validation", "generator", "kappa-job"}
+    text = kappa_main["second_run"].stdout
+    for job in ("validation", "generator", "kappa-job"):
+        assert re.search(rf"{job}: already running", text), text
 
-    def crash(runner):
-        time.sleep(6)
-        pid = runner.pid("kappa")
-        assert pid and runner.running("kappa")
-        os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 60
-        while runner.running("kappa") and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert not runner.running("kappa")
-        seed_args = ["--profile", "compose", "--seed", str(SEED), "--data-dir", str(kappa_stack.dir / "run-kill9")]
-        assert runner.launch("kappa", runner.submit("kappa", 2, "job", "kappa", *seed_args))
-        assert not runner.launch("validation", runner.cli("validate", *seed_args))
 
-    run = kappa_run(kappa_stack, "kill9", "vendlab-kill9", "vendlab_kill9", during=crash)
-    try:
-        store, m = run["store"], run["manifest"]
-        kappa = store.read_view(base.KAPPA, base.ITEMS_BY_PRODUCT)
-        assert kappa == store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT) == expected(m, "items_by_product")
-    finally:
-        run["runner"].stop_all()
-        run["store"].close()
+def test_kill_9_of_the_driver_then_the_start_script_restarts_it_only(kappa_main):
+    assert kappa_main["killed_down"]
+    before, after = kappa_main["second"], kappa_main["after_kill"]
+    assert after["kappa-job"] != before["kappa-job"]
+    assert {j: p for j, p in after.items() if j != "kappa-job"} == \
+        {j: p for j, p in before.items() if j != "kappa-job"}
+    assert "kappa-job: started" in kappa_main["after_kill_run"].stdout
+
+
+def test_stop_drains_then_stops_everything(kappa_main):
+    for key in ("stop1", "stop2"):
+        text = kappa_main[key].stdout
+        assert "drained: every job has the end marker" in text, text
+        assert text.index("generator: stopped") < text.index("drained") < text.index("kappa-job: stopped")
+    assert kappa_main["left"] == {}
+
+
+def test_a_restarted_generator_continues_the_stream(kappa_main):
+    """Stopped with --stop and started again by the start script: the stream goes on (the manifest's
+    counts continue; the views, exact against validation and the manifest, hold both parts)."""
+    m1, m = kappa_main["manifest1"], kappa_main["manifest"]
+    assert 0 < m1.events < m.events and m1.sales < m.sales
+    assert "generator: started" in kappa_main["restart_run"].stdout
+    log = (kappa_main["store_dir"] / "logs" / "job-generator.log").read_text()
+    assert f"continuing the stream after its {m1.events:,} events" in log, log[-2000:]
 
 
 def test_records_outlive_the_brokers_retention_check(kappa_stack, kappa_main):

@@ -4,22 +4,23 @@ nodemanager) configured from lambda/docker-compose.yml and lambda/hadoop.env, Sp
 pyspark's distribution. The ingest and speed jobs run on the standalone cluster with their checkpoints
 and the master dataset on HDFS; the batch layer is submitted to YARN.
 
-One stack for the module (it starts after the kappa module's stack stopped).
+One stack for the module (tests/conftest.py; it starts after the kappa module's stack stopped), set up and
+run by ./lambda/start_lambda.py --local, as the issue's "done when" says.
 """
 
 from __future__ import annotations
 
 import json
-import sys
+import re
 import time
 from pathlib import Path
 
 import pytest
 
 from grafana_cql import fill, panel_sums, targets, variable_values
+from localstack_helpers import pids, recount_items_by_product, start_script
 from vendlab.generator import Manifest
 from vendlab.localstack.jobs import LocalRunner
-from vendlab.localstack.stack import LocalStack
 from vendlab.serving import lambda_views
 from vendlab.store import base
 from vendlab.store.cassandra import CassandraStore
@@ -32,21 +33,8 @@ RATE = 300
 DURATION = 40
 BATCH_INTERVAL = 20
 DRAIN_TIMEOUT = 1200  # a hang guard, not a speed target
-
-
-@pytest.fixture(scope="module")
-def lambda_stack(tmp_path_factory):
-    d = tmp_path_factory.mktemp("localstack-lambda")
-    stack = LocalStack(d, "lambda")
-    print(f"\nlocal lambda stack in {d} (logs: {d / 'logs'})", file=sys.stderr)
-    try:
-        stack.up(timeout=900)
-        yield stack
-    finally:
-        if (d / "jobs").exists():
-            LocalRunner(stack).stop_all()
-        stack.down()
-        print(f"\nlocal lambda stack stopped; logs kept in {d / 'logs'}", file=sys.stderr)
+MANIFEST = Path("data") / "cluster" / "manifest.json"  # the generator's (cwd: the stack's folder; vendlab.cluster)
+JOBS = ("validation", "lambda-ingest", "lambda-speed", "lambda-batch")
 
 
 def batch_runs(store: CassandraStore) -> list:
@@ -55,53 +43,52 @@ def batch_runs(store: CassandraStore) -> list:
 
 @pytest.fixture(scope="module")
 def lambda_run(lambda_stack):
-    """Topic, schema, HDFS folders; validation, ingest, speed, batch on YARN; the generator for DURATION s;
-    then waits until serving equals validation (final once validation equals the manifest) after at
-    least two hand-offs, or the time-out (the tests' assertions then show what differs)."""
-    data = lambda_stack.dir / "run"
-    data.mkdir(exist_ok=True)
-    runner = LocalRunner(lambda_stack, tag="l-")
-    runner.ensure_topic()
-    runner.ensure_schema()
-    runner.ensure_hdfs()
-    seed = ["--profile", "compose", "--seed", str(SEED), "--data-dir", str(data)]
-    runner.launch("validation", runner.cli("validate", *seed))
-    runner.launch("lambda-ingest", runner.submit("lambda-ingest", 1, "job", "lambda-ingest", *seed))
-    runner.launch("lambda-speed", runner.submit("lambda-speed", 1, "job", "lambda-speed", *seed))
-    runner.launch("lambda-batch", runner.yarn_submit("lambda-batch", "job", "lambda-batch", *seed,
-                                                     "--batch-interval", str(BATCH_INTERVAL)))
-    second = runner.launch("validation", runner.cli("validate", *seed))
-    runner.launch("generator", runner.cli("produce", *seed, "--rate", str(RATE), "--duration", str(DURATION),
-                                          "--bad-rate", "0.01", "--dup-rate", "0.01"))
-    code = runner.wait("generator", DRAIN_TIMEOUT)
-    m = Manifest.load(data / "manifest.json")
-    want = {k: n for k, n in m.items_by_product.items() if n}
+    """The issue's check, as a user runs it: `vendlab stack up --stack lambda --dir D` (the fixture), then
+    ./lambda/start_lambda.py --local D (topic, schema, HDFS folders; validation, ingest and speed on the
+    standalone cluster, the batch layer on YARN, the generator), run twice (nothing starts twice), left
+    running until the batch layer has handed off at least twice (or a time-out; the assertions then show
+    it), then --stop: the generator stops, the jobs drain its end marker, then stop."""
+    d = lambda_stack.dir
+    args = ["--rate", str(RATE), "--seed", str(SEED), "--batch-interval", str(BATCH_INTERVAL),
+            "--drain-timeout", str(DRAIN_TIMEOUT)]
+    first = start_script("lambda", d, *args)
+    assert first.returncode == 0, first.stderr
+    started = pids(d)
+    second = start_script("lambda", d, *args)
+    assert second.returncode == 0, second.stderr
     store = CassandraStore((lambda_stack.env()["VENDLAB_CASSANDRA"],), "vendlab")
-    stopped = []
-    deadline = time.monotonic() + DRAIN_TIMEOUT
-    while code == 0 and time.monotonic() < deadline:
-        stopped = [j for j in ("validation", "lambda-ingest", "lambda-speed", "lambda-batch") if not runner.running(j)]
-        if stopped:
+    runner = LocalRunner(lambda_stack)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < DRAIN_TIMEOUT:
+        if len(batch_runs(store)) >= 2 and time.monotonic() - t0 >= DURATION:
             break
-        serving = {k: n for k, n in lambda_views(store)["serving"].items() if n}
-        if store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT) == want == serving \
-                and len(batch_runs(store)) >= 2:
+        if not all(runner.running(j) for j in JOBS):
             break
         time.sleep(3)
-    yield {"runner": runner, "store": store, "manifest": m, "want": want, "generator_exit": code,
-           "stopped": stopped, "second_start": second}
-    runner.stop_all()
+    alive = {j: runner.running(j) for j in JOBS}
+    stop = start_script("lambda", d, "--stop", "--drain-timeout", str(DRAIN_TIMEOUT))
+    m = Manifest.load(d / MANIFEST)
+    recount = recount_items_by_product(lambda_stack.env()["VENDLAB_KAFKA"], "vendlab-events", SEED)
+    yield {"runner": runner, "store": store, "manifest": m, "want": {k: n for k, n in m.items_by_product.items() if n},
+           "alive": alive, "started": started, "second": second,
+           "stop": stop, "recount": recount, "left": pids(d)}
     store.close()
 
 
-def test_lambda_end_to_end_on_hdfs_and_yarn_exact_across_handoffs(lambda_stack, lambda_run):
+def test_lambda_start_script_on_hdfs_and_yarn_exact_across_handoffs(lambda_stack, lambda_run):
+    """After --stop and the drain: the serving views in Cassandra == validation == an independent
+    recount of the Kafka topic (confluent-kafka, the contract of vendlab/schema.py) == the manifest."""
     runner, store, want = lambda_run["runner"], lambda_run["store"], lambda_run["want"]
-    assert lambda_run["generator_exit"] == 0, f"generator failed: {runner.log('generator')}"
-    assert not lambda_run["stopped"], f"stopped: {lambda_run['stopped']} (logs in {lambda_stack.dir / 'logs'})"
-    assert not lambda_run["second_start"], "a second start of a running process started it twice"
+    assert all(lambda_run["alive"].values()), f"stopped during the run: {lambda_run['alive']} " \
+                                              f"(logs in {lambda_stack.dir / 'logs'})"
+    stop = lambda_run["stop"]
+    assert stop.returncode == 0 and "drained: every job has the end marker" in stop.stdout, stop.stdout + stop.stderr
+    assert lambda_run["left"] == {}
     views = lambda_views(store)
-    assert store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT) == want
-    assert {k: n for k, n in views["serving"].items() if n} == want
+    serving = {k: n for k, n in views["serving"].items() if n}
+    validation = store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT)
+    assert serving == validation == lambda_run["recount"] == want
+    assert sum(want.values()) > 0
     assert len(batch_runs(store)) >= 2, "fewer than two batch/speed hand-offs"
     assert sum(views["batch"].values()) > 0, "the batch layer on YARN covered nothing"
     # the master dataset is on HDFS, and the batch layer ran as a YARN application
@@ -109,6 +96,14 @@ def test_lambda_end_to_end_on_hdfs_and_yarn_exact_across_handoffs(lambda_stack, 
     assert ls.returncode == 0 and ".parquet" in ls.stdout, ls.stderr[-500:]
     apps = runner.run(lambda_stack.tool("yarn-application") + ["-list", "-appStates", "ALL"])
     assert "vendlab-lambda-batch" in apps.stdout, apps.stderr[-500:]
+
+
+def test_lambda_start_script_twice_starts_nothing_twice(lambda_run):
+    assert set(lambda_run["started"]) == set(JOBS) | {"generator"}
+    text = lambda_run["second"].stdout
+    for job in JOBS + ("generator",):
+        assert re.search(rf"{job}: already running", text), text
+    assert " started, pid" not in text
 
 
 def test_grafana_lambda_panels_cql_with_the_plugins_variables(lambda_run):

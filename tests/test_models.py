@@ -159,7 +159,7 @@ def test_some_machines_lose_money_whatever_the_event_rate():
     for rate in (1000.0, 4000.0):
         cat, g, data = generate(events=40_000 if rate == 1000 else 160_000, rate=rate)
         views = views_from_lines(data, cat)
-        d = Hourly.from_views(lambda v: views.get(v, {}), cat)
+        d = Hourly.from_views(lambda v, views=views: views.get(v, {}), cat)
         cost = np.array([p.cost_cents for p in cat.products])
         days = (d.now_ms() - d.hour_ms(0)) / (24 * defs.HOUR_MS)
         fixed = np.array([m.fixed_cost_cents_per_day for m in cat.machines]) * g.volume_factor * days

@@ -44,6 +44,7 @@ class FakeDocker:
         self.tables: set[str] = set()
         self.hdfs: set[str] = set()
         self.jobs: set[str] = set()
+        self.markers: dict[str, set[str]] = {}  # job -> end markers recorded (vendlab.markers)
         self.sleeps = 0
 
     # CommandRunner interface
@@ -84,6 +85,9 @@ class FakeDocker:
             return Result(0)
         if sub[0] == "stop":
             self.jobs.discard(sub[1])
+            if sub[1] == "generator":  # its end marker reaches every running consumer
+                for job in ("validation", "kappa", "lambda_speed"):
+                    self.markers.setdefault(job, set()).add(f"end-1-{len(self.calls)}")
             return Result(0)
         if sub[0] == "down":
             self.up = False
@@ -139,6 +143,12 @@ class FakeDocker:
                     self.topics[topic][k] = v
                 return Result(0, "Completed updating config")
         if cmd[0] == "cqlsh":
+            if "-e" in cmd and "vendlab.markers" in cmd[-1]:
+                job = re.search(r"job = '(\w+)'", cmd[-1]).group(1)
+                return Result(0, "\n marker_id\n-----------\n" + "".join(f" {m}\n" for m in
+                                                                          sorted(self.markers.get(job, ()))))
+            if "-e" in cmd and "vendlab.applied" in cmd[-1]:
+                return Result(0, "\n batch_id\n----------\n        7\n\n(1 rows)\n")
             if "-e" in cmd:
                 return Result(0, "\n table_name\n------------\n" + "".join(f" {t}\n" for t in sorted(self.tables)))
             self.tables |= set(re.findall(r"CREATE TABLE IF NOT EXISTS vendlab\.(\w+)", input))
@@ -150,9 +160,8 @@ class FakeDocker:
             return Result(0)
         if cmd[:3] == ["hdfs", "dfs", "-chmod"]:
             return Result(0)
-        if cmd[:2] == ["sh", "-c"] and cmd[2].startswith("hdfs dfs -test"):
-            dirs = re.findall(r"-test -d (\S+)", cmd[2])
-            return Result(0 if all(d in self.hdfs for d in dirs) else 1)
+        if cmd[:4] == ["hdfs", "dfs", "-ls", "-d"]:
+            return Result(0 if all(d in self.hdfs for d in cmd[4:]) else 1)
         raise AssertionError(f"unexpected command in {service}: {cmd}")
 
     # what happened
@@ -345,6 +354,9 @@ def test_status_stop_and_down(tmp_path):
     assert code == 0 and not fake.jobs
     stops = [c[-1] for c in fake.calls if "stop" in c]
     assert stops[0] == "generator"  # the generator stops first, the jobs then drain
+    assert "drained: every job has the end marker" in out
+    first_other = next(i for i, c in enumerate(fake.calls) if "stop" in c and c[-1] != "generator")
+    assert any("vendlab.markers" in c[-1] and "lambda_speed" in c[-1] for c in fake.calls[:first_other])
     assert stops[1:] == ["lambda-batch", "lambda-speed", "lambda-ingest", "validation"]
     code, out, _ = run("lambda", fake, tmp_path, "--status")
     assert re.search(r"lambda-speed\s+stopped", out)

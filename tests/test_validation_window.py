@@ -12,13 +12,12 @@ import time
 from collections import Counter
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from vendlab.catalog import make_catalog
 from vendlab.config import VALIDATION_WINDOW_MS, duration_ms, embedded
 from vendlab.eventlog import SegmentWriter
-from vendlab.kafka_log import (KafkaLogWriter, KafkaValidator, LostRecordsError, consumer_config, producer_config,
-                               topic_partitions)
+from vendlab.kafka_log import (KafkaLogWriter, KafkaValidator, LostRecordsError, consumer_config, topic_partitions)
 from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore
 from vendlab.validation import SeenIds, Validator
@@ -130,14 +129,6 @@ def test_embedded_validator_exact_bounded_and_resumes_from_the_window(tmp_path):
     assert 0 < v2.replayed_segments <= window // MIN + 2
     assert store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT) == truth
     assert v2.seen.most <= bound
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    p = Producer(producer_config("unused:9092", **{"test.mock.num.brokers": 3, "log_level": 3}))
-    md = p.list_topics(timeout=10)
-    yield p, ",".join(f"{b.host}:{b.port}" for b in md.brokers.values())
-    p.flush(10)
 
 
 def produce_log(producer, topic, log):

@@ -575,7 +575,7 @@ def format_evaluation(e: dict) -> str:
                    f"{b['test_hours']} h, {b['breakdowns']} breakdowns):")
         c = b["baseline_constant"]
         out.append(_table(["risk", "precision", "recall", "average precision", "ROC AUC"],
-                          [["model (threshold %.2f)" % b["threshold"], b["precision"], b["recall"],
+                          [[f"model (threshold {b['threshold']:.2f})", b["precision"], b["recall"],
                             b["average_precision"], b["roc_auc"]],
                            ["constant risk (alarm always)", c["precision"], c["recall"], c["average_precision"],
                             c["roc_auc"]]], indent="     "))

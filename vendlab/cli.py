@@ -17,8 +17,10 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
+from vendlab.config import BATCH_INTERVAL_S
 from vendlab.pipelines import ARCHS
 
 
@@ -27,7 +29,7 @@ def _number(kind, lo=None, lo_open=False, hi=None, hi_open=False, what="value"):
         try:
             v = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number")
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
         if not math.isfinite(v):
             raise argparse.ArgumentTypeError(f"{text!r} is not a finite number: {what} must be a finite number")
         if lo is not None and (v <= lo if lo_open else v < lo):
@@ -101,8 +103,8 @@ def _add_run_flags(p: argparse.ArgumentParser, demo: bool = False) -> None:
     p.add_argument("--dup-rate", type=fraction, default=bad,
                    help=f"fraction of events delivered twice, [0, 1) (default {bad:g}{'; 0 turns it off' if demo else ''})")
     p.add_argument("--time-scale", type=time_scale_type, default=60.0, help=SCALE_HELP)
-    p.add_argument("--batch-interval", type=batch_interval_type, default=20.0,
-                   help="lambda: seconds between batch runs, [0.1, 3600] (default 20)")
+    p.add_argument("--batch-interval", type=batch_interval_type, default=BATCH_INTERVAL_S,
+                   help=f"lambda: seconds between batch runs, [0.1, 3600] (default {BATCH_INTERVAL_S:g})")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress on stderr)")
     p.add_argument("--ui", action="store_true", help="keep Spark's web UI on (http://127.0.0.1:4040)")
     p.add_argument("--no-warmup", action="store_true",
@@ -337,7 +339,8 @@ def cmd_views_compose(args) -> int:
 def cmd_generate(args) -> int:
     from vendlab import datadir
     from vendlab.catalog import make_catalog
-    from vendlab.eventlog import SegmentWriter, list_segments
+    from vendlab.eventlog import list_segments
+    from vendlab.finished_log import write_log
     from vendlab.generator import Generator
 
     d = args.data_dir
@@ -350,22 +353,17 @@ def cmd_generate(args) -> int:
         if list_segments(d / "log"):
             raise datadir.DataDirError(f"data dir {d} already holds a log; use a new --data-dir or remove this one")
         datadir.relocate(d)
-        catalog = make_catalog(args.seed)
-        catalog.save(d / "catalog.json")
-        gen = Generator(catalog, args.seed, args.rate, args.time_scale, bad_rate=args.bad_rate,
+        gen = Generator(make_catalog(args.seed), args.seed, args.rate, args.time_scale, bad_rate=args.bad_rate,
                         dup_rate=args.dup_rate)
-        writer = SegmentWriter(d / "log", roll_seconds=1e9, roll_lines=args.segment_lines, fsync=False)
-        left = args.events
-        while left > 0:
-            n = min(left, args.segment_lines)
-            c = gen.take(n)
-            writer.append(c.data, c.lines, c.first_ms)
-            left -= n
-            print(f"\rgenerated {args.events - left:,}/{args.events:,}", end="", file=sys.stderr, flush=True)
-        writer.close()
-        gen.manifest.complete = True
-        gen.manifest.save(d / "manifest.json")
-    print(f"\nwrote {writer.segments_written} segments to {d / 'log'}", file=sys.stderr)
+
+        def progress(done: int, total: int) -> None:
+            print(f"\rgenerated {done:,}/{total:,}", end="", file=sys.stderr, flush=True)
+
+        t0 = time.monotonic()
+        log = write_log(d, gen, args.events, args.segment_lines, progress=progress)
+        seconds = time.monotonic() - t0
+    print(f"\nwrote {log.writer.segments_written} segments to {d / 'log'}: {args.events:,} events in {seconds:.2f} s, "
+          f"{args.events / max(seconds, 1e-9):,.0f} events/s", file=sys.stderr)
     if not gen.manifest.sales:
         print("vendlab: WARNING: the log has no valid sales (simulated time per event, --time-scale / --rate, is "
               "too fine for the fleet to sell): keep --time-scale near its default 60", file=sys.stderr)

@@ -19,7 +19,7 @@ import sys
 import threading
 from pathlib import Path
 
-from vendlab.config import PROFILES
+from vendlab.config import BATCH_INTERVAL_S, PROFILES
 
 COMMANDS = ("produce", "validate", "job")
 JOBS = ("kappa", "lambda-speed", "lambda-ingest", "lambda-batch")
@@ -55,8 +55,8 @@ def add_commands(sub) -> None:
     j = sub.add_parser("job", help="run one streaming/batch job of an architecture (on the cluster: via spark-submit)")
     j.add_argument("name", choices=JOBS, help=", ".join(JOBS))
     _profile_flags(j)
-    j.add_argument("--batch-interval", type=positive, default=60.0,
-                   help="lambda-batch: seconds between batch runs (default 60)")
+    j.add_argument("--batch-interval", type=positive, default=BATCH_INTERVAL_S,
+                   help=f"lambda-batch: seconds between batch runs (default {BATCH_INTERVAL_S:g})")
 
 
 def _profile(args):
@@ -136,18 +136,25 @@ def cmd_produce(args) -> int:
          + (f" for {args.duration:g} s" if args.duration else " until Ctrl-C"))
     first_events = feeder.gen.manifest.events
     feeder.start()
-    # SIGTERM (docker stop, kill) stops it as Ctrl-C does: end marker, flush, manifest saved.
-    previous = signal.signal(signal.SIGTERM, lambda *_: feeder.stop_event.set()) \
-        if threading.current_thread() is threading.main_thread() else None
+    # SIGINT (Ctrl-C, the compose jobs' stop_signal, the local start scripts' --stop) and SIGTERM (docker stop,
+    # kill) only ask the feeder to stop: it writes its end marker, flushes and saves the manifest. No
+    # KeyboardInterrupt here: on Python 3.11 one raised inside Thread.join marks the still running feeder as
+    # finished (threading's bpo-45274 handling), so the process exited with the end marker unwritten (seen by
+    # tests/test_localstack_kappa.py: the jobs never drained).
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: feeder.stop_event.set())
     try:
         while feeder.is_alive():
             feeder.join(1.0)
-    except KeyboardInterrupt:
-        feeder.stop_event.set()  # the feeder writes its end marker, flushes and saves the manifest
-        feeder.join(60)
+    except KeyboardInterrupt:  # not in the main thread (no handler): stop the same way
+        feeder.stop_event.set()
+        while feeder.is_alive():
+            feeder.join(1.0)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if feeder.error:
         _say(f"producer failed: {feeder.error}")
         return 1
@@ -199,18 +206,6 @@ def cmd_job(args) -> int:
 
     profile = _profile(args)
     catalog = make_catalog(args.seed)
-    if args.name == "lambda-ingest":
-        try:
-            from vendlab.jobs.ingest import start_ingest_job
-        except ImportError as e:
-            _say(f"the lambda ingest job is not available in this version ({e})")
-            return 2
-    if args.name == "lambda-batch":
-        try:
-            from vendlab.lambda_arch import run_batch_loop
-        except ImportError as e:
-            _say(f"the lambda batch layer is not available in this version ({e})")
-            return 2
     spark = get_spark(profile, app=f"vendlab-{args.name}")
     try:
         if args.name == "kappa":
@@ -222,8 +217,12 @@ def cmd_job(args) -> int:
 
             query = start_view_job(spark, profile, catalog, "lambda_speed", bucket_ms=profile.bucket_ms)
         elif args.name == "lambda-ingest":
+            from vendlab.jobs.ingest import start_ingest_job
+
             query = start_ingest_job(spark, profile, catalog=catalog)
         else:
+            from vendlab.lambda_arch import run_batch_loop
+
             store = open_store(profile)
             try:
                 _say(f"lambda batch layer: a batch run every {args.batch_interval:g} s")

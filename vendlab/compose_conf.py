@@ -1,7 +1,7 @@
 """The compose stacks' configuration as the images read it. Standard library only.
 
-One place for the images' own rules, so that the start scripts, the tests and a harness that runs the same
-services as local processes (issue 14) all read lambda/ and kappa/ the same way:
+One place for the images' own rules, so that the start scripts, the tests and the local stack that runs the
+same services as local processes (vendlab.localstack) all read lambda/ and kappa/ the same way:
 
 - ``kafka_properties(env)``: the apache/kafka image's rule (KafkaDockerWrapper.getServerConfigsFromEnv):
   every ``KAFKA_*`` variable but a few JVM/launcher ones becomes a server property: drop ``KAFKA_``,
@@ -38,7 +38,8 @@ def kafka_properties(env: dict[str, str]) -> dict[str, str]:
 
 
 def parse_env_file(text: str) -> dict[str, str]:
-    """A compose ``env_file``: KEY=VALUE lines, # comments and blank lines ignored."""
+    """A compose ``env_file``: KEY=VALUE lines, # comments and blank lines ignored; a value in matching
+    single or double quotes loses them (as Compose reads it)."""
     env = {}
     for line in text.splitlines():
         line = line.strip()
@@ -47,6 +48,8 @@ def parse_env_file(text: str) -> dict[str, str]:
         key, sep, value = line.partition("=")
         if not sep:
             raise ValueError(f"not KEY=VALUE: {line!r}")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
         env[key.strip()] = value
     return env
 

@@ -446,29 +446,14 @@ def write_log(data_dir: Path, seed: int = 5, events: int = 20_000, segment_lines
     only; ``injected`` what the corpus added (dead letters by reason, valid edge sales).
     """
     from vendlab.catalog import make_catalog
-    from vendlab.eventlog import SegmentWriter
+    from vendlab.finished_log import write_log as write_finished_log
     from vendlab.generator import Generator
 
     catalog = make_catalog(seed, machines=machines)
-    data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    catalog.save(data_dir / "catalog.json")
     gen = Generator(catalog, seed, rate, bad_rate=bad_rate, dup_rate=dup_rate)
     inj = Injector(catalog, corpus_rate, seed)
-    writer = SegmentWriter(data_dir / "log", roll_seconds=1e9, roll_lines=10**9, fsync=False)
-    left = events
-    while left:
-        n = min(left, segment_lines)
-        c = gen.take(n)
-        data, lines = inj.mix(c.data)
-        writer.append(data, lines, c.first_ms)
-        writer.roll()
-        left -= n
-    writer.close()
-    gen.manifest.complete = True
-    gen.manifest.segments = writer.segments_written
-    gen.manifest.save(data_dir / "manifest.json")
-    return catalog, gen.manifest, inj.injected
+    manifest = write_finished_log(Path(data_dir), gen, events, segment_lines, mix=inj.mix).manifest
+    return catalog, manifest, inj.injected
 
 
 def expected_views(manifest, injected: Injected) -> dict[str, dict[str, int]]:

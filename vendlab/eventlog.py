@@ -84,13 +84,17 @@ class SegmentWriter:
         # and "commit" just after: the generator keeps its manifest consistent with the log.
         self.on_roll = on_roll
 
-    def append(self, data: bytes, lines: int, first_ms: int) -> None:
+    def append(self, data: bytes | list, lines: int, first_ms: int) -> None:
+        """Buffer ``lines`` lines: ``data`` is their bytes, or a list of buffers to write in order."""
         if not lines:
             return
         if self._first_ms is None:
             self._first_ms = first_ms
             self._opened = time.monotonic()
-        self._buf.append(data)
+        if isinstance(data, list):
+            self._buf.extend(data)
+        else:
+            self._buf.append(data)
         self._lines += lines
         if self._lines >= self.roll_lines or time.monotonic() - self._opened >= self.roll_seconds:
             self.roll()

@@ -21,8 +21,10 @@ from __future__ import annotations
 import json
 import math
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,7 @@ import pyarrow.compute as pc
 
 from vendlab import schema
 from vendlab.catalog import HEALTHY_KINDS, HOURLY_PROFILE, REFERENCE_ITEMS_PER_MACHINE_DAY, Catalog
+from vendlab.models.defs import OUT_OF_SERVICE  # error_code of every reading of a broken machine
 
 BLOCK = 4096
 # Simulated seconds per event (time_scale / rate). Above the maximum a block of events spans
@@ -52,9 +55,8 @@ DAY_MS = 24 * HOUR_MS
 SALE_SHARE_PEAK = 0.92
 QUANTITIES = ((1, 0.75), (2, 0.18), (3, 0.07))
 RESTOCK_INTERVAL_MS = 12 * HOUR_MS  # each machine is visited every 12 simulated hours
-RESTOCK_MAX = min(1_000, getattr(schema, "MAX_QUANTITY", 1_000))  # units in one restock line
+RESTOCK_MAX = 1_000  # units in one restock line (the contract bounds a sale's quantity, not a restock's)
 CAPACITY_INTERVALS = (0.6, 1.6)  # capacity of a slot = this many intervals of its mean demand
-OUT_OF_SERVICE = 9  # error_code of every reading of a broken machine
 ERROR_CODES = (1, 2, 3, 4, 5)  # minor faults: coin mechanism, door, cooling, motor, network
 TEMP_BASE = (3.5, 6.5)  # degrees C, per machine
 TEMP_NOISE = 0.35
@@ -72,6 +74,9 @@ EPISODES_PER_DAY = 1.0  # harmless warm spells (door left open, sun): false alar
 EPISODE_MS = (HOUR_MS, 4 * HOUR_MS)
 EPISODE_C = (1.0, 3.0)
 EPISODE_ERROR = 0.02
+NUM_TABLE = 10_000  # numbers up to 10 million are two pieces of text from tables, not formatted
+TEMP_TABLE = 5_000  # temperatures up to 50 degrees, likewise (the text of Arrow's cast)
+TEXT_THREADS = 2  # threads making blocks' text while the generator simulates the next ones
 _CHUNK = 64  # breakdown cycles / episodes drawn per machine at a time
 _BIG = 10**13  # > any epoch-ms time here: separates machines in flattened timelines
 
@@ -168,18 +173,27 @@ class Manifest:
         return cls.load(path) if path.exists() else None
 
 
-@dataclass
 class Chunk:
-    data: bytes  # JSON lines, each ending with "\n"
-    lines: int
-    first_ms: int  # nominal (simulated) time of the chunk's first event
+    """Lines the generator handed out: ``parts``, buffers of JSON lines (each line ending with
+    "\\n") to write in order, or ``data``, the same as one ``bytes`` (joined when first asked)."""
+
+    def __init__(self, parts: list, lines: int, first_ms: int):
+        self.parts = parts
+        self.lines = lines
+        self.first_ms = first_ms  # nominal (simulated) time of the chunk's first event
+
+    @cached_property
+    def data(self) -> bytes:
+        return b"".join(self.parts)
 
 
 class _Block:
-    """One generated block: the lines as an Arrow array plus per-line facts for the manifest."""
+    """One generated block: its lines (text made on a worker thread) plus per-line facts for the
+    manifest."""
 
-    def __init__(self, lines: pa.StringArray, product: np.ndarray, qty: np.ndarray, revenue: np.ndarray,
+    def __init__(self, text: Future, lines: int, product: np.ndarray, qty: np.ndarray, revenue: np.ndarray,
                  kind: np.ndarray, bad: np.ndarray, first_ms: int, slot: np.ndarray, phys: dict):
+        self._text = text  # -> (buffer, byte offset of each line and of the end)
         self.lines = lines
         self.product = product  # product index for valid unique sales, -1 otherwise
         self.qty = qty
@@ -189,6 +203,14 @@ class _Block:
         self.first_ms = first_ms
         self.slot = slot  # the line's slot in the block (-1 for a duplicate copy)
         self.phys = phys  # per-slot physics: machine, product, flow, stockout, visit, lost
+
+    def __len__(self) -> int:
+        return self.lines
+
+    def text(self, a: int, b: int) -> memoryview:
+        """The JSON lines [a, b) of the block."""
+        buf, at = self._text.result()
+        return buf[at[a]: at[b]]
 
 
 class _Timeline:
@@ -259,49 +281,51 @@ class _Timeline:
             k = max(len(x) for x in arrs)
             return np.stack([np.concatenate([x, np.full(k - len(x), pad)]) for x in arrs])
 
-        self._flat = {name: stack(arrs, never) for name, arrs in self.cyc.items()}
-        self._flat |= {"ep_" + name: stack(arrs, 0.0 if name == "amp" else never) for name, arrs in self.ep.items()}
-        self._k, self._ke = self._flat["fail"].shape[1], self._flat["ep_start"].shape[1]
+        flat = {name: stack(arrs, never) for name, arrs in self.cyc.items()}
+        flat |= {"ep_" + name: stack(arrs, 0.0 if name == "amp" else never) for name, arrs in self.ep.items()}
+        flat["k"], flat["ke"] = flat["fail"].shape[1], flat["ep_start"].shape[1]
         off = (np.arange(self.n) * _BIG)[:, None]
-        self._fail_key = (self._flat["fail"] + off).ravel()
-        self._ep_key = (self._flat["ep_start"] + off).ravel()
+        flat["fail_key"] = (flat["fail"] + off).ravel()
+        flat["ep_key"] = (flat["ep_start"] + off).ravel()
+        # One assignment: the text threads read the timeline (state) while this one extends it;
+        # an extended timeline answers the same for every time the earlier one covered.
+        self._flat = flat
 
     def state(self, mach: np.ndarray, t: np.ndarray):
         """Per (machine, time): broken, hours since the breakdown, degradation progress (0..1),
         drift and fault probability at failure, warm-spell amplitude."""
         f = self._flat
-        k = np.searchsorted(self._fail_key, mach * _BIG + t, side="right") - mach * self._k  # next failure
+        k = np.searchsorted(f["fail_key"], mach * _BIG + t, side="right") - mach * f["k"]  # next failure
         prev = np.maximum(k - 1, 0)
         broken = (k > 0) & (t < f["repair"][mach, prev])
         since = np.where(broken, (t - f["fail"][mach, prev]) / HOUR_MS, 0.0)
-        nxt = np.minimum(k, self._k - 1)
+        nxt = np.minimum(k, f["k"] - 1)
         ds, fl = f["degrade"][mach, nxt], f["fail"][mach, nxt]
         prog = np.clip((t - ds) / np.maximum(fl - ds, 1.0), 0.0, 1.0) * (~broken)
-        ke = np.searchsorted(self._ep_key, mach * _BIG + t, side="right") - mach * self._ke - 1
+        ke = np.searchsorted(f["ep_key"], mach * _BIG + t, side="right") - mach * f["ke"] - 1
         kc = np.maximum(ke, 0)
         warm = np.where((ke >= 0) & (t < f["ep_end"][mach, kc]), f["ep_amp"][mach, kc], 0.0)
         return broken, since, prog, f["drift"][mach, nxt], f["perr"][mach, nxt], warm
 
     def broken(self, mach: np.ndarray, t: np.ndarray) -> np.ndarray:
         f = self._flat
-        k = np.searchsorted(self._fail_key, mach * _BIG + t, side="right") - mach * self._k
+        k = np.searchsorted(f["fail_key"], mach * _BIG + t, side="right") - mach * f["k"]
         prev = np.maximum(k - 1, 0)
         return (k > 0) & (t < f["repair"][mach, prev])
 
     def any_broken(self, lo_ms: float, hi_ms: float) -> bool:
         """Is some machine out of service at some time in [lo, hi]?"""
         f, m = self._flat, np.arange(self.n)
-        k = np.searchsorted(self._fail_key, m * _BIG + hi_ms, side="right") - m * self._k - 1
+        k = np.searchsorted(f["fail_key"], m * _BIG + hi_ms, side="right") - m * f["k"] - 1
         kc = np.maximum(k, 0)
         return bool(np.any((k >= 0) & (f["repair"][m, kc] > lo_ms)))
 
     def failures_between(self, lo_ms: int, hi_ms: int) -> list[tuple[int, int, int, int]]:
-        """(machine, degrading_ms, failed_ms, repaired_ms) of failures with lo < failed <= hi, by time."""
-        out = []
-        for m in range(self.n):
-            fail = self.cyc["fail"][m]
-            for i in np.flatnonzero((fail > lo_ms) & (fail <= hi_ms)):
-                out.append((m, int(self.cyc["degrade"][m][i]), int(fail[i]), int(self.cyc["repair"][m][i])))
+        """(machine, degrading_ms, failed_ms, repaired_ms) of failures with lo < failed <= hi, by time
+        (``hi_ms`` within the covered timeline)."""
+        f = self._flat
+        m, i = np.nonzero((f["fail"] > lo_ms) & (f["fail"] <= hi_ms))
+        out = list(zip(m.tolist(), *(f[c][m, i].astype(np.int64).tolist() for c in ("degrade", "fail", "repair"))))
         return sorted(out, key=lambda x: (x[2], x[0]))
 
 
@@ -341,16 +365,8 @@ class Generator:
             revenue_cents_by_category={c: 0 for c in schema.CATEGORIES},
             lost_sales={"sold_out": 0, "out_of_service": 0},
         )
-        self._mid = pa.array([x.machine_id for x in m])
-        self._m_prefix = pa.array([f'","machine_id":"{_esc(x.machine_id)}","place":"{_esc(x.place)}"' for x in m])
-        self._m_tel = pa.array([f'","type":"telemetry","machine_id":"{_esc(x.machine_id)}","event_time":"'
-                                for x in m])
-        self._m_rst = pa.array([f'","type":"restock","machine_id":"{_esc(x.machine_id)}","product":"' for x in m])
-        self._p_part = pa.array([f',"product":"{x.product}","category":"{x.category}","quantity":' for x in p])
-        self._p_price = pa.array([f',"unit_price":{x.price_cents / 100:.2f},"customer_id":"C' for x in p])
-        self._p_name = pa.array([x.product for x in p])
-        self._stock_keys = [('"stock":{"' if j == 0 else ',"') + f'{x.product}":' for j, x in enumerate(p)]
         self._price_cents = np.array([x.price_cents for x in p], dtype=np.int64)
+        self._build_fragments()
 
         # Demand: machine m at hour-of-day h draws footfall_m x profile_kind(h); the share of sale
         # slots follows the fleet's total, so quiet hours are quiet everywhere.
@@ -402,6 +418,43 @@ class Generator:
             "restock_interval_ms": RESTOCK_INTERVAL_MS,
         }
         self._sync_stock()
+
+    # -- the text of lines -------------------------------------------------------------
+    def _build_fragments(self) -> None:
+        """Every fixed piece of text a line can hold, in one Arrow array (``self._frag``), with the
+        index of each family's first entry. A line is then a few of these fragments, a number or
+        two and its time (see ``_lines``): no per-event joining of strings."""
+        m, p = self.catalog.machines, self.catalog.products
+        self._q_max = int(max(q for q, _ in QUANTITIES))
+        stock_keys = [('"stock":{"' if j == 0 else ',"') + f'{x.product}":' for j, x in enumerate(p)]
+        codes = range(max(ERROR_CODES + (OUT_OF_SERVICE, 0)) + 1)
+        fams = {
+            "lo": [str(i) for i in range(1000)],  # numbers: below a thousand
+            "lo3": [f"{i:03d}" for i in range(1000)],  # ... their last three digits above
+            "hi": [""] + [str(i) for i in range(1, NUM_TABLE)],  # ... and their thousands
+            "temp": pc.cast(_arrow(np.arange(TEMP_TABLE) / 100.0), pa.string()).to_pylist(),  # centi-degrees
+            # a sale up to its customer: per (machine, product, quantity sold)
+            "sale": [f'","type":"sale","machine_id":"{_esc(mm.machine_id)}","place":"{_esc(mm.place)}"'
+                     f',"product":"{pp.product}","category":"{pp.category}","quantity":{q}'
+                     f',"unit_price":{pp.price_cents / 100:.2f},"customer_id":"C'
+                     for mm in m for pp in p for q in range(1, self._q_max + 1)],
+            "cust": [f'{c}","event_time":"' for c in range(1, self.catalog.customers + 1)],
+            "ms_end": [f'.{i:03d}Z"}}\n' for i in range(1000)],  # milliseconds, then the end of a line
+            "ms_tel": [f'.{i:03d}Z","temperature":' for i in range(1000)],
+            "tel": [f'","type":"telemetry","machine_id":"{_esc(mm.machine_id)}","event_time":"' for mm in m],
+            "code": [f',"error_code":{c},{stock_keys[0]}' for c in codes],
+            "key": stock_keys[1:] or [""],
+            "tel_end": ["}}\n"],
+            "rst": [f'","type":"restock","machine_id":"{_esc(mm.machine_id)}","product":"{pp.product}","quantity":'
+                    for mm in m for pp in p],
+            "evt": [',"event_time":"'],
+        }
+        self._f = {}
+        texts: list[str] = []
+        for name, items in fams.items():
+            self._f[name] = len(texts)
+            texts += items
+        self._frag = _strings(texts)
 
     # -- block generation -------------------------------------------------------------
     def _visits(self, lo_ms: float, hi_ms: float) -> list[tuple[float, int]]:
@@ -528,8 +581,63 @@ class Generator:
         kind[lost] = 1
         machine[lost] = tel_mach[lost]
 
-        # Telemetry readings: the stock at that slot, temperature and fault code from the timeline.
-        t_idx = np.flatnonzero(kind == 1)
+        t_idx = np.flatnonzero(kind == 1)  # readings (their values are made with the text)
+
+        # Duplicate deliveries: an exact copy of the line, a few lines later.
+        idx = np.flatnonzero(dup)
+        pos = np.concatenate([np.arange(n, dtype=np.float64), idx + dup_pos[idx]])
+        by_pos = np.argsort(pos, kind="stable")
+        src = np.concatenate([np.arange(n), idx])[by_pos]
+        is_copy = np.concatenate([np.zeros(n, bool), np.ones(len(idx), bool)])[by_pos]
+
+        line_kind = np.where(bad >= 0, 3, kind)[src]
+        line_kind = np.where(is_copy, 4, line_kind)
+        valid_sale = line_kind == 0
+        product_l = np.where(valid_sale, product[src], -1)
+        qty_l = sold[src]
+        revenue = np.where(valid_sale, qty_l * self._price_cents[product[src]], 0)
+        # The text: a pure function of what the block simulated, so it is made on another thread
+        # (Arrow and NumPy release the GIL) while this one simulates the next block.
+        text = _text_pool().submit(self._text_of, seq, ms, machine, product, cust, np.flatnonzero(kind == 0), sold,
+                                   t_idx, (t_all, noise, u_err, codes, stock0), np.flatnonzero(kind == 2), flow, bad,
+                                   src if len(idx) else None)
+        phys = {"machine": machine, "product": product, "flow": flow, "stockout": stockout, "visit": visit_first,
+                "ms": ms, "lost_sold_out": lost_sold_out, "lost_oos": lost_oos}
+        return _Block(text, len(src), product_l, qty_l, revenue, line_kind, np.where(is_copy, -1, bad[src]),
+                      int(ms[0]), np.where(is_copy, -1, src), phys)
+
+    def _text_of(self, seq, ms, machine, product, cust, sale_i, sold, t_idx, draws, r_i, flow, bad,
+                 src) -> tuple[memoryview, np.ndarray]:
+        """The block's JSON lines in output order (``src``: the slot of each line, None for
+        each slot once, in order) as one buffer, and the byte offset of each line in it."""
+        centi, code, st = self._readings(machine, product, t_idx, flow, *draws)
+        pieces, order, start, count = self._lines(seq, ms, machine, product, cust, sale_i, sold, t_idx, centi,
+                                                  code, st, r_i, flow)
+        buf, offsets = _text(pieces, order)  # every slot's good line, in slot order
+        at = offsets[np.r_[start, len(order)]].astype(np.int64)
+        bad_i = np.flatnonzero(bad >= 0)
+        if src is None and not len(bad_i):
+            return buf, at
+        # Copies and malformed lines: the output is runs of consecutive slots of that text, and
+        # the malformed lines, each made from its good line.
+        n = len(seq)
+        src = np.arange(n) if src is None else src
+        own = {int(i): self._corrupt(bytes(buf[at[i]: at[i + 1]]).decode(), BAD_KINDS[bad[i]], int(i)).encode()
+               for i in bad_i}
+        is_bad = bad >= 0
+        cut = np.flatnonzero((np.diff(src) != 1) | is_bad[src[1:]] | is_bad[src[:-1]]) + 1
+        parts = []
+        for a, b in zip(np.r_[0, cut].tolist(), np.r_[cut, len(src)].tolist()):
+            first = int(src[a])
+            parts.append(own[first] if is_bad[first] else buf[at[first]: at[src[b - 1] + 1]])
+        size = np.diff(at)
+        size[bad_i] = [len(own[int(i)]) for i in bad_i]
+        return memoryview(b"".join(parts)), np.r_[0, np.cumsum(size[src])]
+
+    def _readings(self, machine, product, t_idx, flow, t_all, noise, u_err, codes, stock0):
+        """Telemetry readings: temperature (centi-degrees), fault code and the stock at that slot,
+        from the timeline and the block's flows."""
+        n, M, P = len(machine), self.M, self.P
         tm = machine[t_idx]
         broken, since, prog, drift, perr, warm = self._timeline.state(tm, t_all[t_idx])
         base_t = self._timeline.base_temp[tm]
@@ -546,63 +654,85 @@ class Generator:
         dense = np.zeros((len(f_slots) + 1, P), np.int64)
         dense[np.arange(1, len(f_slots) + 1), product[f_slots][f_order]] = flow[f_slots][f_order]
         cum = np.cumsum(dense, axis=0)
-        st = (stock0.reshape(M, P)[tm] + cum[np.searchsorted(f_key, tm * n + t_idx)]
-              - cum[np.searchsorted(f_key, tm * n)])
+        first = np.searchsorted(f_key, np.arange(M) * n)  # each machine's first flow
+        st = stock0.reshape(M, P)[tm] + cum[np.searchsorted(f_key, tm * n + t_idx)] - cum[first[tm]]
+        return centi, code, st
 
-        # -- lines --------------------------------------------------------------------------
-        eid = pc.binary_join_element_wise("{\"event_id\":\"e", pa.array(np.full(n, f"{self.seed}-")),
-                                          pc.cast(pa.array(seq), pa.string()), "")
-        ts = iso_ms(ms)
-        sale_i = np.flatnonzero(kind == 0)
-        ai = pa.array(sale_i)
-        sale_lines = pc.binary_join_element_wise(
-            eid.take(ai), '","type":"sale', self._m_prefix.take(pa.array(machine[sale_i])),
-            self._p_part.take(pa.array(product[sale_i])), pc.cast(pa.array(sold[sale_i]), pa.string()),
-            self._p_price.take(pa.array(product[sale_i])), pc.cast(pa.array(cust[sale_i]), pa.string()),
-            '","event_time":"', ts.take(ai), '"}\n', "")
-        ti = pa.array(t_idx)
-        temp_txt = pc.cast(pa.array(centi / 100.0), pa.string())
-        parts = [eid.take(ti), self._m_tel.take(pa.array(tm)), ts.take(ti), '","temperature":', temp_txt,
-                 ',"error_code":', pc.cast(pa.array(code), pa.string()), ","]
-        for j in range(P):
-            parts += [self._stock_keys[j], pc.cast(pa.array(st[:, j]), pa.string())]
-        tel_lines = pc.binary_join_element_wise(*parts, "}}\n", "")
-        r_i = np.flatnonzero(kind == 2)
-        ri = pa.array(r_i)
-        rst_lines = pc.binary_join_element_wise(
-            eid.take(ri), self._m_rst.take(pa.array(machine[r_i])), self._p_name.take(pa.array(product[r_i])),
-            '","quantity":', pc.cast(pa.array(flow[r_i]), pa.string()), ',"event_time":"', ts.take(ri), '"}\n', "")
-        pick = np.empty(n, np.int64)
-        pick[sale_i] = np.arange(len(sale_i))
-        pick[t_idx] = len(sale_i) + np.arange(len(t_idx))
-        pick[r_i] = len(sale_i) + len(t_idx) + np.arange(len(r_i))
-        chunks = [sale_lines, tel_lines, rst_lines]
-        bad_i = np.flatnonzero(bad >= 0)
-        if len(bad_i):
-            good = pa.concat_arrays(chunks)
-            corrupted = [self._corrupt(good[int(pick[i])].as_py(), BAD_KINDS[bad[i]], int(i)) for i in bad_i]
-            pick[bad_i] = len(good) + np.arange(len(bad_i))
-            chunks.append(pa.array(corrupted, type=pa.string()))
-        all_lines = pa.concat_arrays(chunks)
+    def _lines(self, seq, ms, machine, product, cust, sale_i, sold, t_idx, centi, code, st, r_i, flow):
+        """The text of a block's lines (slot order) as pieces: returns (pieces, order, start,
+        count), slot i being ``pieces.take(order[start[i]: start[i] + count[i]])`` joined.
 
-        # Duplicate deliveries: an exact copy of the line, a few lines later.
-        idx = np.flatnonzero(dup)
-        pos = np.concatenate([np.arange(n, dtype=np.float64), idx + dup_pos[idx]])
-        order = np.argsort(pos, kind="stable")
-        src = np.concatenate([np.arange(n), idx])[order]
-        is_copy = np.concatenate([np.zeros(n, bool), np.ones(len(idx), bool)])[order]
+        Almost every piece is a fixed fragment (``_build_fragments``); a number is two pieces, its
+        thousands and its last three digits, both from tables, so nothing is formatted per event.
+        A sale is 6 pieces: event id (2), everything from its type to its customer prefix (one
+        fragment per machine, product and quantity sold), customer with the event-time key, the
+        second, the millisecond with the line's end. A reading is 3P + 7, a restock 8."""
+        f, n, P = self._f, len(seq), self.P
+        dyn: list[pa.Array] = []  # the block's own pieces, after the fragments
+        base = [len(self._frag)]
 
-        line_kind = np.where(bad >= 0, 3, kind)[src]
-        line_kind = np.where(is_copy, 4, line_kind)
-        valid_sale = line_kind == 0
-        product_l = np.where(valid_sale, product[src], -1)
-        qty_l = sold[src]
-        revenue = np.where(valid_sale, qty_l * self._price_cents[product[src]], 0)
-        out = all_lines.take(pa.array(pick[src]))
-        phys = {"machine": machine, "product": product, "flow": flow, "stockout": stockout, "visit": visit_first,
-                "ms": ms, "lost_sold_out": lost_sold_out, "lost_oos": lost_oos}
-        return _Block(out, product_l, qty_l, revenue, line_kind, np.where(is_copy, -1, bad[src]), int(ms[0]),
-                      np.where(is_copy, -1, src), phys)
+        def add(arr: pa.Array) -> int:
+            dyn.append(arr)
+            base.append(base[-1] + len(arr))
+            return base[-2]
+
+        sec = ms // 1000
+        uniq, inv = _runs(sec)
+        ts = add(pc.strftime(_arrow(uniq, pa.timestamp("s")), format="%Y-%m-%dT%H:%M:%S", locale="C")) + inv
+        milli = ms - sec * 1000
+        # the event id: prefix and thousands (a few per block), then the last three digits
+        hi = seq // 1000
+        hu, hinv = _runs(hi)
+        eid_hi = add(_strings([f'{{"event_id":"e{self.seed}-{h}' if h else f'{{"event_id":"e{self.seed}-'
+                               for h in hu.tolist()])) + hinv
+        eid_lo = np.where(hi > 0, f["lo3"], f["lo"]) + seq % 1000
+
+        def number(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """Pieces of non-negative integers: thousands ("" below 1000) and last three digits."""
+            h = v // 1000
+            hi_i = f["hi"] + h
+            big = h >= NUM_TABLE
+            if big.any():
+                hi_i[big] = add(pc.cast(_arrow(h[big]), pa.string())) + np.arange(int(big.sum()))
+            return hi_i, np.where(h > 0, f["lo3"], f["lo"]) + v % 1000
+
+        temp_i = f["temp"] + centi.astype(np.int64)
+        hot = centi >= TEMP_TABLE
+        if hot.any():
+            temp_i[hot] = add(pc.cast(_arrow(centi[hot] / 100.0), pa.string())) + np.arange(int(hot.sum()))
+        st_hi, st_lo = number(st)
+        fl_hi, fl_lo = number(flow[r_i])
+        pieces = pa.concat_arrays([self._frag] + dyn)
+
+        count = np.full(n, 6, np.int64)
+        count[t_idx] = 3 * P + 7
+        count[r_i] = 8
+        start = np.r_[0, np.cumsum(count)[:-1]]
+        order = np.empty(int(count.sum()), np.int32)
+
+        def put(rows: np.ndarray, mat: np.ndarray) -> None:
+            order[(start[rows][:, None] + np.arange(mat.shape[1])).ravel()] = mat.ravel()
+
+        mat = np.empty((len(sale_i), 6), np.int32)
+        mat[:, 0], mat[:, 1] = eid_hi[sale_i], eid_lo[sale_i]
+        mat[:, 2] = f["sale"] + (machine[sale_i] * P + product[sale_i]) * self._q_max + sold[sale_i] - 1
+        mat[:, 3], mat[:, 4], mat[:, 5] = f["cust"] + cust[sale_i] - 1, ts[sale_i], f["ms_end"] + milli[sale_i]
+        put(sale_i, mat)
+        k = len(t_idx)
+        mat = np.empty((k, 3 * P + 7), np.int32)
+        mat[:, 0], mat[:, 1], mat[:, 2] = eid_hi[t_idx], eid_lo[t_idx], f["tel"] + machine[t_idx]
+        mat[:, 3], mat[:, 4], mat[:, 5], mat[:, 6] = ts[t_idx], f["ms_tel"] + milli[t_idx], temp_i, f["code"] + code
+        stock = mat[:, 6: 6 + 3 * P].reshape(k, P, 3)  # [key, thousands, last digits] per product...
+        stock[:, 1:, 0] = f["key"] + np.arange(P - 1)  # ...the first key is in the fault-code fragment
+        stock[:, :, 1], stock[:, :, 2] = st_hi, st_lo
+        mat[:, -1] = f["tel_end"]
+        put(t_idx, mat)
+        mat = np.empty((len(r_i), 8), np.int32)
+        mat[:, 0], mat[:, 1], mat[:, 2] = eid_hi[r_i], eid_lo[r_i], f["rst"] + machine[r_i] * P + product[r_i]
+        mat[:, 3], mat[:, 4], mat[:, 5] = fl_hi, fl_lo, f["evt"]
+        mat[:, 6], mat[:, 7] = ts[r_i], f["ms_end"] + milli[r_i]
+        put(r_i, mat)
+        return pieces, order, start, count
 
     def _corrupt(self, line: str, kind: str, i: int) -> str:
         body = line.rstrip("\n")
@@ -633,28 +763,28 @@ class Generator:
     # -- handing out chunks -------------------------------------------------------------
     def take(self, n: int) -> Chunk:
         """The next ``n`` lines of the stream (as JSON lines) and the manifest updated for them."""
-        parts: list[pa.StringArray] = []
+        parts: list[tuple[_Block, int, int]] = []
         first_ms = None
         left = n
         while left > 0:
-            if self._block is None or self._pos >= len(self._block.lines):
+            if self._block is None or self._pos >= len(self._block):
                 self._block_start = (self._stock.copy(), list(self._pending))
                 self._block = self._make_block(self._block_no)
                 self._block_no += 1
                 self._pos = 0
             blk = self._block
-            k = min(left, len(blk.lines) - self._pos)
+            k = min(left, len(blk) - self._pos)
             sl = slice(self._pos, self._pos + k)
             if first_ms is None:
                 first_ms = blk.first_ms + int(self._pos * self.ms_per_event)
-            parts.append(blk.lines.slice(self._pos, k))
+            parts.append((blk, self._pos, self._pos + k))
             self._account(blk, sl)
             self._pos += k
             left -= k
         self._sync_stock()
         self.manifest.resume = self.resume_state()
-        data = b"".join(_string_bytes(p) for p in parts)
-        return Chunk(data=data, lines=n, first_ms=first_ms if first_ms is not None else self.now_ms())
+        text = [blk.text(a, b) for blk, a, b in parts]  # waits for the text of the last blocks
+        return Chunk(text, n, first_ms if first_ms is not None else self.now_ms())
 
     def _account(self, blk: _Block, sl: slice) -> None:
         m = self.manifest
@@ -718,7 +848,7 @@ class Generator:
         if self._block is None:
             return {"lines": self.manifest.events, "block": 0, "pos": 0, "stock": None, "pending": [],
                     "failures_to": self._failures_to, "last_seq": self._last_seq}
-        if self._pos >= len(self._block.lines):  # the current block is used up: start at the next one
+        if self._pos >= len(self._block):  # the current block is used up: start at the next one
             block, pos, stock, pending = self._block_no, 0, self._stock, self._pending
         else:
             block, pos = self._block_no - 1, self._pos
@@ -786,7 +916,7 @@ class Generator:
         done = 0
         chunk = None
         while True:
-            if self._block is None or self._pos >= len(self._block.lines):
+            if self._block is None or self._pos >= len(self._block):
                 if self._block_no > b:
                     raise ValueError(f"stream slot {seq} is behind the generator (block {self._block_no - 1})")
                 chunk = self.take(1)
@@ -795,7 +925,7 @@ class Generator:
             if self._block_no - 1 > b:
                 raise ValueError(f"stream slot {seq} is behind the generator (block {self._block_no - 1})")
             if self._block_no - 1 < b:
-                n = len(self._block.lines) - self._pos
+                n = len(self._block) - self._pos
             else:
                 where = np.flatnonzero(self._block.slot == slot)
                 n = int(where[0]) + 1 - self._pos
@@ -828,12 +958,50 @@ def _take_stock(level: np.ndarray, group: np.ndarray, qty: np.ndarray) -> tuple[
     return got, (got > 0) & (before + got == level)
 
 
-def _string_bytes(arr: pa.StringArray) -> bytes:
-    """The concatenated UTF-8 bytes of an Arrow string array, without a Python loop."""
-    if len(arr) == 0:
-        return b""
+# Arrow arrays straight from buffers: pa.array() imports pandas on its first call (~0.3 s of a
+# command's start-up), and the generator needs nothing from it.
+_ARROW_TYPES = {np.dtype(np.int64): pa.int64(), np.dtype(np.int32): pa.int32(), np.dtype(np.float64): pa.float64()}
+
+
+def _arrow(x: np.ndarray, type: pa.DataType | None = None) -> pa.Array:
+    """A NumPy array of numbers as an Arrow array (``type``: another type over the same bytes)."""
+    x = np.ascontiguousarray(x)
+    return pa.Array.from_buffers(type or _ARROW_TYPES[x.dtype], len(x), [None, pa.py_buffer(x)])
+
+
+def _strings(texts: list[str]) -> pa.StringArray:
+    data = [t.encode() for t in texts]
+    offsets = np.zeros(len(data) + 1, np.int32)
+    np.cumsum([len(d) for d in data], out=offsets[1:])
+    return pa.Array.from_buffers(pa.string(), len(data), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))])
+
+
+def _runs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(x, return_inverse=True)`` of a sorted array, without sorting it."""
+    new = np.r_[True, x[1:] != x[:-1]]
+    return x[new], np.cumsum(new) - 1
+
+
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _text_pool() -> ThreadPoolExecutor:
+    """Threads that make blocks' text (shared by the generators of a process)."""
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(TEXT_THREADS, thread_name_prefix="generator-text"))
+    return _POOL[0]
+
+
+def _text(pieces: pa.StringArray, order: np.ndarray) -> tuple[memoryview, np.ndarray]:
+    """The pieces at ``order`` joined, and the offset of each piece in it: one Arrow take, whose
+    data buffer is the text. The lines are never joined one by one: a block's pieces are every
+    distinct piece of text its lines are made of (fragments, numbers, times), ``order`` the
+    index of each piece of each line."""
+    if not len(order):
+        return memoryview(b""), np.zeros(1, np.int32)
+    arr = pieces.take(_arrow(order))
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4)
-    return arr.buffers()[2].to_pybytes()[offsets[0]: offsets[-1]]
+    return memoryview(arr.buffers()[2])[: int(offsets[-1])], offsets
 
 
 def set_aside(manifest_path: Path) -> Path:
@@ -841,20 +1009,6 @@ def set_aside(manifest_path: Path) -> Path:
     dest = manifest_path.with_name(f"{manifest_path.stem}.before-{wall_ms()}{manifest_path.suffix}")
     manifest_path.replace(dest)
     return dest
-
-
-_MILLIS = pa.array([f".{i:03d}Z" for i in range(1000)], pa.string())
-
-
-def iso_ms(ms: np.ndarray) -> pa.StringArray:
-    """Times in ms since the epoch -> '2026-01-05T06:00:00.123Z', the same text as
-    ``pc.strftime(..., "%Y-%m-%dT%H:%M:%SZ")`` of the millisecond timestamps, with each distinct second
-    formatted once (a block spans seconds, not thousands of them): strftime per event was ~40 % of
-    the generator's CPU (measured: 1.46 us of ~3.5 us per event)."""
-    sec = ms // 1000
-    uniq, inv = np.unique(sec, return_inverse=True)
-    head = pc.strftime(pa.array(uniq.astype("datetime64[s]")), format="%Y-%m-%dT%H:%M:%S", locale="C")
-    return pc.binary_join_element_wise(head.take(pa.array(inv.ravel())), _MILLIS.take(pa.array(ms - sec * 1000)), "")
 
 
 def marker_line(marker_id: str, created_ms: int) -> bytes:

@@ -480,7 +480,7 @@ class KafkaValidator:
             horizon = self._horizon({p for p in self.partitions if self.position[p] < bounds[p][1]})
             since = self.validator.seen.replay_from_ms(horizon)
             replay = {}
-            for p, (low, high) in bounds.items():
+            for p, (low, _high) in bounds.items():
                 pos = self.position[p]
                 if pos > low:
                     first = self._offset_at_time(p, since, low, pos)

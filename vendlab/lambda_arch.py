@@ -27,9 +27,8 @@ BATCH_POOL = "lambda_batch"
 # of at most 8 MiB instead of one per core over half the history each. Spark schedules by task,
 # without preemption: a streaming micro-batch waits until a running task ends, so the batch layer's
 # tasks must be short for the speed layer to stay real-time while a run goes on (its pools:
-# vendlab/fairscheduler.xml). Measured and not kept (2026-11-29, load 5-8, 40,000 events, 3 rounds
-# interleaved): adaptive execution with 16 shuffle partitions on top, 6.2-8.9 JVM CPU-s per batch run
-# against 4.0-5.1 without; a small history pays the extra tasks and stages at every run.
+# vendlab/fairscheduler.xml). Adaptive execution with 16 shuffle partitions on top was tried and not
+# kept: a small history pays the extra tasks and stages at every run (docs/results.md, performance history).
 BATCH_SQL_CONF = {
     "spark.sql.files.maxPartitionBytes": str(8 * 2**20),
 }

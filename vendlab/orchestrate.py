@@ -4,8 +4,11 @@ Standard library only (the start scripts run with any Python 3.10+).
     ./lambda/start_lambda.py              everything: .env, compose up, health, set-up, jobs, URLs (safe to re-run)
     ./lambda/start_lambda.py --dry-run    print every command of a start, in order, with memory; run none
     ./lambda/start_lambda.py --status     what runs, and the URLs
-    ./lambda/start_lambda.py --stop       stop the generator, then the jobs (the infrastructure keeps running)
+    ./lambda/start_lambda.py --stop       stop the generator, let the jobs drain its end marker, then stop them
+                                          (the infrastructure keeps running)
     ./lambda/start_lambda.py --down       stop the jobs, then `docker compose down` (volumes kept)
+    ./lambda/start_lambda.py --local DIR  the same steps on a local stack (`vendlab stack up --stack lambda
+                                          --dir DIR`): vendlab.localstack.start (needs the project's venv)
 
 Steps of a start, each skipped when its result is already there:
  1. ``.env`` next to the compose file: a random Grafana admin password (kept) and the run settings
@@ -21,6 +24,10 @@ Steps of a start, each skipped when its result is already there:
     then on), and the URLs.
 
 Every command goes through a ``CommandRunner``; the tests hand in a fake one, ``--dry-run`` a printing one.
+The steps above are the one list of steps (``Orchestrator.start``, ``stop``, ``status``); what executes them is a
+few primitives (``exec`` a tool in a service, start/stop/list a job, bring up and check the infrastructure),
+done with ``docker compose`` here and overridden by ``vendlab.localstack.start.LocalOrchestrator`` for
+``--local DIR``, which runs the same commands as local processes.
 Inside a job container, ``python -m vendlab.orchestrate exec NAME`` builds that job's command from the
 settings in its environment and replaces itself with it (the job is the container's PID 1).
 """
@@ -41,7 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vendlab.compose_conf import mem_limits
-from vendlab.kafka_log import DEFAULT_PARTITIONS, DEFAULT_TOPIC, TOPIC_CONFIG, topic_create_args
+from vendlab.config import BATCH_INTERVAL_S
+from vendlab.kafka_log import DEFAULT_PARTITIONS, DEFAULT_TOPIC, END_PREFIX, TOPIC_CONFIG, topic_create_args
 from vendlab.spark import submit_confs
 from vendlab.store.cassandra import TABLES, schema_cql
 
@@ -58,6 +66,8 @@ DOCKER_INSTALL = ("Install Docker Engine with the Compose plugin (https://docs.d
                   "on Debian/Ubuntu: sudo apt-get install -y docker.io docker-compose-v2), then start it "
                   "with: sudo systemctl start docker")
 GRAFANA_PLUGIN = "hadesarchitect-cassandra-datasource"
+VALIDATION_JOB = "validation"  # the job name the validation consumer records its markers under (vendlab.store.base)
+MARKER_JOBS = {"kappa-job": "kappa", "lambda-speed": "lambda_speed"}  # streaming process -> its markers' job name
 
 
 class OrchestrateError(Exception):
@@ -117,7 +127,7 @@ class DryRunner(CommandRunner):
         if "ps" in args:
             return Result(0, "\n".join(json.dumps({"Service": s, "State": "running", "Health": "healthy"})
                                        for s in self.stack.services) + "\n")
-        if "-test" in " ".join(args):
+        if "-ls -d" in " ".join(args):
             return Result(1)  # HDFS folders missing
         return Result(0)
 
@@ -143,9 +153,10 @@ class Settings:
     seed: int = 1
     bad_rate: float = 0.01
     dup_rate: float = 0.01
-    batch_interval: float = 60.0
+    batch_interval: float = BATCH_INTERVAL_S
     health_timeout: float = 600.0
     poll_interval: float = 5.0
+    drain_timeout: float = 600.0
 
     ENV = {"rate": "VENDLAB_RATE", "seed": "VENDLAB_SEED", "bad_rate": "VENDLAB_BAD_RATE",
            "dup_rate": "VENDLAB_DUP_RATE", "batch_interval": "VENDLAB_BATCH_INTERVAL"}
@@ -482,8 +493,8 @@ class Orchestrator:
         # After a restart the namenode stays in safe mode until the datanodes have reported their blocks.
         self.must("waiting for HDFS to leave safe mode",
                   self.exec("namenode", ["hdfs", "dfsadmin", "-safemode", "wait"], env=HADOOP_TOOL_ENV))
-        test = self.exec("namenode", ["sh", "-c", " && ".join(f"hdfs dfs -test -d {d}" for d in HDFS_DIRS)],
-                         env=HADOOP_TOOL_ENV)
+        # -ls -d exits non-zero when one of the folders is missing
+        test = self.exec("namenode", ["hdfs", "dfs", "-ls", "-d", *HDFS_DIRS], env=HADOOP_TOOL_ENV)
         if test.code == 0:
             self.say("  HDFS folders: exist")
             return False
@@ -499,35 +510,129 @@ class Orchestrator:
         ps = self.services()
         return {j for j in self.stack.jobs if ps.get(j, {}).get("State") in ("running", "restarting")}
 
+    def start_job(self, p: Process) -> None:
+        lim = self.limits()
+        self.say(f"  {p.name}: limit {lim.get(p.name, 0)} MiB ({p.memory})")
+        self.must(f"starting {p.name}", self.runner.run(self.jobs_compose + ["up", "-d", "--no-deps", p.name],
+                                                        timeout=600))
+        if not self.dry:
+            self.say(f"  {p.name}: started (log: cd {self.stack.name} && docker compose logs -f {p.name})")
+
+    def stop_job(self, name: str) -> None:
+        self.must(f"stopping {name}", self.runner.run(self.jobs_compose + ["stop", name], timeout=300))
+
     def start_jobs(self) -> None:
         running = set() if self.dry else self.running_jobs()
-        lim = self.limits()
         for p in self.stack.processes(self.s):
             if p.name in running:
                 self.say(f"  {p.name}: already running (to change its settings: --stop, then start again)")
                 continue
-            self.say(f"  {p.name}: limit {lim.get(p.name, 0)} MiB ({p.memory})")
-            self.must(f"starting {p.name}", self.runner.run(self.jobs_compose + ["up", "-d", "--no-deps", p.name],
-                                                            timeout=600))
-            if not self.dry:
-                self.say(f"  {p.name}: started (log: cd {self.stack.name} && docker compose logs -f {p.name})")
+            self.start_job(p)
 
-    # -- commands ---------------------------------------------------------------------------
+    # -- drain: the jobs take the generator's end marker --------------------------------------
+    def end_markers(self, job: str) -> set[str]:
+        """The end markers (``end-<seed>-<ms>``, one per generator stop) ``job`` has recorded in Cassandra."""
+        q = (f"SELECT marker_id FROM vendlab.markers WHERE job = '{job}' "
+             f"AND marker_id >= '{END_PREFIX}' AND marker_id < '{END_PREFIX[:-1]}.'")
+        r = self.exec("cassandra1", ["cqlsh", "-e", q])
+        return set(re.findall(rf"(?<![\w-]){END_PREFIX}[\w-]+", r.out)) if r.code == 0 else set()
+
+    def newest_batch(self, job: str) -> int | None:
+        q = f"SELECT batch_id FROM vendlab.applied WHERE job = '{job}' ORDER BY batch_id DESC LIMIT 1"
+        r = self.exec("cassandra1", ["cqlsh", "-e", q])
+        ids = re.findall(r"^\s*(\d+)\s*$", r.out, re.M) if r.code == 0 else []
+        return int(ids[0]) if ids else None
+
+    def drain(self, before: set[str], jobs: list[str]) -> bool:
+        """After the generator stopped: wait until the validation consumer has its new end marker (it records
+        it once every partition delivered its copy), every streaming job in ``jobs`` has it too, and each of
+        those jobs' newest applied micro-batch stayed the same over two more polls (a job records the marker
+        with its first copy; the copies of the other partitions come in its next micro-batch)."""
+        deadline = self.runner.now() + self.s.drain_timeout
+        last, stable = None, 0
+        self.say(f"  draining: waiting for validation{''.join(', ' + j for j in jobs)} to take the generator's "
+                 f"end marker (up to {self.s.drain_timeout:g} s)")
+        while True:
+            new = self.end_markers(VALIDATION_JOB) - before
+            missing = [VALIDATION_JOB] if not new else [j for j in jobs if max(new) not in self.end_markers(j)]
+            if not missing:
+                applied = tuple(self.newest_batch(j) for j in jobs)
+                stable = stable + 1 if applied == last else 0
+                last = applied
+                if stable >= 2:
+                    self.say(f"  drained: every job has the end marker {max(new)}")
+                    return True
+            if self.runner.now() >= deadline:
+                self.say(f"  not drained after {self.s.drain_timeout:g} s (still without the end marker: "
+                         f"{', '.join(missing) or 'none; their micro-batches still change'}); stopping anyway")
+                return False
+            if missing:
+                self.say("  waiting for: " + ", ".join(missing))
+            self.runner.sleep(self.s.poll_interval)
+
+    # -- what differs between compose and a local stack (vendlab.localstack.start overrides these) --
+    def prepare_run(self) -> None:
+        """Step 0: the run settings the job services read (compose: DIR/.env)."""
+        if self.dry:
+            self.say(f"[0/6] {self.dir / ENV_FILE}: Grafana password if missing, run settings "
+                     + " ".join(f"{k}={v}" for k, v in self.s.env().items()))
+        elif ensure_env_file(self.dir, self.s):
+            self.say(f"created {self.dir / ENV_FILE} with a random Grafana admin password")
+
+    def platform_title(self) -> str:
+        return "Docker, Compose v2 and Docker's memory"
+
+    def check_platform(self) -> None:
+        self.check_docker()
+        self.check_memory()
+
+    def check_reachable(self) -> None:
+        """Before --status / --stop: the platform answers."""
+        self.check_docker()
+
+    def infra_title(self) -> str:
+        return "docker compose up -d"
+
+    def infra_up(self) -> None:
+        self.compose_up()
+
+    def after_jobs(self) -> None:
+        if self.dry:
+            self.say(f"  {self.dir / ENV_FILE}: {PROFILES_VAR}={JOBS_PROFILE} (plain `docker compose up -d` / `down` "
+                     "include the jobs from now on)")
+        elif enable_jobs_profile(self.dir):
+            self.say(f"  {ENV_FILE}: {PROFILES_VAR}={JOBS_PROFILE}: from now on plain `docker compose up -d` and "
+                     "`docker compose down` include the jobs")
+
+    def states(self) -> dict[str, str]:
+        """Each infrastructure service and job -> its state, for --status."""
+        ps = self.services()
+        out = {}
+        for s in self.stack.services + self.stack.jobs:
+            st = ps.get(s)
+            out[s] = (f"{st.get('State', '?')} {st.get('Health', '')}".rstrip() if st else
+                      ("missing" if s in self.stack.services else "stopped"))
+        return out
+
+    def stopped_hint(self) -> str:
+        return f"stop it with: ./{self.stack.name}/start_{self.stack.name}.py --down"
+
+    def infra_down(self) -> None:
+        self.must("docker compose down", self.runner.run(self.jobs_compose + ["down"], timeout=600, stream=True))
+        self.say(f"the {self.stack.name} stack is down; its volumes (Kafka log, Cassandra, HDFS, Grafana) are kept. "
+                 f"Drop them with: cd {self.stack.name} && docker compose --profile {JOBS_PROFILE} down -v")
+
+    # -- commands: the one list of steps ------------------------------------------------------
     def start(self) -> int:
         n = 6
         if self.dry:
             self.say(f"Dry run: the commands a start of the {self.stack.name} stack runs, in order "
                      f"(nothing is run; answers assumed: the stack not yet set up)")
-            self.say(f"[0/{n}] {self.dir / ENV_FILE}: Grafana password if missing, run settings "
-                     + " ".join(f"{k}={v}" for k, v in self.s.env().items()))
-        else:
-            if ensure_env_file(self.dir, self.s):
-                self.say(f"created {self.dir / ENV_FILE} with a random Grafana admin password")
-        self.say(f"[1/{n}] Docker, Compose v2 and Docker's memory")
-        self.check_docker()
-        self.check_memory()
-        self.say(f"[2/{n}] the {self.stack.name} stack's infrastructure: docker compose up -d")
-        self.compose_up()
+        self.prepare_run()
+        self.say(f"[1/{n}] {self.platform_title()}")
+        self.check_platform()
+        self.say(f"[2/{n}] the {self.stack.name} stack's infrastructure: {self.infra_title()}")
+        self.infra_up()
         self.say(f"[3/{n}] waiting for every service to be healthy")
         self.wait_healthy()
         self.say(f"[4/{n}] Kafka topic, Cassandra tables" + (", HDFS folders" if self.stack.hdfs else ""))
@@ -537,49 +642,45 @@ class Orchestrator:
             self.ensure_hdfs()
         self.say(f"[5/{n}] the jobs (profile {JOBS_PROFILE}): " + ", ".join(self.stack.jobs))
         self.start_jobs()
-        if self.dry:
-            self.say(f"  {self.dir / ENV_FILE}: {PROFILES_VAR}={JOBS_PROFILE} (plain `docker compose up -d` / `down` "
-                     "include the jobs from now on)")
-        elif enable_jobs_profile(self.dir):
-            self.say(f"  {ENV_FILE}: {PROFILES_VAR}={JOBS_PROFILE}: from now on plain `docker compose up -d` and "
-                     "`docker compose down` include the jobs")
+        self.after_jobs()
         self.say(f"[6/{n}] open")
         self.print_urls()
         return 0
 
     def status(self) -> int:
-        self.check_docker()
-        ps = self.services()
+        self.check_reachable()
         self.say(f"{self.stack.name} services:")
-        for s in self.stack.services + self.stack.jobs:
-            st = ps.get(s)
-            self.say(f"  {s:16} " + (f"{st.get('State', '?')} {st.get('Health', '')}".rstrip() if st else
-                                     ("missing" if s in self.stack.services else "stopped")))
+        for s, state in self.states().items():
+            self.say(f"  {s:16} {state}")
         self.print_urls()
         return 0
 
     def stop(self) -> int:
-        """The generator first (it writes its end marker), then the others in reverse start order."""
-        self.check_docker()
+        """The generator first (it writes its end marker), then, once the jobs have drained it, the others in
+        reverse start order."""
+        self.check_reachable()
         running = self.running_jobs()
         order = [j for j in self.stack.jobs if j == "generator"] + [j for j in reversed(self.stack.jobs)
                                                                       if j != "generator"]
+        drain = "generator" in running and "validation" in running
+        before = self.end_markers(VALIDATION_JOB) if drain else set()
+        drained = True
         for j in order:
             if j not in running:
                 self.say(f"  {j}: not running")
                 continue
-            self.must(f"stopping {j}", self.runner.run(self.jobs_compose + ["stop", j], timeout=300))
+            self.stop_job(j)
             self.say(f"  {j}: stopped")
-        self.say(f"jobs stopped; the infrastructure still runs (stop it with: ./{self.stack.name}/"
-                 f"start_{self.stack.name}.py --down)")
-        return 0
+            if j == "generator" and drain:
+                drained = self.drain(before, [MARKER_JOBS[p] for p in self.stack.jobs
+                                              if p in MARKER_JOBS and p in running])
+        self.say(f"jobs stopped; the infrastructure still runs ({self.stopped_hint()})")
+        return 0 if drained else 1
 
     def down(self) -> int:
-        self.stop()
-        self.must("docker compose down", self.runner.run(self.jobs_compose + ["down"], timeout=600, stream=True))
-        self.say(f"the {self.stack.name} stack is down; its volumes (Kafka log, Cassandra, HDFS, Grafana) are kept. "
-                 f"Drop them with: cd {self.stack.name} && docker compose --profile {JOBS_PROFILE} down -v")
-        return 0
+        code = self.stop()
+        self.infra_down()
+        return code
 
     def print_urls(self) -> None:
         self.say("URLs:")
@@ -592,33 +693,51 @@ def main(stack_name: str, argv: list[str] | None = None, runner: CommandRunner |
     stack = STACKS[stack_name]
     ap = argparse.ArgumentParser(prog=f"start_{stack_name}.py",
                                  description=f"Bring up the {stack_name} stack (docker compose), set it up and start "
-                                             f"its jobs; safe to re-run.")
+                                             f"its jobs; safe to re-run. With --local DIR: the same steps on a local "
+                                             f"stack (vendlab stack up --stack {stack_name} --dir DIR).")
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--dry-run", action="store_true", help="print every command of a start, in order, with its "
                                                           "memory; run none (needs no Docker)")
     g.add_argument("--status", action="store_true", help="show what runs, and the URLs")
-    g.add_argument("--stop", action="store_true", help="stop the generator, then the jobs (infrastructure keeps running)")
+    g.add_argument("--stop", action="store_true", help="stop the generator, let the jobs drain its end marker, then "
+                                                       "stop them (the infrastructure keeps running)")
     g.add_argument("--down", action="store_true", help="stop the jobs, then the whole stack (volumes are kept)")
+    ap.add_argument("--local", type=Path, metavar="DIR",
+                    help=f"run the steps on the local stack in DIR (started with `vendlab stack up --stack "
+                         f"{stack_name} --dir DIR`) instead of docker compose; needs the project's venv")
     ap.add_argument("--rate", type=float, default=Settings.rate, help="generator events per second (default 2000)")
     ap.add_argument("--seed", type=int, default=Settings.seed)
     ap.add_argument("--bad-rate", type=float, default=Settings.bad_rate)
     ap.add_argument("--dup-rate", type=float, default=Settings.dup_rate)
     ap.add_argument("--timeout", type=float, default=Settings.health_timeout,
                     help=f"seconds to wait for the services to be healthy (default {Settings.health_timeout:g})")
+    ap.add_argument("--drain-timeout", type=float, default=Settings.drain_timeout,
+                    help=f"--stop: seconds to wait for the jobs to drain (default {Settings.drain_timeout:g})")
     ap.add_argument("--skip-memory-check", action="store_true",
                     help="start even if Docker has less memory than the stack's limits add up to")
     if stack_name == "lambda":
         ap.add_argument("--batch-interval", type=float, default=Settings.batch_interval,
-                        help="seconds between batch runs (default 60)")
+                        help=f"seconds between batch runs (default {Settings.batch_interval:g})")
     args = ap.parse_args(argv)
+    if args.local is not None and args.dry_run:
+        ap.error("--dry-run prints a compose start's commands; it does not combine with --local")
     settings = Settings(rate=args.rate, seed=args.seed, bad_rate=args.bad_rate, dup_rate=args.dup_rate,
                         batch_interval=getattr(args, "batch_interval", Settings.batch_interval),
-                        health_timeout=args.timeout)
+                        health_timeout=args.timeout, drain_timeout=args.drain_timeout)
     if args.dry_run:
         runner = DryRunner(stack, out)
-    orch = Orchestrator(stack, directory or Path(__file__).resolve().parents[1] / stack_name, runner, settings, out,
-                        memory_check=not args.skip_memory_check)
+    compose_dir = directory or Path(__file__).resolve().parents[1] / stack_name
     try:
+        if args.local is not None:
+            try:
+                from vendlab.localstack.start import LocalOrchestrator
+            except ImportError as e:
+                raise OrchestrateError(f"--local needs the project's Python environment ({e}): run the script with "
+                                       f"its venv, e.g. .venv/bin/python {stack_name}/start_{stack_name}.py --local "
+                                       f"{args.local} (make test / scripts/bootstrap.sh create it)", 2)
+            orch = LocalOrchestrator(stack, compose_dir, args.local, settings, out)
+        else:
+            orch = Orchestrator(stack, compose_dir, runner, settings, out, memory_check=not args.skip_memory_check)
         if args.status:
             return orch.status()
         if args.stop:

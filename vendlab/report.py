@@ -14,16 +14,11 @@ def _fmt(v, unit=""):
 def format_comparison(result: dict) -> str:
     archs = list(result)
     rows = [("", *archs)]
-    first = result[archs[0]]
-    g = first["generated"]
     rows.append(("events generated", *[_fmt(result[a]["generated"]["events"]) for a in archs]))
     rows.append(("  of which malformed / duplicates",
                  *[f"{result[a]['generated']['malformed']:,} / {result[a]['generated']['duplicates']:,}"
                    for a in archs]))
     rows.append(("items sold (manifest)", *[_fmt(sum(result[a]["expected"].values())) for a in archs]))
-    for a in archs:
-        for name, view in result[a]["views"].items():
-            pass
     view_names = []
     for a in archs:
         for name in result[a]["views"]:
@@ -47,7 +42,6 @@ def format_comparison(result: dict) -> str:
     ws = [max(len(str(r[i + 1])) for r in rows) for i in range(len(archs))]
     lines = ["  ".join([r[0].ljust(w0)] + [str(c).rjust(w) for c, w in zip(r[1:], ws)]) for r in rows]
     lines.insert(1, "-" * len(lines[0]))
-    del g
     warnings = list(dict.fromkeys(w for a in archs for w in result[a].get("warnings", [])))
     lines += [f"WARNING: {w}" for w in warnings]
     return "\n".join(lines)

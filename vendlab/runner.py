@@ -20,7 +20,7 @@ import numpy as np
 
 from vendlab import datadir, invariants
 from vendlab.catalog import Catalog, make_catalog
-from vendlab.config import Profile, open_store
+from vendlab.config import BATCH_INTERVAL_S, Profile, open_store
 from vendlab.eventlog import SegmentWriter, list_segments
 from vendlab.generator import Generator, Manifest, marker_line, wall_ms
 from vendlab.store import base
@@ -47,7 +47,7 @@ class RunSettings:
     bad_rate: float = 0.0
     dup_rate: float = 0.0
     time_scale: float = 60.0
-    batch_interval: float = 30.0
+    batch_interval: float = BATCH_INTERVAL_S
     machines: int = 20
     drain_timeout: float | None = None
     roll_seconds: float = 0.5
@@ -132,8 +132,8 @@ class LogFeeder(threading.Thread):
                 next_save = now + 1.0
             # Sleep until at least half a tick of events is due: taking whatever became due while
             # the last chunk was made (a few events) would call the generator hundreds of times a
-            # second, each call with its fixed cost (measured: the feeder at 50 % of a core at 10k
-            # events/s; the whole Python process 85 % -> 8 % in chunks of half a tick).
+            # second, each call with its fixed cost, and the Python process would spend most of a core
+            # on it (docs/results.md, performance history).
             if int(self.rate * (time.monotonic() - t0)) - produced < max(1.0, self.rate * TICK_S / 2):
                 time.sleep(TICK_S / 2)
         m.markers += 1

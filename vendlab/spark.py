@@ -35,7 +35,7 @@ def check_java() -> str:
 
 # HotSpot compiles no method over 8000 bytes of bytecode, and Spark's generated code for the
 # parse step (one wide projection with a long CASE) is such a method: without this option it
-# runs in the JVM's interpreter (measured: the parse step 17 -> 10 us of CPU per line; the
+# runs in the JVM's interpreter, at about twice the CPU per line (docs/results.md, performance history; the
 # option Spark's own docs name for spark.sql.codegen.hugeMethodLimit).
 JVM_OPTIONS = "-XX:-DontCompileHugeMethods"
 JAVA_OPTION_KEYS = ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")
@@ -44,9 +44,9 @@ JAVA_OPTION_KEYS = ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOp
 # Checkpoints on the local file system (embedded mode): Spark's default checkpoint file manager
 # goes through Hadoop's FileContext, whose local implementation, without Hadoop's native library
 # (pip's pyspark has none), forks `chmod` and `readlink` for every file it writes and renames:
-# ~160 processes per micro-batch, measured. The FileSystem-based manager (Spark's own, rename-based,
-# atomic on a local disk) needs a quarter of them: micro-batch overhead outside the sink
-# 200 -> 90 ms. HDFS checkpoints (the cluster) keep Spark's default.
+# over a hundred processes per micro-batch. The FileSystem-based manager (Spark's own, rename-based,
+# atomic on a local disk) needs a quarter of them and halves the micro-batch overhead outside the sink
+# (docs/results.md, performance history). HDFS checkpoints (the cluster) keep Spark's default.
 LOCAL_CHECKPOINT_CONF = {
     "spark.sql.streaming.checkpointFileManagerClass":
         "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager",

@@ -100,7 +100,7 @@ def _loads(text: str):
         except RecursionError as e:
             raise ValueError("nested too deep") from e
         if _has_surrogate(ev):
-            raise ValueError("unpaired surrogate escape: no Unicode text")
+            raise ValueError("unpaired surrogate escape: no Unicode text") from None
         return ev
 
 

@@ -167,7 +167,7 @@ def run(args) -> int:
             res = run_worker(spec, work, f"rvc{i}")["steps"][-1]["result"]
             for arch in rvc_plan["archs"]:
                 rate, best, stalled = sustainable(res[arch])
-                ram_rows.append({"arch": arch, "master": master, "cores": int(master.strip("local[]") or 1),
+                ram_rows.append({"arch": arch, "master": master, "cores": int(master.removeprefix("local").strip("[]") or 1),
                                  "driver_memory": mem, "sustainable_eps": rate,
                                  "latency_ms": (best or {}).get("latency_ms"), "source": "own sweep",
                                  "rates_tried": [p["rate"] for p in res[arch]],
@@ -219,6 +219,8 @@ def run(args) -> int:
                 "lambda_batch": _ratio(lam["batch_eps"], floor["spark_floor_eps"]),
             },
             "spark_floor_to_duckdb": _ratio(floor["spark_floor_eps"], duck["duckdb_eps"]),
+            # The replay log is written by vendlab.finished_log, as `vendlab generate` writes one.
+            "generator": steps["make_log"]["result"],
             "warmup": steps["warmup"]["result"] if "warmup" in steps else None,
             "ram_vs_cores": ram_rows,
             "exactness": steps["exactness"]["result"],

@@ -49,6 +49,10 @@ def write_report(doc: dict, path: Path) -> None:
         L.append(f"| ratio to Spark's floor ({f(doc['spark_floor_eps'])} events/s) | live "
                  f"{f(r['kappa_sustainable'], nd=3)}, replay {f(r['kappa_replay'], nd=3)} | live "
                  f"{f(r['lambda_sustainable'], nd=3)}, batch {f(r['lambda_batch'], nd=3)} |")
+    if doc.get("generator"):
+        g = doc["generator"]
+        L.append(f"| generator: a finished log of {f(g['events'])} events, as `vendlab generate` writes it "
+                 f"(events/s; CPU-s per million) | {f(g['generate_eps'])}; {f(g['cpu_s_per_million'], nd=2)} | |")
     if doc.get("warmup"):
         L.append(f"| warm-up before timing (each worker, s) | {f(doc['warmup']['seconds'], nd=1)} | |")
     c = doc["complexity"]

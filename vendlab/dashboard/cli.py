@@ -19,7 +19,7 @@ def port_type(text: str) -> int:
     try:
         port = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port: allowed are whole numbers 1..65535")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: allowed are whole numbers 1..65535") from None
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{text} is not a port: allowed are whole numbers 1..65535")
     return port

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from functools import lru_cache, reduce
+from functools import lru_cache
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame
@@ -47,7 +47,7 @@ _WRAP_TAIL = ',{"\\u0000end":1}]'
 # event's struct plus the sentinel field, so element 1 *is* the typed event (the same partial
 # result per field as a parse of the bare line: a wrong-typed field is null, the others are
 # kept), and element 2 proves that nothing follows the object. Parsing the line twice (once
-# bare, once wrapped) cost a third of the job's CPU per line (measured: 25 -> 17 us per line).
+# bare, once wrapped) cost a third of the job's CPU per line (docs/results.md, performance history).
 _WRAP = T.ArrayType(T.StructType(EVENT_STRUCT.fields + [T.StructField(_SENTINEL, T.IntegerType())]))
 
 
@@ -67,7 +67,7 @@ def _one_json_object() -> Column:
     w = F.col("w")
     one = (F.size(w) == 2) & F.try_element_at(w, F.lit(1)).isNotNull() & (
         F.try_element_at(w, F.lit(2))[_SENTINEL] == 1)
-    # contains() compares bytes; instr() walks the characters (measured: 2 us of a line's ~12)
+    # contains() compares bytes; instr() walks the characters (docs/results.md, performance history)
     surrogate = F.col("value").contains("\\u") & F.col("value").rlike(_LONE_SURROGATE)
     return F.is_valid_utf8("value") & F.coalesce(one, F.lit(False)) & ~surrogate
 
@@ -75,7 +75,7 @@ def _one_json_object() -> Column:
 # A null field is missing or of the wrong type; which one needs the object's keys, a second JSON
 # parse of the line. The reason CASE gives NULL_FIELD + name, and ``_resolve_null_field`` parses
 # only those lines again. Performance: from_json runs without generated code, and inside the
-# CASE it would take the whole reason step out of it (measured: ~2x the step's CPU per line).
+# CASE it would take the whole reason step out of it (docs/results.md, performance history).
 NULL_FIELD = "\u0000null:"
 
 
@@ -184,10 +184,6 @@ def parse(raw: DataFrame, machines: list[str], products: list[str]) -> DataFrame
 def deduplicate(parsed: DataFrame, delay: str) -> DataFrame:
     """Drop repeated deliveries of an event, keeping state for ``delay`` of log time."""
     return parsed.withWatermark("log_ts", delay).dropDuplicatesWithinWatermark(["dedup_key"])
-
-
-def union_all(frames: list[DataFrame]) -> DataFrame:
-    return reduce(DataFrame.unionByName, frames)
 
 
 @lru_cache(maxsize=None)

@@ -122,7 +122,7 @@ class ViewPlan:
     """Step 1's Spark expressions, built once and applied to any number of frames.
 
     Performance: building them is a few hundred py4j calls (one per column expression or
-    operator), 0.5-1 s measured (more when the Python process is busy); a streaming job applies one plan to each of its
+    operator), most of a small micro-batch's time (docs/results.md); a streaming job applies one plan to each of its
     micro-batches instead of building it again for each (expressions are unresolved, so they
     bind to each micro-batch's frame)."""
 
@@ -140,7 +140,7 @@ class ViewPlan:
         only entries in earlier buckets, summed over their buckets (bucket null)."""
         # Performance: two plain generators, both in generated code (a higher-order function such
         # as ``transform`` over the stock map would take the whole step out of code generation:
-        # measured 2-3x the CPU per line).
+        # docs/results.md, performance history).
         e = df.select(self.entries).select(*self.unstock, self.stock).select(*self.fine)
         if before_bucket is None:
             return e.groupBy(*self.keys, self.bucket).agg(*self.sums)
@@ -161,7 +161,7 @@ def rollup(fine_rows) -> tuple[list[base.Delta], list[base.Marker], list[base.De
     (view, key, bucket, value), latency markers, dead-letter rows and the number of input rows.
 
     Plain Python on a micro-batch's few hundred to few thousand summed entries: a Spark stage
-    for it cost ~0.1 s of every micro-batch (measured), whatever its size."""
+    for it cost a fixed time in every micro-batch, whatever its size (docs/results.md, performance history)."""
     sums: dict[tuple[str, str, int], int] = {}
     markers: list[base.Marker] = []
     dead: list[base.DeadLetter] = []

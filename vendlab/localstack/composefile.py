@@ -10,7 +10,8 @@ local stack too. Two image rules turn that configuration into the services' file
   configureDefaults) and derive KAFKA_LISTENERS from KAFKA_ADVERTISED_LISTENERS when unset
   (.../configure); ``kafka_env`` applies those two steps.
 - Hadoop: the apache/hadoop image's envtoconf.py (scripts/envtoconf.py, transformation.py of the
-  hadoop-runner image): ``hadoop_site_files`` is a port of its rule.
+  hadoop-runner image): ``vendlab.compose_conf.hadoop_site_files`` (one port of the rule, shared with the
+  compose tests), rendered by ``vendlab.compose_conf.site_xml``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from vendlab.compose_conf import parse_env_file
 
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = ("kappa", "lambda")
@@ -43,7 +46,7 @@ class ComposeStack:
         try:
             return self.services[name]
         except KeyError:
-            raise ComposeError(f"{self.path} has no service {name!r} (services: {', '.join(self.services)})")
+            raise ComposeError(f"{self.path} has no service {name!r} (services: {', '.join(self.services)})") from None
 
     def environment(self, name: str) -> dict[str, str]:
         """The service's environment as a container gets it: its env_file(s), then `environment`."""
@@ -52,7 +55,7 @@ class ComposeStack:
         files = svc.get("env_file") or []
         for f in [files] if isinstance(files, (str, dict)) else files:
             f = f["path"] if isinstance(f, dict) else f
-            env.update(read_env_file(self.path.parent / f))
+            env.update(parse_env_file((self.path.parent / f).read_text()))
         raw = svc.get("environment") or {}
         if isinstance(raw, list):
             for item in raw:
@@ -79,18 +82,6 @@ def load(stack: str, root: Path = ROOT) -> ComposeStack:
     if not path.exists():
         raise ComposeError(f"{path} not found")
     return ComposeStack(stack, path, yaml.safe_load(path.read_text()) or {})
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """A compose env_file: KEY=VALUE lines, # comments and blank lines skipped."""
-    env = {}
-    for line in Path(path).read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        k, _, v = line.partition("=")
-        env[k.strip()] = v
-    return env
 
 
 # -- Kafka ----------------------------------------------------------------------------------------------
@@ -159,36 +150,6 @@ def relocate_kafka(env: dict[str, str], ports: dict[str, int], log_dir: Path,
 def heap_flags(value: str) -> list[str]:
     """KAFKA_HEAP_OPTS-like text -> JVM flags."""
     return value.split()
-
-
-# -- Hadoop ---------------------------------------------------------------------------------------------
-KNOWN_FORMATS = ("xml", "properties", "yaml", "yml", "env", "sh", "cfg", "conf")
-_SPLIT = re.compile(r"[_\.]")
-
-
-def hadoop_site_files(env: dict[str, str]) -> dict[str, dict[str, str]]:
-    """The apache/hadoop image's envtoconf rule: ``NAME.EXT_key=value`` (NAME lower-cased, EXT a known
-    format) goes to file ``name.ext``, property ``key``; values lose surrounding quotes. Returns
-    {file name: {key: value}} in the order seen (the image writes them in that order)."""
-    files: dict[str, dict[str, str]] = {}
-    for key, value in env.items():
-        if key == "HADOOP_CONF_DIR":
-            continue
-        parts = _SPLIT.split(key)
-        if len(parts) < 2:
-            continue
-        name, ext = parts[0].lower(), parts[1].lower()
-        if ext not in KNOWN_FORMATS:
-            continue
-        conf_key = key[len(name) + len(ext) + 2:].strip()
-        files.setdefault(f"{name}.{ext}", {})[conf_key] = value.strip().strip('"')
-    return files
-
-
-def to_xml(props: dict[str, str]) -> str:
-    """transformation.to_xml of the image (values written as they are, like the image does)."""
-    body = "".join(f"<property><name>{k}</name><value>{v}</value></property>\n" for k, v in props.items())
-    return "<configuration>\n" + body + "</configuration>"
 
 
 # -- Cassandra ------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ job NAME`` with the memory flags of the compose stacks' submits.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +21,10 @@ from pathlib import Path
 from vendlab.localstack.stack import REPO, LocalStack, StackError, pid_alive
 
 SUBMIT = REPO / "docker" / "spark" / "submit.py"
+# the apache/kafka image's scripts -> LocalStack.tool names (same classes, same jars)
+CONTAINER_TOOLS = {"/opt/kafka/bin/kafka-topics.sh": "kafka-topics", "/opt/kafka/bin/kafka-configs.sh": "kafka-configs"}
+# the addresses in a start script's container commands: the jobs' variables of the compose file that hold them
+ADDRESS_VARS = ("VENDLAB_KAFKA",)
 
 
 class LocalRunner:
@@ -27,6 +32,7 @@ class LocalRunner:
         self.stack = stack
         self.extra_env = dict(extra_env or {})
         self.tag = tag  # keeps the pid files of several runs on one stack apart
+        self._cql = None  # a driver session, made by the first cql()
         (stack.dir / "jobs").mkdir(parents=True, exist_ok=True)
 
     # -- environment ----------------------------------------------------------------------------------
@@ -69,6 +75,66 @@ class LocalRunner:
         _must("creating HDFS folders", self.run(hdfs + ["-mkdir", "-p", *dirs]))
         _must("opening HDFS folders", self.run(hdfs + ["-chmod", "-R", "777", *sorted({"/" + d.split("/")[1]
                                                                                       for d in dirs})]))
+
+    # -- a start script's commands inside a compose service, run here ----------------------------------
+    def exec(self, service: str, argv: list[str], input: str | None = None, timeout: float = 300):
+        """The command ``docker compose exec SERVICE argv`` of a start script (vendlab.orchestrate), run on this
+        stack: the image's tool by the same tool at the same version (``LocalStack.tool``), compose addresses
+        by the local ones, ``cqlsh`` by the official Python driver. An orchestrate.Result."""
+        from vendlab.orchestrate import Result
+
+        if argv[:1] == ["cqlsh"]:
+            return self.cql(argv, input)
+        if argv[0] in CONTAINER_TOOLS:
+            local = self.stack.tool(CONTAINER_TOOLS[argv[0]]) + argv[1:]
+        elif argv[:1] == ["hdfs"] and len(argv) > 1 and argv[1] in ("dfs", "dfsadmin"):
+            local = self.stack.tool("hdfs" if argv[1] == "dfs" else "dfsadmin") + argv[2:]
+        else:
+            raise StackError(f"no local equivalent of {service}'s command {argv[0]} (known: cqlsh, hdfs dfs, "
+                             f"hdfs dfsadmin, {', '.join(CONTAINER_TOOLS)})")
+        local = [self.relocate(a) for a in local]
+        try:
+            r = self.run(local, input=input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return Result(124, "", f"timed out after {timeout} s")
+        return Result(r.returncode, r.stdout, r.stderr)
+
+    def relocate(self, arg: str) -> str:
+        """Compose addresses (the jobs' VENDLAB_* values in the compose file) -> this stack's."""
+        from vendlab.localstack import composefile as cf
+
+        compose_env = cf.load(self.stack.stack, self.stack.root).environment("spark-master")
+        for var in ADDRESS_VARS:
+            local, compose_value = self.env().get(var), compose_env.get(var)
+            if local and compose_value:
+                arg = re.sub(rf"(?<![\w.-]){re.escape(compose_value)}(?![\w.-])", local, arg)
+        return arg
+
+    def cql(self, argv: list[str], input: str | None = None):
+        """cqlsh -e QUERY (rows printed one a line, values separated by ' | ') or cqlsh < FILE."""
+        from vendlab.orchestrate import Result
+        from vendlab.store.cassandra import _split_host, connect
+
+        if "-e" in argv:
+            statements = [argv[argv.index("-e") + 1]]
+        else:
+            lines = [ln.split("--", 1)[0] for ln in (input or "").splitlines()]
+            statements = [st.strip() for st in "\n".join(lines).split(";") if st.strip()]
+        try:
+            if self._cql is None:
+                names, port = _split_host(self.env()["VENDLAB_CASSANDRA"].split(","))
+                self._cql = connect(names, port)
+            out = []
+            for st in statements:
+                out += [" | ".join(str(v) for v in row) for row in self._cql.execute(st)]
+        except Exception as e:  # what cqlsh would print: the server's or the driver's error
+            return Result(1, "", f"{type(e).__name__}: {e}")
+        return Result(0, "".join(ln + "\n" for ln in out))
+
+    def close(self) -> None:
+        if self._cql is not None:
+            self._cql.cluster.shutdown()
+            self._cql = None
 
     # -- processes ------------------------------------------------------------------------------------
     def cli(self, *args: str) -> list[str]:

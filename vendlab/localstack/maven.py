@@ -36,7 +36,7 @@ def check_tools() -> tuple[str, str]:
     try:
         java = check_java()
     except JavaMissing as e:
-        raise ToolMissing(str(e) or JAVA_HINT)
+        raise ToolMissing(str(e) or JAVA_HINT) from e
     mvn = shutil.which("mvn")
     if not mvn:
         raise ToolMissing(MAVEN_HINT)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from vendlab.compose_conf import hadoop_site_files, site_xml
 from vendlab.localstack import composefile as cf
 from vendlab.localstack import maven
 
@@ -102,14 +103,23 @@ def http_ok(url: str, timeout: float = 3.0) -> bytes | None:
 
 
 def pid_alive(pid: int, marker: str) -> bool:
-    """The process exists and is ours (its command line names ``marker``): a reused pid is not."""
-    try:
-        os.kill(pid, 0)
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        stat = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()
-    except (OSError, ProcessLookupError):
-        return False
-    return marker in cmd and stat[0] != "Z"
+    """The process exists and is ours (its command line names ``marker``): a reused pid is not.
+
+    A process that has just been started can show an empty command line for a moment (seen right after
+    ``Popen`` returned, under load): that is waited for, up to a second, rather than read as "not ours"."""
+    deadline = time.monotonic() + 1.0
+    while True:
+        try:
+            os.kill(pid, 0)
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()
+        except (OSError, ProcessLookupError):
+            return False
+        if stat[0] == "Z":
+            return False
+        if cmd.strip() or time.monotonic() > deadline:
+            return marker in cmd
+        time.sleep(0.02)
 
 
 def java_home(java: str) -> str:
@@ -390,14 +400,14 @@ class LocalStack:
             if str(self.compose.service(svc).get("image", "")).startswith("apache/hadoop"):
                 envs = self.compose.environment(svc)
                 break
-        files = cf.hadoop_site_files(envs)
+        files = hadoop_site_files(envs)
         nn = self.hostmap.get("namenode:8020")
         rm = {k: self.state["ports"][f"resourcemanager.{k}"] for k in
               ("address", "scheduler", "tracker", "admin", "webapp")}
         files.setdefault("core-site.xml", {})
         files.setdefault("hdfs-site.xml", {})
         files.setdefault("yarn-site.xml", {})
-        for fname, props in files.items():
+        for props in files.values():
             for k, v in props.items():
                 props[k] = relocate(v, self.hostmap)
         if files["yarn-site.xml"].get("yarn.resourcemanager.hostname"):
@@ -422,7 +432,7 @@ class LocalStack:
             files.setdefault(fname, {}).update(props)
         conf = self.conf(name)
         for fname, props in files.items():
-            (conf / fname).write_text(cf.to_xml(props))
+            (conf / fname).write_text(site_xml(props))
         (conf / "log4j.properties").write_text(HADOOP_LOG4J)
         # HDFS's web UI pages ship in the distribution's share/hadoop/hdfs/webapps, not in the Maven jars;
         # the HTTP servers only need the folders on the class path (their servlets: JMX, WebHDFS)
@@ -517,17 +527,20 @@ class LocalStack:
         return getattr(self, "java", None) or maven.check_tools()[0]
 
     def tool(self, name: str) -> list[str]:
-        """argv of a service's CLI tool: kafka-topics, kafka-storage, hdfs (FsShell: dfs commands),
+        """argv of a service's CLI tool: kafka-topics, kafka-configs, kafka-storage, hdfs (FsShell: dfs commands),
         dfsadmin, yarn-application, spark-submit."""
         t = self.state.get("tools", {})
         if name not in t:
-            raise StackError(f"no tool {name!r} in this {self.stack} stack (tools: {', '.join(t)})")
+            raise StackError(f"no tool {name!r} in this {self.stack} stack (tools: {', '.join(t)}); a stack started "
+                             f"by an older vendlab lacks newer tools: run `vendlab stack up --stack {self.stack} "
+                             f"--dir {self.dir}` again (it keeps what runs and records the tools)")
         return list(t[name])
 
     def _tools(self) -> dict[str, list[str]]:
         kcp = ":".join(self.cp["kafka"])
         t = {"kafka-topics": [self.java, "-Xmx256m", "-cp", kcp, "org.apache.kafka.tools.TopicCommand"],
              "kafka-storage": [self.java, "-Xmx256m", "-cp", kcp, "kafka.tools.StorageTool"],
+             "kafka-configs": [self.java, "-Xmx256m", "-cp", kcp, "kafka.admin.ConfigCommand"],
              "spark-submit": [str(spark_home() / "bin" / "spark-submit")]}
         if self.stack == "lambda":
             hcp = ":".join([str(self.dir / "conf" / "client")] + self.cp["hadoop"])

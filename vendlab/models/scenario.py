@@ -1,7 +1,8 @@
 """Seeded scenarios for the owner's models: a finished log, with its catalog and manifest, long
 enough in simulated time to hold breakdowns and sell-outs (tests, docs/questions.md).
 
-``write_scenario`` writes DIR/catalog.json, DIR/log/, DIR/manifest.json like ``vendlab generate``;
+``write_scenario`` writes DIR/catalog.json, DIR/log/, DIR/manifest.json like ``vendlab generate``
+(``vendlab.finished_log``);
 ``with_validation_views`` adds DIR/views.sqlite with the validation consumer's views (plain Python,
 no Spark), enough for ``vendlab answer --source validation``.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vendlab.catalog import Catalog, make_catalog
-from vendlab.eventlog import SegmentWriter
+from vendlab.finished_log import write_log
 from vendlab.generator import Generator, Manifest
 
 # About 5.8 simulated days in 150 000 events: a slot every 3.6 simulated seconds.
@@ -21,23 +22,9 @@ DAYS_RATE, DAYS_TIME_SCALE = 1000.0, 3600.0
 def write_scenario(data_dir: Path, seed: int = 3, events: int = 150_000, rate: float = DAYS_RATE,
                    time_scale: float = DAYS_TIME_SCALE, machines: int = 20, bad_rate: float = 0.0,
                    dup_rate: float = 0.0, segment_lines: int = 50_000) -> tuple[Catalog, Manifest]:
-    data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
     catalog = make_catalog(seed, machines=machines)
-    catalog.save(data_dir / "catalog.json")
     gen = Generator(catalog, seed, rate, time_scale, bad_rate=bad_rate, dup_rate=dup_rate)
-    writer = SegmentWriter(data_dir / "log", roll_seconds=1e9, roll_lines=segment_lines, fsync=False)
-    left = events
-    while left:
-        n = min(left, segment_lines)
-        c = gen.take(n)
-        writer.append(c.data, c.lines, c.first_ms)
-        left -= n
-    writer.close()
-    gen.manifest.complete = True
-    gen.manifest.segments = writer.segments_written
-    gen.manifest.save(data_dir / "manifest.json")
-    return catalog, gen.manifest
+    return catalog, write_log(Path(data_dir), gen, events, segment_lines).manifest
 
 
 def with_validation_views(data_dir: Path, catalog: Catalog) -> None:

@@ -18,13 +18,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 COMMANDS = ("bench",)
+PROFILES = ("embedded", "local-stack")
 
 
 def add_commands(subparsers) -> None:
     p = subparsers.add_parser("bench", help="measure lambda and kappa: throughput, latency, replay, batch cost, "
                                             "RAM vs cores, DuckDB reference; writes a report with plots")
     p.add_argument("--out", type=Path, required=True, help="folder for report.md, results.json and the plots")
-    p.add_argument("--quick", action="store_true", help="a small run (under 3 minutes) that checks the machinery")
+    p.add_argument("--quick", action="store_true", help="a small run (under 3 minutes; with --profile local-stack "
+                                                        "a few more) that checks the machinery")
+    p.add_argument("--profile", choices=PROFILES, default="embedded",
+                   help="embedded: the full comparison of lambda and kappa in embedded mode (default); local-stack: "
+                        "kappa's cluster-mode job on Kafka + Cassandra of a local stack (vendlab stack) next to "
+                        "embedded kappa, at the same rates")
+    p.add_argument("--stack-dir", type=Path, default=None,
+                   help="--profile local-stack: use the kappa stack running in this folder (vendlab stack up "
+                        "--stack kappa --dir DIR) instead of starting one for the run (started and removed after)")
     p.add_argument("--work-dir", type=Path, default=None,
                    help="scratch folder for logs and checkpoints (default: a temporary folder, removed after)")
     from vendlab.cli import seed_type
@@ -94,6 +103,14 @@ def summarize(arch: str, points: list[dict], top_rate: float) -> dict:
 
 
 def run(args) -> int:
+    if args.stack_dir is not None and args.profile != "local-stack":
+        print("vendlab: --stack-dir is for --profile local-stack only (the embedded bench starts no services)",
+              file=sys.stderr)
+        return 2
+    if args.profile == "local-stack":
+        from vendlab.bench.local_stack import run_local_stack
+
+        return run_local_stack(args)
     from vendlab.bench import plan as plans
     from vendlab.bench.complexity import complexity
     from vendlab.bench.duckdb_ref import run_reference

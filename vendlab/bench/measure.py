@@ -18,6 +18,7 @@ rate, drained), and if not, which part saturated, named from these numbers.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -97,8 +98,7 @@ class Sampler(threading.Thread):
     def run(self) -> None:
         try:
             psutil.cpu_percent(None)
-            if self.jvm:
-                self.jvm.cpu_percent(None)
+            self.pipeline_cpu()  # the first reading of a process's CPU only starts its clock
             self.me.cpu_percent(None)
             while not self.stop_event.wait(self.interval):
                 self.sample()
@@ -111,27 +111,38 @@ class Sampler(threading.Thread):
         processed = {name: sum(b["rows"] for b in batches.values()) for name, batches in self.progress.items()}
         s = {
             "t": round(time.monotonic() - self.t0, 2),
-            "generated": (f.gen.manifest.events + f.gen.manifest.markers) if f else 0,
+            "generated": self.generated(),
             "behind_s": round(f.behind_s, 3) if f else 0.0,
             "processed": processed,
             "cpu_machine": psutil.cpu_percent(None) * psutil.cpu_count(),  # percent of one core
             "cpu_python": self.me.cpu_percent(None),
+            "load1": round(os.getloadavg()[0], 2),  # the machine's 1-minute load average (shared machines)
         }
-        if self.jvm:
-            try:
-                s["cpu_jvm"] = self.jvm.cpu_percent(None)
-                s["jvm_rss_mb"] = round(self.jvm.memory_info().rss / 2**20)
-            except psutil.Error:
-                pass
+        cpu = self.pipeline_cpu()
+        if cpu is not None:
+            s["cpu_jvm"], s["jvm_rss_mb"] = cpu
         self.samples.append(s)
+
+    def generated(self) -> int:
+        """Lines the generator has written so far, as the query's progress counts them (every line)."""
+        f = self.runner.feeder
+        return (f.gen.manifest.events + f.gen.manifest.markers) if f else 0
+
+    def pipeline_cpu(self) -> tuple[float, int] | None:
+        """(CPU % of one core, RSS MB) of the pipeline's JVM since the last call (None: unknown)."""
+        if not self.jvm:
+            return None
+        try:
+            return self.jvm.cpu_percent(None), round(self.jvm.memory_info().rss / 2**20)
+        except psutil.Error:
+            return None
 
     def stop(self, settle_s: float = 10.0) -> None:
         """Stop sampling; wait (up to ``settle_s``) until every query's progress reports all the
         lines written: a micro-batch's progress arrives just after its effect became visible."""
         self.stop_event.set()
         self.join(timeout=5)
-        f = self.runner.feeder
-        total = (f.gen.manifest.events + f.gen.manifest.markers) if f else 0
+        total = self.generated()
         deadline = time.monotonic() + settle_s
         while True:
             self.collect_progress()
@@ -198,8 +209,11 @@ def judge(rate: float, duration: float, markers: list[tuple[int, int]], started_
         "rows_per_batch": mean([b["rows"] for b in steady]),
         "batch_s": parts.get("triggerExecution"),
         "batch_parts_s": parts,
-        "busy_rps": round(sum(b["rows"] for b in steady) / max(1e-9, sum(
-            b["duration_ms"].get("triggerExecution", 0) for b in steady) / 1000), 1) if steady else None,
+        # rows / busy time; unknown when the progress has no durations (a job in another process:
+        # vendlab.bench.stack_sweep reads its applied micro-batches from the view store)
+        "busy_rps": round(sum(b["rows"] for b in steady) / (sum(
+            b["duration_ms"].get("triggerExecution", 0) for b in steady) / 1000), 1)
+        if steady and all(b["duration_ms"].get("triggerExecution") for b in steady) else None,
         "input_rps": mean([b["input_rps"] for b in steady]),
         "processed_rps": mean([b["processed_rps"] for b in steady]),
         "sink_compute_s": mean([x[1] for x in sink]),
@@ -274,3 +288,25 @@ def stall_cause(r: dict) -> str:
     if other >= 50:
         head += f"; other programs on the machine took {other:.0f}% of a core"
     return head + ". Evidence: " + "; ".join(ev)
+
+
+def sweep_point(rate: float, duration: float, markers: list[tuple[int, int]], started_ms: int, sampler: Sampler,
+                query: str, drained: bool, events: int, n_markers: int, sink_timings: list[tuple] | None = None,
+                **fields) -> dict:
+    """One point of a rate sweep: the verdict (:func:`judge`) with what every sweep reports beside it
+    (lines written, lines the query read, the marker latency series, the samples). ``markers``: the
+    run's markers, its end marker last (its latency is the drain time)."""
+    end = max(markers, default=None)
+    v = judge(rate, duration, markers, started_ms, sampler, query, drained, sink_timings,
+              drain_s=round((end[1] - end[0]) / 1000, 2) if end else None)
+    v.update(events=events, markers=n_markers, rows_read=sampler.rows_read(query), **fields)
+    v["latency_series"] = [[round((c - started_ms) / 1000, 2), vis - c] for c, vis in markers]
+    v["samples"] = sampler.samples
+    return v
+
+
+def point_line(v: dict) -> str:
+    """The progress line of one sweep point."""
+    verdict = "sustainable" if v["sustainable"] else (
+        ("inconclusive" if v["sustainable"] is None else "NOT sustainable") + ": " + "; ".join(v["why_not"]))
+    return f"  -> p50 {v['latency_ms']['p50']} ms, p99 {v['latency_ms']['p99']} ms, {verdict}, exact={v['exact']}"

@@ -26,3 +26,20 @@ FULL = {
     "ram_vs_cores": {"configs": [("local[1]", "1g"), ("local[1]", "4g"), ("local[2]", "1g")],
                      "archs": ["kappa"], "rates": [5_000, 20_000, 40_000, 60_000, 80_000], "duration": 15.0},
 }
+
+# `vendlab bench --profile local-stack`: kappa on a local stack's Kafka + Cassandra (the cluster-mode job,
+# vendlab/bench/stack_sweep.py) next to embedded kappa at the same rates, durations and seed. Each rate of the
+# stack's sweep also starts its job (spark-submit) and warms it up for ``stack_warmup_s`` at that rate.
+LOCAL_STACK_QUICK = {
+    "warmup": 20_000,  # events of the embedded worker's warm-up log (see QUICK)
+    "main": {"master": "local[2]", "driver_memory": "2g"},
+    "sweep": {"rates": [500], "duration": 6.0, "batch_interval": 3.0},
+    "stack_warmup_s": 5.0,
+}
+
+LOCAL_STACK_FULL = {
+    "warmup": 30_000,
+    "main": {"master": "local[2]", "driver_memory": "4g"},
+    "sweep": {"rates": [1_000, 5_000, 10_000, 20_000, 40_000, 80_000], "duration": 15.0, "batch_interval": 10.0},
+    "stack_warmup_s": 8.0,
+}

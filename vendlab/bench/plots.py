@@ -147,3 +147,46 @@ def all_plots(doc: dict, out: Path) -> list[str]:
               throughput_vs_duckdb):
         names.append(f(doc, out))
     return names
+
+
+# -- vendlab bench --profile local-stack ---------------------------------------------------------------------
+STACK_RUNS = (("embedded", "embedded kappa (files, SQLite, local[2])", "tab:blue"),
+              ("local_stack", "kappa on Kafka + Cassandra (local stack)", "tab:red"))
+
+
+def stack_latency(doc: dict, out: Path) -> str:
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    ax = axes[0]
+    for key, label, color in STACK_RUNS:
+        pts = doc[key]["sweep"]
+        rates = [p["rate"] for p in pts]
+        for pct, style in (("p50", "-o"), ("p99", ":^")):
+            ax.plot(rates, [(p["latency_ms"][pct] or 0) / 1000 for p in pts], style, color=color, label=f"{label} {pct}")
+        for p in pts:
+            if not p["sustainable"]:
+                ax.axvline(p["rate"], color=color, alpha=0.2, lw=6)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("input rate (events/s)")
+    ax.set_ylabel("event-to-view latency (s, markers)")
+    ax.set_title("Latency by rate (shaded: not sustained or inconclusive)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    ax = axes[1]
+    for key, label, color in STACK_RUNS:
+        for i, p in enumerate(doc[key]["sweep"]):
+            s = p["latency_series"]
+            ax.plot([x[0] for x in s], [x[1] / 1000 for x in s], ".", ms=2, color=color,
+                    alpha=0.3 + 0.7 * (i + 1) / len(doc[key]["sweep"]),
+                    label=f"{key.replace('_', ' ')} {p['rate']:,.0f}/s")
+    ax.set_xlabel("marker created (s since the timed part started)")
+    ax.set_ylabel("latency (s)")
+    ax.set_title("Marker latency over each run (darker: higher rate)")
+    ax.legend(fontsize=6, ncol=2)
+    ax.grid(alpha=0.3)
+    return _save(fig, out, "local_stack_latency.png")
+
+
+def stack_plots(doc: dict, out: Path) -> list[str]:
+    out.mkdir(parents=True, exist_ok=True)
+    return [stack_latency(doc, out)]

@@ -72,17 +72,7 @@ def write_report(doc: dict, path: Path) -> None:
              "to more than 2 s of latency, or of input, over the second half of the run.\n")
     for arch in ("kappa", "lambda"):
         L.append(f"### {arch}\n")
-        L.append("| rate | written | p50 / p95 / p99 ms | latency slope s/s | backlog end | batch s | rows/batch | "
-                 "plan s / sink s | CPU machine / JVM / Python % | exact | verdict |")
-        L.append("|---:|---:|---|---:|---:|---:|---:|---|---|---|---|")
-        for p in doc["sweep"][arch]:
-            cpu = p["cpu_pct"]
-            L.append(f"| {f(p['rate'])} | {f(p['events'])} | {_lat(p['latency_ms'])} | {p['latency_slope']} | "
-                     f"{f(p['backlog_end'])} | {f(p['batch_s'], nd=2)} | {f(p['rows_per_batch'])} | "
-                     f"{f(p['sink_compute_s'], nd=2)} / {f(p['sink_write_s'], nd=3)} | "
-                     f"{f(cpu.get('cpu_machine'))} / {f(cpu.get('cpu_jvm'))} / {f(cpu.get('cpu_python'))} | "
-                     f"{'yes' if p['exact'] else 'NO'} | "
-                     f"{_verdict(p)} |")
+        L += sweep_table(doc["sweep"][arch])
         L.append("")
         summ = k if arch == "kappa" else lam
         L.append(f"**Stall cause ({arch}):** {summ['stall_cause']}\n")
@@ -162,6 +152,89 @@ def write_report(doc: dict, path: Path) -> None:
         L.append(f"| {arch} | {cc['n_services']} ({', '.join(cc['services'])}) | {'; '.join(cc['jobs'])} | "
                  f"{cc['loc']} | {cc['moving_parts']} |")
     L.append("")
+    path.write_text("\n".join(L) + "\n")
+
+
+def sweep_table(points: list[dict], jvm: str = "JVM") -> list[str]:
+    """The rows of one architecture's rate sweep (``jvm``: what the JVM CPU column covers)."""
+    L = [("| rate | written | p50 / p95 / p99 ms | latency slope s/s | backlog end | batch s | rows/batch | "
+          f"plan s / sink s | CPU machine / {jvm} / Python % | exact | verdict |"),
+         "|---:|---:|---|---:|---:|---:|---:|---|---|---|---|"]
+    for p in points:
+        cpu = p["cpu_pct"]
+        L.append(f"| {f(p['rate'])} | {f(p.get('timed_events', p['events']))} | {_lat(p['latency_ms'])} | "
+                 f"{p['latency_slope']} | {f(p['backlog_end'])} | {f(p['batch_s'], nd=2)} | {f(p['rows_per_batch'])} | "
+                 f"{f(p['sink_compute_s'], nd=2)} / {f(p['sink_write_s'], nd=3)} | "
+                 f"{f(cpu.get('cpu_machine'))} / {f(cpu.get('cpu_jvm'))} / {f(cpu.get('cpu_python'))} | "
+                 f"{'yes' if p['exact'] else 'NO'} | {_verdict(p)} |")
+    return L
+
+
+def write_local_stack_report(doc: dict, path: Path) -> None:
+    """report.md of ``vendlab bench --profile local-stack``."""
+    e, s, m = doc["embedded"], doc["local_stack"], doc["machine"]
+    plan = doc["plan"]
+    L = [(f"# vendlab bench: kappa on a local stack (Kafka + Cassandra) next to embedded kappa "
+          f"({doc['mode']} run, {doc['date']})\n"),
+         (f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB; Spark {m['spark']}, {m['java']}, "
+          f"Python {m['python']}. Run took {f(doc['duration_s'])} s.\n")]
+    svc = ", ".join(f"{n} {v['version']}" for n, v in s["services"].items())
+    L.append("## Kappa on Kafka + Cassandra vs embedded kappa\n")
+    L.append(f"Both at the same rates ({', '.join(f(r) for r in plan['sweep']['rates'])} events/s, stopping after "
+             f"the first rate not sustained), {f(plan['sweep']['duration'])} s each, same generator and seed "
+             f"(1% duplicate deliveries, 0.1% malformed lines), judged by the same rules (vendlab.bench.measure). "
+             f"Embedded: files + SQLite, Spark local[2] in one JVM, warmed up once. Local stack ({svc}): the "
+             f"cluster-mode kappa job (spark-submit to the standalone master, 2 cores; Spark's Kafka source; "
+             f"the Cassandra view store), a new topic, keyspace and job per rate, warmed up for "
+             f"{f(plan['stack_warmup_s'])} s at that rate before the timed part; exact = the kappa views equal "
+             f"the validation consumer's (run after the job, over the whole topic) and the generator's manifest.\n")
+    L.append("| | embedded kappa | kappa on Kafka + Cassandra |")
+    L.append("|---|---:|---:|")
+    L.append(f"| sustainable rate (events/s) | {f(e['sustainable_eps'])} | {f(s['sustainable_eps'])} |")
+    L.append(f"| latency at that rate p50 / p95 / p99 (ms) | {_lat(e['latency_ms'])} | {_lat(s['latency_ms'])} |")
+    L.append(f"| exact at that rate | {f(e.get('exact_at_sustainable'))} | {f(s.get('exact_at_sustainable'))} |")
+    first = plan["sweep"]["rates"][0]
+    e0, s0 = (next((p for p in x["sweep"] if p["rate"] == first), {}) for x in (e, s))
+    L.append(f"| at the first rate, {f(first)} events/s: latency p50 / p95 / p99 (ms), exact, verdict | "
+             f"{_lat(e0.get('latency_ms'))}, {f(e0.get('exact'))}, {_verdict(e0) if e0 else '-'} | "
+             f"{_lat(s0.get('latency_ms'))}, {f(s0.get('exact'))}, {_verdict(s0) if s0 else '-'} |")
+    L.append(f"| first rate not sustained (events/s) | {f(e.get('stalled_at_eps'))} | {f(s.get('stalled_at_eps'))} |")
+    L.append(f"| first rate inconclusive (machine busy, events/s) | {f(e.get('inconclusive_at_eps'))} | "
+             f"{f(s.get('inconclusive_at_eps'))} |")
+    ld = doc["load1_during"]
+    L.append(f"| machine load average (1 min) during the sweep: min / mean / max | "
+             f"{f(ld['embedded']['min'], nd=1)} / {f(ld['embedded']['mean'], nd=1)} / {f(ld['embedded']['max'], nd=1)} | "
+             f"{f(ld['local_stack']['min'], nd=1)} / {f(ld['local_stack']['mean'], nd=1)} / "
+             f"{f(ld['local_stack']['max'], nd=1)} |")
+    L.append("")
+    L.append(f"**Embedded, where it stops:** {e['stall_cause']}\n")
+    L.append(f"**Local stack, where it stops:** {s['stall_cause']}\n")
+    la = doc["load_average"]
+    L.append("Load average (1 / 5 / 15 min) at the start, after the embedded sweep and at the end: " + "; ".join(
+        f"{v['at']} {v['load1']} / {v['load5']} / {v['load15']}" for v in la.values()) +
+        f" ({m['cores']} cores). A load above the core count means other programs competed for the CPU: the "
+        f"*other* CPU column below is what they took during each run; a run that missed a criterion while "
+        f"they took half a core or more is *inconclusive*, not a stall.\n")
+    L.append("### Embedded kappa\n")
+    L += sweep_table(e["sweep"])
+    L.append("")
+    L.append("### Kappa on Kafka + Cassandra\n")
+    L.append("The job's driver is another process: its per-batch durations are not reachable from the bench, "
+             "so batch s, plan s and sink s are not known here; rows/batch and the backlog come from the "
+             "micro-batches the job applied to Cassandra (rows after deduplication; written = lines of the "
+             "timed part). CPU *stack* = every process of the stack (Kafka, Cassandra, Spark master, workers, "
+             "the job's driver, executors and Python workers); Python = the bench process (generator, sampler).\n")
+    L += sweep_table(s["sweep"], jvm="stack")
+    L.append("")
+    L.append("| rate | timed lines | warm-up lines | exact vs manifest | exact vs validation | "
+             "validation = manifest | drain s | throughput events/s |")
+    L.append("|---:|---:|---:|---|---|---|---:|---:|")
+    for p in s["sweep"]:
+        L.append(f"| {f(p['rate'])} | {f(p['timed_events'])} | {f(p['warmup_events'])} | {f(p['exact_manifest'])} | "
+                 f"{f(p['exact_validation'])} | {f(p['validation_equals_manifest'])} | {f(p['drain_s'], nd=1)} | "
+                 f"{f(p['throughput_eps'])} |")
+    L.append("")
+    L.append("![latency: embedded vs local stack](local_stack_latency.png)\n")
     path.write_text("\n".join(L) + "\n")
 
 

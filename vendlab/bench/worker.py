@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from vendlab.bench.measure import Sampler, judge
+from vendlab.bench.measure import Sampler, point_line, sweep_point
 from vendlab.catalog import make_catalog
 from vendlab.config import embedded, open_store
 from vendlab.finished_log import FinishedLog
@@ -106,24 +106,18 @@ class Worker:
                 markers = store.marker_latencies(QUERY[arch])
                 store.close()
                 manifest = Manifest.load(d / "manifest.json")
-                end = max(markers, default=None)
-                v = judge(rate, step["duration"], markers, runner.feeder.started_ms, sampler, QUERY[arch],
-                          r["drained"], list(sink_timings().get(QUERY[arch], [])),
-                          drain_s=round((end[1] - end[0]) / 1000, 2) if end else None)
-                v.update(events=manifest.events, markers=manifest.markers, rows_read=sampler.rows_read(QUERY[arch]),
-                         exact=r["exact"], max_overcount=r["max_overcount"],
-                         throughput_eps=r["throughput_eps"], offered_eps=round(
-                             r["generated"]["events"] / step["duration"], 1))
+                v = sweep_point(rate, step["duration"], markers, runner.feeder.started_ms, sampler, QUERY[arch],
+                                r["drained"], manifest.events, manifest.markers,
+                                list(sink_timings().get(QUERY[arch], [])),
+                                exact=r["exact"], max_overcount=r["max_overcount"],
+                                throughput_eps=r["throughput_eps"],
+                                offered_eps=round(r["generated"]["events"] / step["duration"], 1))
                 if arch == "lambda":
                     ingest = [s["processed"].get("lambda_ingest", 0) for s in sampler.samples]
                     v["ingest_backlog_end"] = int(sampler.samples[-1]["generated"] - ingest[-1]) if ingest else None
                     v["batch_runs"] = r.get("batch_runs", [])
-                v["latency_series"] = [[round((c - runner.feeder.started_ms) / 1000, 2), v_ - c] for c, v_ in markers]
-                v["samples"] = sampler.samples
                 points.append(v)
-                log(f"  -> p50 {v['latency_ms']['p50']} ms, p99 {v['latency_ms']['p99']} ms, "
-                    f"{'sustainable' if v['sustainable'] else ('inconclusive' if v['sustainable'] is None else 'NOT sustainable') + ': ' + '; '.join(v['why_not'])}, "
-                    f"exact={v['exact']}")
+                log(point_line(v))
                 if not step.get("keep_logs"):
                     shutil.rmtree(d, ignore_errors=True)
                 if not v["sustainable"] and step.get("stop_after_unsustainable", True):
@@ -281,7 +275,7 @@ class Worker:
         first micro-batches of a cold JVM take seconds that no later batch pays)."""
         from vendlab.warmup import warm_up
 
-        r = warm_up(self.spark, make_catalog(self.seed), ["kappa", "lambda"], step.get("events", 30_000),
+        r = warm_up(self.spark, make_catalog(self.seed), step.get("archs", ["kappa", "lambda"]), step.get("events", 30_000),
                     progress=log, scratch_root=self.work)
         log(f"warm-up: {r['seconds']:.1f} s ({', '.join(r['jobs'])})")
         return r

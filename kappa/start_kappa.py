@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Bring up the kappa architecture on its compose stack, set it up and start its jobs (see docs/compose.md).
 
-    ./kappa/start_kappa.py                 writes .env, docker compose up -d, waits for health, sets up, starts the jobs
-    ./kappa/start_kappa.py --dry-run       every command of a start, in order, with memory; runs none
-    ./kappa/start_kappa.py --status | --stop | --down
+./kappa/start_kappa.py                 writes .env, docker compose up -d, waits for health, sets up, starts the jobs
+./kappa/start_kappa.py --dry-run       every command of a start, in order, with memory; runs none
+./kappa/start_kappa.py --status | --stop | --down
 """
+
 import sys
 from pathlib import Path
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Bring up the lambda architecture on its compose stack, set it up and start its jobs (see docs/compose.md).
 
-    ./lambda/start_lambda.py                 writes .env, docker compose up -d, waits for health, sets up, starts the jobs
-    ./lambda/start_lambda.py --dry-run       every command of a start, in order, with memory; runs none
-    ./lambda/start_lambda.py --status | --stop | --down
+./lambda/start_lambda.py                 writes .env, docker compose up -d, waits for health, sets up, starts the jobs
+./lambda/start_lambda.py --dry-run       every command of a start, in order, with memory; runs none
+./lambda/start_lambda.py --status | --stop | --down
 """
+
 import sys
 from pathlib import Path
 

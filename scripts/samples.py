@@ -42,8 +42,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MARKER = re.compile(r"^<!-- sample: (?P<cmds>.+?)(?: \| varies: (?P<varies>.+?))? -->\n"
-                    r"(?P<fence>```[^\n]*)\n(?P<body>.*?)^```$", re.S | re.M)
+MARKER = re.compile(
+    r"^<!-- sample: (?P<cmds>.+?)(?: \| varies: (?P<varies>.+?))? -->\n"
+    r"(?P<fence>```[^\n]*)\n(?P<body>.*?)^```$",
+    re.S | re.M,
+)
 TIMEOUT_S = 1200
 
 
@@ -87,17 +90,30 @@ class Runner:
         self.bin = self.workdir / ".bin"
         self.bin.mkdir(parents=True, exist_ok=True)
         # wrappers, not symlinks: a venv's python knows it is one only when called by its own path
-        for name, line in (("vendlab", f'exec "{sys.executable}" -m vendlab.cli "$@"'),
-                           ("python", f'exec "{sys.executable}" "$@"')):
+        for name, line in (
+            ("vendlab", f'exec "{sys.executable}" -m vendlab.cli "$@"'),
+            ("python", f'exec "{sys.executable}" "$@"'),
+        ):
             (self.bin / name).write_text(f"#!/bin/sh\n{line}\n")
             (self.bin / name).chmod(0o755)
-        self.env = {**os.environ, "PATH": f"{self.bin}:{os.environ.get('PATH', '')}",
-                    "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
+        self.env = {
+            **os.environ,
+            "PATH": f"{self.bin}:{os.environ.get('PATH', '')}",
+            "PYTHONPATH": str(ROOT),
+            "PYTHONWARNINGS": "ignore",
+        }
         self.done: set[str] = set()
 
     def run(self, command: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["bash", "-c", command], cwd=self.workdir, env=self.env, capture_output=True,
-                              text=True, stdin=subprocess.DEVNULL, timeout=TIMEOUT_S)
+        return subprocess.run(
+            ["bash", "-c", command],
+            cwd=self.workdir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=TIMEOUT_S,
+        )
 
     def output(self, sample: Sample) -> str:
         """The block's new body: ``$ COMMAND`` and what it printed."""
@@ -124,22 +140,26 @@ def rewrite(samples: list[Sample], runner: Runner, check: bool = False, root: Pa
         if new != s.body:
             stale.append(s.name)
             if check:
-                sys.stdout.writelines(difflib.unified_diff(s.body.splitlines(True), new.splitlines(True),
-                                                           f"{s.name} (doc)", f"{s.name} (now)"))
+                sys.stdout.writelines(
+                    difflib.unified_diff(
+                        s.body.splitlines(True), new.splitlines(True), f"{s.name} (doc)", f"{s.name} (now)"
+                    )
+                )
         fresh.setdefault(s.path, {})[tuple(s.commands)] = new
     if not check:
         for path, outputs in fresh.items():
             text = path.read_text()
             now = [x for x in find(root) if x.path == path and tuple(x.commands) in outputs]
             for x in sorted(now, key=lambda x: -x.start):  # from the end: offsets stay valid
-                text = text[:x.start] + outputs[tuple(x.commands)] + text[x.end:]
+                text = text[: x.start] + outputs[tuple(x.commands)] + text[x.end :]
             path.write_text(text)
     return stale
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Regenerate the sample outputs of README.md and docs/ by running "
-                                             "the documented commands.")
+    ap = argparse.ArgumentParser(
+        description="Regenerate the sample outputs of README.md and docs/ by running the documented commands."
+    )
     ap.add_argument("--exact-only", action="store_true", help="skip the samples marked 'varies' (timed runs)")
     ap.add_argument("--check", action="store_true", help="do not write: show stale samples, exit 1 if any")
     ap.add_argument("--match", help="only the samples whose command contains this text")
@@ -149,8 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="vendlab-samples-"))
     stale = rewrite(samples, Runner(workdir), check=args.check)
     verb = "stale" if args.check else "rewritten"
-    print(f"samples: {len(samples)} run in {workdir}, {len(stale)} {verb}" + (": " + "; ".join(stale) if stale else ""),
-          file=sys.stderr)
+    print(
+        f"samples: {len(samples)} run in {workdir}, {len(stale)} {verb}" + (": " + "; ".join(stale) if stale else ""),
+        file=sys.stderr,
+    )
     return 1 if args.check and stale else 0
 
 

@@ -40,6 +40,7 @@ def spark(tmp_path_factory):
 
 # -- helpers shared by test modules (import them: ``from conftest import record``) ---------------------------
 
+
 def record(test: str, **measured) -> None:
     """Append what a test measured to $VENDLAB_RELIABILITY_LOG (JSON lines), for docs/reliability.md."""
     path = os.environ.get("VENDLAB_RELIABILITY_LOG")
@@ -74,12 +75,22 @@ def cluster():
     p.flush(10)
 
 
-def write_log(data_dir, seed=3, events=20_000, segment_lines=5_000, rate=20_000, bad_rate=0.0, dup_rate=0.0,
-              machines=20):
+def write_log(
+    data_dir, seed=3, events=20_000, segment_lines=5_000, rate=20_000, bad_rate=0.0, dup_rate=0.0, machines=20
+):
     """A finished log in ``data_dir`` (catalog.json, log/, manifest.json); returns (catalog, manifest).
     The generator's own time scale (60x), unlike a scenario's days."""
-    return write_scenario(data_dir, seed=seed, events=events, rate=rate, time_scale=60.0, machines=machines,
-                          bad_rate=bad_rate, dup_rate=dup_rate, segment_lines=segment_lines)
+    return write_scenario(
+        data_dir,
+        seed=seed,
+        events=events,
+        rate=rate,
+        time_scale=60.0,
+        machines=machines,
+        bad_rate=bad_rate,
+        dup_rate=dup_rate,
+        segment_lines=segment_lines,
+    )
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ def targets(dashboard: dict):
         for p in panels:
             yield p
             yield from walk(p.get("panels", []))
+
     for panel in walk(dashboard.get("panels", [])):
         for t in panel.get("targets", []):
             yield panel.get("title", ""), t

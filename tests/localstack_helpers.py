@@ -20,10 +20,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def start_script(stack: str, stack_dir: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
     """``./STACK/start_STACK.py --local DIR ARGS`` with this Python (the project's venv), as a user runs it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VENDLAB_")}
-    r = subprocess.run([sys.executable, str(ROOT / stack / f"start_{stack}.py"), "--local", str(stack_dir), *args],
-                       capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
-    print(f"$ start_{stack}.py --local {stack_dir} {' '.join(args)}  -> exit {r.returncode}\n{r.stdout}{r.stderr}",
-          file=sys.stderr)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / stack / f"start_{stack}.py"), "--local", str(stack_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+    )
+    print(
+        f"$ start_{stack}.py --local {stack_dir} {' '.join(args)}  -> exit {r.returncode}\n{r.stdout}{r.stderr}",
+        file=sys.stderr,
+    )
     return r
 
 
@@ -68,13 +76,21 @@ def valid_sale(line: bytes, machines: set[str], products: set[str]) -> dict | No
         return None
     t = ev["event_time"]
     try:
-        time_ok = isinstance(t, str) and bool(schema.TIME_PATTERN.match(t)) and \
-            datetime.strptime(t, "%Y-%m-%dT%H:%M:%S.%fZ") is not None
+        time_ok = (
+            isinstance(t, str)
+            and bool(schema.TIME_PATTERN.match(t))
+            and datetime.strptime(t, "%Y-%m-%dT%H:%M:%S.%fZ") is not None
+        )
     except ValueError:
         time_ok = False
-    ok = (ev["machine_id"] in machines and ev["product"] in products and ev["category"] in schema.CATEGORIES
-          and 1 <= ev["quantity"] <= schema.MAX_SALE_QUANTITY and 0 < ev["unit_price"] <= schema.MAX_UNIT_PRICE
-          and time_ok)
+    ok = (
+        ev["machine_id"] in machines
+        and ev["product"] in products
+        and ev["category"] in schema.CATEGORIES
+        and 1 <= ev["quantity"] <= schema.MAX_SALE_QUANTITY
+        and 0 < ev["unit_price"] <= schema.MAX_UNIT_PRICE
+        and time_ok
+    )
     return ev if ok else None
 
 
@@ -87,8 +103,14 @@ def recount_items_by_product(bootstrap: str, topic: str, seed: int) -> dict[str,
 
     catalog = make_catalog(seed)
     machines, products = catalog.machine_ids, catalog.product_names
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"recount-{uuid.uuid4()}", "enable.auto.commit": False,
-                  "auto.offset.reset": "error"})
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"recount-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "error",
+        }
+    )
     try:
         parts = sorted(c.list_topics(topic, timeout=30).topics[topic].partitions)
         marks = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=30) for p in parts}

@@ -13,8 +13,14 @@ from vendlab.cli import main
 from vendlab.models.scenario import with_validation_views, write_scenario
 from vendlab.store.sqlite import SqliteStore
 
-SECTIONS = ("1. Least profitable machines", "2. Top places", "3. Healthy vs unhealthy", "4. Next sell-outs",
-            "5. Machines most at risk", "6. Items sold per product")
+SECTIONS = (
+    "1. Least profitable machines",
+    "2. Top places",
+    "3. Healthy vs unhealthy",
+    "4. Next sell-outs",
+    "5. Machines most at risk",
+    "6. Items sold per product",
+)
 
 
 @pytest.fixture(scope="module")
@@ -214,9 +220,17 @@ def test_the_answer_prints_no_warning(short, capfd):
     assert capfd.readouterr().err == ""
 
 
-@pytest.mark.parametrize("ms,text", [(0, "under a minute"), (20_000, "under a minute"), (4 * 60_000, "4 min"),
-                                     (65 * 60_000, "1 h 05 min"), (3 * 3_600_000, "3 h"),
-                                     (51 * 3_600_000, "2 d 3 h")])
+@pytest.mark.parametrize(
+    "ms,text",
+    [
+        (0, "under a minute"),
+        (20_000, "under a minute"),
+        (4 * 60_000, "4 min"),
+        (65 * 60_000, "1 h 05 min"),
+        (3 * 3_600_000, "3 h"),
+        (51 * 3_600_000, "2 d 3 h"),
+    ],
+)
 def test_durations_read_as_people_say_them(ms, text):
     from vendlab.answer import human_duration
 

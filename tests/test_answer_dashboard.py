@@ -8,8 +8,8 @@ import json
 import re
 
 import pytest
-
 from test_dashboard_browser import CHROMIUM, Dom, load_page
+
 from vendlab.answer import compute
 from vendlab.dashboard import start_dashboard_in_thread
 from vendlab.models.scenario import with_validation_views, write_scenario
@@ -30,8 +30,11 @@ def _fits(dom: Dom) -> None:
     """No card, owner panel or table in it needs a horizontal scrollbar (the page measures them)."""
     nodes = dom.all(lambda n: "data-overflow-x" in n["attrs"])
     assert len(nodes) >= 10  # the cards, the owner panels and their tables were measured
-    wide = {n["attrs"].get("id") or n["attrs"].get("class"): n["attrs"]["data-overflow-x"] for n in nodes
-            if n["attrs"]["data-overflow-x"] != "0"}
+    wide = {
+        n["attrs"].get("id") or n["attrs"].get("class"): n["attrs"]["data-overflow-x"]
+        for n in nodes
+        if n["attrs"]["data-overflow-x"] != "0"
+    }
     assert wide == {}, f"scrolls sideways by px: {wide}"
 
 
@@ -54,8 +57,10 @@ def test_owner_panels_are_drawn_with_the_answers_and_fit_the_window(tmp_path, ru
         assert int(node["attrs"].get("data-traces", 0)) >= 1, chart
         assert dom.has_class(node, "main-svg") and (dom.has_class(node, "point") or dom.has_class(node, "js-line"))
     assert len(dom.has_class(dom.by_id("panel-body-profit_per_machine"), "point")) >= len(catalog.machines)
-    for table, first in (("next_sellouts", expected["next_sellouts"][0]["machine_id"]),
-                         ("breakdown_risk", expected["breakdown_risk"]["machines"][0]["machine_id"])):
+    for table, first in (
+        ("next_sellouts", expected["next_sellouts"][0]["machine_id"]),
+        ("breakdown_risk", expected["breakdown_risk"]["machines"][0]["machine_id"]),
+    ):
         node = dom.by_id(f"panel-{table}")
         assert node["attrs"].get("data-error", "") == ""
         cells = [Dom.text(c) for c in dom.all(lambda n: n["tag"] == "td", node)]

@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def bench(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "vendlab.cli", "bench", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "vendlab.cli", "bench", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def test_stack_dir_needs_the_local_stack_profile(tmp_path):
@@ -52,7 +53,7 @@ def test_local_stack_and_embedded_measured_in_one_run_and_exact(stack_bench):
     assert {s.split("-")[0] for s in doc["local_stack"]["services"]} == {"kafka", "cassandra1", "spark"}
     for key in ("embedded", "local_stack"):
         points = doc[key]["sweep"]
-        assert [p["rate"] for p in points] == doc["plan"]["sweep"]["rates"][:len(points)] and points
+        assert [p["rate"] for p in points] == doc["plan"]["sweep"]["rates"][: len(points)] and points
         for p in points:
             assert p["exact"] is True and p["drained"] is True
             # latencies come from the timed part's markers (one every 0.1 s), each positive
@@ -77,8 +78,11 @@ def test_local_stack_and_embedded_measured_in_one_run_and_exact(stack_bench):
 def test_report_has_the_section_and_the_plot(stack_bench):
     out, _, doc, _ = stack_bench
     report = (out / "report.md").read_text()
-    for heading in ("## Kappa on Kafka + Cassandra vs embedded kappa", "### Embedded kappa",
-                    "### Kappa on Kafka + Cassandra"):
+    for heading in (
+        "## Kappa on Kafka + Cassandra vs embedded kappa",
+        "### Embedded kappa",
+        "### Kappa on Kafka + Cassandra",
+    ):
         assert heading in report
     assert "load average" in report.lower()
     for name in doc["plots"]:

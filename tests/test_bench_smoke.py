@@ -20,8 +20,12 @@ REQUIRED = {
 def bench(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench-out")
     work = tmp_path_factory.mktemp("bench-work")
-    proc = subprocess.run([sys.executable, "-m", "vendlab.cli", "bench", "--quick", "--out", str(out),
-                           "--work-dir", str(work)], capture_output=True, text=True, timeout=400)
+    proc = subprocess.run(
+        [sys.executable, "-m", "vendlab.cli", "bench", "--quick", "--out", str(out), "--work-dir", str(work)],
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, json.loads((out / "results.json").read_text()), proc.stderr
 
@@ -34,16 +38,27 @@ def test_results_keys_and_files(bench):
         assert set(doc[arch]["latency_ms"]) >= {"p50", "p95", "p99"}
         assert isinstance(doc[arch]["stall_cause"], str) and doc[arch]["stall_cause"]
     assert doc["machine"]["cores"] >= 1
-    assert doc["ram_vs_cores"] and all({"arch", "master", "driver_memory", "sustainable_eps"} <= set(r)
-                                       for r in doc["ram_vs_cores"])
+    assert doc["ram_vs_cores"] and all(
+        {"arch", "master", "driver_memory", "sustainable_eps"} <= set(r) for r in doc["ram_vs_cores"]
+    )
     assert {r["master"] for r in doc["ram_vs_cores"]} == {"local[1]", "local[2]"}
-    assert doc["lambda"]["batch_seconds_by_history"] and all(s > 0 for s in doc["lambda"]["batch_seconds_by_history"].values())
+    assert doc["lambda"]["batch_seconds_by_history"] and all(
+        s > 0 for s in doc["lambda"]["batch_seconds_by_history"].values()
+    )
     for name in doc["plots"]:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     report = (out / "report.md").read_text()
-    for heading in ("## Summary", "## Rate sweep", "## Exactness over time", "## Lambda: batch cost as history grows",
-                    "## Kappa: reprocessing", "## More RAM or more cores?", "## Where the time goes", "## Physical reference: DuckDB",
-                    "## Complexity"):
+    for heading in (
+        "## Summary",
+        "## Rate sweep",
+        "## Exactness over time",
+        "## Lambda: batch cost as history grows",
+        "## Kappa: reprocessing",
+        "## More RAM or more cores?",
+        "## Where the time goes",
+        "## Physical reference: DuckDB",
+        "## Complexity",
+    ):
         assert heading in report
     for name in doc["plots"]:
         assert f"]({name})" in report

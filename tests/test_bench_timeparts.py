@@ -6,8 +6,15 @@ from vendlab.bench import timeparts
 
 
 def batch(i, rows, **ms):
-    d = {"latestOffset": 10, "getBatch": 5, "queryPlanning": 40, "walCommit": 8, "addBatch": 300,
-         "commitOffsets": 7, "triggerExecution": 380}
+    d = {
+        "latestOffset": 10,
+        "getBatch": 5,
+        "queryPlanning": 40,
+        "walCommit": 8,
+        "addBatch": 300,
+        "commitOffsets": 7,
+        "triggerExecution": 380,
+    }
     d.update(ms)
     return {"batch": i, "rows": rows, "duration_ms": d, "state": [{"commitTimeMs": 6}]}
 
@@ -31,10 +38,14 @@ def test_markdown_and_report_section_show_every_column():
     lines = timeparts.markdown({"kappa": t, "lambda speed": t})
     assert lines[0].count("mean ms") == 2
     assert any(line.startswith("| addBatch") and "300 (79%)" in line for line in lines)
-    sweep = {"kappa": [{"rate": 1000, "sustainable": True, "time_parts": t},
-                       {"rate": 8000, "sustainable": True, "time_parts": t},
-                       {"rate": 16000, "sustainable": False, "time_parts": t}],
-             "lambda": [{"rate": 1000, "sustainable": False, "time_parts": t}]}
+    sweep = {
+        "kappa": [
+            {"rate": 1000, "sustainable": True, "time_parts": t},
+            {"rate": 8000, "sustainable": True, "time_parts": t},
+            {"rate": 16000, "sustainable": False, "time_parts": t},
+        ],
+        "lambda": [{"rate": 1000, "sustainable": False, "time_parts": t}],
+    }
     section = "\n".join(timeparts.report_section(sweep))
     assert "## Where the time goes" in section
     assert "kappa @ 1,000/s" in section and "kappa @ 8,000/s" in section and "16,000" not in section

@@ -147,8 +147,12 @@ def store(session):
     return CassandraStore(session=session, retry_backoff_s=0)
 
 
-DELTAS = [("items_by_product", "cola", 0, 3), ("items_by_product", "water", 0, 2),
-          ("items_by_category", "unhealthy", 0, 3), ("items_by_product", "cola", 0, 1)]
+DELTAS = [
+    ("items_by_product", "cola", 0, 3),
+    ("items_by_product", "water", 0, 2),
+    ("items_by_category", "unhealthy", 0, 3),
+    ("items_by_product", "cola", 0, 1),
+]
 
 
 def test_schema_has_every_table_and_statement_column(tables):
@@ -156,8 +160,9 @@ def test_schema_has_every_table_and_statement_column(tables):
     for name, cql in STATEMENTS.items():
         table = re.search(r"(?:FROM|INTO) (\w+)", cql).group(1)
         assert table in tables, name
-        for ident in re.findall(r"\b([a-z_]+)\b", cql.split(table, 1)[1] if "SELECT" not in cql
-                                else cql.replace(f"FROM {table}", " ")):
+        for ident in re.findall(
+            r"\b([a-z_]+)\b", cql.split(table, 1)[1] if "SELECT" not in cql else cql.replace(f"FROM {table}", " ")
+        ):
             if ident.upper() in {"WHERE", "AND", "LIMIT", "VALUES", "SELECT", "DELETE"}:
                 continue
             assert ident in tables[table]["columns"], (name, ident)
@@ -229,8 +234,16 @@ def test_identical_replay_after_crash_counts_once(store, session):
 
 
 def test_buckets_min_bucket_and_retire(store):
-    store.apply_batch("lambda_speed", 0, [("items_by_product", "cola", 10, 1), ("items_by_product", "cola", 11, 2),
-                                          ("items_by_product", "water", 12, 5), ("dead_letters", "bad_time", 0, 1)])
+    store.apply_batch(
+        "lambda_speed",
+        0,
+        [
+            ("items_by_product", "cola", 10, 1),
+            ("items_by_product", "cola", 11, 2),
+            ("items_by_product", "water", 12, 5),
+            ("dead_letters", "bad_time", 0, 1),
+        ],
+    )
     assert store.read_view("lambda_speed", "items_by_product", min_bucket=11) == {"cola": 2, "water": 5}
     assert store.retire_buckets("lambda_speed", 12, ["items_by_product"]) == 2  # the two cola buckets
     assert store.read_view("lambda_speed", "items_by_product") == {"water": 5}
@@ -240,8 +253,9 @@ def test_buckets_min_bucket_and_retire(store):
 def test_publish_batch_view_and_history(store):
     assert store.current_batch() is None
     store.publish_batch_view(BatchViewInfo(1, 100, 5000, 10, 1.5), [("items_by_product", "cola", 3)])
-    store.publish_batch_view(BatchViewInfo(2, 120, 6000, 20, 1.0), [("items_by_product", "cola", 5),
-                                                                    ("items_by_product", "water", 1)])
+    store.publish_batch_view(
+        BatchViewInfo(2, 120, 6000, 20, 1.0), [("items_by_product", "cola", 5), ("items_by_product", "water", 1)]
+    )
     store.publish_batch_view(BatchViewInfo(3, 130, 7000, 30, 1.0), [("items_by_product", "cola", 6)])
     assert store.current_batch() == BatchViewInfo(3, 130, 7000, 30, 1.0)
     assert [i.version for i in store.batch_history()] == [1, 2, 3]
@@ -256,8 +270,18 @@ def test_same_answers_as_sqlite(store, tmp_path):
     script = [
         ("apply", ("kappa", 0, DELTAS, [("mk-1", 10)], [("bad_time", "x", "p")], 4, 20)),
         ("apply", ("kappa", 0, DELTAS, [], [], 4, 30)),
-        ("apply", ("lambda_speed", 0, [("items_by_product", "cola", 5, 2), ("items_by_product", "cola", 6, 1)],
-                   [], [], 2, 40)),
+        (
+            "apply",
+            (
+                "lambda_speed",
+                0,
+                [("items_by_product", "cola", 5, 2), ("items_by_product", "cola", 6, 1)],
+                [],
+                [],
+                2,
+                40,
+            ),
+        ),
         ("retire", ("lambda_speed", 6, ["items_by_product"])),
         ("apply", ("kappa", 3, [("items_by_product", "water", 0, 9)], [], [], 1, 50)),
     ]

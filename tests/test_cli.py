@@ -15,9 +15,30 @@ VENDLAB = [sys.executable, "-m", "vendlab.cli"]
 @pytest.mark.spark  # a vendlab command in a subprocess runs the jobs
 def test_run_kappa_json_contract(tmp_path):
     d = tmp_path / "run"
-    p = subprocess.run(VENDLAB + ["run", "--arch", "kappa", "--data-dir", str(d), "--duration", "6", "--rate", "2000",
-                                  "--seed", "4", "--bad-rate", "0.01", "--dup-rate", "0.01", "--json"],
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        VENDLAB
+        + [
+            "run",
+            "--arch",
+            "kappa",
+            "--data-dir",
+            str(d),
+            "--duration",
+            "6",
+            "--rate",
+            "2000",
+            "--seed",
+            "4",
+            "--bad-rate",
+            "0.01",
+            "--dup-rate",
+            "0.01",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     doc = json.loads(p.stdout)  # exactly one JSON object on stdout
     assert p.stdout.strip().count("\n") == 0
@@ -39,29 +60,35 @@ def test_run_kappa_json_contract(tmp_path):
     manifest = json.loads((d / "manifest.json").read_text())
     assert manifest["items_by_product"] == {k: v for k, v in doc["expected"].items()}
     # vendlab views reads the same numbers back
-    v = subprocess.run(VENDLAB + ["views", "--data-dir", str(d), "--json"], capture_output=True, text=True,
-                       timeout=60)
+    v = subprocess.run(VENDLAB + ["views", "--data-dir", str(d), "--json"], capture_output=True, text=True, timeout=60)
     assert v.returncode == 0, v.stderr
     views = json.loads(v.stdout)
     assert set(views) == {"kappa_realtime", "validation"}
     assert {k: n for k, n in views["kappa_realtime"].items() if n} == {k: n for k, n in doc["expected"].items() if n}
     assert views["validation"] == views["kappa_realtime"]
     # a second run into the same data dir is refused, nothing is overwritten
-    again = subprocess.run(VENDLAB + ["run", "--arch", "kappa", "--data-dir", str(d), "--duration", "1"],
-                           capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        VENDLAB + ["run", "--arch", "kappa", "--data-dir", str(d), "--duration", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode == 2 and "already holds a run" in again.stderr
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["run", "--arch", "omega", "--data-dir", "x", "--duration", "1"], "invalid choice: 'omega'"),
-    (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "1", "--rate", "-5"], "must be > 0"),
-    (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "0"], "must be > 0"),
-    (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "1", "--bad-rate", "1.5"], "[0, 1)"),
-    (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "soon"], "is not a number"),
-    (["run", "--arch", "kappa", "--data-dir", "x"], "--duration is required"),
-    (["demo", "--port", "70000"], "a TCP port must be <= 65535"),
-    (["frobnicate"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["run", "--arch", "omega", "--data-dir", "x", "--duration", "1"], "invalid choice: 'omega'"),
+        (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "1", "--rate", "-5"], "must be > 0"),
+        (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "0"], "must be > 0"),
+        (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "1", "--bad-rate", "1.5"], "[0, 1)"),
+        (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "soon"], "is not a number"),
+        (["run", "--arch", "kappa", "--data-dir", "x"], "--duration is required"),
+        (["demo", "--port", "70000"], "a TCP port must be <= 65535"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
 def test_bad_flags_exit_2_with_a_clear_message(argv, needle, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
@@ -107,20 +134,26 @@ def _store_with(path, jobs):
     store = SqliteStore(path / "views.sqlite")
     for job in jobs:
         if job == "lambda":
-            store.apply_batch(base.LAMBDA_SPEED, 0, [(base.ITEMS_BY_PRODUCT, "cola", 5, 2),
-                                                     (base.ITEMS_BY_PRODUCT, "cola", 1, 3)])
+            store.apply_batch(
+                base.LAMBDA_SPEED, 0, [(base.ITEMS_BY_PRODUCT, "cola", 5, 2), (base.ITEMS_BY_PRODUCT, "cola", 1, 3)]
+            )
             store.publish_batch_view(BatchViewInfo(1, 5, 0, 3, 0.1), [(base.ITEMS_BY_PRODUCT, "cola", 3)])
         else:
             store.apply_batch(job, 0, [(base.ITEMS_BY_PRODUCT, "cola", 0, 5 if job != "kappa_v2" else 6)])
     store.close()
 
 
-@pytest.mark.parametrize("jobs,names", [
-    (["kappa", "validation"], ["kappa_realtime", "validation"]),
-    (["lambda", "validation"], ["lambda_batch", "lambda_realtime", "lambda_serving", "validation"]),
-    (["kappa", "lambda", "validation"],
-     ["kappa_realtime", "lambda_batch", "lambda_realtime", "lambda_serving", "validation"]),
-])
+@pytest.mark.parametrize(
+    "jobs,names",
+    [
+        (["kappa", "validation"], ["kappa_realtime", "validation"]),
+        (["lambda", "validation"], ["lambda_batch", "lambda_realtime", "lambda_serving", "validation"]),
+        (
+            ["kappa", "lambda", "validation"],
+            ["kappa_realtime", "lambda_batch", "lambda_realtime", "lambda_serving", "validation"],
+        ),
+    ],
+)
 def test_view_names_mean_the_same_in_every_data_dir(tmp_path, capsys, jobs, names):
     _store_with(tmp_path, jobs)
     assert main(["views", "--data-dir", str(tmp_path), "--json"]) == 0
@@ -130,7 +163,10 @@ def test_view_names_mean_the_same_in_every_data_dir(tmp_path, capsys, jobs, name
         assert views["kappa_realtime"] == {"cola": 5}
     if "lambda" in jobs:  # batch 3 below the cutoff, speed 2 at or after it; the speed row below it is covered
         assert (views["lambda_batch"], views["lambda_realtime"], views["lambda_serving"]) == (
-            {"cola": 3}, {"cola": 2}, {"cola": 5})
+            {"cola": 3},
+            {"cola": 2},
+            {"cola": 5},
+        )
     assert main(["views", "--data-dir", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [ln.split(":")[0].strip() for ln in lines] == names
@@ -154,8 +190,13 @@ def test_output_into_a_closed_pipe_is_not_an_error(tmp_path):
     r, w = os.pipe()
     os.close(r)  # a reader that has already gone: every write fails with EPIPE
     try:
-        p = subprocess.run([sys.executable, "-m", "vendlab.cli", "views", "--data-dir", str(tmp_path)],
-                           stdout=w, stderr=subprocess.PIPE, text=True, timeout=60)
+        p = subprocess.run(
+            [sys.executable, "-m", "vendlab.cli", "views", "--data-dir", str(tmp_path)],
+            stdout=w,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
     finally:
         os.close(w)
     assert p.returncode == 0 and "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, p.stderr
@@ -174,8 +215,11 @@ def test_ctrl_c_stops_every_query_and_the_jvm(tmp_path):
     import psutil
 
     d = tmp_path / "int"
-    p = subprocess.Popen(VENDLAB + ["run", "--arch", "kappa", "--data-dir", str(d), "--duration", "120",
-                                    "--rate", "1000"], stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        VENDLAB + ["run", "--arch", "kappa", "--data-dir", str(d), "--duration", "120", "--rate", "1000"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.time() + 120
         for line in p.stderr:  # wait until events flow

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -19,9 +18,14 @@ def test_commands_registered():
     assert (args.command, args.name, args.profile, args.seed) == ("job", "lambda-speed", "compose", 4)
 
 
-@pytest.mark.parametrize("argv", [["produce", "--profile", "cloud", "--rate", "10"],
-                                  ["validate", "--profile", "cloud"],
-                                  ["job", "kappa", "--profile", "cloud"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["produce", "--profile", "cloud", "--rate", "10"],
+        ["validate", "--profile", "cloud"],
+        ["job", "kappa", "--profile", "cloud"],
+    ],
+)
 def test_wrong_profile_exits_2_naming_the_allowed_values(argv, capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(argv)
@@ -43,8 +47,23 @@ def test_produce_compose_profile_into_kafka(tmp_path, monkeypatch):
     owner.flush(10)
     monkeypatch.setenv("VENDLAB_KAFKA", bootstrap)
     monkeypatch.setenv("VENDLAB_TOPIC", "cli-topic")
-    code = cli.main(["produce", "--profile", "compose", "--data-dir", str(tmp_path), "--rate", "5000",
-                     "--duration", "0.3", "--seed", "2", "--dup-rate", "0.01"])
+    code = cli.main(
+        [
+            "produce",
+            "--profile",
+            "compose",
+            "--data-dir",
+            str(tmp_path),
+            "--rate",
+            "5000",
+            "--duration",
+            "0.3",
+            "--seed",
+            "2",
+            "--dup-rate",
+            "0.01",
+        ]
+    )
     assert code == 0
     m = Manifest.load(tmp_path / "manifest.json")
     assert m.complete and m.events > 0

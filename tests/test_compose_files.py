@@ -18,14 +18,42 @@ SEED_PORTS = {  # the seed's URLs, plus Cassandra's CQL port and Kafka's host li
     "kappa": {9021, 8080, 3000, 9042, 9092},
 }
 SERVICES = {
-    "lambda": {"kafka", "kafka-ui", "namenode", "datanode1", "datanode2", "resourcemanager", "nodemanager",
-               "spark-master", "spark-worker-1", "spark-worker-2", "cassandra1", "grafana",
-               "validation", "generator", "lambda-ingest", "lambda-speed", "lambda-batch"},
-    "kappa": {"kafka", "kafka-ui", "spark-master", "spark-worker-1", "spark-worker-2", "cassandra1", "grafana",
-              "validation", "generator", "kappa-job"},
+    "lambda": {
+        "kafka",
+        "kafka-ui",
+        "namenode",
+        "datanode1",
+        "datanode2",
+        "resourcemanager",
+        "nodemanager",
+        "spark-master",
+        "spark-worker-1",
+        "spark-worker-2",
+        "cassandra1",
+        "grafana",
+        "validation",
+        "generator",
+        "lambda-ingest",
+        "lambda-speed",
+        "lambda-batch",
+    },
+    "kappa": {
+        "kafka",
+        "kafka-ui",
+        "spark-master",
+        "spark-worker-1",
+        "spark-worker-2",
+        "cassandra1",
+        "grafana",
+        "validation",
+        "generator",
+        "kappa-job",
+    },
 }
-JOBS = {"lambda": {"validation", "generator", "lambda-ingest", "lambda-speed", "lambda-batch"},
-        "kappa": {"validation", "generator", "kappa-job"}}
+JOBS = {
+    "lambda": {"validation", "generator", "lambda-ingest", "lambda-speed", "lambda-batch"},
+    "kappa": {"validation", "generator", "kappa-job"},
+}
 
 
 def compose(stack: str) -> dict:
@@ -46,16 +74,15 @@ def mem_mb(text: str) -> float:
 def test_docker_compose_config_validates(stack):
     tool = shutil.which("docker-compose")
     if tool is None:
-        pytest.skip("docker-compose (Debian package docker-compose) is not installed: "
-                    "scripts/bootstrap.sh --test installs it")
+        pytest.skip(
+            "docker-compose (Debian package docker-compose) is not installed: scripts/bootstrap.sh --test installs it"
+        )
     env = {**os.environ, "GRAFANA_ADMIN_PASSWORD": "test-only"}
-    r = subprocess.run([tool, "config", "-q"], cwd=ROOT / stack, env=env, capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run([tool, "config", "-q"], cwd=ROOT / stack, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     # without the .env the start script writes, compose refuses and says what to do
     env.pop("GRAFANA_ADMIN_PASSWORD")
-    r = subprocess.run([tool, "config", "-q"], cwd=ROOT / stack, env=env, capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run([tool, "config", "-q"], cwd=ROOT / stack, env=env, capture_output=True, text=True, timeout=120)
     if not (ROOT / stack / ".env").exists():
         assert r.returncode != 0 and f"start_{stack}.py" in r.stderr
 
@@ -162,15 +189,17 @@ def test_kafka_package_version_equals_pinned_pyspark():
     assert pkg, "the Dockerfile must bake in org.apache.spark:spark-sql-kafka-0-10_<scala>:<version>"
     pyspark = re.search(r"^pyspark==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M).group(1)
     assert pkg.group(2) == pyspark
-    base = re.search(r"^ARG SPARK_IMAGE=apache/spark:(\d+\.\d+\.\d+)-scala(\d+\.\d+)-java17-python3-ubuntu$",
-                     dockerfile, re.M)
+    base = re.search(
+        r"^ARG SPARK_IMAGE=apache/spark:(\d+\.\d+\.\d+)-scala(\d+\.\d+)-java17-python3-ubuntu$", dockerfile, re.M
+    )
     assert base, "base image: the official apache/spark <version>-scala<x>-java17-python3-ubuntu"
     assert base.group(1) == pyspark and base.group(2) == pkg.group(1)
 
 
 def test_spark_workers_cores_fit_the_jobs():
     """Standalone: the streaming jobs' --total-executor-cores must fit the workers, or one starves."""
-    from vendlab.orchestrate import STACKS as ORCH, Settings
+    from vendlab.orchestrate import STACKS as ORCH
+    from vendlab.orchestrate import Settings
 
     for stack in STACKS:
         svcs = services(stack)
@@ -202,7 +231,7 @@ def test_readme_cluster_section_is_one_command_per_stack():
     """Symptom 10: `docker compose up -d && python start_lambda.py` stopped on the missing .env, and stock
     Ubuntu has no `python`. The cluster section is one executable command per stack."""
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Cluster mode"):]
+    section = readme[readme.index("## Cluster mode") :]
     section = section[: section.index("\n## ", 3)]
     block = re.search(r"```\n(.*?)```", section, re.S).group(1)
     commands = [ln.split("#")[0].strip() for ln in block.splitlines() if ln.split("#")[0].strip()]
@@ -247,7 +276,8 @@ def test_nodemanager_binaries_match_the_hadoop_images_platform():
 def test_yarn_containers_get_java17_and_no_python_paths_that_do_not_exist():
     """The AM and the executor run with JAVA_HOME=/opt/java17 (the Dockerfile copies it there); the nodemanager
     image has no Python (DataFrame-only jobs start no Python worker), so the job must not point YARN at one."""
-    from vendlab.orchestrate import STACKS as ORCH, Settings
+    from vendlab.orchestrate import STACKS as ORCH
+    from vendlab.orchestrate import Settings
 
     batch = next(p for p in ORCH["lambda"].processes(Settings()) if p.name == "lambda-batch").command
     conf = dict(batch[i + 1].split("=", 1) for i, a in enumerate(batch) if a == "--conf")
@@ -300,8 +330,12 @@ def test_every_probe_runs_a_program_its_image_has(stack):
 
 
 # Grafana 12.x pkg/setting/setting_plugins.go: defaultPreinstallPlugins, installed in the background at start
-GRAFANA_DEFAULT_PREINSTALL = {"grafana-lokiexplore-app", "grafana-pyroscope-app", "grafana-exploretraces-app",
-                              "grafana-metricsdrilldown-app"}
+GRAFANA_DEFAULT_PREINSTALL = {
+    "grafana-lokiexplore-app",
+    "grafana-pyroscope-app",
+    "grafana-exploretraces-app",
+    "grafana-metricsdrilldown-app",
+}
 
 
 def grafana_preinstall(env: dict) -> tuple[set, set]:

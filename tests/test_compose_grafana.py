@@ -8,15 +8,33 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from test_cassandra_store import parse_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 G = ROOT / "grafana_templates"
 SCHEMA_TEXT = (ROOT / "vendlab" / "store" / "schema.cql").read_text()
 SCHEMA = parse_schema(SCHEMA_TEXT)
-CQL_WORDS = {"select", "from", "where", "and", "as", "group", "by", "limit", "allow", "filtering", "sum", "per",
-             "partition", "order", "asc", "desc", "in", "count", "distinct"}
+CQL_WORDS = {
+    "select",
+    "from",
+    "where",
+    "and",
+    "as",
+    "group",
+    "by",
+    "limit",
+    "allow",
+    "filtering",
+    "sum",
+    "per",
+    "partition",
+    "order",
+    "asc",
+    "desc",
+    "in",
+    "count",
+    "distinct",
+}
 
 
 def dashboards() -> dict[str, dict]:
@@ -32,8 +50,11 @@ def plugin_variable_query(v: dict):
 
 def queries(d: dict) -> list[str]:
     out = [t["target"] for p in d["panels"] for t in p["targets"]]
-    out += [plugin_variable_query(v) or v["query"] for v in d.get("templating", {}).get("list", [])
-            if v.get("type") == "query"]
+    out += [
+        plugin_variable_query(v) or v["query"]
+        for v in d.get("templating", {}).get("list", [])
+        if v.get("type") == "query"
+    ]
     return out
 
 
@@ -156,8 +177,14 @@ def apply_transformations(transformations: list[dict], frames: list[dict[str, li
             rows = [{n: f[n][i] for n in f} for f in frames for i in range(_n(f))]
             merged: list[dict] = []
             for r in rows:  # one row per product: these frames share only view_key
-                hit = next((m for m in merged if m["view_key"] == r["view_key"]
-                            and all(m.get(k) is None or m[k] == v for k, v in r.items())), None)
+                hit = next(
+                    (
+                        m
+                        for m in merged
+                        if m["view_key"] == r["view_key"] and all(m.get(k) is None or m[k] == v for k, v in r.items())
+                    ),
+                    None,
+                )
                 hit.update(r) if hit else merged.append(dict(r))
             frames = [_frame(merged)]
         elif t["id"] == "groupBy":
@@ -170,8 +197,9 @@ def apply_transformations(transformations: list[dict], frames: list[dict[str, li
                 if o["operation"] != "aggregate" or name not in f:
                     continue
                 assert o["aggregations"] == ["sum"]
-                out[f"{name} (sum)"] = [sum(v for k, v in zip(f["view_key"], f[name]) if k == g and v is not None)
-                                        for g in groups]
+                out[f"{name} (sum)"] = [
+                    sum(v for k, v in zip(f["view_key"], f[name]) if k == g and v is not None) for g in groups
+                ]
             frames = [out]
         elif t["id"] == "calculateField":
             (f,) = frames
@@ -196,8 +224,9 @@ def apply_transformations(transformations: list[dict], frames: list[dict[str, li
                 if left is None or right is None:
                     continue  # Grafana adds no field
                 op = {"+": float.__add__, "-": float.__sub__, "*": float.__mul__, "/": float.__truediv__}[b["operator"]]
-                f[opt["alias"]] = [None if x is None or y is None else op(float(x), float(y))
-                                   for x, y in zip(left, right)]
+                f[opt["alias"]] = [
+                    None if x is None or y is None else op(float(x), float(y)) for x, y in zip(left, right)
+                ]
         elif t["id"] == "organize":
             (f,) = frames
             f = {n: v for n, v in f.items() if not opt.get("excludeByName", {}).get(n)}
@@ -223,15 +252,24 @@ def evaluate(panel: dict, rows_by_alias: dict[str, dict[str, int]]) -> dict[str,
 
 LAMBDA_ITEMS_CASES = {
     # products with speed rows only, batch rows only and both
-    "one-sided products": ({"realtime": {"water": 2, "chips": 5}, "batch_view": {"chips": 10, "apple": 7},
-                            "validation": {"water": 2, "chips": 15, "apple": 7}},
-                           {"water": 2, "chips": 15, "apple": 7}),
+    "one-sided products": (
+        {
+            "realtime": {"water": 2, "chips": 5},
+            "batch_view": {"chips": 10, "apple": 7},
+            "validation": {"water": 2, "chips": 15, "apple": 7},
+        },
+        {"water": 2, "chips": 15, "apple": 7},
+    ),
     # right after a hand-off: every speed row is below the new cutoff
-    "no speed rows": ({"batch_view": {"chips": 10, "apple": 7}, "validation": {"chips": 10, "apple": 7}},
-                      {"chips": 10, "apple": 7}),
+    "no speed rows": (
+        {"batch_view": {"chips": 10, "apple": 7}, "validation": {"chips": 10, "apple": 7}},
+        {"chips": 10, "apple": 7},
+    ),
     # before the first batch view
-    "no batch view yet": ({"realtime": {"water": 2, "chips": 5}, "validation": {"water": 2, "chips": 5}},
-                          {"water": 2, "chips": 5}),
+    "no batch view yet": (
+        {"realtime": {"water": 2, "chips": 5}, "validation": {"water": 2, "chips": 5}},
+        {"water": 2, "chips": 5},
+    ),
 }
 
 
@@ -251,7 +289,8 @@ def test_lambda_owner_panels_sum_speed_and_batch_when_one_side_is_empty():
     p = panels["Owner: healthy vs unhealthy (items)"]
     assert evaluate(p, {"items_batch": {"healthy": 4, "unhealthy": 6}}) == {"items": {"healthy": 4, "unhealthy": 6}}
     assert evaluate(p, {"items_speed": {"healthy": 1}, "items_batch": {"unhealthy": 6}}) == {
-        "items": {"healthy": 1, "unhealthy": 6}}
+        "items": {"healthy": 1, "unhealthy": 6}
+    }
 
 
 def test_no_dashboard_adds_two_series_with_a_binary_plus():
@@ -269,8 +308,20 @@ def test_no_dashboard_adds_two_series_with_a_binary_plus():
 
 
 # the column types the plugin's backend turns into a variable value (pkg/cassandra/session.go toString)
-PLUGIN_VALUE_TYPES = {"text", "varchar", "ascii", "uuid", "timeuuid", "tinyint", "int", "bigint", "float",
-                      "double", "timestamp", "boolean"}
+PLUGIN_VALUE_TYPES = {
+    "text",
+    "varchar",
+    "ascii",
+    "uuid",
+    "timeuuid",
+    "tinyint",
+    "int",
+    "bigint",
+    "float",
+    "double",
+    "timestamp",
+    "boolean",
+}
 
 
 @pytest.mark.parametrize("name", ["lambda", "kappa"])
@@ -301,17 +352,80 @@ def test_variables_resolve_as_the_plugin_reads_them(name):
 # Reserved words of CQL (Cassandra 5.0's "Appendix A: CQL Keywords", the reserved ones): a column alias that is
 # one of them is a syntax error ("no viable alternative at input 'batch'"), found on a real Cassandra 5.0.8
 # by tests/test_localstack_lambda.py.
-CQL_RESERVED = {"add", "allow", "alter", "and", "apply", "asc", "authorize", "batch", "begin", "by", "columnfamily",
-                "create", "default", "delete", "desc", "describe", "drop", "entries", "execute", "from", "full",
-                "grant", "if", "in", "index", "infinity", "insert", "into", "is", "keyspace", "limit", "materialized",
-                "mbean", "mbeans", "modify", "nan", "norecursive", "not", "null", "of", "on", "or", "order",
-                "primary", "rename", "replace", "revoke", "schema", "select", "set", "table", "to", "token",
-                "truncate", "unlogged", "unset", "update", "use", "using", "view", "where", "with"}
+CQL_RESERVED = {
+    "add",
+    "allow",
+    "alter",
+    "and",
+    "apply",
+    "asc",
+    "authorize",
+    "batch",
+    "begin",
+    "by",
+    "columnfamily",
+    "create",
+    "default",
+    "delete",
+    "desc",
+    "describe",
+    "drop",
+    "entries",
+    "execute",
+    "from",
+    "full",
+    "grant",
+    "if",
+    "in",
+    "index",
+    "infinity",
+    "insert",
+    "into",
+    "is",
+    "keyspace",
+    "limit",
+    "materialized",
+    "mbean",
+    "mbeans",
+    "modify",
+    "nan",
+    "norecursive",
+    "not",
+    "null",
+    "of",
+    "on",
+    "or",
+    "order",
+    "primary",
+    "rename",
+    "replace",
+    "revoke",
+    "schema",
+    "select",
+    "set",
+    "table",
+    "to",
+    "token",
+    "truncate",
+    "unlogged",
+    "unset",
+    "update",
+    "use",
+    "using",
+    "view",
+    "where",
+    "with",
+}
 
 
 @pytest.mark.parametrize("name", ["kappa", "lambda"])
 def test_no_query_aliases_a_column_with_a_reserved_cql_word(name):
     dash = json.loads((G / "dashboards" / f"{name}.json").read_text())
-    bad = [(p["title"], a) for p in dash["panels"] for t in p.get("targets", [])
-           for a in re.findall(r"\bAS (\w+)", t.get("target", "")) if a.lower() in CQL_RESERVED]
+    bad = [
+        (p["title"], a)
+        for p in dash["panels"]
+        for t in p.get("targets", [])
+        for a in re.findall(r"\bAS (\w+)", t.get("target", ""))
+        if a.lower() in CQL_RESERVED
+    ]
     assert not bad, f"aliases that Cassandra rejects as reserved words: {bad}"

@@ -16,10 +16,18 @@ from vendlab.compose_conf import hadoop_site_files, parse_env_file, read_site_xm
 ROOT = Path(__file__).resolve().parents[1]
 # port -> (the address setting, its default, the bind-host setting that overrides its host), per Hadoop 3.4
 ADDRESSES = {
-    8088: ("yarn-site.xml", "yarn.resourcemanager.webapp.address", "${yarn.resourcemanager.hostname}:8088",
-           "yarn.resourcemanager.bind-host"),
-    8042: ("yarn-site.xml", "yarn.nodemanager.webapp.address", "${yarn.nodemanager.hostname}:8042",
-           "yarn.nodemanager.bind-host"),
+    8088: (
+        "yarn-site.xml",
+        "yarn.resourcemanager.webapp.address",
+        "${yarn.resourcemanager.hostname}:8088",
+        "yarn.resourcemanager.bind-host",
+    ),
+    8042: (
+        "yarn-site.xml",
+        "yarn.nodemanager.webapp.address",
+        "${yarn.nodemanager.hostname}:8042",
+        "yarn.nodemanager.bind-host",
+    ),
     8020: ("hdfs-site.xml", "dfs.namenode.rpc-address", "${fs.defaultFS host}:8020", "dfs.namenode.rpc-bind-host"),
     9870: ("hdfs-site.xml", "dfs.namenode.http-address", "0.0.0.0:9870", "dfs.namenode.http-bind-host"),
     9864: ("hdfs-site.xml", "dfs.datanode.http.address", "0.0.0.0:9864", None),
@@ -50,10 +58,17 @@ def bind_host(port: int) -> str:
 
 
 def test_envtoconf_rule():
-    files = hadoop_site_files({"CORE-SITE.XML_fs.defaultFS": "hdfs://nn:8020", "HADOOP_HEAPSIZE_MAX": "1g",
-                               "CAPACITY-SCHEDULER.XML_yarn.scheduler.capacity.root.queues": "default"})
-    assert files == {"core-site.xml": {"fs.defaultFS": "hdfs://nn:8020"},
-                     "capacity-scheduler.xml": {"yarn.scheduler.capacity.root.queues": "default"}}
+    files = hadoop_site_files(
+        {
+            "CORE-SITE.XML_fs.defaultFS": "hdfs://nn:8020",
+            "HADOOP_HEAPSIZE_MAX": "1g",
+            "CAPACITY-SCHEDULER.XML_yarn.scheduler.capacity.root.queues": "default",
+        }
+    )
+    assert files == {
+        "core-site.xml": {"fs.defaultFS": "hdfs://nn:8020"},
+        "capacity-scheduler.xml": {"yarn.scheduler.capacity.root.queues": "default"},
+    }
 
 
 def test_every_local_probe_reaches_a_server_bound_to_all_addresses():
@@ -65,8 +80,9 @@ def test_every_local_probe_reaches_a_server_bound_to_all_addresses():
         test = " ".join(s["healthcheck"]["test"])
         for port in re.findall(r"/dev/tcp/localhost/(\d+)", test):
             if int(port) in ADDRESSES:
-                assert bind_host(int(port)) in ("0.0.0.0", "localhost", "127.0.0.1"), \
+                assert bind_host(int(port)) in ("0.0.0.0", "localhost", "127.0.0.1"), (
                     f"{name}: probes localhost:{port}, but the server binds to {bind_host(int(port))!r}"
+                )
 
 
 def test_namenode_health_does_not_wait_for_safe_mode():

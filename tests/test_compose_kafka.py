@@ -9,7 +9,7 @@ real-service tests of issue 14 run one with a short retention check interval."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,8 +22,10 @@ from vendlab.kafka_log import TOPIC_CONFIG, topic_create_args
 ROOT = Path(__file__).resolve().parents[1]
 LONG_MAX = 2**63 - 1
 KAFKA4_DEFAULTS = {  # ServerLogConfigs / LogConfig of Kafka 4.x (docs/compose.md, "verified against")
-    "retention.ms": 7 * 24 * 3600 * 1000, "message.timestamp.before.max.ms": LONG_MAX,
-    "message.timestamp.after.max.ms": 3600 * 1000}
+    "retention.ms": 7 * 24 * 3600 * 1000,
+    "message.timestamp.before.max.ms": LONG_MAX,
+    "message.timestamp.after.max.ms": 3600 * 1000,
+}
 TIME_SCALE = 60.0
 
 
@@ -60,8 +62,14 @@ def simulated_ms(run_start: datetime, wall: datetime) -> int:
 
 
 def test_image_rule_turns_env_into_properties():
-    props = kafka_properties({"KAFKA_LOG_RETENTION_MS": "-1", "KAFKA_HEAP_OPTS": "-Xmx1g",
-                              "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "A:B", "KAFKA_SOME__ODD___KEY": "x"})
+    props = kafka_properties(
+        {
+            "KAFKA_LOG_RETENTION_MS": "-1",
+            "KAFKA_HEAP_OPTS": "-Xmx1g",
+            "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "A:B",
+            "KAFKA_SOME__ODD___KEY": "x",
+        }
+    )
     assert props == {"log.retention.ms": "-1", "listener.security.protocol.map": "A:B", "some_odd-key": "x"}
 
 
@@ -90,7 +98,7 @@ def test_no_record_of_a_run_is_deleted_or_rejected(stack, started):
     Over 30 days of running none may be rejected (before/after.max.ms) or deleted by time retention; on
     today's files the first retention check (5 min) deletes everything up to the high-water mark."""
     conf = effective(stack)
-    run_start = datetime.fromisoformat(started).replace(tzinfo=timezone.utc)
+    run_start = datetime.fromisoformat(started).replace(tzinfo=UTC)
     for minutes in (0, 5, 60, 24 * 60, 7 * 24 * 60, 30 * 24 * 60):
         wall = run_start + timedelta(minutes=minutes)
         now_ms = int(wall.timestamp() * 1000)
@@ -98,8 +106,9 @@ def test_no_record_of_a_run_is_deleted_or_rejected(stack, started):
         assert now_ms - ts <= conf["message.timestamp.before.max.ms"], "rejected as too old"
         assert ts - now_ms <= conf["message.timestamp.after.max.ms"], f"rejected as {ts - now_ms} ms ahead"
         first_record = simulated_ms(run_start, run_start)
-        assert not segment_deleted(now_ms, first_record, conf["retention.ms"]), \
+        assert not segment_deleted(now_ms, first_record, conf["retention.ms"]), (
             f"{stack}: after {minutes} min the first segment (largest timestamp {started} -> 2026-01-05) is deleted"
+        )
 
 
 def test_docs_say_the_clock_starts_behind():
@@ -113,6 +122,11 @@ def test_the_probe_reaches_a_listener_bound_to_all_addresses(stack):
     that listener must bind to all addresses (empty host or 0.0.0.0), not to the container's hostname."""
     svc = yaml.safe_load((ROOT / stack / "docker-compose.yml").read_text())["services"]["kafka"]
     port = re.search(r"--bootstrap-server localhost:(\d+)", " ".join(svc["healthcheck"]["test"])).group(1)
-    listeners = {m.group(3): m.group(2) for m in (re.match(r"(\w+)://([^:]*):(\d+)", ln)
-                 for ln in kafka_properties(svc["environment"])["listeners"].split(","))}
+    listeners = {
+        m.group(3): m.group(2)
+        for m in (
+            re.match(r"(\w+)://([^:]*):(\d+)", ln)
+            for ln in kafka_properties(svc["environment"])["listeners"].split(",")
+        )
+    }
     assert listeners[port] in ("", "0.0.0.0"), f"{stack}: listener on {port} binds to {listeners[port]!r}"

@@ -14,8 +14,15 @@ import pytest
 import yaml
 
 from vendlab.compose_conf import hadoop_site_files, mem_limits, mib, parse_env_file
-from vendlab.orchestrate import (DRIVER_MEMORY, EXECUTOR_MEMORY, HADOOP_TOOL_ENV, KAFKA_TOOL_ENV, SPARK_MIN_HEAP,
-                                 STACKS as ORCH, Settings)
+from vendlab.orchestrate import (
+    DRIVER_MEMORY,
+    EXECUTOR_MEMORY,
+    HADOOP_TOOL_ENV,
+    KAFKA_TOOL_ENV,
+    SPARK_MIN_HEAP,
+    Settings,
+)
+from vendlab.orchestrate import STACKS as ORCH
 
 ROOT = Path(__file__).resolve().parents[1]
 STACKS = ("lambda", "kappa")
@@ -57,17 +64,25 @@ def needs(stack: str) -> dict[str, int]:
         elif name == "cassandra1":
             out[name] = mib(env["MAX_HEAP_SIZE"]) + CASSANDRA_OFF_HEAP
         elif name == "namenode":
-            out[name] = (mib(env["HADOOP_HEAPSIZE_MAX"]) + JVM_OVERHEAD
-                         + mib(HADOOP_TOOL_ENV["HADOOP_HEAPSIZE_MAX"]) + JVM_OVERHEAD)  # the start script's client
+            out[name] = (
+                mib(env["HADOOP_HEAPSIZE_MAX"])
+                + JVM_OVERHEAD
+                + mib(HADOOP_TOOL_ENV["HADOOP_HEAPSIZE_MAX"])
+                + JVM_OVERHEAD
+            )  # the start script's client
         elif name == "nodemanager":
             yarn = hadoop_site_files(parse_env_file((ROOT / "lambda" / "hadoop.env").read_text()))["yarn-site.xml"]
-            out[name] = mib(env["HADOOP_HEAPSIZE_MAX"]) + JVM_OVERHEAD + int(yarn["yarn.nodemanager.resource.memory-mb"])
+            out[name] = (
+                mib(env["HADOOP_HEAPSIZE_MAX"]) + JVM_OVERHEAD + int(yarn["yarn.nodemanager.resource.memory-mb"])
+            )
         elif "HADOOP_HEAPSIZE_MAX" in env:
             out[name] = mib(env["HADOOP_HEAPSIZE_MAX"]) + JVM_OVERHEAD
         elif name == "spark-master":
             out[name] = mib(env["SPARK_DAEMON_MEMORY"]) + JVM_OVERHEAD
         elif name.startswith("spark-worker"):
-            out[name] = mib(env["SPARK_DAEMON_MEMORY"]) + JVM_OVERHEAD + mib(env["SPARK_WORKER_MEMORY"]) + SPARK_JVM_OVERHEAD
+            out[name] = (
+                mib(env["SPARK_DAEMON_MEMORY"]) + JVM_OVERHEAD + mib(env["SPARK_WORKER_MEMORY"]) + SPARK_JVM_OVERHEAD
+            )
         elif name in ("validation", "generator"):
             out[name] = 256  # one Python process; validation's seen-id set is bounded (docs/compose.md)
         elif name in ORCH[stack].jobs:
@@ -89,7 +104,9 @@ def test_every_limit_covers_what_runs_in_its_container(stack):
     for p in ORCH[stack].processes(Settings()):  # each driver, the generator and validation: its own container
         assert p.name in svcs and "mem_limit" in svcs[p.name], f"{stack}: {p.name} has no service of its own"
     for name, need in needs(stack).items():
-        assert need <= mib(svcs[name]["mem_limit"]), f"{stack}/{name}: needs ~{need} MiB, limit {svcs[name]['mem_limit']}"
+        assert need <= mib(svcs[name]["mem_limit"]), (
+            f"{stack}/{name}: needs ~{need} MiB, limit {svcs[name]['mem_limit']}"
+        )
     master = svcs["spark-master"]["command"]
     assert master[1] == "org.apache.spark.deploy.master.Master"  # nothing else runs there
 
@@ -115,7 +132,9 @@ def test_every_spark_jvm_gets_at_least_sparks_minimum_heap(stack):
     assert drivers
     for p in drivers:
         for flag, heap in submitted_heaps(p.command).items():
-            assert heap >= mib(SPARK_MIN_HEAP), f"{stack}/{p.name}: {flag} {heap} MiB < Spark's minimum {SPARK_MIN_HEAP}"
+            assert heap >= mib(SPARK_MIN_HEAP), (
+                f"{stack}/{p.name}: {flag} {heap} MiB < Spark's minimum {SPARK_MIN_HEAP}"
+            )
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -125,8 +144,11 @@ def test_executors_fit_the_workers_and_yarn(stack):
         assert mib(EXECUTOR_MEMORY) <= mib(svcs[w]["environment"]["SPARK_WORKER_MEMORY"])
     if stack == "lambda":
         yarn = hadoop_site_files(parse_env_file((ROOT / "lambda" / "hadoop.env").read_text()))["yarn-site.xml"]
-        batch = next(p for p in ORCH["lambda"].processes(__import__("vendlab.orchestrate").orchestrate.Settings())
-                     if p.name == "lambda-batch").command
+        batch = next(
+            p
+            for p in ORCH["lambda"].processes(__import__("vendlab.orchestrate").orchestrate.Settings())
+            if p.name == "lambda-batch"
+        ).command
         conf = dict(batch[i + 1].split("=", 1) for i, a in enumerate(batch) if a == "--conf")
         am = mib(conf["spark.yarn.am.memory"]) + mib(conf["spark.yarn.am.memoryOverhead"])
         executor = mib(EXECUTOR_MEMORY) + max(384, mib(EXECUTOR_MEMORY) // 10)  # Spark's default overhead
@@ -164,13 +186,16 @@ def test_sums_are_the_ones_the_docs_state(stack):
     jobs = sum(v for n, v in limits.items() if n in ORCH[stack].jobs)
     total = sum(limits.values())
     text = (ROOT / "docs" / "compose.md").read_text()
-    table = text[text.index("| service | lambda | kappa |"):]
+    table = text[text.index("| service | lambda | kappa |") :]
     table = table[: table.index("\n\n")]
     rows = {ln.split("|")[1].strip(): [c.strip() for c in ln.split("|")[2:4]] for ln in table.splitlines()[2:]}
     col = STACKS.index(stack)
     for n, v in limits.items():
-        key = "spark-worker-1, -2" if n.startswith("spark-worker") else (
-            "datanode1, datanode2" if n.startswith("datanode") else n)
+        key = (
+            "spark-worker-1, -2"
+            if n.startswith("spark-worker")
+            else ("datanode1, datanode2" if n.startswith("datanode") else n)
+        )
         cell = rows[key][col]
         assert re.search(rf"\b{v}\b", cell), f"docs/compose.md: {n} of {stack} is {v} MiB, the table says {cell!r}"
     assert f"{(total - jobs)} MiB" in rows["infrastructure"][col]

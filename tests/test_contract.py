@@ -9,8 +9,10 @@ from vendlab.jobs import parse
 from vendlab.validate import validate_line
 
 CAT = make_catalog(1)
-SALE = ('{"event_id":"e1","type":"sale","machine_id":"VM-001","place":"P","product":"cola","category":"unhealthy",'
-        '"quantity":2,"unit_price":1.9,"customer_id":"C1","event_time":"2026-01-05T06:00:00.000Z"}')
+SALE = (
+    '{"event_id":"e1","type":"sale","machine_id":"VM-001","place":"P","product":"cola","category":"unhealthy",'
+    '"quantity":2,"unit_price":1.9,"customer_id":"C1","event_time":"2026-01-05T06:00:00.000Z"}'
+)
 
 CASES = [
     (SALE, None),
@@ -34,10 +36,16 @@ CASES = [
     (SALE.replace("2026-01-05T06:00:00.000Z", "2026-13-45T06:00:00.000Z"), "bad_time"),
     (SALE.replace("2026-01-05T06:00:00.000Z", "1970-01-01T00:00:00.000Z"), "bad_time"),
     (SALE.replace('"P"', '"' + "x" * 20_000 + '"'), "line_too_long"),
-    ('{"event_id":"t1","type":"telemetry","machine_id":"VM-002","event_time":"2026-01-05T06:00:00.000Z",'
-     '"temperature":5.1,"error_code":0,"stock":{"cola":3}}', None),
-    ('{"event_id":"t2","type":"telemetry","machine_id":"VM-002","event_time":"2026-01-05T06:00:00.000Z",'
-     '"temperature":5.1,"error_code":0,"stock":{"cola":"many"}}', "wrong_type:stock"),
+    (
+        '{"event_id":"t1","type":"telemetry","machine_id":"VM-002","event_time":"2026-01-05T06:00:00.000Z",'
+        '"temperature":5.1,"error_code":0,"stock":{"cola":3}}',
+        None,
+    ),
+    (
+        '{"event_id":"t2","type":"telemetry","machine_id":"VM-002","event_time":"2026-01-05T06:00:00.000Z",'
+        '"temperature":5.1,"error_code":0,"stock":{"cola":"many"}}',
+        "wrong_type:stock",
+    ),
     ('{"event_id":"m1","type":"marker","created_ms":1767592800000}', None),
 ]
 
@@ -51,8 +59,14 @@ def test_python_validator(line, reason):
 
 def test_spark_gives_the_same_verdicts(spark):
     raw = spark.createDataFrame([(line, i) for i, (line, _) in enumerate(CASES)], "value string, i int")
-    raw = raw.selectExpr("value", "0 as log_partition", "cast(null as long) as log_offset",
-                         "timestamp_millis(0) as log_ts", "'test' as position", "i")
+    raw = raw.selectExpr(
+        "value",
+        "0 as log_partition",
+        "cast(null as long) as log_offset",
+        "timestamp_millis(0) as log_ts",
+        "'test' as position",
+        "i",
+    )
     out = parse.parse(raw, sorted(CAT.machine_ids), sorted(CAT.product_names))
     got = {r["i"]: r["reason"] for r in out.select("i", "reason").collect()} if "i" in out.columns else None
     if got is None:  # parse keeps the envelope columns only: join back by value
@@ -68,20 +82,70 @@ def test_spark_gives_the_same_verdicts(spark):
 # The contract's order as docs/architecture.md writes it ("The contract's order"), copied here by hand:
 # a change of the order in vendlab/schema.py must change the docs and this list too.
 CONTRACT_ORDER = {
-    "sale": ["line_too_long", "not_json_object", "event_id", "type", "unknown_type", "machine_id", "place",
-             "product", "category", "quantity", "unit_price", "customer_id", "event_time",
-             "unknown_machine", "unknown_product", "bad_category", "bad_quantity", "bad_price", "bad_time"],
-    "telemetry": ["line_too_long", "not_json_object", "event_id", "type", "unknown_type", "machine_id",
-                  "event_time", "temperature", "error_code", "stock", "unknown_machine", "bad_time"],
-    "restock": ["line_too_long", "not_json_object", "event_id", "type", "unknown_type", "machine_id", "product",
-                "quantity", "event_time", "unknown_machine", "unknown_product", "bad_quantity", "bad_time"],
+    "sale": [
+        "line_too_long",
+        "not_json_object",
+        "event_id",
+        "type",
+        "unknown_type",
+        "machine_id",
+        "place",
+        "product",
+        "category",
+        "quantity",
+        "unit_price",
+        "customer_id",
+        "event_time",
+        "unknown_machine",
+        "unknown_product",
+        "bad_category",
+        "bad_quantity",
+        "bad_price",
+        "bad_time",
+    ],
+    "telemetry": [
+        "line_too_long",
+        "not_json_object",
+        "event_id",
+        "type",
+        "unknown_type",
+        "machine_id",
+        "event_time",
+        "temperature",
+        "error_code",
+        "stock",
+        "unknown_machine",
+        "bad_time",
+    ],
+    "restock": [
+        "line_too_long",
+        "not_json_object",
+        "event_id",
+        "type",
+        "unknown_type",
+        "machine_id",
+        "product",
+        "quantity",
+        "event_time",
+        "unknown_machine",
+        "unknown_product",
+        "bad_quantity",
+        "bad_time",
+    ],
     "marker": ["line_too_long", "not_json_object", "event_id", "type", "unknown_type", "created_ms"],
 }
 
 
 # the field a semantic check (or unknown_type) reads
-FIELD_OF = {"unknown_type": "type", "unknown_machine": "machine_id", "unknown_product": "product",
-            "bad_category": "category", "bad_quantity": "quantity", "bad_price": "unit_price", "bad_time": "event_time"}
+FIELD_OF = {
+    "unknown_type": "type",
+    "unknown_machine": "machine_id",
+    "unknown_product": "product",
+    "bad_category": "category",
+    "bad_quantity": "quantity",
+    "bad_price": "unit_price",
+    "bad_time": "event_time",
+}
 
 
 def _rank(etype: str, reason: str) -> int:
@@ -136,11 +200,13 @@ def test_spark_gives_the_first_broken_check(spark, tmp_path):
 
     seg = tmp_path / "seg-000000000000-1767592800000.jsonl"
     seg.write_bytes(b"".join(c.make(1) + b"\n" for c in MULTI))
-    raw = spark.read.option("lineSep", "\n").text(str(seg)).select(
-        "value", F.col("_metadata.file_name").alias("file"))
+    raw = spark.read.option("lineSep", "\n").text(str(seg)).select("value", F.col("_metadata.file_name").alias("file"))
     assert raw.rdd.getNumPartitions() == 1  # one partition: collect() keeps the file's order
-    rows = parse.parse(sources.file_envelope(raw), sorted(CAT.machine_ids), sorted(CAT.product_names)) \
-        .select("reason", "kind").collect()
+    rows = (
+        parse.parse(sources.file_envelope(raw), sorted(CAT.machine_ids), sorted(CAT.product_names))
+        .select("reason", "kind")
+        .collect()
+    )
     assert len(rows) == len(MULTI)
     got = {c.name: r["reason"] for c, r in zip(MULTI, rows)}
     assert got == {c.name: c.reason for c in MULTI}

@@ -44,23 +44,53 @@ def serve():
 
 def write_both(store: SqliteStore) -> None:
     """kappa, lambda (speed + one batch view) and validation, with known numbers."""
-    store.apply_batch(base.KAPPA, 0, [(ITEMS, "cola", 0, 5), (ITEMS, "water", 0, 2),
-                                      (base.DEAD_LETTERS, "not_json_object", 0, 3)],
-                      markers=[("m1", 1_000)], rows=100, visible_ms=1_250)
-    store.apply_batch(base.KAPPA, 1, [(ITEMS, "cola", 0, 1), (base.ITEMS_BY_CATEGORY, "unhealthy", 0, 6),
-                                      (base.DEAD_LETTERS, "bad_quantity", 0, 1)],
-                      markers=[("m2", 2_000)], rows=50, visible_ms=2_500)
+    store.apply_batch(
+        base.KAPPA,
+        0,
+        [(ITEMS, "cola", 0, 5), (ITEMS, "water", 0, 2), (base.DEAD_LETTERS, "not_json_object", 0, 3)],
+        markers=[("m1", 1_000)],
+        rows=100,
+        visible_ms=1_250,
+    )
+    store.apply_batch(
+        base.KAPPA,
+        1,
+        [(ITEMS, "cola", 0, 1), (base.ITEMS_BY_CATEGORY, "unhealthy", 0, 6), (base.DEAD_LETTERS, "bad_quantity", 0, 1)],
+        markers=[("m2", 2_000)],
+        rows=50,
+        visible_ms=2_500,
+    )
     # lambda speed view in event-time buckets 3, 4, 5; the batch view covers buckets < 4
-    store.apply_batch(base.LAMBDA_SPEED, 0, [(ITEMS, "cola", 3, 4), (ITEMS, "cola", 4, 2),
-                                             (ITEMS, "water", 5, 2), (base.DEAD_LETTERS, "not_json_object", 0, 3)],
-                      markers=[("m1", 1_000)], rows=100, visible_ms=1_100)
-    store.publish_batch_view(BatchViewInfo(version=1, cutoff_bucket=4, published_ms=3_000, events=90, seconds=1.5),
-                             [(ITEMS, "cola", 4)])
-    store.apply_batch(base.VALIDATION, 0, [(ITEMS, "cola", 0, 6), (ITEMS, "water", 0, 2),
-                                           (base.ITEMS_BY_CATEGORY, "unhealthy", 0, 6),
-                                           (base.DEAD_LETTERS, "not_json_object", 0, 3),
-                                           (base.DEAD_LETTERS, "bad_quantity", 0, 1)],
-                      markers=[("m1", 1_000), ("m2", 2_000)], rows=160, visible_ms=2_100)
+    store.apply_batch(
+        base.LAMBDA_SPEED,
+        0,
+        [
+            (ITEMS, "cola", 3, 4),
+            (ITEMS, "cola", 4, 2),
+            (ITEMS, "water", 5, 2),
+            (base.DEAD_LETTERS, "not_json_object", 0, 3),
+        ],
+        markers=[("m1", 1_000)],
+        rows=100,
+        visible_ms=1_100,
+    )
+    store.publish_batch_view(
+        BatchViewInfo(version=1, cutoff_bucket=4, published_ms=3_000, events=90, seconds=1.5), [(ITEMS, "cola", 4)]
+    )
+    store.apply_batch(
+        base.VALIDATION,
+        0,
+        [
+            (ITEMS, "cola", 0, 6),
+            (ITEMS, "water", 0, 2),
+            (base.ITEMS_BY_CATEGORY, "unhealthy", 0, 6),
+            (base.DEAD_LETTERS, "not_json_object", 0, 3),
+            (base.DEAD_LETTERS, "bad_quantity", 0, 1),
+        ],
+        markers=[("m1", 1_000), ("m2", 2_000)],
+        rows=160,
+        visible_ms=2_100,
+    )
 
 
 def test_views_api_returns_the_store_contents(tmp_path, serve):
@@ -72,22 +102,38 @@ def test_views_api_returns_the_store_contents(tmp_path, serve):
     assert v["products"] == ["cola", "water"]
     assert v["views"]["kappa"] == {"realtime": {"cola": 6, "water": 2}}
     # serving = batch view (cola 4) + speed buckets >= cutoff 4 (cola 2, water 2); bucket 3 is the batch's
-    assert v["views"]["lambda"] == {"batch": {"cola": 4}, "realtime": {"cola": 2, "water": 2},
-                                    "serving": {"cola": 6, "water": 2}, "cutoff_bucket": 4}
+    assert v["views"]["lambda"] == {
+        "batch": {"cola": 4},
+        "realtime": {"cola": 2, "water": 2},
+        "serving": {"cola": 6, "water": 2},
+        "cutoff_bucket": 4,
+    }
     assert v["views"]["validation"] == {"cola": 6, "water": 2}
     assert v["snapshot"] == {"kappa": 1, "lambda_speed": 0, "validation": 0, "batch_version": 1}
     assert v["exactness"]["kappa"]["state"] == "exact" and v["exactness"]["kappa"]["differs_by"] == 0
     assert v["exactness"]["lambda"]["state"] == "exact"
-    assert v["differences"][0] == {"product": "cola", "validation": 6, "manifest": None, "kappa_realtime": 6,
-                                   "kappa_diff": 0, "lambda_batch": 4, "lambda_realtime": 2,
-                                   "lambda_serving": 6, "lambda_diff": 0}
+    assert v["differences"][0] == {
+        "product": "cola",
+        "validation": 6,
+        "manifest": None,
+        "kappa_realtime": 6,
+        "kappa_diff": 0,
+        "lambda_batch": 4,
+        "lambda_realtime": 2,
+        "lambda_serving": 6,
+        "lambda_diff": 0,
+    }
 
     # more kappa sales that validation has not seen: the difference shows, per product
     store.apply_batch(base.KAPPA, 2, [(ITEMS, "water", 0, 3)])
     _, v = get(url + "api/views")
     k = v["exactness"]["kappa"]
-    assert (k["state"], k["differs_by"], k["products_differing"], k["diff"]) == \
-        ("in_flight", 3, 1, {"cola": 0, "water": 3})
+    assert (k["state"], k["differs_by"], k["products_differing"], k["diff"]) == (
+        "in_flight",
+        3,
+        1,
+        {"cola": 0, "water": 3},
+    )
     assert [r["kappa_diff"] for r in v["differences"]] == [0, 3]
     assert v["exactness"]["lambda"]["state"] == "exact"
 
@@ -97,8 +143,9 @@ def test_a_difference_after_the_run_drained_is_reported_as_real(tmp_path, serve)
     write_both(store)
     store.apply_batch(base.KAPPA, 2, [(ITEMS, "water", 0, -1)], markers=[("end", 9_000)])
     store.apply_batch(base.VALIDATION, 1, [], markers=[("end", 9_000)])
-    (tmp_path / "manifest.json").write_text(json.dumps({"complete": True, "events": 10,
-                                                        "items_by_product": {"cola": 6, "water": 2}}))
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"complete": True, "events": 10, "items_by_product": {"cola": 6, "water": 2}})
+    )
     url = serve(tmp_path)
     _, v = get(url + "api/views")
     assert v["exactness"]["kappa"]["state"] == "differs" and v["exactness"]["kappa"]["differs_by"] == 1
@@ -111,8 +158,9 @@ def test_a_difference_after_the_run_drained_is_reported_as_real(tmp_path, serve)
 def test_metrics_api(tmp_path, serve):
     store = SqliteStore(tmp_path / "views.sqlite")
     write_both(store)
-    (tmp_path / "manifest.json").write_text(json.dumps({"complete": False,
-                                                        "malformed_by_reason": {"not_json_object": 3}}))
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"complete": False, "malformed_by_reason": {"not_json_object": 3}})
+    )
     url = serve(tmp_path)
     status, m = get(url + "api/metrics")
     assert status == 200
@@ -126,8 +174,17 @@ def test_metrics_api(tmp_path, serve):
     assert kappa["dead_letters"] == {"bad_quantity": 1, "not_json_object": 3}
     assert m["jobs"]["lambda_speed"]["dead_letters"] == {"not_json_object": 3}
     assert m["jobs"]["validation"]["latency"]["ms"] == [1100, 100]
-    assert m["batch_runs"] == [{"version": 1, "cutoff_bucket": 4, "cutoff_ms": 4 * m["bucket_ms"],
-                                "published_ms": 3_000, "published_s": 2.0, "events": 90, "seconds": 1.5}]
+    assert m["batch_runs"] == [
+        {
+            "version": 1,
+            "cutoff_bucket": 4,
+            "cutoff_ms": 4 * m["bucket_ms"],
+            "published_ms": 3_000,
+            "published_s": 2.0,
+            "events": 90,
+            "seconds": 1.5,
+        }
+    ]
     assert m["expected_dead_letters"] == {"not_json_object": 3}
 
 
@@ -209,7 +266,10 @@ def test_owner_panels_read_the_store_and_a_broken_panel_stays_contained(tmp_path
         panels.PANELS[:] = [x for x in panels.PANELS if x.id != "test_broken"]
     by_id = {x["id"]: x for x in p["panels"]}
     assert by_id["healthy_vs_unhealthy_items"]["data"] == {
-        "kappa": {"unhealthy": 6}, "lambda": {}, "validation": {"unhealthy": 6}}
+        "kappa": {"unhealthy": 6},
+        "lambda": {},
+        "validation": {"unhealthy": 6},
+    }
     assert by_id["test_broken"]["data"] == {} and "KeyError" in by_id["test_broken"]["error"]
 
 
@@ -256,6 +316,7 @@ def test_payload_functions_read_one_snapshot(tmp_path):
                     writer.apply_batch(base.KAPPA, 5, [(ITEMS, "cola", 0, 100)])
                     writer.apply_batch(base.VALIDATION, 5, [(ITEMS, "cola", 0, 100)])
                 return out
+
             return call
 
     v = views_payload(Interleaving())

@@ -22,9 +22,13 @@ from vendlab.store.base import BatchViewInfo
 from vendlab.store.sqlite import SqliteStore
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install -y "
-                                                          "chromium, or scripts/bootstrap.sh --test)")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="chromium is not installed (Debian: apt-get install -y chromium, or scripts/bootstrap.sh --test)",
+    ),
+]
 
 ITEMS = base.ITEMS_BY_PRODUCT
 PRODUCTS = ["apple_chips", "cola", "water"]
@@ -85,21 +89,39 @@ class Writer(threading.Thread):
             return
         sales, cats, dead, marker = content(i)
         # the speed job buckets by event time: batch i lands in bucket i
-        s.apply_batch(base.LAMBDA_SPEED, i, [(v, k, i, n) for v, k, _, n in sales] + cats + dead,
-                      markers=marker, rows=100 + i)
+        s.apply_batch(
+            base.LAMBDA_SPEED, i, [(v, k, i, n) for v, k, _, n in sales] + cats + dead, markers=marker, rows=100 + i
+        )
         if i and i % PUBLISH_EVERY == 0:
             v = i // PUBLISH_EVERY
             c = cutoff_of(v)
-            s.publish_batch_view(BatchViewInfo(v, c, now, events=c * 100, seconds=0.1 * v),
-                                 [(ITEMS, p, total(j, c - 1)) for j, p in enumerate(PRODUCTS)])
+            s.publish_batch_view(
+                BatchViewInfo(v, c, now, events=c * 100, seconds=0.1 * v),
+                [(ITEMS, p, total(j, c - 1)) for j, p in enumerate(PRODUCTS)],
+            )
         s.apply_batch(base.VALIDATION, i, sales + cats + dead, markers=marker, rows=100 + i)
 
 
 class Dom(HTMLParser):
     """Just enough of a DOM: elements with attributes, children and text."""
 
-    VOID = {"meta", "link", "br", "img", "input", "hr", "col", "source", "path", "rect", "line", "circle",
-            "stop", "use", "image"}
+    VOID = {
+        "meta",
+        "link",
+        "br",
+        "img",
+        "input",
+        "hr",
+        "col",
+        "source",
+        "path",
+        "rect",
+        "line",
+        "circle",
+        "stop",
+        "use",
+        "image",
+    }
 
     def __init__(self, html: str):
         super().__init__()
@@ -147,10 +169,22 @@ class Dom(HTMLParser):
 
 def load_page(url: str, tmp_path: Path, budget_ms: int = 6000, width: int = 1400, height: int = 2000) -> str:
     """The DOM after the page ran for budget_ms of (virtual) time: timers and fetches included."""
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'chromium-profile'}", "--hide-scrollbars", f"--window-size={width},{height}",
-           f"--virtual-time-budget={budget_ms}", "--dump-dom", url]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--hide-scrollbars",
+        f"--window-size={width},{height}",
+        f"--virtual-time-budget={budget_ms}",
+        "--dump-dom",
+        url,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
     assert out.returncode == 0 and "<body" in out.stdout, out.stderr[-2000:]
     return out.stdout
@@ -199,16 +233,22 @@ def test_the_page_shows_the_current_numbers_of_a_store_being_written(tmp_path, s
     K, V, L, ver = snap["kappa"], snap["validation"], snap["lambda_speed"], snap["batch_version"]
     assert ver is not None and ver >= 2
     cut = cutoff_of(ver)
-    rows = {r["attrs"]["data-product"]: {c["attrs"]["data-col"]: Dom.text(c) for c in r["children"]}
-            for r in dom.all(lambda n: n["tag"] == "tr" and "data-product" in n["attrs"])}
+    rows = {
+        r["attrs"]["data-product"]: {c["attrs"]["data-col"]: Dom.text(c) for c in r["children"]}
+        for r in dom.all(lambda n: n["tag"] == "tr" and "data-product" in n["attrs"])
+    }
     assert set(rows) == set(PRODUCTS) | {"__total__"}
     for j, p in enumerate(PRODUCTS):
         cells = {k: number(v) for k, v in rows[p].items() if k != "product"}
         assert cells == {
-            "kappa_realtime": total(j, K), "validation": total(j, V),
-            "lambda_batch": total(j, cut - 1), "lambda_realtime": total(j, L, since=cut),
-            "lambda_serving": total(j, L), "kappa_diff": total(j, K) - total(j, V),
-            "lambda_diff": total(j, L) - total(j, V)}, p
+            "kappa_realtime": total(j, K),
+            "validation": total(j, V),
+            "lambda_batch": total(j, cut - 1),
+            "lambda_realtime": total(j, L, since=cut),
+            "lambda_serving": total(j, L),
+            "kappa_diff": total(j, K) - total(j, V),
+            "lambda_diff": total(j, L) - total(j, V),
+        }, p
     assert number(rows["__total__"]["kappa_realtime"]) == sum(total(j, K) for j in range(len(PRODUCTS)))
 
     # the exactness badges say the same
@@ -222,8 +262,16 @@ def test_the_page_shows_the_current_numbers_of_a_store_being_written(tmp_path, s
             assert (badge["attrs"]["data-state"], Dom.text(badge)) == ("in_flight", f"differs by {diff:,}")
 
     # every chart is drawn by plotly with data in it
-    for chart in ("chart-items-kappa", "chart-items-lambda", "chart-diff", "chart-latency", "chart-throughput",
-                  "chart-dead", "chart-batches", "panel-body-healthy_vs_unhealthy_items"):
+    for chart in (
+        "chart-items-kappa",
+        "chart-items-lambda",
+        "chart-diff",
+        "chart-latency",
+        "chart-throughput",
+        "chart-dead",
+        "chart-batches",
+        "panel-body-healthy_vs_unhealthy_items",
+    ):
         node = dom.by_id(chart)
         assert int(node["attrs"].get("data-traces", 0)) >= 1, chart
         assert dom.has_class(node, "main-svg"), f"{chart} is not drawn"

@@ -90,9 +90,13 @@ def test_started_before_the_run_it_waits_for_views_then_shows_them(tmp_path):
     creates D; the page says "waiting for views" until the store appears, then serves it."""
     d = tmp_path / "not-yet"
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "vendlab.cli", "dashboard", "--data-dir", str(d),
-                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vendlab.cli", "dashboard", "--data-dir", str(d), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         line = proc.stdout.readline()
         assert line.strip() == f"vendlab dashboard: http://127.0.0.1:{port}/", proc.stderr.read()
@@ -143,16 +147,19 @@ def test_serves_on_127_0_0_1_by_default_prints_its_url_and_stops_on_ctrl_c(data_
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    proc = subprocess.Popen([sys.executable, "-m", "vendlab.cli", "dashboard", "--data-dir", str(data_dir),
-                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vendlab.cli", "dashboard", "--data-dir", str(data_dir), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         line = proc.stdout.readline()
         assert line.strip() == f"vendlab dashboard: http://127.0.0.1:{port}/", proc.stderr.read()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/views", timeout=10) as r:
             assert json.loads(r.read())["views"]["kappa"]["realtime"] == {"cola": 4}
-        listening = [c for c in __import__("psutil").Process(proc.pid).net_connections("tcp")
-                     if c.status == "LISTEN"]
+        listening = [c for c in __import__("psutil").Process(proc.pid).net_connections("tcp") if c.status == "LISTEN"]
         assert [c.laddr.ip for c in listening] == ["127.0.0.1"]
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=15) == 0

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import vendlab_env
+
 from vendlab import datadir
 from vendlab.cli import main
 
@@ -25,8 +25,9 @@ VENDLAB = [sys.executable, "-m", "vendlab.cli"]
 
 
 def vl(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(VENDLAB + [str(a) for a in argv], capture_output=True, text=True, timeout=timeout,
-                          env=vendlab_env(), cwd=ROOT)
+    return subprocess.run(
+        VENDLAB + [str(a) for a in argv], capture_output=True, text=True, timeout=timeout, env=vendlab_env(), cwd=ROOT
+    )
 
 
 def no_traceback(p: subprocess.CompletedProcess) -> None:
@@ -59,8 +60,9 @@ time.sleep(600)
 def test_a_second_writer_is_refused_at_once_naming_the_holder_and_readers_need_no_lock(tmp_path, capsys):
     d = tmp_path / "d"
     d.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(d)], stdout=subprocess.PIPE, text=True,
-                              env=vendlab_env())
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(d)], stdout=subprocess.PIPE, text=True, env=vendlab_env()
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         t0 = time.monotonic()
@@ -101,16 +103,22 @@ def test_the_lock_is_reentrant_in_one_process_and_released(tmp_path):
 def finished_kappa(tmp_path_factory):
     """The issue's two commands of point 1 (shortened), then --resume: D is exact."""
     d = tmp_path_factory.mktemp("lock") / "D"
-    first = subprocess.Popen(VENDLAB + ["run", "--arch", "kappa", "--data-dir", str(d), "--duration", "8",
-                                        "--rate", "2000", "--json"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=vendlab_env(), cwd=ROOT)
+    first = subprocess.Popen(
+        VENDLAB + ["run", "--arch", "kappa", "--data-dir", str(d), "--duration", "8", "--rate", "2000", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=vendlab_env(),
+        cwd=ROOT,
+    )
     try:
         deadline = time.monotonic() + 60
         while not (d / datadir.LOCK_NAME).exists() or not (d / datadir.LOCK_NAME).read_text():
             assert time.monotonic() < deadline and first.poll() is None, "the first run never took the lock"
             time.sleep(0.1)
-        second = vl("run", "--arch", "kappa", "--data-dir", d, "--duration", "8", "--rate", "2000", "--seed", "2",
-                    "--json")
+        second = vl(
+            "run", "--arch", "kappa", "--data-dir", d, "--duration", "8", "--rate", "2000", "--seed", "2", "--json"
+        )
         out, err = first.communicate(timeout=300)
     finally:
         if first.poll() is None:
@@ -135,8 +143,7 @@ def test_point_1_two_runs_on_one_data_dir_leave_it_exact(finished_kappa):
 
 # -- point 3: checkpoints and store bound together ---------------------------------------------
 @pytest.mark.spark  # a vendlab command in a subprocess runs the jobs
-def test_point_3_a_lost_checkpoint_is_refused_and_the_rebuild_command_restores_exact_views(finished_kappa,
-                                                                                           tmp_path):
+def test_point_3_a_lost_checkpoint_is_refused_and_the_rebuild_command_restores_exact_views(finished_kappa, tmp_path):
     d = tmp_path / "copy"  # a copy: relocatable too (point 2)
     shutil.copytree(finished_kappa, d)
     shutil.rmtree(d / "checkpoints" / "kappa")
@@ -156,8 +163,9 @@ def test_point_3_a_lost_checkpoint_is_refused_and_the_rebuild_command_restores_e
     assert doc["events"] == json.loads((d / "manifest.json").read_text())["events"]
     views = json.loads(vl("views", "--data-dir", d, "--json").stdout)
     manifest = json.loads((d / "manifest.json").read_text())
-    assert {k: n for k, n in views["kappa_realtime"].items() if n} == {k: n for k, n in manifest["items_by_product"].items()
-                                                                  if n}
+    assert {k: n for k, n in views["kappa_realtime"].items() if n} == {
+        k: n for k, n in manifest["items_by_product"].items() if n
+    }
     assert sorted(p.name for p in (d / "checkpoints").iterdir()) == ["kappa"]
     # the rebuilt data dir goes on as any other: resume is exact
     assert_exact(run_json(vl("run", "--arch", "kappa", "--data-dir", d, "--resume", "--json")), "realtime")
@@ -205,9 +213,26 @@ def test_point_2_a_lambda_run_stopped_by_sigterm_then_moved_resumes_exactly(tmp_
     with open(err_path, "w") as err:
         # slow and long: still generating when the master dataset first commits, even on a loaded machine,
         # and little for the resume to drain
-        p = subprocess.Popen(VENDLAB + ["run", "--arch", "lambda", "--data-dir", str(a), "--duration", "600",
-                                        "--rate", "200", "--batch-interval", "2"], stderr=err, text=True,
-                             env=vendlab_env(), cwd=ROOT)
+        p = subprocess.Popen(
+            VENDLAB
+            + [
+                "run",
+                "--arch",
+                "lambda",
+                "--data-dir",
+                str(a),
+                "--duration",
+                "600",
+                "--rate",
+                "200",
+                "--batch-interval",
+                "2",
+            ],
+            stderr=err,
+            text=True,
+            env=vendlab_env(),
+            cwd=ROOT,
+        )
     meta = a / "master" / "_spark_metadata"
     try:
         deadline = time.monotonic() + 300
@@ -235,8 +260,13 @@ def test_relocate_rewrites_only_paths_under_the_old_dir_and_drops_their_checksum
     old, new = tmp_path / "x", tmp_path / "y"
     src = new / "checkpoints" / "kappa" / "sources" / "0"
     src.mkdir(parents=True)
-    (src / "0").write_text("v1\n" + json.dumps({"path": (old / "log" / "seg-1.jsonl").as_uri()}) + "\n"
-                           + json.dumps({"path": str(tmp_path / "xy" / "log")}) + "\n")
+    (src / "0").write_text(
+        "v1\n"
+        + json.dumps({"path": (old / "log" / "seg-1.jsonl").as_uri()})
+        + "\n"
+        + json.dumps({"path": str(tmp_path / "xy" / "log")})
+        + "\n"
+    )
     (src / ".0.crc").write_text("stale")
     meta = new / "master" / "_spark_metadata"
     meta.mkdir(parents=True)
@@ -252,23 +282,28 @@ def test_relocate_rewrites_only_paths_under_the_old_dir_and_drops_their_checksum
 
 
 # -- point 4: bounded flags ---------------------------------------------------------------------
-@pytest.mark.parametrize("argv,needle", [
-    (["generate", "--data-dir", "x", "--events", "2000", "--rate", "1e-9"], "simulated seconds per event"),
-    (["generate", "--data-dir", "x", "--events", "2000", "--time-scale", "1e12"], "must be <= 86400"),
-    (["generate", "--data-dir", "x", "--events", "2000", "--time-scale", "1e6"], "must be <= 86400"),
-    (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "5", "--rate", "nan"], "not a finite number"),
-    (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "nan"], "not a finite number"),
-    (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "inf"], "not a finite number"),
-    (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "1e9"], "must be <= 86400"),
-    (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "5", "--rate", "1e9"], "must be <= 10000000"),
-    (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "5", "--rate", "1e7"],
-     "simulated seconds per event"),
-    (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "5", "--batch-interval", "1e-9"], ">= 0.1"),
-    (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "5", "--seed", str(2**40)], "<= 4294967295"),
-    (["generate", "--data-dir", "x", "--events", "10", "--segment-lines", "100000000"], "<= 1000000"),
-    (["run", "--arch", "kappa", "--data-dir", "", "--duration", "5"], "an empty path"),
-    (["generate", "--data-dir", "", "--events", "10"], "an empty path"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["generate", "--data-dir", "x", "--events", "2000", "--rate", "1e-9"], "simulated seconds per event"),
+        (["generate", "--data-dir", "x", "--events", "2000", "--time-scale", "1e12"], "must be <= 86400"),
+        (["generate", "--data-dir", "x", "--events", "2000", "--time-scale", "1e6"], "must be <= 86400"),
+        (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "5", "--rate", "nan"], "not a finite number"),
+        (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "nan"], "not a finite number"),
+        (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "inf"], "not a finite number"),
+        (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "1e9"], "must be <= 86400"),
+        (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "5", "--rate", "1e9"], "must be <= 10000000"),
+        (
+            ["run", "--arch", "kappa", "--data-dir", "x", "--duration", "5", "--rate", "1e7"],
+            "simulated seconds per event",
+        ),
+        (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "5", "--batch-interval", "1e-9"], ">= 0.1"),
+        (["run", "--arch", "kappa", "--data-dir", "x", "--duration", "5", "--seed", str(2**40)], "<= 4294967295"),
+        (["generate", "--data-dir", "x", "--events", "10", "--segment-lines", "100000000"], "<= 1000000"),
+        (["run", "--arch", "kappa", "--data-dir", "", "--duration", "5"], "an empty path"),
+        (["generate", "--data-dir", "", "--events", "10"], "an empty path"),
+    ],
+)
 def test_point_4_numeric_flags_are_finite_and_bounded(argv, needle, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as e:
@@ -288,12 +323,19 @@ def test_point_4_the_help_documents_every_range(capsys):
 
 def test_point_4_the_generators_memory_does_not_grow_with_simulated_time(tmp_path):
     """The coarsest allowed time per event (60 simulated s): memory stays that of a chunk."""
-    code = ("import resource, sys\nfrom vendlab.cli import main\n"
-            "rc = main(['generate', '--data-dir', sys.argv[1], '--events', '300000', '--rate', '1', "
-            "'--segment-lines', '50000'])\n"
-            "print(rc, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n")
-    p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "g")], capture_output=True, text=True,
-                       timeout=600, env=vendlab_env())
+    code = (
+        "import resource, sys\nfrom vendlab.cli import main\n"
+        "rc = main(['generate', '--data-dir', sys.argv[1], '--events', '300000', '--rate', '1', "
+        "'--segment-lines', '50000'])\n"
+        "print(rc, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "g")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=vendlab_env(),
+    )
     rc, rss_mb = map(int, p.stdout.split())
     assert rc == 0, p.stderr[-2000:]
     assert rss_mb < 1024, f"{rss_mb} MB"  # the kernel killed the unbounded generator at 24 GB
@@ -310,9 +352,14 @@ def test_point_4_the_feeder_takes_bounded_chunks_whatever_the_rate(tmp_path):
     gen.take = lambda n: (sizes.append(n), take(n))[1]
 
     class Sink:
-        def append(self, data, lines, first_ms): pass
-        def due(self): return False
-        def close(self): pass
+        def append(self, data, lines, first_ms):
+            pass
+
+        def due(self):
+            return False
+
+        def close(self):
+            pass
 
     f = LogFeeder(gen, Sink(), 6_000_000, 0.5, None)
     f.run()
@@ -337,9 +384,17 @@ def test_point_5_warnings_for_a_generator_behind_schedule_and_a_workload_without
 def test_point_5_the_exit_code_says_a_run_is_not_what_was_asked(monkeypatch, tmp_path, capfd):
     from vendlab import runner
 
-    doc = {"arch": "kappa", "exact": True, "warnings": ["the generator fell behind its schedule"],
-           "generated": {"events": 1, "malformed": 0, "duplicates": 0}, "expected": {}, "views": {},
-           "latency_ms": {"p50": 1, "p95": 1, "p99": 1}, "throughput_eps": 1, "dead_letters": {}}
+    doc = {
+        "arch": "kappa",
+        "exact": True,
+        "warnings": ["the generator fell behind its schedule"],
+        "generated": {"events": 1, "malformed": 0, "duplicates": 0},
+        "expected": {},
+        "views": {},
+        "latency_ms": {"p50": 1, "p95": 1, "p99": 1},
+        "throughput_eps": 1,
+        "dead_letters": {},
+    }
     monkeypatch.setattr(runner.Runner, "run", lambda self: {"kappa": doc})
     argv = ["run", "--arch", "kappa", "--data-dir", str(tmp_path / "d"), "--duration", "1"]
     assert main(argv + ["--json"]) == 3
@@ -353,8 +408,22 @@ def test_point_5_the_exit_code_says_a_run_is_not_what_was_asked(monkeypatch, tmp
 
 
 def test_point_5_generate_warns_of_a_log_without_sales(tmp_path, capsys):
-    assert main(["generate", "--data-dir", str(tmp_path / "g"), "--events", "3000", "--rate", "1000000",
-                 "--time-scale", "10"]) == 3
+    assert (
+        main(
+            [
+                "generate",
+                "--data-dir",
+                str(tmp_path / "g"),
+                "--events",
+                "3000",
+                "--rate",
+                "1000000",
+                "--time-scale",
+                "10",
+            ]
+        )
+        == 3
+    )
     assert "no valid sales" in capsys.readouterr().err
 
 
@@ -376,8 +445,12 @@ def test_point_6_damaged_files_and_a_missing_master_are_messages_not_tracebacks(
     (d / "manifest.json").write_text(good)
     # a damaged views.sqlite: views, --resume and replay without --replace say how to rebuild
     (d / "views.sqlite").write_bytes(b"this is not a database" * 100)
-    for argv in (("views", "--data-dir", d), ("answer", "--data-dir", d),
-                 ("run", "--arch", "kappa", "--data-dir", d, "--resume"), ("replay", "--data-dir", d)):
+    for argv in (
+        ("views", "--data-dir", d),
+        ("answer", "--data-dir", d),
+        ("run", "--arch", "kappa", "--data-dir", d, "--resume"),
+        ("replay", "--data-dir", d),
+    ):
         p = vl(*argv)
         assert p.returncode == 2, (argv, p.stderr[-2000:])
         assert f"vendlab replay --data-dir {d} --replace" in p.stderr, argv

@@ -52,7 +52,9 @@ def test_the_script_rewrites_a_stale_sample_and_keeps_the_rest(tmp_path):
     assert samples.rewrite(found, samples.Runner(tmp_path / "w"), check=True, root=tmp_path) == ["README.md: echo hi"]
     assert "old" in doc.read_text()  # --check writes nothing
     samples.rewrite(found, samples.Runner(tmp_path / "w"), root=tmp_path)
-    assert doc.read_text() == "Say hi:\n\n```\necho hi\n```\n\n<!-- sample: echo hi -->\n```\n$ echo hi\nhi\n```\n\nend\n"
+    assert (
+        doc.read_text() == "Say hi:\n\n```\necho hi\n```\n\n<!-- sample: echo hi -->\n```\n$ echo hi\nhi\n```\n\nend\n"
+    )
 
 
 # -- the parts of the timed samples that do not vary --------------------------------------------
@@ -77,9 +79,17 @@ def test_the_readme_demo_table_is_exact_and_shows_the_default_bad_and_duplicate_
     header = body.splitlines()[1].split()
     assert header == ["kappa", "lambda"]
     rows = _rows(body)
-    for label in ("events generated", "of which malformed / duplicates", "items sold (manifest)",
-                  "items in validation view", "items in serving view", "EXACT (view == validation == manifest)",
-                  "event-to-view latency p50", "throughput", "dead letters (by the job)"):
+    for label in (
+        "events generated",
+        "of which malformed / duplicates",
+        "items sold (manifest)",
+        "items in validation view",
+        "items in serving view",
+        "EXACT (view == validation == manifest)",
+        "event-to-view latency p50",
+        "throughput",
+        "dead letters (by the job)",
+    ):
         assert label in rows, label
     assert rows["EXACT (view == validation == manifest)"] == ["yes", "yes"]
     events = [_n(c) for c in rows["events generated"]]

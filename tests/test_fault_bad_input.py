@@ -6,13 +6,12 @@ contract's reason, the counts match what was injected, the valid views stay exac
 
 from __future__ import annotations
 
-
 from collections import Counter
 
 import pytest
+from conftest import record
 from pyspark.sql import functions as F
 
-from conftest import record
 from vendlab import corpus, schema
 from vendlab.catalog import make_catalog
 from vendlab.config import embedded
@@ -26,14 +25,24 @@ from vendlab.validation import Validator
 CATALOG = make_catalog(5)
 CASES = corpus.cases(CATALOG)
 
+
 def test_the_corpus_covers_every_family_the_issue_names():
     assert {c.family for c in CASES} == set(corpus.FAMILIES)
     assert len({c.name for c in CASES}) == len(CASES)
     reasons = {c.reason for c in CASES if c.reason}
     assert reasons <= set(schema.all_reasons())
     # every static reason of the contract is exercised
-    assert {"line_too_long", "not_json_object", "unknown_type", "bad_time", "bad_quantity", "bad_price",
-            "unknown_product", "unknown_machine", "bad_category"} <= reasons
+    assert {
+        "line_too_long",
+        "not_json_object",
+        "unknown_type",
+        "bad_time",
+        "bad_quantity",
+        "bad_price",
+        "unknown_product",
+        "unknown_machine",
+        "bad_category",
+    } <= reasons
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -51,11 +60,13 @@ def test_spark_gives_the_contract_verdict_through_the_log_source(spark, tmp_path
     log.mkdir()
     seg = log / "seg-000000000000-1767592800000.jsonl"
     seg.write_bytes(b"".join(c.make(1) + b"\n" for c in CASES))
-    raw = spark.read.option("lineSep", "\n").text(str(seg)).select(
-        "value", F.col("_metadata.file_name").alias("file"))
+    raw = spark.read.option("lineSep", "\n").text(str(seg)).select("value", F.col("_metadata.file_name").alias("file"))
     assert raw.rdd.getNumPartitions() == 1  # one partition: collect() keeps the file's order
-    rows = parse.parse(sources.file_envelope(raw), sorted(CATALOG.machine_ids), sorted(CATALOG.product_names)) \
-        .select("reason", "kind", "quantity", "price_cents", "revenue_cents").collect()
+    rows = (
+        parse.parse(sources.file_envelope(raw), sorted(CATALOG.machine_ids), sorted(CATALOG.product_names))
+        .select("reason", "kind", "quantity", "price_cents", "revenue_cents")
+        .collect()
+    )
     assert len(rows) == len(CASES)  # no line split or merged
     got = {c.name: r["reason"] for c, r in zip(CASES, rows)}
     assert got == {c.name: c.reason for c in CASES}
@@ -83,13 +94,15 @@ def _expected(manifest, injected):
 
 
 def test_kappa_and_validation_with_the_corpus_at_one_percent(spark, tmp_path):
-    catalog, manifest, injected = corpus.write_log(tmp_path, seed=5, events=24_000, segment_lines=6_000,
-                                                   corpus_rate=0.01, dup_rate=0.01)
+    catalog, manifest, injected = corpus.write_log(
+        tmp_path, seed=5, events=24_000, segment_lines=6_000, corpus_rate=0.01, dup_rate=0.01
+    )
     assert injected.lines > 150 and manifest.duplicates > 150
     assert set(injected.reasons) >= {"not_json_object", "line_too_long", "bad_time", "wrong_type:quantity"}
     # a writer that died mid-segment left its temporary file: nobody may read it
     (tmp_path / "log" / ".seg-000000000004-1767600000000.jsonl.tmp").write_bytes(
-        b'{"event_id":"half","type":"sale","machine_id":"VM-001","pla')
+        b'{"event_id":"half","type":"sale","machine_id":"VM-001","pla'
+    )
     expected = _expected(manifest, injected)
     profile = embedded(tmp_path, max_files_per_trigger=2)  # two micro-batches
 
@@ -105,6 +118,7 @@ def test_kappa_and_validation_with_the_corpus_at_one_percent(spark, tmp_path):
     # the dead-letters table: one row per bad line, with the contract's reason
     rows = store.dead_letters(base.KAPPA, limit=10**6)
     assert Counter(r for r, _, _ in rows) == Counter(expected["dead_letters"])
+
     # ... and the line itself (the first DEAD_LETTER_RAW_CHARS characters)
     # (a line that is not UTF-8 is shown with replacement characters; Java and Python place
     # them differently, so those compare by reason only)
@@ -115,9 +129,18 @@ def test_kappa_and_validation_with_the_corpus_at_one_percent(spark, tmp_path):
             return "(not UTF-8)"
 
     assert Counter((r, "(not UTF-8)" if "\ufffd" in raw else raw) for r, raw, _ in rows) == Counter(
-        (r, text(line)) for r, line in injected.bad_lines)
+        (r, text(line)) for r, line in injected.bad_lines
+    )
     assert all(pos.startswith("seg-") for _, _, pos in rows)
-    record("corpus_at_1_percent", lines=manifest.events + injected.lines, corpus_lines=injected.lines,
-           bad_lines=len(injected.bad_lines), dead_letters_by_reason=dict(expected["dead_letters"]),
-           duplicates=manifest.duplicates, kappa_dead_letter_rows=len(rows), job_stopped=False, exact=True)
+    record(
+        "corpus_at_1_percent",
+        lines=manifest.events + injected.lines,
+        corpus_lines=injected.lines,
+        bad_lines=len(injected.bad_lines),
+        dead_letters_by_reason=dict(expected["dead_letters"]),
+        duplicates=manifest.duplicates,
+        kappa_dead_letter_rows=len(rows),
+        job_stopped=False,
+        exact=True,
+    )
     assert "half" not in {raw[:60] for _, raw, _ in rows}

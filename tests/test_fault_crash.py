@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import record, vendlab_env
+
 from vendlab.catalog import Catalog
 from vendlab.eventlog import list_segments
 from vendlab.generator import Manifest
@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # The wrapper: installs the hook named by VL_FAULT, then runs the CLI.
-CHILD = r'''
+CHILD = r"""
 import os, sys, time
 from pathlib import Path
 
@@ -116,7 +116,7 @@ if kind in ("handoff", "batch_run"):
 
 from vendlab.cli import main
 sys.exit(main(sys.argv[1:]))
-'''
+"""
 
 
 def _run_args(arch: str, data_dir: Path, *extra: str) -> list[str]:
@@ -125,8 +125,9 @@ def _run_args(arch: str, data_dir: Path, *extra: str) -> list[str]:
     return ["run", "--arch", arch, "--data-dir", str(data_dir), "--json", "--no-warmup", *extra]
 
 
-def run_until_killed(arch: str, data_dir: Path, fault: str, *flags: str, timeout: float = 180,
-                     tag: str = "crash") -> float:
+def run_until_killed(
+    arch: str, data_dir: Path, fault: str, *flags: str, timeout: float = 180, tag: str = "crash"
+) -> float:
     """Start `vendlab run` with the fault hook; SIGKILL its process group when the hook is
     reached. Returns the seconds it ran."""
     flag = data_dir.parent / f"{data_dir.name}.{tag}.reached"
@@ -134,13 +135,19 @@ def run_until_killed(arch: str, data_dir: Path, fault: str, *flags: str, timeout
     log_path = data_dir.parent / f"{data_dir.name}.{tag}.log"
     log = open(log_path, "wb")
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, *_run_args(arch, data_dir, *flags)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, *_run_args(arch, data_dir, *flags)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         while not flag.exists():
             if proc.poll() is not None:
-                pytest.fail(f"the run ended (exit {proc.returncode}) before reaching {fault}: "
-                            + log_path.read_text()[-3000:])
+                pytest.fail(
+                    f"the run ended (exit {proc.returncode}) before reaching {fault}: " + log_path.read_text()[-3000:]
+                )
             if time.monotonic() - t0 > timeout:
                 pytest.fail(f"{fault} not reached in {timeout} s")
             time.sleep(0.05)
@@ -174,8 +181,14 @@ def _pgid(pid: int) -> int | None:
 
 
 def resume(arch: str, data_dir: Path, *flags: str) -> dict:
-    r = subprocess.run([sys.executable, "-m", "vendlab.cli", *_run_args(arch, data_dir, "--resume", *flags)],
-                       env=vendlab_env(), capture_output=True, text=True, timeout=150, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "vendlab.cli", *_run_args(arch, data_dir, "--resume", *flags)],
+        env=vendlab_env(),
+        capture_output=True,
+        text=True,
+        timeout=150,
+        cwd=ROOT,
+    )
     assert r.returncode in (0, 1), r.stderr[-3000:]
     assert "resuming from the checkpoints" in r.stderr
     return json.loads(r.stdout)
@@ -185,8 +198,10 @@ def recount(data_dir: Path, catalog: Catalog) -> dict[str, dict]:
     """The log, counted again from scratch by the plain-Python consumer into a fresh store."""
     store = SqliteStore(data_dir.parent / f"{data_dir.name}.recount.sqlite")
     Validator(data_dir / "log", catalog, store).poll()
-    return {v: store.read_view(base.VALIDATION, v) for v in
-            (base.ITEMS_BY_PRODUCT, base.REVENUE_BY_CATEGORY, base.DEAD_LETTERS)}
+    return {
+        v: store.read_view(base.VALIDATION, v)
+        for v in (base.ITEMS_BY_PRODUCT, base.REVENUE_BY_CATEGORY, base.DEAD_LETTERS)
+    }
 
 
 def check_exact(data_dir: Path, result: dict, exact_view: str) -> dict:
@@ -209,8 +224,13 @@ def check_exact(data_dir: Path, result: dict, exact_view: str) -> dict:
     job = base.KAPPA if exact_view == "realtime" else base.LAMBDA_SPEED
     ids = [b for b, _, _ in store.micro_batches(job)]
     assert ids == list(range(len(ids)))  # every micro-batch applied once, none skipped
-    return {"events": m.events, "sales": m.sales, "duplicates": m.duplicates, "malformed": m.malformed,
-            "items": sum(expected.values())}
+    return {
+        "events": m.events,
+        "sales": m.sales,
+        "duplicates": m.duplicates,
+        "malformed": m.malformed,
+        "items": sum(expected.values()),
+    }
 
 
 RUN = ("--duration", "4", "--rate", "1500", "--seed", "7", "--bad-rate", "0.01", "--dup-rate", "0.01")
@@ -233,9 +253,17 @@ def test_kappa_killed_inside_a_micro_batch_resumes_exactly(tmp_path):
     t0 = time.monotonic()
     result = resume("kappa", d)
     outcome = check_exact(d, result, "realtime")
-    record("kappa_kill_inside_micro_batch", killed_after_s=round(ran, 1), batch_planned=planned,
-           batch_in_store=applied, batch_committed_by_spark=committed, resume_s=round(time.monotonic() - t0, 1),
-           replayed_batch_skipped=True, **outcome, exact=result["exact"])
+    record(
+        "kappa_kill_inside_micro_batch",
+        killed_after_s=round(ran, 1),
+        batch_planned=planned,
+        batch_in_store=applied,
+        batch_committed_by_spark=committed,
+        resume_s=round(time.monotonic() - t0, 1),
+        replayed_batch_skipped=True,
+        **outcome,
+        exact=result["exact"],
+    )
 
 
 def test_lambda_killed_inside_a_handoff_then_inside_a_batch_run_resumes_exactly(tmp_path):
@@ -243,14 +271,32 @@ def test_lambda_killed_inside_a_handoff_then_inside_a_batch_run_resumes_exactly(
     rows the previous view covered not yet retired; 2. the resumed run killed while Spark
     computes a batch view: nothing more published; 3. resumed again: exact."""
     d = tmp_path / "run"
-    lam = ("--duration", "5", "--rate", "1000", "--seed", "8", "--bad-rate", "0.01", "--dup-rate", "0.01",
-           "--batch-interval", "1", "--time-scale", "600")
+    lam = (
+        "--duration",
+        "5",
+        "--rate",
+        "1000",
+        "--seed",
+        "8",
+        "--bad-rate",
+        "0.01",
+        "--dup-rate",
+        "0.01",
+        "--batch-interval",
+        "1",
+        "--time-scale",
+        "600",
+    )
     ran1 = run_until_killed("lambda", d, "handoff", *lam)
     store = SqliteStore(d / "views.sqlite", readonly=True)
     runs = store.batch_history()
     assert len(runs) >= 2 and runs[-2].cutoff_bucket > 0
-    buckets = [b for (b,) in store._con().execute(
-        "SELECT DISTINCT bucket FROM agg WHERE job='lambda_speed' AND view='items_by_product'")]
+    buckets = [
+        b
+        for (b,) in store._con().execute(
+            "SELECT DISTINCT bucket FROM agg WHERE job='lambda_speed' AND view='items_by_product'"
+        )
+    ]
     assert min(buckets) < runs[-2].cutoff_bucket  # published, not retired yet
     store.close()
 
@@ -262,7 +308,14 @@ def test_lambda_killed_inside_a_handoff_then_inside_a_batch_run_resumes_exactly(
     t0 = time.monotonic()
     result = resume("lambda", d, "--batch-interval", "1")
     outcome = check_exact(d, result, "serving")
-    record("lambda_kill_inside_handoff_then_batch_run", killed_in_handoff_after_s=round(ran1, 1),
-           versions_at_first_kill=[r.version for r in runs], unretired_buckets_below=runs[-2].cutoff_bucket,
-           killed_in_batch_run_after_s=round(ran2, 1), resume_s=round(time.monotonic() - t0, 1),
-           handoffs_after_resume=result.get("handoffs"), **outcome, exact=result["exact"])
+    record(
+        "lambda_kill_inside_handoff_then_batch_run",
+        killed_in_handoff_after_s=round(ran1, 1),
+        versions_at_first_kill=[r.version for r in runs],
+        unretired_buckets_below=runs[-2].cutoff_bucket,
+        killed_in_batch_run_after_s=round(ran2, 1),
+        resume_s=round(time.monotonic() - t0, 1),
+        handoffs_after_resume=result.get("handoffs"),
+        **outcome,
+        exact=result["exact"],
+    )

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import record
+
 from vendlab.catalog import make_catalog
 from vendlab.eventlog import SegmentWriter, list_segments
 from vendlab.generator import Manifest
@@ -33,7 +33,7 @@ from vendlab.validation import Validator
 ROOT = Path(__file__).resolve().parents[1]
 
 
-CHILD = r'''
+CHILD = r"""
 import os, sys, time
 from pathlib import Path
 from vendlab.catalog import make_catalog
@@ -75,15 +75,16 @@ if mode in ("prepared", "renamed"):
     writer.on_roll = hooked
 flag.write_text("started") if mode == "random" else None
 feeder.run()
-'''
+"""
 
 
 def kill_generator(d: Path, mode: str, after_s: float = 0.0) -> None:
     flag = d.parent / f"{d.name}.flag"
     (d / "log").mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(d), mode, str(flag)], env=env,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(d), mode, str(flag)], env=env, stderr=subprocess.PIPE, start_new_session=True
+    )
     deadline = time.monotonic() + 60
     while not flag.exists():
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
@@ -117,8 +118,9 @@ def check_recovered_manifest(d: Path, catalog, n_segments: int) -> Manifest:
     v = Validator(d / "log", catalog, store)
     v.poll()
     assert v.lines == m.events + m.markers
-    assert {k: n for k, n in store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT).items()} == \
-        {k: n for k, n in m.items_by_product.items() if n}
+    assert {k: n for k, n in store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT).items()} == {
+        k: n for k, n in m.items_by_product.items() if n
+    }
     assert store.read_view(base.VALIDATION, base.DEAD_LETTERS) == m.malformed_by_reason
     return m
 
@@ -144,9 +146,16 @@ def test_killed_during_a_segment_roll(tmp_path, mode):
     # a new writer removes the half-written temp file and continues the numbering
     w = SegmentWriter(d / "log")
     assert not list((d / "log").glob(".seg-*.tmp")) and w.next_number == n
-    record("generator_killed_" + mode, complete_segments=n, manifest_segments=m.segments, events=m.events,
-           temp_file_left=bool(tmp), pending_manifest_left=mode != "tmp_written",
-           pending_promoted=mode == "renamed", consistent=True)
+    record(
+        "generator_killed_" + mode,
+        complete_segments=n,
+        manifest_segments=m.segments,
+        events=m.events,
+        temp_file_left=bool(tmp),
+        pending_manifest_left=mode != "tmp_written",
+        pending_promoted=mode == "renamed",
+        consistent=True,
+    )
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -183,9 +192,26 @@ def test_produce_stopped_by_a_signal_writes_its_end_marker_and_manifest(tmp_path
     neither (the local stack's drain waited for an end marker that never came)."""
     d = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    p = subprocess.Popen([sys.executable, "-m", "vendlab.cli", "produce", "--profile", "embedded", "--rate", "200",
-                          "--seed", "3", "--data-dir", str(d)], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, start_new_session=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vendlab.cli",
+            "produce",
+            "--profile",
+            "embedded",
+            "--rate",
+            "200",
+            "--seed",
+            "3",
+            "--data-dir",
+            str(d),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not list_segments(d / "log") and time.monotonic() < deadline:  # producing

@@ -22,8 +22,8 @@ import os
 from collections import Counter
 
 import numpy as np
-
 from conftest import iso, record
+
 from vendlab.catalog import make_catalog
 from vendlab.config import embedded
 from vendlab.eventlog import SegmentWriter
@@ -40,6 +40,7 @@ from vendlab.validation import Validator
 T0 = parse_start("2026-01-05T06:00:00Z")
 MIN = 60_000
 
+
 class Sales:
     """Valid sale lines of a catalog, with chosen ids, products, quantities and event times."""
 
@@ -50,10 +51,23 @@ class Sales:
     def line(self, eid: str, i: int, qty: int, at_ms: int) -> bytes:
         p = self.catalog.products[i % len(self.catalog.products)]
         m = self.catalog.machines[i % len(self.catalog.machines)]
-        return json.dumps({"event_id": eid, "type": "sale", "machine_id": m.machine_id, "place": m.place,
-                           "product": p.product, "category": p.category, "quantity": qty,
-                           "unit_price": p.price_cents / 100, "customer_id": "C7",
-                           "event_time": iso(at_ms)}).encode() + b"\n"
+        return (
+            json.dumps(
+                {
+                    "event_id": eid,
+                    "type": "sale",
+                    "machine_id": m.machine_id,
+                    "place": m.place,
+                    "product": p.product,
+                    "category": p.category,
+                    "quantity": qty,
+                    "unit_price": p.price_cents / 100,
+                    "customer_id": "C7",
+                    "event_time": iso(at_ms),
+                }
+            ).encode()
+            + b"\n"
+        )
 
     def fresh(self, k: int, at_ms: int) -> list[bytes]:
         out = []
@@ -109,24 +123,38 @@ def test_kappa_duplicates_within_and_beyond_the_dedup_delay_and_a_late_event(spa
     # exactly B's second delivery differs: A's duplicate was dropped, the late C counted once
     assert kappa - truth == Counter({b_product: 3}) and truth - kappa == Counter()
     assert truth[catalog.products[3].product] >= 1
-    assert store.read_view(base.KAPPA, base.DEAD_LETTERS) == store.read_view(base.VALIDATION, base.DEAD_LETTERS) \
+    assert (
+        store.read_view(base.KAPPA, base.DEAD_LETTERS)
+        == store.read_view(base.VALIDATION, base.DEAD_LETTERS)
         == {"not_json_object": 5}
-    record("kappa_dedup_bound", duplicate_after_5_min="dropped", duplicate_after_27_min="counted twice",
-           event_2h_late="counted once", kappa_minus_validation=dict(kappa - truth))
+    )
+    record(
+        "kappa_dedup_bound",
+        duplicate_after_5_min="dropped",
+        duplicate_after_27_min="counted twice",
+        event_2h_late="counted once",
+        kappa_minus_validation=dict(kappa - truth),
+    )
 
 
 def _ingest_available_now(spark, profile):
     """Lambda's ingest job (vendlab.jobs.ingest) run to the end of the log, then stopped."""
-    q = (with_date(sources.read_log_stream(spark, profile)).writeStream.queryName(INGEST).format("parquet")
-         .partitionBy("date").option("path", profile.master_path)
-         .option("checkpointLocation", profile.checkpoint(INGEST)).trigger(availableNow=True).start())
+    q = (
+        with_date(sources.read_log_stream(spark, profile))
+        .writeStream.queryName(INGEST)
+        .format("parquet")
+        .partitionBy("date")
+        .option("path", profile.master_path)
+        .option("checkpointLocation", profile.checkpoint(INGEST))
+        .trigger(availableNow=True)
+        .start()
+    )
     q.awaitTermination()
     assert q.exception() is None
 
 
 def _speed_available_now(spark, profile, catalog):
-    q = start_view_job(spark, profile, catalog, base.LAMBDA_SPEED, bucket_ms=profile.bucket_ms,
-                       available_now=True)
+    q = start_view_job(spark, profile, catalog, base.LAMBDA_SPEED, bucket_ms=profile.bucket_ms, available_now=True)
     q.awaitTermination()
     assert q.exception() is None
 
@@ -145,7 +173,7 @@ def out_of_order_log(profile, seed=43, events=3_000, segment_lines=500):
         chunk = gen.take(segment_lines)
         lines = [x + b"\n" for x in chunk.data.split(b"\n")[:-1]]
         late = rng.random(len(lines)) < 0.3
-        late[: -200] = False  # only from the segment's last 2 simulated minutes
+        late[:-200] = False  # only from the segment's last 2 simulated minutes
         here = carry + [x for x, m in zip(lines, late) if not m]
         rng.shuffle(here)
         carry = [x for x, m in zip(lines, late) if m]
@@ -189,9 +217,14 @@ def test_lambda_out_of_order_duplicates_and_events_beyond_the_lateness_bound(spa
     assert lambda_views(store)["serving"] == dict(Counter(truth) + Counter({p1: 3, p2: 2}))
     Validator(profile.log_dir, catalog, store).poll()
     assert lambda_views(store)["serving"] == views(store, base.VALIDATION)
-    record("lambda_lateness_bound", cutoff_bucket=first.cutoff_bucket, event_15_min_late="missing until the next "
-           "batch run, then counted once", event_4_min_late="counted at once", duplicate_30_min_later="not counted",
-           out_of_order_and_1pct_duplicates="exact")
+    record(
+        "lambda_lateness_bound",
+        cutoff_bucket=first.cutoff_bucket,
+        event_15_min_late="missing until the next batch run, then counted once",
+        event_4_min_late="counted at once",
+        duplicate_30_min_later="not counted",
+        out_of_order_and_1pct_duplicates="exact",
+    )
 
 
 def test_lambda_a_valid_sale_dated_2099_does_not_move_the_cutoff_into_the_future(spark, tmp_path):
@@ -245,5 +278,9 @@ def test_lambda_a_valid_sale_dated_2099_does_not_move_the_cutoff_into_the_future
     lam = lambda_views(store)
     assert lam["serving"] == truth  # exact: the 2099 sale counted once, by the speed layer
     assert lam["batch"].get(p5, 0) + 7 <= truth[p5] and lam["realtime"].get(p5, 0) >= 7
-    record("lambda_future_event_time", cutoff_bucket=second.cutoff_bucket, sale_dated_2099="counted once by the "
-           "speed layer; cutoff stays near log time", later_events="served at once")
+    record(
+        "lambda_future_event_time",
+        cutoff_bucket=second.cutoff_bucket,
+        sale_dated_2099="counted once by the speed layer; cutoff stays near log time",
+        later_events="served at once",
+    )

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import record
+
 from vendlab.config import embedded
 from vendlab.jobs import streaming
 from vendlab.jobs.streaming import BatchSink, start_view_job
@@ -23,11 +23,10 @@ from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore, StoreUnavailable
 from vendlab.validation import Validator
 
-
 DELTAS = [(base.ITEMS_BY_PRODUCT, f"p{i}", 0, i + 1) for i in range(3000)]
 EXPECTED = {f"p{i}": i + 1 for i in range(3000)}
 
-LOCKER = r'''
+LOCKER = r"""
 import sqlite3, sys, time
 con = sqlite3.connect(sys.argv[1], isolation_level=None)
 con.execute("BEGIN EXCLUSIVE")
@@ -35,7 +34,8 @@ print("locked", flush=True)
 time.sleep(float(sys.argv[2]))
 con.execute("COMMIT")
 print("released", flush=True)
-'''
+"""
+
 
 def hold_lock(path: Path, seconds: float) -> subprocess.Popen:
     """Another process takes the write lock of the file for ``seconds``."""
@@ -45,8 +45,7 @@ def hold_lock(path: Path, seconds: float) -> subprocess.Popen:
 
 
 def test_file_locked_for_10_s_during_a_kappa_run(spark, tmp_path, log_factory, capfd):
-    catalog, manifest = log_factory(tmp_path, seed=31, events=8_000, segment_lines=4_000, dup_rate=0.01,
-                                    bad_rate=0.01)
+    catalog, manifest = log_factory(tmp_path, seed=31, events=8_000, segment_lines=4_000, dup_rate=0.01, bad_rate=0.01)
     profile = embedded(tmp_path)
     store = SqliteStore(profile.sqlite_path)  # the tables exist
     held = {}
@@ -57,8 +56,9 @@ def test_file_locked_for_10_s_during_a_kappa_run(spark, tmp_path, log_factory, c
         if (batch_id, stage) == (0, "before_apply"):
             held["t0"] = time.monotonic()
             held["locker"] = hold_lock(profile.sqlite_path, 10)
-            held["validation"] = threading.Thread(target=lambda: Validator(
-                profile.log_dir, catalog, SqliteStore(profile.sqlite_path)).poll())
+            held["validation"] = threading.Thread(
+                target=lambda: Validator(profile.log_dir, catalog, SqliteStore(profile.sqlite_path)).poll()
+            )
             held["validation"].start()
         if (batch_id, stage) == (0, "after_apply"):
             held["applied_after"] = time.monotonic() - held["t0"]
@@ -79,9 +79,13 @@ def test_file_locked_for_10_s_during_a_kappa_run(spark, tmp_path, log_factory, c
     assert store.read_view(base.KAPPA, base.DEAD_LETTERS) == manifest.malformed_by_reason
     assert store.read_view(base.VALIDATION, base.DEAD_LETTERS) == manifest.malformed_by_reason
     assert [b for b, _, _ in store.micro_batches(base.KAPPA)] == [0]
-    record("sqlite_locked_10s", kappa_batch_applied_after_s=round(held["applied_after"], 1),
-           kappa_retry_messages=err.count("applying kappa batch 0 failed"),
-           validation_retry_messages=err.count("applying validation batch 0 failed"), exact=True)
+    record(
+        "sqlite_locked_10s",
+        kappa_batch_applied_after_s=round(held["applied_after"], 1),
+        kappa_retry_messages=err.count("applying kappa batch 0 failed"),
+        validation_retry_messages=err.count("applying validation batch 0 failed"),
+        exact=True,
+    )
 
 
 def _fill(directory: Path) -> Path:
@@ -104,8 +108,10 @@ def tiny_fs(tmp_path):
     mnt.mkdir()
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
     if r.returncode != 0:
-        pytest.skip(f"cannot mount a tiny filesystem here ({r.stderr.strip() or 'mount failed'}); "
-                    "the SQLite size-limit test covers the full-disk path")
+        pytest.skip(
+            f"cannot mount a tiny filesystem here ({r.stderr.strip() or 'mount failed'}); "
+            "the SQLite size-limit test covers the full-disk path"
+        )
     try:
         yield mnt
     finally:
@@ -190,6 +196,7 @@ def test_publish_and_retire_are_retried_too(tmp_path):
 
 
 # -- the sink's own retry: a store down longer than its own retries (Cassandra) ------------------
+
 
 def _cassandra_store(session):
     from vendlab.store.cassandra import CassandraStore

@@ -18,10 +18,14 @@ from vendlab.generator import Generator, Manifest
 # formatted by Arrow string kernels): the pieces-of-text generator must give the very same stream.
 # A deliberate change of the stream changes these (and the samples: scripts/samples.py).
 STREAMS = [
-    (dict(seed=5, machines=20, rate=20_000, time_scale=60.0, bad_rate=0.01, dup_rate=0.01),
-     "b8c8a1a1b8c66ec62f4a382ba71d5e8e77902047116bf367a3306fcff7922ea4"),
-    (dict(seed=3, machines=7, rate=1_000, time_scale=3_600.0, bad_rate=0.05, dup_rate=0.05),
-     "a195fd3161530c844a7da2ec753cb3df0caf7019f02b132df673f9ca405bdec5"),
+    (
+        dict(seed=5, machines=20, rate=20_000, time_scale=60.0, bad_rate=0.01, dup_rate=0.01),
+        "b8c8a1a1b8c66ec62f4a382ba71d5e8e77902047116bf367a3306fcff7922ea4",
+    ),
+    (
+        dict(seed=3, machines=7, rate=1_000, time_scale=3_600.0, bad_rate=0.05, dup_rate=0.05),
+        "a195fd3161530c844a7da2ec753cb3df0caf7019f02b132df673f9ca405bdec5",
+    ),
 ]
 
 
@@ -64,8 +68,13 @@ def test_numbers_and_temperatures_beyond_the_tables_are_formatted(monkeypatch):
 def test_a_finished_log_is_the_stream_with_a_complete_manifest(tmp_path):
     settings = dict(seed=2, machines=5, rate=5_000, time_scale=60.0, bad_rate=0.01, dup_rate=0.02)
     seen = []
-    log = write_log(tmp_path, _gen(**settings), 25_000, segment_lines=10_000,
-                    progress=lambda done, total: seen.append((done, total)))
+    log = write_log(
+        tmp_path,
+        _gen(**settings),
+        25_000,
+        segment_lines=10_000,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert seen == [(10_000, 25_000), (20_000, 25_000), (25_000, 25_000)]
     segs = list_segments(tmp_path / "log")
     assert [s.number for s in segs] == [0, 1, 2]

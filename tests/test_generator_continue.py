@@ -20,8 +20,14 @@ from vendlab import cli
 from vendlab.catalog import make_catalog
 from vendlab.eventlog import list_segments
 from vendlab.generator import BLOCK, Generator, Manifest
-from vendlab.kafka_log import (KafkaLogError, KafkaValidator, consumer_config, last_generated, make_feeder,
-                               topic_partitions)
+from vendlab.kafka_log import (
+    KafkaLogError,
+    KafkaValidator,
+    consumer_config,
+    last_generated,
+    make_feeder,
+    topic_partitions,
+)
 from vendlab.runner import continue_generator
 from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore
@@ -31,9 +37,25 @@ SEED = 7
 RATE = 20_000.0
 KW = dict(bad_rate=0.02, dup_rate=0.03)
 EVENT = re.compile(rb'^\{"event_id":"e(\d+)-(\d+)"')
-COUNTS = ("events", "sales", "telemetry", "restocks", "malformed", "duplicates", "items_by_product",
-          "items_by_category", "revenue_cents_by_category", "malformed_by_reason", "stock", "lost_sales",
-          "stockouts", "restock_visits", "breakdowns", "first_event_ms", "last_event_ms")
+COUNTS = (
+    "events",
+    "sales",
+    "telemetry",
+    "restocks",
+    "malformed",
+    "duplicates",
+    "items_by_product",
+    "items_by_category",
+    "revenue_cents_by_category",
+    "malformed_by_reason",
+    "stock",
+    "lost_sales",
+    "stockouts",
+    "restock_visits",
+    "breakdowns",
+    "first_event_ms",
+    "last_event_ms",
+)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +102,7 @@ def ids_and_times(lines):
     for x in lines:
         m = EVENT.match(x)
         if m and b'"event_time":"' in x:
-            t = x[x.index(b'"event_time":"') + 14:][:20]
+            t = x[x.index(b'"event_time":"') + 14 :][:20]
             out.append((int(m.group(2)), t))
     return out
 
@@ -97,8 +119,9 @@ def check_continued(lines_per_run, manifests):
     for k, lines in enumerate(lines_per_run):
         it = ids_and_times(lines)
         copies = {s for s, _ in it} & seen
-        assert all(s > prev_max - 100 for s in copies) and len(copies) <= 5, \
+        assert all(s > prev_max - 100 for s in copies) and len(copies) <= 5, (
             f"run {k + 1} re-emitted event ids of an earlier run: {sorted(copies)[:10]}"
+        )
         new = [(s, t) for s, t in it if s not in copies]
         assert new and min(s for s, _ in new) > prev_max
         assert min(t for _, t in new if t.startswith(b"20")) >= prev_t
@@ -113,8 +136,23 @@ def check_continued(lines_per_run, manifests):
 
 def test_embedded_produce_started_three_times_continues(catalog, tmp_path):
     d = tmp_path / "d"
-    argv = ["produce", "--profile", "embedded", "--data-dir", str(d), "--seed", str(SEED), "--rate", "20000",
-            "--duration", "0.25", "--bad-rate", "0.02", "--dup-rate", "0.03"]
+    argv = [
+        "produce",
+        "--profile",
+        "embedded",
+        "--data-dir",
+        str(d),
+        "--seed",
+        str(SEED),
+        "--rate",
+        "20000",
+        "--duration",
+        "0.25",
+        "--bad-rate",
+        "0.02",
+        "--dup-rate",
+        "0.03",
+    ]
     runs, manifests, done = [], [], set()
     for _ in range(3):
         assert cli.main(argv) == 0
@@ -134,8 +172,19 @@ def test_embedded_produce_started_three_times_continues(catalog, tmp_path):
 
 def test_a_new_log_sets_an_old_manifest_aside(catalog, tmp_path):
     d = tmp_path / "d"
-    argv = ["produce", "--profile", "embedded", "--data-dir", str(d), "--seed", str(SEED), "--rate", "20000",
-            "--duration", "0.1"]
+    argv = [
+        "produce",
+        "--profile",
+        "embedded",
+        "--data-dir",
+        str(d),
+        "--seed",
+        str(SEED),
+        "--rate",
+        "20000",
+        "--duration",
+        "0.1",
+    ]
     assert cli.main(argv) == 0
     old = Manifest.load(d / "manifest.json")
     for s in list_segments(d / "log"):
@@ -147,6 +196,7 @@ def test_a_new_log_sets_an_old_manifest_aside(catalog, tmp_path):
 
 
 # -- Kafka (confluent-kafka's mock cluster) ------------------------------------------------------
+
 
 def read_all(bootstrap, topic):
     c = Consumer(consumer_config(bootstrap, **{"group.id": f"r-{topic}-{time.monotonic()}"}))
@@ -164,8 +214,9 @@ def produce(cluster, catalog, topic, manifest_path, duration=0.25, say=None, rat
     producer, bootstrap = cluster
     reader = Consumer(consumer_config(bootstrap, **{"group.id": "vendlab-producer"}))
     try:
-        feeder = make_feeder(producer, topic, catalog, SEED, rate, duration, manifest_path, reader=reader,
-                             say=say, **{**KW, **kw})
+        feeder = make_feeder(
+            producer, topic, catalog, SEED, rate, duration, manifest_path, reader=reader, say=say, **{**KW, **kw}
+        )
     finally:
         reader.close()
     feeder.start()
@@ -220,8 +271,10 @@ def test_kafka_producer_started_again_continues_the_stream(cluster, catalog, tmp
         assert any("rebuilding the stream up to the topic's last event" in s for s in said)
 
     msgs = read_all(cluster[1], topic)
-    split = [[m.value() for m in msgs if m.offset() < mid[m.partition()]],
-             [m.value() for m in msgs if m.offset() >= mid[m.partition()]]]
+    split = [
+        [m.value() for m in msgs if m.offset() < mid[m.partition()]],
+        [m.value() for m in msgs if m.offset() >= mid[m.partition()]],
+    ]
     check_continued(split, [first, third])
     in_topic = sum(1 for part in split for x in part if not is_marker(x))
     if manifest_between == "kept":
@@ -242,7 +295,8 @@ def test_kafka_producer_started_again_continues_the_stream(cluster, catalog, tmp
     store = SqliteStore(tmp_path / "v.sqlite")
     validate_all(cluster[1], topic, catalog, store, f3.end_marker)
     assert store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT) == {
-        k: n for k, n in third.items_by_product.items() if n}
+        k: n for k, n in third.items_by_product.items() if n
+    }
     assert store.read_view(base.VALIDATION, base.DEAD_LETTERS) == third.malformed_by_reason
     assert f1.end_marker != f2.end_marker != f3.end_marker
 

@@ -66,5 +66,6 @@ def test_reader_promise_fails_when_the_new_cutoff_is_retired(tmp_path):
     _handoff(store, 2, 13, {"a": 6}, retire_below=13)  # the bug: the new cutoff
     promise.after_run(store)
     assert not promise.kept()
-    assert promise.checks == [{"version": 1, "after_version": 2, "batch_view_kept": True, "speed_items": 9,
-                              "speed_shortfall": 3}]
+    assert promise.checks == [
+        {"version": 1, "after_version": 2, "batch_view_kept": True, "speed_items": 9, "speed_shortfall": 3}
+    ]

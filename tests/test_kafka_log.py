@@ -14,8 +14,17 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from vendlab import kafka_log
 from vendlab.catalog import make_catalog
 from vendlab.generator import Generator, Manifest
-from vendlab.kafka_log import (KafkaLogError, KafkaLogWriter, KafkaValidator, consumer_config, machine_key,
-                               make_feeder, producer_config, topic_create_args, topic_partitions)
+from vendlab.kafka_log import (
+    KafkaLogError,
+    KafkaLogWriter,
+    KafkaValidator,
+    consumer_config,
+    machine_key,
+    make_feeder,
+    producer_config,
+    topic_create_args,
+    topic_partitions,
+)
 from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore
 
@@ -31,8 +40,9 @@ def catalog():
 
 def feed(cluster, catalog, tmp_path, topic, bad_rate=0.02, dup_rate=0.02) -> tuple[Manifest, str]:
     producer, _ = cluster
-    feeder = make_feeder(producer, topic, catalog, SEED, RATE, DURATION, tmp_path / "manifest.json",
-                         bad_rate=bad_rate, dup_rate=dup_rate)
+    feeder = make_feeder(
+        producer, topic, catalog, SEED, RATE, DURATION, tmp_path / "manifest.json", bad_rate=bad_rate, dup_rate=dup_rate
+    )
     feeder.start()
     feeder.join(60)
     assert not feeder.is_alive() and feeder.error is None, feeder.error
@@ -169,7 +179,8 @@ def test_validation_exactly_once_across_failures_and_restarts(cluster, catalog, 
     v2 = KafkaValidator(c2, topic, catalog, real, batch_wait_s=0.2)
     run_validator(v2, real, end_marker)
     assert real.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT) == {
-        k: n for k, n in manifest.items_by_product.items() if n}
+        k: n for k, n in manifest.items_by_product.items() if n
+    }
     assert real.read_view(base.VALIDATION, base.DEAD_LETTERS) == manifest.malformed_by_reason
     # the new process replayed what was counted before, to know the ids already seen
     assert len(v2.validator.seen) == manifest.sales + manifest.telemetry + manifest.restocks + manifest.markers - 1

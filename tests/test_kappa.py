@@ -29,19 +29,21 @@ def _check_exact(profile, catalog, manifest):
     expected = {k: v for k, v in manifest.items_by_product.items() if v}
     assert store.read_view(base.KAPPA, base.ITEMS_BY_PRODUCT) == expected
     assert store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT) == expected
-    assert store.read_view(base.KAPPA, base.ITEMS_BY_CATEGORY) == {k: v for k, v in
-                                                                  manifest.items_by_category.items() if v}
-    assert store.read_view(base.KAPPA, base.REVENUE_BY_CATEGORY) == \
-        store.read_view(base.VALIDATION, base.REVENUE_BY_CATEGORY) == \
-        {k: v for k, v in manifest.revenue_cents_by_category.items() if v}
+    assert store.read_view(base.KAPPA, base.ITEMS_BY_CATEGORY) == {
+        k: v for k, v in manifest.items_by_category.items() if v
+    }
+    assert (
+        store.read_view(base.KAPPA, base.REVENUE_BY_CATEGORY)
+        == store.read_view(base.VALIDATION, base.REVENUE_BY_CATEGORY)
+        == {k: v for k, v in manifest.revenue_cents_by_category.items() if v}
+    )
     assert store.read_view(base.KAPPA, base.DEAD_LETTERS) == manifest.malformed_by_reason
     assert store.read_view(base.VALIDATION, base.DEAD_LETTERS) == manifest.malformed_by_reason
     return store
 
 
 def test_kappa_is_exact_with_malformed_and_duplicate_events(spark, tmp_path, log_factory):
-    catalog, manifest = log_factory(tmp_path, seed=11, events=24_000, segment_lines=6_000,
-                                    bad_rate=0.02, dup_rate=0.02)
+    catalog, manifest = log_factory(tmp_path, seed=11, events=24_000, segment_lines=6_000, bad_rate=0.02, dup_rate=0.02)
     assert manifest.malformed > 0 and manifest.duplicates > 0
     profile = embedded(tmp_path)
     _run(spark, profile, catalog)

@@ -10,8 +10,16 @@ from vendlab.store.sqlite import SqliteStore
 def test_serving_is_exact_across_handoffs_and_never_overcounts(spark, tmp_path):
     # 120x simulated time and a 2-minute lateness bound: the batch cutoff moves every run.
     profile = embedded(tmp_path, lateness_ms=120_000)
-    settings = RunSettings(duration=30, rate=1500, seed=21, bad_rate=0.01, dup_rate=0.02, time_scale=120,
-                           batch_interval=2, sample_interval=0.25)
+    settings = RunSettings(
+        duration=30,
+        rate=1500,
+        seed=21,
+        bad_rate=0.01,
+        dup_rate=0.02,
+        time_scale=120,
+        batch_interval=2,
+        sample_interval=0.25,
+    )
     result = Runner(profile, ["lambda"], settings).run()["lambda"]
 
     assert result["drained"]
@@ -52,6 +60,10 @@ def test_serving_is_exact_across_handoffs_and_never_overcounts(spark, tmp_path):
     store = SqliteStore(profile.sqlite_path, readonly=True)
     info = store.current_batch()
     # retired speed rows: nothing left below the previous cutoff
-    assert all(b >= runs[-2]["cutoff_bucket"] for (b,) in store._con().execute(
-        "SELECT DISTINCT bucket FROM agg WHERE job='lambda_speed' AND view='items_by_product'"))
+    assert all(
+        b >= runs[-2]["cutoff_bucket"]
+        for (b,) in store._con().execute(
+            "SELECT DISTINCT bucket FROM agg WHERE job='lambda_speed' AND view='items_by_product'"
+        )
+    )
     assert info.version == runs[-1]["version"]

@@ -21,8 +21,8 @@ import json
 from collections import Counter
 
 import pytest
-
 from conftest import iso
+
 from vendlab.catalog import make_catalog
 from vendlab.config import embedded
 from vendlab.jobs import batch as jb
@@ -52,9 +52,18 @@ def partition_log(p: int) -> list[tuple[int, str]]:
         t = T0 + i * STEP
         m = CATALOG.machines[(i + p) % len(CATALOG.machines)]
         product = names[(3 * i + p) % len(names)]
-        ev = {"event_id": f"p{p}-e{i}", "type": "sale", "machine_id": m.machine_id, "place": m.place,
-              "product": product, "category": products[product], "quantity": 1 + (i + p) % 3,
-              "unit_price": 1.5, "customer_id": "C1", "event_time": iso(t)}
+        ev = {
+            "event_id": f"p{p}-e{i}",
+            "type": "sale",
+            "machine_id": m.machine_id,
+            "place": m.place,
+            "product": product,
+            "category": products[product],
+            "quantity": 1 + (i + p) % 3,
+            "unit_price": 1.5,
+            "customer_id": "C1",
+            "event_time": iso(t),
+        }
         out.append((t, json.dumps(ev, separators=(",", ":"))))
         if i % 50 == 0 and i > 0:
             out.append(out[-3])
@@ -130,8 +139,7 @@ def test_batch_cutoff_is_the_least_advanced_partition_minus_lateness(spark, prof
     assert cutoff == cutoff_bucket(levels, profile)
 
 
-def test_handoffs_over_uneven_partitions_stay_exact_and_keep_the_previous_cutoff_readable(spark, profile,
-                                                                                        monkeypatch):
+def test_handoffs_over_uneven_partitions_stay_exact_and_keep_the_previous_cutoff_readable(spark, profile, monkeypatch):
     """Three batch runs; before each, the speed layer has read each partition at least as far as
     the batch snapshot holds. After each run, serving = the unique valid sales the speed layer has
     read (the lagging partition's events past the snapshot included), and so does a reader that
@@ -146,8 +154,11 @@ def test_handoffs_over_uneven_partitions_stay_exact_and_keep_the_previous_cutoff
         ((120, 120, 120), (120, 120, 120)),
     ]
     snapshot = {}
-    monkeypatch.setattr(jb, "compute_batch_view", lambda spark_, profile_, catalog_: jb.batch_view_of(
-        snapshot["df"], profile_, catalog_))
+    monkeypatch.setattr(
+        jb,
+        "compute_batch_view",
+        lambda spark_, profile_, catalog_: jb.batch_view_of(snapshot["df"], profile_, catalog_),
+    )
     previous = None
     for batch_id, (speed_levels, batch_levels) in enumerate(plan):
         # the speed layer's micro-batch: what it had not read yet (a copy of an event it read
@@ -166,10 +177,13 @@ def test_handoffs_over_uneven_partitions_stay_exact_and_keep_the_previous_cutoff
         with store.snapshot():
             assert lambda_views(store)["serving"] == expected, f"after batch run {info.version}"
             if previous is not None:  # a reader that fetched the previous cutoff before this run
-                assert add(store.read_batch_view(previous.version, base.ITEMS_BY_PRODUCT),
-                           store.read_view(base.LAMBDA_SPEED, base.ITEMS_BY_PRODUCT,
-                                           min_bucket=previous.cutoff_bucket)) == expected, \
-                    f"reader of version {previous.version} after batch run {info.version}"
+                assert (
+                    add(
+                        store.read_batch_view(previous.version, base.ITEMS_BY_PRODUCT),
+                        store.read_view(base.LAMBDA_SPEED, base.ITEMS_BY_PRODUCT, min_bucket=previous.cutoff_bucket),
+                    )
+                    == expected
+                ), f"reader of version {previous.version} after batch run {info.version}"
         assert info.cutoff_bucket == cutoff_bucket(batch_levels, profile)
         previous = info
     assert sum(expected.values()) == sum(items(upto((120, 120, 120))).values())

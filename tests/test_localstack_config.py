@@ -31,7 +31,7 @@ def test_every_hadoop_env_line_lands_in_its_site_file_by_the_images_rule():
     assert sum(len(p) for p in files.values()) == len(lines) > 0
     for key in lines:
         name, ext = re.split(r"[_.]", key)[:2]
-        prop = key[len(name) + len(ext) + 2:]
+        prop = key[len(name) + len(ext) + 2 :]
         assert files[f"{name.lower()}.{ext.lower()}"][prop] == env[key]
     # variables that are not site-file lines (heap, ENSURE_NAMENODE_DIR) are not properties
     assert all("HEAPSIZE" not in k for p in files.values() for k in p)
@@ -64,8 +64,12 @@ def test_kafka_image_defaults_fill_only_unset_variables():
 
 
 def test_relocate_maps_compose_hosts_only():
-    m = {"kafka:29092": "127.0.0.1:1", "cassandra1": "127.0.0.1:2", "spark-master:7077": "127.0.0.1:3",
-         "namenode:8020": "127.0.0.1:4"}
+    m = {
+        "kafka:29092": "127.0.0.1:1",
+        "cassandra1": "127.0.0.1:2",
+        "spark-master:7077": "127.0.0.1:3",
+        "namenode:8020": "127.0.0.1:4",
+    }
     assert relocate("kafka:29092", m) == "127.0.0.1:1"
     assert relocate("cassandra1", m) == "127.0.0.1:2"
     assert relocate("spark://spark-master:7077", m) == "spark://127.0.0.1:3"
@@ -94,7 +98,7 @@ def test_broker_properties_are_the_compose_settings_by_the_images_own_wrapper(tm
     for key, value in env.items():
         if not key.startswith("KAFKA_") or key in ("KAFKA_HEAP_OPTS",):
             continue
-        prop = key[len("KAFKA_"):].lower().replace("_", ".").replace("...", "-").replace("..", "_")
+        prop = key[len("KAFKA_") :].lower().replace("_", ".").replace("...", "-").replace("..", "_")
         if key in cf.KAFKA_ADDRESS_VARS or key == "KAFKA_LOG_DIRS":
             assert prop in props
             continue
@@ -128,16 +132,19 @@ def test_local_runner_starts_nothing_twice_and_stops_by_pid(tmp_path):
 
     from vendlab.localstack.jobs import LocalRunner
 
-    (tmp_path / "stack.json").write_text(json.dumps({"stack": "kappa", "services": {}, "ports": {},
-                                                     "client_env": {"VENDLAB_TOPIC": "t"}}))
+    (tmp_path / "stack.json").write_text(
+        json.dumps({"stack": "kappa", "services": {}, "ports": {}, "client_env": {"VENDLAB_TOPIC": "t"}})
+    )
     runner = LocalRunner(LocalStack(tmp_path), tag="x-")
     argv = [sys.executable, "-c", "import time, sys; time.sleep(120)", "vendlab-test"]
     assert runner.launch("sleeper", argv)
     pid = runner.pid("sleeper")
     assert pid, "launch wrote no pid file"
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() if Path(f"/proc/{pid}").exists() else b"(gone)"
-    assert runner.running("sleeper"), (f"the sleeper (pid {pid}, cmdline {cmdline!r}) is not running; "
-                                       f"its log: {runner.log('sleeper').read_text()[-2000:]!r}")
+    assert runner.running("sleeper"), (
+        f"the sleeper (pid {pid}, cmdline {cmdline!r}) is not running; "
+        f"its log: {runner.log('sleeper').read_text()[-2000:]!r}"
+    )
     assert not runner.launch("sleeper", argv), "a running process was started twice"
     assert runner.env()["VENDLAB_TOPIC"] == "t"
     assert runner.signal("sleeper", signal.SIGINT, wait=10)
@@ -148,17 +155,39 @@ def test_local_runner_starts_nothing_twice_and_stops_by_pid(tmp_path):
 def test_down_purge_removes_the_stacks_files_and_keeps_other_files(tmp_path, capsys):
     import json
 
-    (tmp_path / "stack.json").write_text(json.dumps({"stack": "kappa", "ports": {}, "services": {
-        "kafka": {"compose": "kafka", "pid": None, "address": "127.0.0.1:1", "ports": {}, "version": "x",
-                  "log": str(tmp_path / "logs" / "kafka.log"), "argv": [], "extra": {}}}}))
+    (tmp_path / "stack.json").write_text(
+        json.dumps(
+            {
+                "stack": "kappa",
+                "ports": {},
+                "services": {
+                    "kafka": {
+                        "compose": "kafka",
+                        "pid": None,
+                        "address": "127.0.0.1:1",
+                        "ports": {},
+                        "version": "x",
+                        "log": str(tmp_path / "logs" / "kafka.log"),
+                        "argv": [],
+                        "extra": {},
+                    }
+                },
+            }
+        )
+    )
     for sub in ("data/kafka", "conf/kafka", "logs"):
         (tmp_path / sub).mkdir(parents=True)
     (tmp_path / "mine.txt").write_text("kept")
     assert main(["stack", "status", "--dir", str(tmp_path), "--json"]) == 1  # nothing runs: not healthy
     status = json.loads(capsys.readouterr().out)
-    assert status["services"]["kafka"] == {"address": "127.0.0.1:1", "pid": None, "version": "x",
-                                           "running": False, "healthy": False,
-                                           "log": str(tmp_path / "logs" / "kafka.log")}
+    assert status["services"]["kafka"] == {
+        "address": "127.0.0.1:1",
+        "pid": None,
+        "version": "x",
+        "running": False,
+        "healthy": False,
+        "log": str(tmp_path / "logs" / "kafka.log"),
+    }
     assert main(["stack", "down", "--dir", str(tmp_path), "--purge"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
 
@@ -168,8 +197,13 @@ def _start_script(stack: str, *args: str):
     import sys
 
     root = Path(__file__).resolve().parents[1]
-    return subprocess.run([sys.executable, str(root / stack / f"start_{stack}.py"), *args], capture_output=True,
-                          text=True, timeout=120, cwd=root)
+    return subprocess.run(
+        [sys.executable, str(root / stack / f"start_{stack}.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+    )
 
 
 def test_start_script_local_without_a_stack_names_the_command(tmp_path):
@@ -184,8 +218,16 @@ def test_start_script_local_without_a_stack_names_the_command(tmp_path):
 def test_start_script_local_on_a_stopped_or_other_stack_says_which_and_how(tmp_path):
     import json
 
-    rec = {"compose": "kafka", "pid": None, "address": "127.0.0.1:1", "ports": {}, "version": "4.1.1",
-           "log": str(tmp_path / "logs" / "kafka.log"), "argv": [], "extra": {}}
+    rec = {
+        "compose": "kafka",
+        "pid": None,
+        "address": "127.0.0.1:1",
+        "ports": {},
+        "version": "4.1.1",
+        "log": str(tmp_path / "logs" / "kafka.log"),
+        "argv": [],
+        "extra": {},
+    }
     (tmp_path / "stack.json").write_text(json.dumps({"stack": "kappa", "services": {"kafka": rec}, "ports": {}}))
     r = _start_script("kappa", "--local", str(tmp_path))
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
@@ -193,5 +235,6 @@ def test_start_script_local_on_a_stopped_or_other_stack_says_which_and_how(tmp_p
     r = _start_script("lambda", "--local", str(tmp_path))
     assert r.returncode == 2 and "holds a kappa stack, not lambda" in r.stderr, r.stderr
     r = _start_script("kappa", "--local", str(tmp_path), "--status")
-    assert r.returncode == 0 and re.search(r"kafka\s+stopped", r.stdout) and re.search(r"kappa-job\s+stopped",
-                                                                                     r.stdout), r.stdout
+    assert (
+        r.returncode == 0 and re.search(r"kafka\s+stopped", r.stdout) and re.search(r"kappa-job\s+stopped", r.stdout)
+    ), r.stdout

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from grafana_cql import fill, panel_sums, targets, variable_values
 from localstack_helpers import pids, start_script
+
 from vendlab.generator import Manifest
 from vendlab.localstack.jobs import LocalRunner
 from vendlab.localstack.stack import LocalStack
@@ -57,15 +57,35 @@ def kappa_run(stack: LocalStack, tag: str, topic: str, keyspace: str, during=Non
     data = stack.dir / f"run-{tag}"
     data.mkdir(exist_ok=True)
     # each run its own topic, keyspace and checkpoints (a query's checkpoint belongs to its topic)
-    runner = LocalRunner(stack, {"VENDLAB_TOPIC": topic, "VENDLAB_KEYSPACE": keyspace,
-                                 "VENDLAB_CHECKPOINTS": f"{stack.env()['VENDLAB_CHECKPOINTS']}/{tag}"}, tag=f"{tag}-")
+    runner = LocalRunner(
+        stack,
+        {
+            "VENDLAB_TOPIC": topic,
+            "VENDLAB_KEYSPACE": keyspace,
+            "VENDLAB_CHECKPOINTS": f"{stack.env()['VENDLAB_CHECKPOINTS']}/{tag}",
+        },
+        tag=f"{tag}-",
+    )
     runner.ensure_topic()
     runner.ensure_schema()
     seed = ["--profile", "compose", "--seed", str(SEED), "--data-dir", str(data)]
     runner.launch("validation", runner.cli("validate", *seed))
     runner.launch("kappa", runner.submit("kappa", 2, "job", "kappa", *seed))
-    runner.launch("generator", runner.cli("produce", *seed, "--rate", str(RATE), "--duration", str(DURATION),
-                                          "--bad-rate", "0.01", "--dup-rate", "0.01"))
+    runner.launch(
+        "generator",
+        runner.cli(
+            "produce",
+            *seed,
+            "--rate",
+            str(RATE),
+            "--duration",
+            str(DURATION),
+            "--bad-rate",
+            "0.01",
+            "--dup-rate",
+            "0.01",
+        ),
+    )
     if during is not None:
         during(runner)
     code = runner.wait("generator", DRAIN_TIMEOUT)
@@ -80,21 +100,31 @@ def kappa_run(stack: LocalStack, tag: str, topic: str, keyspace: str, during=Non
         # validation records the end marker once every partition delivered its copy (its view is final
         # then); the job records it with the first copy, other partitions may still be on their way:
         # drained when its view reaches validation's (it never passes it), or at the time-out
-        if marker and store.has_marker(base.VALIDATION, marker) and store.has_marker(base.KAPPA, marker) and \
-                store.read_view(base.KAPPA, base.ITEMS_BY_PRODUCT) == store.read_view(base.VALIDATION,
-                                                                                      base.ITEMS_BY_PRODUCT):
+        if (
+            marker
+            and store.has_marker(base.VALIDATION, marker)
+            and store.has_marker(base.KAPPA, marker)
+            and store.read_view(base.KAPPA, base.ITEMS_BY_PRODUCT)
+            == store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT)
+        ):
             break
         if time.monotonic() > deadline:
-            assert marker and store.has_marker(base.VALIDATION, marker), \
+            assert marker and store.has_marker(base.VALIDATION, marker), (
                 f"the end marker never reached the validation view {logs_hint(stack)}"
+            )
             break  # the test's assertions show what differs
         time.sleep(2)
     alive = {job: runner.running(job) for job in ("validation", "kappa")}
     # the kappa job takes every core of the standalone cluster (as the compose submit does): runs are
     # sequential, each stops its processes once drained; the views stay in Cassandra, the log in Kafka
     runner.stop_all()
-    return {"store": store, "manifest": Manifest.load(data / "manifest.json"), "runner": runner, "topic": topic,
-            "alive": alive}
+    return {
+        "store": store,
+        "manifest": Manifest.load(data / "manifest.json"),
+        "runner": runner,
+        "topic": topic,
+        "alive": alive,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +134,18 @@ def kappa_main(kappa_stack):
     the start script again (it restarts the driver only); --stop (the generator stops, the jobs drain its
     end marker, then stop); start again (the generator continues the stream); --stop."""
     d = kappa_stack.dir
-    args = ["--rate", str(RATE), "--seed", str(SEED), "--bad-rate", "0.01", "--dup-rate", "0.01",
-            "--drain-timeout", str(DRAIN_TIMEOUT)]
+    args = [
+        "--rate",
+        str(RATE),
+        "--seed",
+        str(SEED),
+        "--bad-rate",
+        "0.01",
+        "--dup-rate",
+        "0.01",
+        "--drain-timeout",
+        str(DRAIN_TIMEOUT),
+    ]
     runner = LocalRunner(kappa_stack)
     out: dict = {"runs": []}
 
@@ -148,8 +188,11 @@ def expected(manifest: Manifest, field: str) -> dict:
 def test_kappa_end_to_end_exact_on_kafka_and_cassandra(kappa_main):
     store, m = kappa_main["store"], kappa_main["manifest"]
     assert m.complete and m.sales > 0 and m.malformed > 0 and m.duplicates > 0
-    for view, field in ((base.ITEMS_BY_PRODUCT, "items_by_product"), (base.ITEMS_BY_CATEGORY, "items_by_category"),
-                        (base.REVENUE_BY_CATEGORY, "revenue_cents_by_category")):
+    for view, field in (
+        (base.ITEMS_BY_PRODUCT, "items_by_product"),
+        (base.ITEMS_BY_CATEGORY, "items_by_category"),
+        (base.REVENUE_BY_CATEGORY, "revenue_cents_by_category"),
+    ):
         kappa, validation = store.read_view(base.KAPPA, view), store.read_view(base.VALIDATION, view)
         assert kappa == validation == expected(m, field), view
     assert store.read_view(base.KAPPA, base.DEAD_LETTERS) == m.malformed_by_reason
@@ -161,8 +204,23 @@ def test_views_command_reads_the_local_stacks_cassandra(kappa_stack, kappa_main)
     import subprocess
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-m", "vendlab.cli", "views", "--profile", "compose", "--stack-dir",
-                        str(kappa_stack.dir), "--json"], capture_output=True, text=True, env=env, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vendlab.cli",
+            "views",
+            "--profile",
+            "compose",
+            "--stack-dir",
+            str(kappa_stack.dir),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     views = json.loads(r.stdout)
     assert set(views) == {"kappa_realtime", "validation"}
@@ -194,6 +252,7 @@ def test_grafana_kappa_panels_cql_runs_on_real_cassandra_and_shows_the_views(kap
 def test_kappa_exact_with_cassandra_stopped_for_10s(kappa_stack):
     """Cassandra goes away for 10 s while the generator produces: the kappa job's and the validation
     consumer's writes fail and are retried (idempotent batches); nothing is lost or counted twice."""
+
     def outage(runner):
         time.sleep(4)
         assert kappa_stack.stop_service("cassandra1")
@@ -223,8 +282,7 @@ def test_kill_9_of_the_driver_then_the_start_script_restarts_it_only(kappa_main)
     assert kappa_main["killed_down"]
     before, after = kappa_main["second"], kappa_main["after_kill"]
     assert after["kappa-job"] != before["kappa-job"]
-    assert {j: p for j, p in after.items() if j != "kappa-job"} == \
-        {j: p for j, p in before.items() if j != "kappa-job"}
+    assert {j: p for j, p in after.items() if j != "kappa-job"} == {j: p for j, p in before.items() if j != "kappa-job"}
     assert "kappa-job: started" in kappa_main["after_kill_run"].stdout
 
 

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from grafana_cql import fill, panel_sums, targets, variable_values
 from localstack_helpers import pids, recount_items_by_product, start_script
+
 from vendlab.generator import Manifest
 from vendlab.localstack.jobs import LocalRunner
 from vendlab.serving import lambda_views
@@ -49,8 +49,16 @@ def lambda_run(lambda_stack):
     running until the batch layer has handed off at least twice (or a time-out; the assertions then show
     it), then --stop: the generator stops, the jobs drain its end marker, then stop."""
     d = lambda_stack.dir
-    args = ["--rate", str(RATE), "--seed", str(SEED), "--batch-interval", str(BATCH_INTERVAL),
-            "--drain-timeout", str(DRAIN_TIMEOUT)]
+    args = [
+        "--rate",
+        str(RATE),
+        "--seed",
+        str(SEED),
+        "--batch-interval",
+        str(BATCH_INTERVAL),
+        "--drain-timeout",
+        str(DRAIN_TIMEOUT),
+    ]
     first = start_script("lambda", d, *args)
     assert first.returncode == 0, first.stderr
     started = pids(d)
@@ -69,9 +77,18 @@ def lambda_run(lambda_stack):
     stop = start_script("lambda", d, "--stop", "--drain-timeout", str(DRAIN_TIMEOUT))
     m = Manifest.load(d / MANIFEST)
     recount = recount_items_by_product(lambda_stack.env()["VENDLAB_KAFKA"], "vendlab-events", SEED)
-    yield {"runner": runner, "store": store, "manifest": m, "want": {k: n for k, n in m.items_by_product.items() if n},
-           "alive": alive, "started": started, "second": second,
-           "stop": stop, "recount": recount, "left": pids(d)}
+    yield {
+        "runner": runner,
+        "store": store,
+        "manifest": m,
+        "want": {k: n for k, n in m.items_by_product.items() if n},
+        "alive": alive,
+        "started": started,
+        "second": second,
+        "stop": stop,
+        "recount": recount,
+        "left": pids(d),
+    }
     store.close()
 
 
@@ -79,8 +96,9 @@ def test_lambda_start_script_on_hdfs_and_yarn_exact_across_handoffs(lambda_stack
     """After --stop and the drain: the serving views in Cassandra == validation == an independent
     recount of the Kafka topic (confluent-kafka, the contract of vendlab/schema.py) == the manifest."""
     runner, store, want = lambda_run["runner"], lambda_run["store"], lambda_run["want"]
-    assert all(lambda_run["alive"].values()), f"stopped during the run: {lambda_run['alive']} " \
-                                              f"(logs in {lambda_stack.dir / 'logs'})"
+    assert all(lambda_run["alive"].values()), (
+        f"stopped during the run: {lambda_run['alive']} (logs in {lambda_stack.dir / 'logs'})"
+    )
     stop = lambda_run["stop"]
     assert stop.returncode == 0 and "drained: every job has the end marker" in stop.stdout, stop.stdout + stop.stderr
     assert lambda_run["left"] == {}

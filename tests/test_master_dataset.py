@@ -20,10 +20,10 @@ def _ingest(spark, profile, catalog):
     assert q.exception() is None
 
 
-def test_batch_view_is_the_same_from_parsed_columns_raw_lines_or_another_contract_version(spark, tmp_path,
-                                                                                          monkeypatch):
-    catalog, manifest = write_scenario(tmp_path, seed=12, events=6_000, bad_rate=0.02, dup_rate=0.03,
-                                       segment_lines=2_000)
+def test_batch_view_is_the_same_from_parsed_columns_raw_lines_or_another_contract_version(spark, tmp_path, monkeypatch):
+    catalog, manifest = write_scenario(
+        tmp_path, seed=12, events=6_000, bad_rate=0.02, dup_rate=0.03, segment_lines=2_000
+    )
     raw = embedded(tmp_path).with_(master_path=str(tmp_path / "master-raw"), checkpoint_dir=str(tmp_path / "ck-raw"))
     parsed = embedded(tmp_path)
     _ingest(spark, raw, None)  # the raw envelope only, as an older version wrote it

@@ -251,7 +251,8 @@ def test_restock_visits_come_from_the_data(world):
         last = max(t for t in truth[machine] if t < now)
         assert sched["last_ms"][i] == last - last % defs.HOUR_MS  # the hour of the true last visit
         assert sched["next_ms"][i] >= now - defs.HOUR_MS and sched["next_ms"][i] == max(
-            sched["last_ms"][i] + 12 * defs.HOUR_MS, now - now % defs.HOUR_MS)
+            sched["last_ms"][i] + 12 * defs.HOUR_MS, now - now % defs.HOUR_MS
+        )
     # with a single visit per machine (the first hours of a run) the schedule is unknown, not guessed
     early = forecast.restock_schedule(d.until(6))
     assert np.isnan(early["interval_h"]) and np.isnan(early["next_ms"]).all()

@@ -25,15 +25,25 @@ class FakeDocker:
     """A Docker host with one compose project: infrastructure containers with health, job containers
     (profile jobs), a Kafka topic with its config, Cassandra tables and HDFS folders."""
 
-    def __init__(self, stack="lambda", docker=True, daemon=True, up=True, healthy_after=0.0, never_healthy=(),
-                 exited=(), mem_gib=16.0, topic_config=None):
+    def __init__(
+        self,
+        stack="lambda",
+        docker=True,
+        daemon=True,
+        up=True,
+        healthy_after=0.0,
+        never_healthy=(),
+        exited=(),
+        mem_gib=16.0,
+        topic_config=None,
+    ):
         self.stack = STACKS[stack]
         self.services = self.stack.services
         self.exited = set(exited)
         self.docker, self.daemon, self.up = docker, daemon, up
         self.healthy_after = healthy_after
         self.never_healthy = set(never_healthy)
-        self.mem_bytes = int(mem_gib * 1024 ** 3)
+        self.mem_bytes = int(mem_gib * 1024**3)
         self.clock = 1000.0
         self.t0 = self.clock
         self.calls: list[list[str]] = []
@@ -102,8 +112,9 @@ class FakeDocker:
                 if s in self.exited:
                     lines.append(json.dumps({"Service": s, "State": "exited", "Health": ""}))
                     continue
-                lines.append(json.dumps({"Service": s, "State": "running",
-                                         "Health": "healthy" if healthy else "starting"}))
+                lines.append(
+                    json.dumps({"Service": s, "State": "running", "Health": "healthy" if healthy else "starting"})
+                )
             lines += [json.dumps({"Service": j, "State": "running", "Health": "healthy"}) for j in sorted(self.jobs)]
             return Result(0, "\n".join(lines) + "\n")
         assert sub[0] == "exec", sub
@@ -127,16 +138,21 @@ class FakeDocker:
             if "--list" in cmd:
                 return Result(0, "".join(t + "\n" for t in sorted(self.topics)))
             if "--create" in cmd:
-                conf = dict(c.split("=", 1) for c in cmd[cmd.index("--create"):] if "=" in c)
+                conf = dict(c.split("=", 1) for c in cmd[cmd.index("--create") :] if "=" in c)
                 self.topics[cmd[cmd.index("--topic") + 1]] = conf
                 return Result(0, "Created topic")
         if cmd[0].endswith("kafka-configs.sh"):
             topic = cmd[cmd.index("--entity-name") + 1]
             if "--describe" in cmd:
                 conf = self.topics[topic]
-                return Result(0, f"Dynamic configs for topic {topic} are:\n"
-                              + "".join(f"  {k}={v} sensitive=false synonyms={{DYNAMIC_TOPIC_CONFIG:{k}={v}}}\n"
-                                        for k, v in conf.items()))
+                return Result(
+                    0,
+                    f"Dynamic configs for topic {topic} are:\n"
+                    + "".join(
+                        f"  {k}={v} sensitive=false synonyms={{DYNAMIC_TOPIC_CONFIG:{k}={v}}}\n"
+                        for k, v in conf.items()
+                    ),
+                )
             if "--alter" in cmd:
                 for kv in cmd[cmd.index("--add-config") + 1].split(","):
                     k, v = kv.split("=", 1)
@@ -145,8 +161,9 @@ class FakeDocker:
         if cmd[0] == "cqlsh":
             if "-e" in cmd and "vendlab.markers" in cmd[-1]:
                 job = re.search(r"job = '(\w+)'", cmd[-1]).group(1)
-                return Result(0, "\n marker_id\n-----------\n" + "".join(f" {m}\n" for m in
-                                                                          sorted(self.markers.get(job, ()))))
+                return Result(
+                    0, "\n marker_id\n-----------\n" + "".join(f" {m}\n" for m in sorted(self.markers.get(job, ())))
+                )
             if "-e" in cmd and "vendlab.applied" in cmd[-1]:
                 return Result(0, "\n batch_id\n----------\n        7\n\n(1 rows)\n")
             if "-e" in cmd:
@@ -169,8 +186,15 @@ class FakeDocker:
         out = []
         for c in self.calls:
             text = " ".join(c)
-            if "--create" in c or "--alter" in c or "-mkdir" in c or "-chmod" in c \
-                    or ("cqlsh" in c and "-e" not in c) or "--no-deps" in c or " stop " in text:
+            if (
+                "--create" in c
+                or "--alter" in c
+                or "-mkdir" in c
+                or "-chmod" in c
+                or ("cqlsh" in c and "-e" not in c)
+                or "--no-deps" in c
+                or " stop " in text
+            ):
                 out.append(text)
         return out
 
@@ -385,8 +409,14 @@ def test_dry_run_prints_the_full_plan_and_runs_nothing(stack, tmp_path):
     assert not (tmp_path / ".env").exists()
     cmds = [ln.strip()[2:] for ln in out.splitlines() if ln.strip().startswith("$ ")]
     text = "\n".join(cmds)
-    plan = ["docker info --format '{{.MemTotal}}'", "up -d", " ps ", "kafka-topics.sh", "--create --topic",
-            "cqlsh < vendlab/store/schema.cql"]
+    plan = [
+        "docker info --format '{{.MemTotal}}'",
+        "up -d",
+        " ps ",
+        "kafka-topics.sh",
+        "--create --topic",
+        "cqlsh < vendlab/store/schema.cql",
+    ]
     if stack == "lambda":
         plan += ["-safemode wait", "-mkdir -p /vendlab/master"]
     plan += [f"--no-deps {j}" for j in STACKS[stack].jobs]
@@ -400,8 +430,13 @@ def test_dry_run_prints_the_full_plan_and_runs_nothing(stack, tmp_path):
 def test_dry_run_without_docker_from_the_command_line(tmp_path):
     """The real script, in a subprocess with an empty PATH (no docker anywhere): full plan, exit 0."""
     script = ROOT / "kappa" / "start_kappa.py"
-    r = subprocess.run([sys.executable, str(script), "--dry-run"], capture_output=True, text=True, timeout=60,
-                       env={"PATH": "/nonexistent"})
+    r = subprocess.run(
+        [sys.executable, str(script), "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/nonexistent"},
+    )
     assert r.returncode == 0, r.stderr
     assert "--no-deps kappa-job" in r.stdout and "[6/6]" in r.stdout
 
@@ -450,7 +485,7 @@ def test_plain_compose_up_and_down_include_the_jobs_after_the_first_start(tmp_pa
     env = orchestrate.read_env_file(tmp_path / ".env")
     assert env["COMPOSE_PROFILES"] == "jobs" and env[PASSWORD_VAR]
     ups = [c for c in fake.calls if "up" in c and "--no-deps" not in c]
-    assert ups and all(c[c.index("-d") + 1:] == list(STACKS["kappa"].services) for c in ups)
+    assert ups and all(c[c.index("-d") + 1 :] == list(STACKS["kappa"].services) for c in ups)
     assert (tmp_path / ".env").stat().st_mode & 0o077 == 0
     text = (tmp_path / ".env").read_text()
     assert run("kappa", fake, tmp_path)[0] == 0 and (tmp_path / ".env").read_text() == text  # kept, once

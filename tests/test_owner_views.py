@@ -47,19 +47,21 @@ def recompute(log_dir, catalog) -> dict[str, dict[str, int]]:
 
     sales = df[df.type == "sale"].copy()
     sales["cents"] = sales.quantity * sales.unit_price.map(
-        lambda p: int(Decimal(repr(p * 100)).quantize(Decimal(1), ROUND_HALF_UP)))
+        lambda p: int(Decimal(repr(p * 100)).quantize(Decimal(1), ROUND_HALF_UP))
+    )
     put(defs.REVENUE_BY_MACHINE_HOUR, sales, ["machine_id", "hour"], "cents")
     put(defs.ITEMS_BY_PLACE_HOUR, sales, ["place", "hour"], "quantity")
     put(defs.ITEMS_BY_MACHINE_PRODUCT_HOUR, sales, ["machine_id", "product", "hour"], "quantity")
-    put(defs.RESTOCKED_BY_MACHINE_PRODUCT_HOUR, df[df.type == "restock"], ["machine_id", "product", "hour"],
-        "quantity")
+    put(defs.RESTOCKED_BY_MACHINE_PRODUCT_HOUR, df[df.type == "restock"], ["machine_id", "product", "hour"], "quantity")
     tel = df[df.type == "telemetry"].copy()
-    stock = pd.DataFrame([(m, p, h, n) for m, h, s in zip(tel.machine_id, tel.hour, tel.stock) for p, n in s.items()],
-                         columns=["machine_id", "product", "hour", "units"])
+    stock = pd.DataFrame(
+        [(m, p, h, n) for m, h, s in zip(tel.machine_id, tel.hour, tel.stock) for p, n in s.items()],
+        columns=["machine_id", "product", "hour", "units"],
+    )
     put(defs.STOCK_REPORTED_BY_MACHINE_PRODUCT_HOUR, stock, ["machine_id", "product", "hour"], "units")
     t = tel.temperature.clip(*defs.TEMP_RANGE) * 100
     tel["temp_centi"] = t.map(lambda x: int(Decimal(repr(x)).quantize(Decimal(1), ROUND_HALF_UP)))
-    tel["temp_centi_sq"] = tel.temp_centi ** 2
+    tel["temp_centi_sq"] = tel.temp_centi**2
     tel["readings"] = 1
     tel["faults"] = (~tel.error_code.isin([0, 9])).astype(int)
     tel["out_of_service"] = (tel.error_code == 9).astype(int)
@@ -86,8 +88,13 @@ def run(spark, tmp_path_factory):
     q = start_view_job(spark, profile, catalog, base.LAMBDA_SPEED, bucket_ms=profile.bucket_ms, available_now=True)
     q.awaitTermination()
     Validator(profile.log_dir, catalog, store).poll()
-    return {"store": store, "info": info, "catalog": catalog, "manifest": manifest,
-            "expected": recompute(profile.log_dir, catalog)}
+    return {
+        "store": store,
+        "info": info,
+        "catalog": catalog,
+        "manifest": manifest,
+        "expected": recompute(profile.log_dir, catalog),
+    }
 
 
 def test_the_scenario_has_what_the_views_are_about(run):
@@ -123,8 +130,10 @@ def test_healthy_vs_unhealthy_views_match_the_manifest(run):
 def test_answer_reads_the_same_numbers_from_each_architecture(run):
     from vendlab.answer import compute
 
-    out = {src: compute(run["store"], run["catalog"], run["manifest"].to_dict(), source=src, top=20)
-           for src in ("kappa", "lambda", "validation")}
+    out = {
+        src: compute(run["store"], run["catalog"], run["manifest"].to_dict(), source=src, top=20)
+        for src in ("kappa", "lambda", "validation")
+    }
     strip = lambda a: json.dumps({k: v for k, v in a.items() if k != "source"}, sort_keys=True)  # noqa: E731
     assert strip(out["kappa"]) == strip(out["lambda"]) == strip(out["validation"])
 
@@ -151,8 +160,12 @@ def test_spark_and_validation_agree_on_awkward_events(spark):
 
     cat = make_catalog(1)
     raw = spark.createDataFrame([(x,) for x in AWKWARD], "value string").selectExpr(
-        "value", "0 as log_partition", "cast(null as long) as log_offset", "timestamp_millis(0) as log_ts",
-        "'test' as position")
+        "value",
+        "0 as log_partition",
+        "cast(null as long) as log_offset",
+        "timestamp_millis(0) as log_ts",
+        "'test' as position",
+    )
     rows = view_rows(parse.parse(raw, sorted(cat.machine_ids), sorted(cat.product_names)))
     got: dict[str, dict[str, int]] = {}
     for r in rows:

@@ -103,9 +103,20 @@ def test_the_dashboard_and_spark_ui_default_to_this_machine_only(spark):
 
 # -- nothing from an event is evaluated or spliced into a query --------------------------------
 
-EVENT_PATHS = ["vendlab/store", "vendlab/dashboard", "vendlab/jobs", "vendlab/serving.py", "vendlab/validation.py",
-               "vendlab/validate.py", "vendlab/kafka_log.py", "vendlab/runner.py", "vendlab/lambda_arch.py",
-               "vendlab/pipelines.py", "vendlab/corpus.py", "vendlab/eventlog.py"]
+EVENT_PATHS = [
+    "vendlab/store",
+    "vendlab/dashboard",
+    "vendlab/jobs",
+    "vendlab/serving.py",
+    "vendlab/validation.py",
+    "vendlab/validate.py",
+    "vendlab/kafka_log.py",
+    "vendlab/runner.py",
+    "vendlab/lambda_arch.py",
+    "vendlab/pipelines.py",
+    "vendlab/corpus.py",
+    "vendlab/eventlog.py",
+]
 
 
 def py_files(paths=("vendlab",)):
@@ -125,14 +136,17 @@ def test_no_eval_exec_or_unsafe_loading_anywhere():
                     assert fn.id not in banned_names, f"{f}:{node.lineno} calls {fn.id}()"
                 if isinstance(fn, ast.Attribute):
                     owner = fn.value.id if isinstance(fn.value, ast.Name) else ""
-                    assert not (owner in ("pickle", "marshal", "shelve") and fn.attr.startswith("load")), \
+                    assert not (owner in ("pickle", "marshal", "shelve") and fn.attr.startswith("load")), (
                         f"{f}:{node.lineno}"
-                    assert not (owner == "yaml" and fn.attr in ("load", "unsafe_load", "full_load")), \
+                    )
+                    assert not (owner == "yaml" and fn.attr in ("load", "unsafe_load", "full_load")), (
                         f"{f}:{node.lineno}: use yaml.safe_load"
+                    )
                     assert not (owner == "os" and fn.attr in ("system", "popen")), f"{f}:{node.lineno}"
                 for kw in node.keywords:
-                    assert not (kw.arg == "shell" and isinstance(kw.value, ast.Constant) and kw.value.value), \
+                    assert not (kw.arg == "shell" and isinstance(kw.value, ast.Constant) and kw.value.value), (
                         f"{f}:{node.lineno}: shell=True"
+                    )
 
 
 def _constant_sql(node: ast.AST, assigned: dict[str, list[ast.AST]], depth: int = 0) -> bool:
@@ -159,7 +173,9 @@ def _placeholders(node: ast.AST) -> bool:
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "len":
             continue
     names = [n.id for n in ast.walk(node) if isinstance(n, ast.Name)]
-    lens = [n for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "len"]
+    lens = [
+        n for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "len"
+    ]
     counted = {a.id for c in lens for a in c.args if isinstance(a, ast.Name)}
     return all(n == "len" or n in counted for n in names)
 
@@ -180,8 +196,12 @@ def test_sql_text_is_built_from_constants_only():
                 if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
                     assigned.setdefault(n.target.id, []).append(n.value)
             for n in ast.walk(fn):
-                if (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-                        and n.func.attr in ("execute", "executemany", "executescript") and n.args):
+                if (
+                    isinstance(n, ast.Call)
+                    and isinstance(n.func, ast.Attribute)
+                    and n.func.attr in ("execute", "executemany", "executescript")
+                    and n.args
+                ):
                     if isinstance(n.args[0], ast.Name) and n.args[0].id == "SCHEMA":
                         continue  # the module's constant schema
                     assert _constant_sql(n.args[0], assigned), f"{f}:{n.lineno}: query text not constant"
@@ -194,11 +214,18 @@ def test_cql_is_prepared_from_constant_statements_with_bound_values():
         assert "{" not in cql and "%" not in cql and "'" not in cql, name
     src = (ROOT / "vendlab/store/cassandra.py").read_text()
     tree = ast.parse(src)
-    prepares = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-                and n.func.attr == "prepare"]
+    prepares = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "prepare"
+    ]
     assert prepares and all(ast.unparse(p.args[0]) == "STATEMENTS[name]" for p in prepares)
     for n in ast.walk(tree):
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in ("execute", "execute_async"):
+        if (
+            isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and n.func.attr in ("execute", "execute_async")
+        ):
             assert ast.unparse(n.args[0]) in ("stmt",), ast.unparse(n)  # _execute/_write_many: prepared
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "_execute":
             arg = ast.unparse(n.args[0])
@@ -207,8 +234,16 @@ def test_cql_is_prepared_from_constant_statements_with_bound_values():
 
 def test_dashboard_page_inserts_text_never_markup():
     js = (ROOT / "vendlab/dashboard/static/dashboard.js").read_text()
-    for bad in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
-                "setTimeout(\"", "setInterval(\""):
+    for bad in (
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "new Function",
+        'setTimeout("',
+        'setInterval("',
+    ):
         assert bad not in js, bad
     assert "textContent" in js
 
@@ -217,8 +252,9 @@ def test_grafana_variables_come_from_integers_the_batch_layer_writes():
     cql = (ROOT / "vendlab/store/schema.cql").read_text()
     for f in (ROOT / "grafana_templates/dashboards").glob("*.json"):
         doc = json.loads(f.read_text())
-        used = {v for v in re.findall(r"\$\{?(\w+)", json.dumps(doc.get("panels", [])))
-                if not v.startswith("__")}  # Grafana's own: $__timeFrom, $__timeTo (the time picker)
+        used = {
+            v for v in re.findall(r"\$\{?(\w+)", json.dumps(doc.get("panels", []))) if not v.startswith("__")
+        }  # Grafana's own: $__timeFrom, $__timeTo (the time picker)
         variables = {v["name"]: v for v in doc.get("templating", {}).get("list", [])}
         assert used <= set(variables), f"{f.name}: undefined variables {used - set(variables)}"
         for name, v in variables.items():
@@ -233,10 +269,16 @@ def test_hostile_text_in_events_is_stored_as_data(tmp_path):
     """Quotes, SQL, markup and template syntax in event fields and in malformed lines go through
     the validation consumer into the store verbatim; the store's tables are intact."""
     catalog = make_catalog(5)
-    hostile = [c for c in corpus.cases(catalog) if c.name in ("sql_and_html_in_text", "single_quotes",
-                                                               "unquoted_keys", "trailing_garbage")]
-    payload = [b"'); DROP TABLE agg; --", b'{"event_id":"x","type":"<img src=x onerror=alert(1)>"}',
-               b"{{7*7}} ${7*7} %s %(x)s ?"]
+    hostile = [
+        c
+        for c in corpus.cases(catalog)
+        if c.name in ("sql_and_html_in_text", "single_quotes", "unquoted_keys", "trailing_garbage")
+    ]
+    payload = [
+        b"'); DROP TABLE agg; --",
+        b'{"event_id":"x","type":"<img src=x onerror=alert(1)>"}',
+        b"{{7*7}} ${7*7} %s %(x)s ?",
+    ]
     w = SegmentWriter(tmp_path / "log")
     w.append(b"".join(c.make(1) + b"\n" for c in hostile) + b"\n".join(payload) + b"\n", len(hostile) + 3, 1)
     w.roll()

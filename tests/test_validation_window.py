@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, TopicPartition
 from vendlab.catalog import make_catalog
 from vendlab.config import VALIDATION_WINDOW_MS, duration_ms, embedded
 from vendlab.eventlog import SegmentWriter
-from vendlab.kafka_log import (KafkaLogWriter, KafkaValidator, LostRecordsError, consumer_config, topic_partitions)
+from vendlab.kafka_log import KafkaLogWriter, KafkaValidator, LostRecordsError, consumer_config, topic_partitions
 from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore
 from vendlab.validation import SeenIds, Validator
@@ -80,10 +80,23 @@ def test_a_copy_refreshes_its_id():
 
 def sale(catalog, eid: str, qty: int) -> bytes:
     p, m = catalog.products[qty % len(catalog.products)], catalog.machines[qty % len(catalog.machines)]
-    return json.dumps({"event_id": eid, "type": "sale", "machine_id": m.machine_id, "place": m.place,
-                       "product": p.product, "category": p.category, "quantity": qty,
-                       "unit_price": p.price_cents / 100, "customer_id": "C1",
-                       "event_time": "2026-01-05T06:00:00.000Z"}).encode() + b"\n"
+    return (
+        json.dumps(
+            {
+                "event_id": eid,
+                "type": "sale",
+                "machine_id": m.machine_id,
+                "place": m.place,
+                "product": p.product,
+                "category": p.category,
+                "quantity": qty,
+                "unit_price": p.price_cents / 100,
+                "customer_id": "C1",
+                "event_time": "2026-01-05T06:00:00.000Z",
+            }
+        ).encode()
+        + b"\n"
+    )
 
 
 def long_log(catalog, segments: int, per_segment: int, window: int):
@@ -140,8 +153,10 @@ def produce_log(producer, topic, log):
 
 def drain(v: KafkaValidator, topic, consumer) -> None:
     deadline = time.monotonic() + 60
-    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in topic_partitions(consumer, topic)}
+    ends = {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+        for p in topic_partitions(consumer, topic)
+    }
     while v.stored_offsets() != {p: e for p, e in ends.items() if e}:
         assert time.monotonic() < deadline, "validation never reached the end of the topic"
         v.poll()

@@ -29,19 +29,29 @@ DEFAULT_DATA_DIR = Path("data/cluster")
 def _profile_flags(p: argparse.ArgumentParser) -> None:
     from vendlab.cli import seed_type
 
-    p.add_argument("--profile", choices=PROFILES, default="compose",
-                   help="compose (Kafka, Cassandra, HDFS of the Docker stacks) or embedded (files, SQLite)")
-    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-                   help=f"local folder for the manifest and catalog (embedded: also log and views; "
-                        f"default {DEFAULT_DATA_DIR})")
+    p.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="compose",
+        help="compose (Kafka, Cassandra, HDFS of the Docker stacks) or embedded (files, SQLite)",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help=f"local folder for the manifest and catalog (embedded: also log and views; default {DEFAULT_DATA_DIR})",
+    )
     p.add_argument("--seed", type=seed_type, default=1, help="seed of the fleet and the events (default 1)")
 
 
 def add_commands(sub) -> None:
     from vendlab.cli import fraction, positive
 
-    p = sub.add_parser("produce", help="generator -> log (Kafka with --profile compose), at a rate, with markers; "
-                                       "started again on the same log it continues the stream")
+    p = sub.add_parser(
+        "produce",
+        help="generator -> log (Kafka with --profile compose), at a rate, with markers; "
+        "started again on the same log it continues the stream",
+    )
     _profile_flags(p)
     p.add_argument("--rate", type=positive, required=True, help="events per second")
     p.add_argument("--duration", type=positive, default=None, help="seconds to run (default: until Ctrl-C)")
@@ -55,8 +65,12 @@ def add_commands(sub) -> None:
     j = sub.add_parser("job", help="run one streaming/batch job of an architecture (on the cluster: via spark-submit)")
     j.add_argument("name", choices=JOBS, help=", ".join(JOBS))
     _profile_flags(j)
-    j.add_argument("--batch-interval", type=positive, default=BATCH_INTERVAL_S,
-                   help=f"lambda-batch: seconds between batch runs (default {BATCH_INTERVAL_S:g})")
+    j.add_argument(
+        "--batch-interval",
+        type=positive,
+        default=BATCH_INTERVAL_S,
+        help=f"lambda-batch: seconds between batch runs (default {BATCH_INTERVAL_S:g})",
+    )
 
 
 def _profile(args):
@@ -98,14 +112,25 @@ def cmd_produce(args) -> int:
 
         producer = Producer(producer_config(profile.kafka_bootstrap))
         if not topic_partitions(producer, profile.topic):
-            _say(f"topic {profile.topic!r} not found on {profile.kafka_bootstrap}: create it first "
-                 f"(./lambda/start_lambda.py or ./kappa/start_kappa.py do)")
+            _say(
+                f"topic {profile.topic!r} not found on {profile.kafka_bootstrap}: create it first "
+                f"(./lambda/start_lambda.py or ./kappa/start_kappa.py do)"
+            )
             return 2
         reader = Consumer(consumer_config(profile.kafka_bootstrap, **{"group.id": "vendlab-producer"}))
         try:
-            feeder = make_feeder(producer, profile.topic, catalog, args.seed, args.rate, duration,
-                                 profile.manifest_path, reader=reader, say=_say, **{
-                                     k: settings[k] for k in ("time_scale", "bad_rate", "dup_rate")})
+            feeder = make_feeder(
+                producer,
+                profile.topic,
+                catalog,
+                args.seed,
+                args.rate,
+                duration,
+                profile.manifest_path,
+                reader=reader,
+                say=_say,
+                **{k: settings[k] for k in ("time_scale", "bad_rate", "dup_rate")},
+            )
         except (ValueError, KafkaLogError) as e:
             _say(str(e))
             return 2
@@ -127,13 +152,17 @@ def cmd_produce(args) -> int:
             _say(f"continuing the stream of {profile.log_dir} after its {m.events:,} events")
         else:
             if profile.manifest_path.exists():
-                _say(f"the log in {profile.log_dir} is new: the manifest there belongs to an earlier log, kept as "
-                     f"{set_aside(profile.manifest_path).name}")
+                _say(
+                    f"the log in {profile.log_dir} is new: the manifest there belongs to an earlier log, kept as "
+                    f"{set_aside(profile.manifest_path).name}"
+                )
             gen = Generator(catalog, args.seed, **settings)
         feeder = LogFeeder(gen, SegmentWriter(profile.log_dir), args.rate, duration, profile.manifest_path)
         where = f"segment files in {profile.log_dir}"
-    _say(f"producing {args.rate:,.0f} events/s to {where}"
-         + (f" for {args.duration:g} s" if args.duration else " until Ctrl-C"))
+    _say(
+        f"producing {args.rate:,.0f} events/s to {where}"
+        + (f" for {args.duration:g} s" if args.duration else " until Ctrl-C")
+    )
     first_events = feeder.gen.manifest.events
     feeder.start()
     # SIGINT (Ctrl-C, the compose jobs' stop_signal, the local start scripts' --stop) and SIGTERM (docker stop,
@@ -159,8 +188,10 @@ def cmd_produce(args) -> int:
         _say(f"producer failed: {feeder.error}")
         return 1
     m = feeder.gen.manifest
-    _say(f"done: {m.events - first_events:,} events this run, {m.events:,} in all ({m.malformed:,} malformed, "
-         f"{m.duplicates:,} duplicates), {m.markers} markers; manifest in {profile.manifest_path}")
+    _say(
+        f"done: {m.events - first_events:,} events this run, {m.events:,} in all ({m.malformed:,} malformed, "
+        f"{m.duplicates:,} duplicates), {m.markers} markers; manifest in {profile.manifest_path}"
+    )
     return 0
 
 

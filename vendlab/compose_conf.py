@@ -20,10 +20,21 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 # kafka.docker.KafkaDockerWrapper.ExcludeServerPropsEnv (apache/kafka core/src/main/scala/kafka/docker/)
-KAFKA_EXCLUDED_ENV = frozenset({
-    "KAFKA_VERSION", "KAFKA_HEAP_OPTS", "KAFKA_LOG4J_OPTS", "KAFKA_OPTS", "KAFKA_JMX_OPTS",
-    "KAFKA_JVM_PERFORMANCE_OPTS", "KAFKA_GC_LOG_OPTS", "KAFKA_LOG4J_ROOT_LOGLEVEL", "KAFKA_LOG4J_LOGGERS",
-    "KAFKA_TOOLS_LOG4J_LOGLEVEL", "KAFKA_JMX_HOSTNAME"})
+KAFKA_EXCLUDED_ENV = frozenset(
+    {
+        "KAFKA_VERSION",
+        "KAFKA_HEAP_OPTS",
+        "KAFKA_LOG4J_OPTS",
+        "KAFKA_OPTS",
+        "KAFKA_JMX_OPTS",
+        "KAFKA_JVM_PERFORMANCE_OPTS",
+        "KAFKA_GC_LOG_OPTS",
+        "KAFKA_LOG4J_ROOT_LOGLEVEL",
+        "KAFKA_LOG4J_LOGGERS",
+        "KAFKA_TOOLS_LOG4J_LOGLEVEL",
+        "KAFKA_JMX_HOSTNAME",
+    }
+)
 # envtoconf.py's known_formats (apache/hadoop, branch docker-hadoop-runner, scripts/envtoconf.py)
 HADOOP_FORMATS = ("xml", "properties", "yaml", "yml", "env", "sh", "cfg", "conf")
 
@@ -65,7 +76,7 @@ def hadoop_site_files(env: dict[str, str]) -> dict[str, dict[str, str]]:
         name, ext = parts[0].lower(), parts[1].lower()
         if ext not in HADOOP_FORMATS:
             continue
-        conf_key = key[len(name) + len(ext) + 2:].strip()
+        conf_key = key[len(name) + len(ext) + 2 :].strip()
         files.setdefault(f"{name}.{ext}", {})[conf_key] = value
     return files
 

@@ -83,8 +83,10 @@ class Profile:
 
     def __post_init__(self):
         if self.validation_window_ms < duration_ms(self.dedup_delay):
-            raise ValueError(f"validation_window_ms ({self.validation_window_ms}) must be at least the jobs' "
-                             f"dedup_delay ({self.dedup_delay}): validation would count duplicates the jobs drop")
+            raise ValueError(
+                f"validation_window_ms ({self.validation_window_ms}) must be at least the jobs' "
+                f"dedup_delay ({self.dedup_delay}): validation would count duplicates the jobs drop"
+            )
 
     @property
     def log_dir(self) -> Path:
@@ -105,14 +107,15 @@ class Profile:
     def checkpoint(self, query: str) -> str:
         return f"{self.checkpoint_dir.rstrip('/')}/{query}"
 
-    def with_(self, **kw) -> "Profile":
+    def with_(self, **kw) -> Profile:
         return replace(self, **kw)
 
 
 def embedded(data_dir: Path | str, **overrides) -> Profile:
     d = Path(data_dir).resolve()
-    return Profile(name="embedded", data_dir=d, master_path=str(d / "master"),
-                   checkpoint_dir=str(d / "checkpoints"), **overrides)
+    return Profile(
+        name="embedded", data_dir=d, master_path=str(d / "master"), checkpoint_dir=str(d / "checkpoints"), **overrides
+    )
 
 
 def compose(data_dir: Path | str, **overrides) -> Profile:

@@ -69,8 +69,9 @@ def acquire(data_dir: Path, what: str) -> None:
     try:
         fd = os.open(d / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
-        raise DataDirError(f"cannot create the lock file in data dir {d} ({e.strerror}); "
-                           f"choose a writable --data-dir") from e
+        raise DataDirError(
+            f"cannot create the lock file in data dir {d} ({e.strerror}); choose a writable --data-dir"
+        ) from e
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -81,11 +82,16 @@ def acquire(data_dir: Path, what: str) -> None:
             f"data dir {d} is in use by another vendlab process: {_describe(holder)}. Two writers would "
             f"corrupt it, so this one did not start. Wait for it to finish, or stop it (kill {pid}) and "
             f"continue its run with `vendlab run --arch ... --data-dir {d} --resume`; or use another "
-            f"--data-dir. Reading works meanwhile (vendlab views / answer / dashboard).") from None
+            f"--data-dir. Reading works meanwhile (vendlab views / answer / dashboard)."
+        ) from None
     stale = _read_holder(fd)
     if stale.get("pid") and stale.get("pid") != os.getpid():
-        print(f"vendlab: data dir {d}: taking over the lock left by {_describe(stale)}, which is no longer "
-              f"running (killed or crashed)", file=sys.stderr, flush=True)
+        print(
+            f"vendlab: data dir {d}: taking over the lock left by {_describe(stale)}, which is no longer "
+            f"running (killed or crashed)",
+            file=sys.stderr,
+            flush=True,
+        )
     os.ftruncate(fd, 0)
     os.lseek(fd, 0, os.SEEK_SET)
     os.write(fd, json.dumps({"pid": os.getpid(), "command": what, "started": time.time()}).encode())
@@ -162,8 +168,10 @@ def relocate(data_dir: Path, log=None) -> int:
                 crc = f.with_name("." + f.name + ".crc")  # Hadoop's checksum of the old content
                 crc.unlink(missing_ok=True)
                 rewritten += 1
-        (log or _stderr)(f"vendlab: data dir moved from {old} to {d}: rewrote the paths in {rewritten} "
-                         f"checkpoint and master-dataset files")
+        (log or _stderr)(
+            f"vendlab: data dir moved from {old} to {d}: rewrote the paths in {rewritten} "
+            f"checkpoint and master-dataset files"
+        )
     if old is None or Path(old) != d:
         tmp = d / (LOCATION_NAME + ".tmp")
         tmp.write_text(str(d) + "\n")
@@ -184,8 +192,10 @@ def checkpoint_id(ckpt: Path) -> str | None:
     try:
         return json.loads(meta.read_text().splitlines()[0])["id"]
     except (ValueError, KeyError, IndexError, OSError):
-        raise DataDirError(f"the checkpoint {ckpt} is damaged (unreadable metadata); "
-                           f"rebuild the views from the log: `{rebuild_command(Path(ckpt).parents[1])}`") from None
+        raise DataDirError(
+            f"the checkpoint {ckpt} is damaged (unreadable metadata); "
+            f"rebuild the views from the log: `{rebuild_command(Path(ckpt).parents[1])}`"
+        ) from None
 
 
 def checkpoint_has_batches(ckpt: Path) -> bool:
@@ -218,7 +228,8 @@ def bind_stream(data_dir: Path, ckpt: Path, job: str, store, what: str) -> None:
             raise DataDirError(
                 f"{what}: its checkpoint ({ckpt}) is missing, but the view store holds {applied + 1} "
                 f"micro-batches it applied. A new checkpoint would restart at micro-batch 0, which the store "
-                f"would skip as already applied (data silently missing), so nothing was started. {fix}")
+                f"would skip as already applied (data silently missing), so nothing was started. {fix}"
+            )
         qid = bound or str(uuid.uuid4())
         store.bind(job, qid)  # the store first: a crash before the checkpoint exists is a fresh start again
         new_checkpoint(ckpt, qid)
@@ -233,10 +244,12 @@ def bind_stream(data_dir: Path, ckpt: Path, job: str, store, what: str) -> None:
         raise DataDirError(
             f"{what}: its checkpoint ({ckpt}) has processed part of the log, but the view store "
             f"({d / 'views.sqlite'}) holds nothing of it (deleted, replaced, or new): resuming would leave "
-            f"that part out of the views, so nothing was started. {fix}")
+            f"that part out of the views, so nothing was started. {fix}"
+        )
     raise DataDirError(
         f"{what}: the view store belongs to another query (store {bound}, checkpoint {cid}: one of them "
-        f"comes from another run or copy), so nothing was started. {fix}")
+        f"comes from another run or copy), so nothing was started. {fix}"
+    )
 
 
 def processed_checkpoints(data_dir: Path) -> list[str]:
@@ -254,7 +267,8 @@ def check_store_present(data_dir: Path) -> None:
         raise DataDirError(
             f"the view store {d / 'views.sqlite'} is missing, but the checkpoints of {', '.join(done)} have processed "
             f"part of the log: resuming would leave that part out of the views, so nothing was started. "
-            f"Rebuild the views from the log: `{rebuild_command(d)}`")
+            f"Rebuild the views from the log: `{rebuild_command(d)}`"
+        )
 
 
 def bind_master(data_dir: Path, ckpt: Path, master: Path) -> None:
@@ -269,7 +283,8 @@ def bind_master(data_dir: Path, ckpt: Path, master: Path) -> None:
         if has_master:
             raise DataDirError(
                 f"lambda's ingest checkpoint ({ckpt}) is missing but the master dataset ({master}) holds what "
-                f"it wrote: a new ingest query would skip the log's first part, so nothing was started. {fix}")
+                f"it wrote: a new ingest query would skip the log's first part, so nothing was started. {fix}"
+            )
         qid = str(uuid.uuid4())
         master.mkdir(parents=True, exist_ok=True)
         mid_file.write_text(qid + "\n")
@@ -279,11 +294,13 @@ def bind_master(data_dir: Path, ckpt: Path, master: Path) -> None:
         raise DataDirError(
             f"lambda's master dataset ({master}) is missing or incomplete (no _spark_metadata), but the ingest "
             f"checkpoint ({ckpt}) says the log was written there: the batch layer would lose that part of "
-            f"history, so nothing was started. {fix}")
+            f"history, so nothing was started. {fix}"
+        )
     if mid is not None and mid != cid:
         raise DataDirError(
             f"lambda's master dataset ({master}) was written by another ingest query than its checkpoint's "
-            f"({mid} vs {cid}: one comes from another run or copy), so nothing was started. {fix}")
+            f"({mid} vs {cid}: one comes from another run or copy), so nothing was started. {fix}"
+        )
     if mid is None:
         master.mkdir(parents=True, exist_ok=True)
         mid_file.write_text(cid + "\n")

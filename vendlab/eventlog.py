@@ -59,8 +59,9 @@ class SegmentWriter:
     temporary files a crashed writer left behind.
     """
 
-    def __init__(self, log_dir: Path, roll_seconds: float = 0.5, roll_lines: int = 200_000, fsync: bool = True,
-                 on_roll=None):
+    def __init__(
+        self, log_dir: Path, roll_seconds: float = 0.5, roll_lines: int = 200_000, fsync: bool = True, on_roll=None
+    ):
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for stale in self.log_dir.glob(".seg-*.tmp"):

@@ -70,8 +70,14 @@ class FinishedLog:
         return m
 
 
-def write_log(data_dir: Path, gen: Generator, events: int, segment_lines: int = 100_000, mix: Mix | None = None,
-              progress: Progress | None = None) -> FinishedLog:
+def write_log(
+    data_dir: Path,
+    gen: Generator,
+    events: int,
+    segment_lines: int = 100_000,
+    mix: Mix | None = None,
+    progress: Progress | None = None,
+) -> FinishedLog:
     """A new finished log of ``events`` lines of ``gen`` in ``data_dir``."""
     log = FinishedLog(data_dir, gen, segment_lines, mix)
     log.write(events, progress)

@@ -23,7 +23,7 @@ import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
@@ -97,7 +97,7 @@ def parse_start(text: str) -> int:
     """ISO-8601 UTC time -> epoch milliseconds."""
     dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1000)
 
 
@@ -150,7 +150,7 @@ class Manifest:
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: Path) -> "Manifest":
+    def load(cls, path: Path) -> Manifest:
         return cls(**json.loads(path.read_text()))
 
     # A manifest consistent with the log, across a crash of the writer: before a segment is
@@ -162,7 +162,7 @@ class Manifest:
         return path.with_name(".pending-" + path.name)
 
     @classmethod
-    def recover(cls, path: Path, segment_exists) -> "Manifest | None":
+    def recover(cls, path: Path, segment_exists) -> Manifest | None:
         pending = cls.pending_path(path)
         if pending.exists():
             m = cls.load(pending)
@@ -191,8 +191,19 @@ class _Block:
     """One generated block: its lines (text made on a worker thread) plus per-line facts for the
     manifest."""
 
-    def __init__(self, text: Future, lines: int, product: np.ndarray, qty: np.ndarray, revenue: np.ndarray,
-                 kind: np.ndarray, bad: np.ndarray, first_ms: int, slot: np.ndarray, phys: dict):
+    def __init__(
+        self,
+        text: Future,
+        lines: int,
+        product: np.ndarray,
+        qty: np.ndarray,
+        revenue: np.ndarray,
+        kind: np.ndarray,
+        bad: np.ndarray,
+        first_ms: int,
+        slot: np.ndarray,
+        phys: dict,
+    ):
         self._text = text  # -> (buffer, byte offset of each line and of the end)
         self.lines = lines
         self.product = product  # product index for valid unique sales, -1 otherwise
@@ -210,7 +221,7 @@ class _Block:
     def text(self, a: int, b: int) -> memoryview:
         """The JSON lines [a, b) of the block."""
         buf, at = self._text.result()
-        return buf[at[a]: at[b]]
+        return buf[at[a] : at[b]]
 
 
 class _Timeline:
@@ -330,14 +341,24 @@ class _Timeline:
 
 
 class Generator:
-    def __init__(self, catalog: Catalog, seed: int, rate: float, time_scale: float = 60.0,
-                 start: str = DEFAULT_START, bad_rate: float = 0.0, dup_rate: float = 0.0):
+    def __init__(
+        self,
+        catalog: Catalog,
+        seed: int,
+        rate: float,
+        time_scale: float = 60.0,
+        start: str = DEFAULT_START,
+        bad_rate: float = 0.0,
+        dup_rate: float = 0.0,
+    ):
         if not (math.isfinite(rate) and rate > 0 and math.isfinite(time_scale) and time_scale > 0):
             raise ValueError(f"rate and time_scale must be finite and > 0 (got {rate}, {time_scale})")
         per_event = time_scale / rate
         if not MIN_SIM_S_PER_EVENT <= per_event <= MAX_SIM_S_PER_EVENT:
-            raise ValueError(f"simulated time per event (time_scale / rate = {per_event:.3g} s) must be in "
-                             f"[{MIN_SIM_S_PER_EVENT:g}, {MAX_SIM_S_PER_EVENT:g}] s")
+            raise ValueError(
+                f"simulated time per event (time_scale / rate = {per_event:.3g} s) must be in "
+                f"[{MIN_SIM_S_PER_EVENT:g}, {MAX_SIM_S_PER_EVENT:g}] s"
+            )
         if not 0 <= bad_rate < 1 or not 0 <= dup_rate < 1:
             raise ValueError("bad_rate and dup_rate must be in [0, 1)")
         self.catalog = catalog
@@ -382,9 +403,12 @@ class Generator:
         pcdf[:, -1] = 1.0
         self._p_cdf = (pcdf + np.arange(M)[:, None]).ravel()
         # expected items per hour of (hour of day, machine, product), before stock-outs and breakdowns
-        self.expected_items_per_hour = ((HOUR_MS / self.ms_per_event) * (w / fleet[:, None] * self._p_sale[:, None])
-                                        [:, :, None] * (pw / pw.sum(axis=1)[:, None])[None, :, :]
-                                        * float(np.dot(*zip(*QUANTITIES))))
+        self.expected_items_per_hour = (
+            (HOUR_MS / self.ms_per_event)
+            * (w / fleet[:, None] * self._p_sale[:, None])[:, :, None]
+            * (pw / pw.sum(axis=1)[:, None])[None, :, :]
+            * float(np.dot(*zip(*QUANTITIES)))
+        )
         q_vals, q_probs = zip(*QUANTITIES)
         self._q_vals, self._q_cdf = np.array(q_vals), np.cumsum(q_probs)
         self._q_cdf[-1] = 1.0
@@ -408,13 +432,15 @@ class Generator:
         items_day = slots_per_hour * float(self._p_sale.mean()) * 24 * mean_qty / M
         self.volume_factor = items_day / REFERENCE_ITEMS_PER_MACHINE_DAY
         ms = self.manifest
-        ms.capacity = {x.machine_id: dict(zip((y.product for y in p), self.capacity[i].tolist()))
-                       for i, x in enumerate(m)}
+        ms.capacity = {
+            x.machine_id: dict(zip((y.product for y in p), self.capacity[i].tolist())) for i, x in enumerate(m)
+        }
         ms.economics = {
             "volume_factor": round(self.volume_factor, 6),
             "reference_items_per_machine_day": REFERENCE_ITEMS_PER_MACHINE_DAY,
-            "fixed_cost_cents_per_sim_day": {x.machine_id: int(round(x.fixed_cost_cents_per_day * self.volume_factor))
-                                             for x in m},
+            "fixed_cost_cents_per_sim_day": {
+                x.machine_id: int(round(x.fixed_cost_cents_per_day * self.volume_factor)) for x in m
+            },
             "restock_interval_ms": RESTOCK_INTERVAL_MS,
         }
         self._sync_stock()
@@ -434,10 +460,14 @@ class Generator:
             "hi": [""] + [str(i) for i in range(1, NUM_TABLE)],  # ... and their thousands
             "temp": pc.cast(_arrow(np.arange(TEMP_TABLE) / 100.0), pa.string()).to_pylist(),  # centi-degrees
             # a sale up to its customer: per (machine, product, quantity sold)
-            "sale": [f'","type":"sale","machine_id":"{_esc(mm.machine_id)}","place":"{_esc(mm.place)}"'
-                     f',"product":"{pp.product}","category":"{pp.category}","quantity":{q}'
-                     f',"unit_price":{pp.price_cents / 100:.2f},"customer_id":"C'
-                     for mm in m for pp in p for q in range(1, self._q_max + 1)],
+            "sale": [
+                f'","type":"sale","machine_id":"{_esc(mm.machine_id)}","place":"{_esc(mm.place)}"'
+                f',"product":"{pp.product}","category":"{pp.category}","quantity":{q}'
+                f',"unit_price":{pp.price_cents / 100:.2f},"customer_id":"C'
+                for mm in m
+                for pp in p
+                for q in range(1, self._q_max + 1)
+            ],
             "cust": [f'{c}","event_time":"' for c in range(1, self.catalog.customers + 1)],
             "ms_end": [f'.{i:03d}Z"}}\n' for i in range(1000)],  # milliseconds, then the end of a line
             "ms_tel": [f'.{i:03d}Z","temperature":' for i in range(1000)],
@@ -445,8 +475,11 @@ class Generator:
             "code": [f',"error_code":{c},{stock_keys[0]}' for c in codes],
             "key": stock_keys[1:] or [""],
             "tel_end": ["}}\n"],
-            "rst": [f'","type":"restock","machine_id":"{_esc(mm.machine_id)}","product":"{pp.product}","quantity":'
-                    for mm in m for pp in p],
+            "rst": [
+                f'","type":"restock","machine_id":"{_esc(mm.machine_id)}","product":"{pp.product}","quantity":'
+                for mm in m
+                for pp in p
+            ],
             "evt": [',"event_time":"'],
         }
         self._f = {}
@@ -598,21 +631,54 @@ class Generator:
         revenue = np.where(valid_sale, qty_l * self._price_cents[product[src]], 0)
         # The text: a pure function of what the block simulated, so it is made on another thread
         # (Arrow and NumPy release the GIL) while this one simulates the next block.
-        text = _text_pool().submit(self._text_of, seq, ms, machine, product, cust, np.flatnonzero(kind == 0), sold,
-                                   t_idx, (t_all, noise, u_err, codes, stock0), np.flatnonzero(kind == 2), flow, bad,
-                                   src if len(idx) else None)
-        phys = {"machine": machine, "product": product, "flow": flow, "stockout": stockout, "visit": visit_first,
-                "ms": ms, "lost_sold_out": lost_sold_out, "lost_oos": lost_oos}
-        return _Block(text, len(src), product_l, qty_l, revenue, line_kind, np.where(is_copy, -1, bad[src]),
-                      int(ms[0]), np.where(is_copy, -1, src), phys)
+        text = _text_pool().submit(
+            self._text_of,
+            seq,
+            ms,
+            machine,
+            product,
+            cust,
+            np.flatnonzero(kind == 0),
+            sold,
+            t_idx,
+            (t_all, noise, u_err, codes, stock0),
+            np.flatnonzero(kind == 2),
+            flow,
+            bad,
+            src if len(idx) else None,
+        )
+        phys = {
+            "machine": machine,
+            "product": product,
+            "flow": flow,
+            "stockout": stockout,
+            "visit": visit_first,
+            "ms": ms,
+            "lost_sold_out": lost_sold_out,
+            "lost_oos": lost_oos,
+        }
+        return _Block(
+            text,
+            len(src),
+            product_l,
+            qty_l,
+            revenue,
+            line_kind,
+            np.where(is_copy, -1, bad[src]),
+            int(ms[0]),
+            np.where(is_copy, -1, src),
+            phys,
+        )
 
-    def _text_of(self, seq, ms, machine, product, cust, sale_i, sold, t_idx, draws, r_i, flow, bad,
-                 src) -> tuple[memoryview, np.ndarray]:
+    def _text_of(
+        self, seq, ms, machine, product, cust, sale_i, sold, t_idx, draws, r_i, flow, bad, src
+    ) -> tuple[memoryview, np.ndarray]:
         """The block's JSON lines in output order (``src``: the slot of each line, None for
         each slot once, in order) as one buffer, and the byte offset of each line in it."""
         centi, code, st = self._readings(machine, product, t_idx, flow, *draws)
-        pieces, order, start, count = self._lines(seq, ms, machine, product, cust, sale_i, sold, t_idx, centi,
-                                                  code, st, r_i, flow)
+        pieces, order, start, count = self._lines(
+            seq, ms, machine, product, cust, sale_i, sold, t_idx, centi, code, st, r_i, flow
+        )
         buf, offsets = _text(pieces, order)  # every slot's good line, in slot order
         at = offsets[np.r_[start, len(order)]].astype(np.int64)
         bad_i = np.flatnonzero(bad >= 0)
@@ -622,14 +688,16 @@ class Generator:
         # the malformed lines, each made from its good line.
         n = len(seq)
         src = np.arange(n) if src is None else src
-        own = {int(i): self._corrupt(bytes(buf[at[i]: at[i + 1]]).decode(), BAD_KINDS[bad[i]], int(i)).encode()
-               for i in bad_i}
+        own = {
+            int(i): self._corrupt(bytes(buf[at[i] : at[i + 1]]).decode(), BAD_KINDS[bad[i]], int(i)).encode()
+            for i in bad_i
+        }
         is_bad = bad >= 0
         cut = np.flatnonzero((np.diff(src) != 1) | is_bad[src[1:]] | is_bad[src[:-1]]) + 1
         parts = []
         for a, b in zip(np.r_[0, cut].tolist(), np.r_[cut, len(src)].tolist()):
             first = int(src[a])
-            parts.append(own[first] if is_bad[first] else buf[at[first]: at[src[b - 1] + 1]])
+            parts.append(own[first] if is_bad[first] else buf[at[first] : at[src[b - 1] + 1]])
         size = np.diff(at)
         size[bad_i] = [len(own[int(i)]) for i in bad_i]
         return memoryview(b"".join(parts)), np.r_[0, np.cumsum(size[src])]
@@ -683,8 +751,14 @@ class Generator:
         # the event id: prefix and thousands (a few per block), then the last three digits
         hi = seq // 1000
         hu, hinv = _runs(hi)
-        eid_hi = add(_strings([f'{{"event_id":"e{self.seed}-{h}' if h else f'{{"event_id":"e{self.seed}-'
-                               for h in hu.tolist()])) + hinv
+        eid_hi = (
+            add(
+                _strings(
+                    [f'{{"event_id":"e{self.seed}-{h}' if h else f'{{"event_id":"e{self.seed}-' for h in hu.tolist()]
+                )
+            )
+            + hinv
+        )
         eid_lo = np.where(hi > 0, f["lo3"], f["lo"]) + seq % 1000
 
         def number(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -722,7 +796,7 @@ class Generator:
         mat = np.empty((k, 3 * P + 7), np.int32)
         mat[:, 0], mat[:, 1], mat[:, 2] = eid_hi[t_idx], eid_lo[t_idx], f["tel"] + machine[t_idx]
         mat[:, 3], mat[:, 4], mat[:, 5], mat[:, 6] = ts[t_idx], f["ms_tel"] + milli[t_idx], temp_i, f["code"] + code
-        stock = mat[:, 6: 6 + 3 * P].reshape(k, P, 3)  # [key, thousands, last digits] per product...
+        stock = mat[:, 6 : 6 + 3 * P].reshape(k, P, 3)  # [key, thousands, last digits] per product...
         stock[:, 1:, 0] = f["key"] + np.arange(P - 1)  # ...the first key is in the fault-code fragment
         stock[:, :, 1], stock[:, :, 2] = st_hi, st_lo
         mat[:, -1] = f["tel_end"]
@@ -741,8 +815,16 @@ class Generator:
         ev = orjson.loads(body)
         ev["type"] = "sale"  # corrupt a sale-shaped event so the reason is the intended one
         for f, _ in schema.FIELDS[schema.SALE]:
-            ev.setdefault(f, {"place": "unknown", "category": "unhealthy", "unit_price": 1.5,
-                              "customer_id": "C1", "quantity": 1}.get(f, ev.get(f, "chocolate_bar")))
+            ev.setdefault(
+                f,
+                {
+                    "place": "unknown",
+                    "category": "unhealthy",
+                    "unit_price": 1.5,
+                    "customer_id": "C1",
+                    "quantity": 1,
+                }.get(f, ev.get(f, "chocolate_bar")),
+            )
         ev["category"] = "unhealthy" if ev["category"] not in schema.CATEGORIES else ev["category"]
         ev["product"] = ev["product"] if ev["product"] in self.catalog.product_names else "chocolate_bar"
         ev.pop("stock", None), ev.pop("temperature", None), ev.pop("error_code", None)
@@ -829,8 +911,14 @@ class Generator:
         last = int(ph["ms"][slots.max()])
         if last > self._failures_to:
             for mi, deg, failed, repaired in self._timeline.failures_between(self._failures_to, last):
-                m.breakdowns.append({"machine_id": names[mi].machine_id, "degrading_ms": deg, "failed_ms": failed,
-                                     "repaired_ms": repaired})
+                m.breakdowns.append(
+                    {
+                        "machine_id": names[mi].machine_id,
+                        "degrading_ms": deg,
+                        "failed_ms": failed,
+                        "repaired_ms": repaired,
+                    }
+                )
             self._failures_to = last
 
     def _sync_stock(self) -> None:
@@ -846,23 +934,43 @@ class Generator:
         (kept in the manifest): the block to regenerate, the world's state before it, the
         position in it. Small: the stock of every slot and the restock visits in progress."""
         if self._block is None:
-            return {"lines": self.manifest.events, "block": 0, "pos": 0, "stock": None, "pending": [],
-                    "failures_to": self._failures_to, "last_seq": self._last_seq}
+            return {
+                "lines": self.manifest.events,
+                "block": 0,
+                "pos": 0,
+                "stock": None,
+                "pending": [],
+                "failures_to": self._failures_to,
+                "last_seq": self._last_seq,
+            }
         if self._pos >= len(self._block):  # the current block is used up: start at the next one
             block, pos, stock, pending = self._block_no, 0, self._stock, self._pending
         else:
             block, pos = self._block_no - 1, self._pos
             stock, pending = self._block_start
-        return {"lines": self.manifest.events, "block": block, "pos": pos, "stock": stock.tolist(),
-                "pending": [[int(m), int(j), bool(f)] for m, j, f in pending],
-                "failures_to": int(self._failures_to), "last_seq": self._last_seq}
+        return {
+            "lines": self.manifest.events,
+            "block": block,
+            "pos": pos,
+            "stock": stock.tolist(),
+            "pending": [[int(m), int(j), bool(f)] for m, j, f in pending],
+            "failures_to": int(self._failures_to),
+            "last_seq": self._last_seq,
+        }
 
     @classmethod
-    def from_manifest(cls, catalog: Catalog, m: Manifest) -> "Generator":
+    def from_manifest(cls, catalog: Catalog, m: Manifest) -> Generator:
         """A generator with the settings of ``m``, continuing its stream."""
         st = m.settings
-        gen = cls(catalog, m.seed, st["rate"], st["time_scale"], start=st["start"], bad_rate=st["bad_rate"],
-                  dup_rate=st["dup_rate"])
+        gen = cls(
+            catalog,
+            m.seed,
+            st["rate"],
+            st["time_scale"],
+            start=st["start"],
+            bad_rate=st["bad_rate"],
+            dup_rate=st["dup_rate"],
+        )
         gen.resume(m)
         return gen
 
@@ -874,11 +982,16 @@ class Generator:
         def show(v):
             return f"{v:g}" if isinstance(v, (int, float)) else str(v)
 
-        diff = [f"--{k.replace('_', '-')} {show(theirs.get(k))} (now {show(ours[k])})"
-                for k in ("seed",) + self.SETTINGS if theirs.get(k) != ours[k]]
+        diff = [
+            f"--{k.replace('_', '-')} {show(theirs.get(k))} (now {show(ours[k])})"
+            for k in ("seed",) + self.SETTINGS
+            if theirs.get(k) != ours[k]
+        ]
         if diff:
-            raise ValueError("the log was produced with " + ", ".join(diff) + ": a restarted generator continues "
-                             "the same stream, so use the same settings, or start a new log")
+            raise ValueError(
+                "the log was produced with " + ", ".join(diff) + ": a restarted generator continues "
+                "the same stream, so use the same settings, or start a new log"
+            )
 
     def resume(self, m: Manifest) -> None:
         """Continue the stream ``m`` describes (its counts go on adding up): the next line is the
@@ -888,8 +1001,10 @@ class Generator:
         st = m.resume
         if st is None or st["lines"] != m.events:
             if m.events:
-                raise ValueError(f"manifest of {m.events} lines has no generator position to continue from "
-                                 f"(made by an older version)")
+                raise ValueError(
+                    f"manifest of {m.events} lines has no generator position to continue from "
+                    f"(made by an older version)"
+                )
             self.manifest = m
             return
         if st["stock"] is not None:
@@ -932,7 +1047,7 @@ class Generator:
                 if n <= 0:
                     if chunk is None:
                         raise ValueError(f"stream slot {seq} is behind the generator")
-                    return chunk.data[chunk.data.rstrip(b"\n").rfind(b"\n") + 1:]
+                    return chunk.data[chunk.data.rstrip(b"\n").rfind(b"\n") + 1 :]
             chunk = self.take(n)
             done += n
             if progress is not None:
@@ -940,8 +1055,11 @@ class Generator:
 
     def now_ms(self) -> int:
         """Simulated time of the next event."""
-        return int(self.start_ms + (self._block_no - 1) * BLOCK * self.ms_per_event + self._pos * self.ms_per_event) \
-            if self._block is not None else self.start_ms
+        return (
+            int(self.start_ms + (self._block_no - 1) * BLOCK * self.ms_per_event + self._pos * self.ms_per_event)
+            if self._block is not None
+            else self.start_ms
+        )
 
 
 def _take_stock(level: np.ndarray, group: np.ndarray, qty: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

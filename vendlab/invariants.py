@@ -90,8 +90,10 @@ class ReaderPromise:
             current = store.current_batch()
             if current is not None:
                 self.fetched[current.version] = (
-                    current.cutoff_bucket, store.read_batch_view(current.version, self.view),
-                    store.read_view_buckets(base.LAMBDA_SPEED, self.view, current.cutoff_bucket))
+                    current.cutoff_bucket,
+                    store.read_batch_view(current.version, self.view),
+                    store.read_view_buckets(base.LAMBDA_SPEED, self.view, current.cutoff_bucket),
+                )
 
     def after_run(self, store: base.ViewStore) -> None:
         with store.snapshot():
@@ -104,10 +106,15 @@ class ReaderPromise:
                     continue
                 now_batch = store.read_batch_view(version, self.view)
                 now_speed = store.read_view_buckets(base.LAMBDA_SPEED, self.view, cutoff)
-                self.checks.append({"version": version, "after_version": current.version,
-                                    "batch_view_kept": now_batch == batch,
-                                    "speed_items": sum(speed.values()),  # what the reader had fetched
-                                    "speed_shortfall": shortfall(now_speed, speed)})
+                self.checks.append(
+                    {
+                        "version": version,
+                        "after_version": current.version,
+                        "batch_view_kept": now_batch == batch,
+                        "speed_items": sum(speed.values()),  # what the reader had fetched
+                        "speed_shortfall": shortfall(now_speed, speed),
+                    }
+                )
         self.fetch(store)
 
     def kept(self) -> bool:

@@ -54,7 +54,6 @@ import threading
 import time
 from contextlib import closing
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from vendlab import schema
@@ -101,14 +100,20 @@ class LostRecordsError(KafkaLogError):
 
     def __init__(self, topic: str, partition: int, first: int | None, low: int | None, when: str):
         self.topic, self.partition, self.first, self.low = topic, partition, first, low
-        where = (f"offsets {first}..{low - 1}" if first is not None and low is not None and low > first
-                 else f"records from offset {first}" if first is not None else "records")
+        where = (
+            f"offsets {first}..{low - 1}"
+            if first is not None and low is not None and low > first
+            else f"records from offset {first}"
+            if first is not None
+            else "records"
+        )
         super().__init__(
             f"records lost: topic {topic!r} partition {partition}: {where} were deleted {when}"
             + (f"; the partition now starts at offset {low}" if low is not None else "")
             + ". The validation view can no longer be exact for this topic, so the consumer stops rather "
-              "than skip them. Make the topic keep its records (retention.ms=-1 and retention.bytes=-1, "
-              "docs/compose.md), then start over on a new topic with empty views.")
+            "than skip them. Make the topic keep its records (retention.ms=-1 and retention.bytes=-1, "
+            "docs/compose.md), then start over on a new topic with empty views."
+        )
 
 
 def producer_config(bootstrap: str, **extra) -> dict:
@@ -144,8 +149,9 @@ def consumer_config(bootstrap: str, **extra) -> dict:
     return conf
 
 
-def topic_create_args(topic: str = DEFAULT_TOPIC, partitions: int = DEFAULT_PARTITIONS,
-                      replication: int = 1) -> list[str]:
+def topic_create_args(
+    topic: str = DEFAULT_TOPIC, partitions: int = DEFAULT_PARTITIONS, replication: int = 1
+) -> list[str]:
     """Arguments of kafka-topics.sh that create the topic as the producer expects it."""
     args = ["--create", "--topic", topic, "--partitions", str(partitions), "--replication-factor", str(replication)]
     for k, v in TOPIC_CONFIG.items():
@@ -205,8 +211,9 @@ class KafkaLogWriter:
         kw = {"partition": partition} if partition is not None else {}
         while True:
             try:
-                self.producer.produce(self.topic, value=value, key=key, timestamp=ts, on_delivery=self._on_delivery,
-                                      **kw)
+                self.producer.produce(
+                    self.topic, value=value, key=key, timestamp=ts, on_delivery=self._on_delivery, **kw
+                )
                 return
             except BufferError:  # local queue full: let deliveries drain, then retry
                 self.producer.poll(0.05)
@@ -246,8 +253,10 @@ class KafkaLogWriter:
     def flush(self) -> None:
         left = self.producer.flush(self.flush_timeout_s)
         if left:
-            raise KafkaLogError(f"{left} records still undelivered to {self.topic!r} after "
-                                f"{self.flush_timeout_s:g} s: is the broker reachable?")
+            raise KafkaLogError(
+                f"{left} records still undelivered to {self.topic!r} after "
+                f"{self.flush_timeout_s:g} s: is the broker reachable?"
+            )
         if self.first_error:
             raise KafkaLogError(f"delivery to topic {self.topic!r} failed: {self.first_error}")
 
@@ -283,16 +292,29 @@ def last_generated(consumer, topic: str, seed: int, tail: int = TAIL_RECORDS) ->
             found = _EVENT_ID.match(m.value() or b"")
             if found:
                 if int(found.group(1)) != seed:
-                    raise KafkaLogError(f"topic {topic!r} holds events of seed {int(found.group(1))}: produce "
-                                        f"with --seed {int(found.group(1))} to continue it, or use a new topic")
+                    raise KafkaLogError(
+                        f"topic {topic!r} holds events of seed {int(found.group(1))}: produce "
+                        f"with --seed {int(found.group(1))} to continue it, or use a new topic"
+                    )
                 if best is None or int(found.group(2)) > best:
                     best, line = int(found.group(2)), m.value()
     return best, ever, line
 
 
-def make_feeder(producer, topic: str, catalog: Catalog, seed: int, rate: float, duration: float,
-                manifest_path: Path, time_scale: float = 60.0, bad_rate: float = 0.0, dup_rate: float = 0.0,
-                reader=None, say=None):
+def make_feeder(
+    producer,
+    topic: str,
+    catalog: Catalog,
+    seed: int,
+    rate: float,
+    duration: float,
+    manifest_path: Path,
+    time_scale: float = 60.0,
+    bad_rate: float = 0.0,
+    dup_rate: float = 0.0,
+    reader=None,
+    say=None,
+):
     """A ``vendlab.runner.LogFeeder`` thread that feeds the generator into Kafka (call .start()).
 
     A generator started again continues the stream in the topic (``continue_in_topic``): with
@@ -300,8 +322,15 @@ def make_feeder(producer, topic: str, catalog: Catalog, seed: int, rate: float, 
     manifest alone. Raises ValueError when the settings differ from the stream's."""
     from vendlab.runner import LogFeeder
 
-    gen = continue_in_topic(catalog, topic, seed, dict(rate=rate, time_scale=time_scale, bad_rate=bad_rate,
-                                                         dup_rate=dup_rate), manifest_path, reader, say)
+    gen = continue_in_topic(
+        catalog,
+        topic,
+        seed,
+        dict(rate=rate, time_scale=time_scale, bad_rate=bad_rate, dup_rate=dup_rate),
+        manifest_path,
+        reader,
+        say,
+    )
     writer = KafkaLogWriter(producer, topic)
     if reader is not None:
         writer.floor_ms = newest_timestamp(reader, topic)
@@ -335,8 +364,9 @@ def _read_ranges(consumer, topic: str, ranges: dict[int, tuple[int, int]], what:
     try:
         while left:
             if time.monotonic() > deadline:
-                raise KafkaLogError(f"{what}: partitions {sorted(left)} did not answer within "
-                                    f"{REPLAY_IDLE_TIMEOUT_S:g} s")
+                raise KafkaLogError(
+                    f"{what}: partitions {sorted(left)} did not answer within {REPLAY_IDLE_TIMEOUT_S:g} s"
+                )
             for m in consumer.consume(1000, 1.0):
                 if m.error():
                     raise KafkaLogError(f"{what}: {m.error().str()}")
@@ -348,8 +378,9 @@ def _read_ranges(consumer, topic: str, ranges: dict[int, tuple[int, int]], what:
         consumer.unassign()
 
 
-def continue_in_topic(catalog: Catalog, topic: str, seed: int, settings: dict, manifest_path: Path, reader=None,
-                      say=None):
+def continue_in_topic(
+    catalog: Catalog, topic: str, seed: int, settings: dict, manifest_path: Path, reader=None, say=None
+):
     """The generator for a (re)start of the producer on ``topic``:
 
     - the topic holds events of this stream and the manifest in the producer's data dir ends at
@@ -378,15 +409,20 @@ def continue_in_topic(catalog: Catalog, topic: str, seed: int, settings: dict, m
             say(f"topic {topic!r} holds none of the stream's events any more: continuing from {manifest_path}")
             return continue_generator(catalog, m, dict(settings, seed=seed))
         if m is not None and m.events:
-            say(f"topic {topic!r} is new: {manifest_path} belongs to an earlier log, kept as "
-                f"{set_aside(manifest_path).name}; starting a new stream")
+            say(
+                f"topic {topic!r} is new: {manifest_path} belongs to an earlier log, kept as "
+                f"{set_aside(manifest_path).name}; starting a new stream"
+            )
         return fresh
     if m is not None and m.resume is not None and m.resume.get("last_seq") == last:
         gen = continue_generator(catalog, m, dict(settings, seed=seed))
         say(f"continuing the stream after its {m.events:,} events (manifest {manifest_path}, the topic ends there)")
         return gen
-    why = ("no manifest in the data dir" if m is None else
-           f"the manifest ends at event e{seed}-{(m.resume or {}).get('last_seq')}, the topic at e{seed}-{last}")
+    why = (
+        "no manifest in the data dir"
+        if m is None
+        else f"the manifest ends at event e{seed}-{(m.resume or {}).get('last_seq')}, the topic at e{seed}-{last}"
+    )
     if m is not None:
         fresh.check_continues(m)
     say(f"rebuilding the stream up to the topic's last event e{seed}-{last} ({why}): regenerating ...")
@@ -400,10 +436,12 @@ def continue_in_topic(catalog: Catalog, topic: str, seed: int, settings: dict, m
 
     made = fresh.skip_past(last, progress)
     if line is not None and made.rstrip(b"\n") != line:
-        raise ValueError(f"topic {topic!r} was produced with other settings: its event e{seed}-{last} is not "
-                         f"the one --rate {settings['rate']:g} --time-scale {settings['time_scale']:g} --bad-rate "
-                         f"{settings['bad_rate']:g} --dup-rate {settings['dup_rate']:g} make; use the settings it "
-                         f"was produced with, or a new topic")
+        raise ValueError(
+            f"topic {topic!r} was produced with other settings: its event e{seed}-{last} is not "
+            f"the one --rate {settings['rate']:g} --time-scale {settings['time_scale']:g} --bad-rate "
+            f"{settings['bad_rate']:g} --dup-rate {settings['dup_rate']:g} make; use the settings it "
+            f"was produced with, or a new topic"
+        )
     if m is not None:
         fresh.manifest.markers = m.markers  # markers are not part of the stream (those after the save are not counted)
     say(f"rebuilt in {time.monotonic() - t0:.1f} s: {fresh.manifest.events:,} events; continuing after them")
@@ -413,9 +451,18 @@ def continue_in_topic(catalog: Catalog, topic: str, seed: int, settings: dict, m
 class KafkaValidator:
     """The validation consumer on Kafka (see the module doc for the exactly-once design)."""
 
-    def __init__(self, consumer, topic: str, catalog: Catalog, store: ViewStore, job: str = base.VALIDATION,
-                 max_batch: int = 50_000, batch_wait_s: float = 0.5, commit_to_kafka: bool = True,
-                 window_ms: int | None = None):
+    def __init__(
+        self,
+        consumer,
+        topic: str,
+        catalog: Catalog,
+        store: ViewStore,
+        job: str = base.VALIDATION,
+        max_batch: int = 50_000,
+        batch_wait_s: float = 0.5,
+        commit_to_kafka: bool = True,
+        window_ms: int | None = None,
+    ):
         from vendlab.config import VALIDATION_WINDOW_MS
         from vendlab.validation import Validator
 
@@ -448,8 +495,9 @@ class KafkaValidator:
         self.end_copies: dict[str, set[int]] = {}
         self.partitions = topic_partitions(self.consumer, self.topic)
         if not self.partitions:
-            raise KafkaLogError(f"topic {self.topic!r} does not exist (yet): create it first "
-                                f"(the start scripts do) or produce to it")
+            raise KafkaLogError(
+                f"topic {self.topic!r} does not exist (yet): create it first (the start scripts do) or produce to it"
+            )
         stored = self.stored_offsets()
         self.position: dict[int, int] = {}
         bounds: dict[int, tuple[int, int]] = {}
@@ -459,7 +507,8 @@ class KafkaValidator:
             if pos > high:
                 raise KafkaLogError(
                     f"the store says partition {p} was read up to offset {pos}, but the topic ends at {high}: "
-                    f"the topic was recreated. Empty the validation rows of the store (or the keyspace) first.")
+                    f"the topic was recreated. Empty the validation rows of the store (or the keyspace) first."
+                )
             if pos < low:
                 raise LostRecordsError(self.topic, p, pos, low, "before the validation consumer read them")
             self.position[p] = pos
@@ -485,8 +534,14 @@ class KafkaValidator:
                 if pos > low:
                     first = self._offset_at_time(p, since, low, pos)
                     if first == low and low > 0 and self._timestamp_at(p, low) > since:
-                        raise LostRecordsError(self.topic, p, 0, low, "(some of them inside the window of log "
-                                               "time the validation consumer re-reads to know the ids it has seen)")
+                        raise LostRecordsError(
+                            self.topic,
+                            p,
+                            0,
+                            low,
+                            "(some of them inside the window of log "
+                            "time the validation consumer re-reads to know the ids it has seen)",
+                        )
                     if first < pos:
                         replay[p] = (first, pos)
             self.replayed = sum(hi - lo for lo, hi in replay.values())
@@ -522,8 +577,10 @@ class KafkaValidator:
                         return m.timestamp()[1]
         finally:
             self.consumer.unassign()
-        raise KafkaLogError(f"reading {self.topic!r} partition {partition} at offset {offset}: no record for "
-                            f"{REPLAY_IDLE_TIMEOUT_S:g} s")
+        raise KafkaLogError(
+            f"reading {self.topic!r} partition {partition} at offset {offset}: no record for "
+            f"{REPLAY_IDLE_TIMEOUT_S:g} s"
+        )
 
     def _offset_at_time(self, partition: int, ts: int, low: int, high: int) -> int:
         """The first offset in [low, high) whose record is stamped at or after ``ts`` (high if none):
@@ -537,8 +594,11 @@ class KafkaValidator:
         got = self.consumer.offsets_for_times([TopicPartition(self.topic, partition, ts)], timeout=10)[0]
         off = got.offset if got.error is None else -2
         off = high if off == -1 else off  # -1: no record that late
-        if low <= off <= high and (off == low or self._timestamp_at(partition, off - 1) < ts) and \
-                (off == high or self._timestamp_at(partition, off) >= ts):
+        if (
+            low <= off <= high
+            and (off == low or self._timestamp_at(partition, off - 1) < ts)
+            and (off == high or self._timestamp_at(partition, off) >= ts)
+        ):
             return off
         lo, hi = low, high  # the broker did not answer by time (librdkafka's mock cluster): search
         while lo < hi:
@@ -557,8 +617,13 @@ class KafkaValidator:
         if err.code() in (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE):
             p = m.partition()
             pos = self.position.get(p) if hasattr(self, "position") else None
-            return LostRecordsError(self.topic, p, pos, None, f"or the topic recreated: the broker says the "
-                                    f"position is outside the partition's log ({err.str()})")
+            return LostRecordsError(
+                self.topic,
+                p,
+                pos,
+                None,
+                f"or the topic recreated: the broker says the position is outside the partition's log ({err.str()})",
+            )
         return KafkaLogError(f"consuming {self.topic!r}: {err.str()}")
 
     def _replay(self, ranges: dict[int, tuple[int, int]]) -> None:
@@ -575,8 +640,10 @@ class KafkaValidator:
                     if tp.offset >= left[tp.partition]:
                         del left[tp.partition]
                 if left and time.monotonic() - idle_since > REPLAY_IDLE_TIMEOUT_S:
-                    raise KafkaLogError(f"replaying {self.topic!r} to rebuild the validation state: no record "
-                                        f"for {REPLAY_IDLE_TIMEOUT_S:g} s, partitions {sorted(left)} unfinished")
+                    raise KafkaLogError(
+                        f"replaying {self.topic!r} to rebuild the validation state: no record "
+                        f"for {REPLAY_IDLE_TIMEOUT_S:g} s, partitions {sorted(left)} unfinished"
+                    )
                 continue
             idle_since = time.monotonic()
             lines, times = [], []
@@ -658,8 +725,9 @@ class KafkaValidator:
         deltas += [(OFFSETS_VIEW, str(p), 0, end[p] - start[p]) for p in end if end[p] != start[p]]
         batch_id = sum(start.values())
         try:
-            applied = self.store.apply_batch(self.job, batch_id, deltas, line_markers + markers,
-                                             rows=len(msgs), visible_ms=int(time.time() * 1000))
+            applied = self.store.apply_batch(
+                self.job, batch_id, deltas, line_markers + markers, rows=len(msgs), visible_ms=int(time.time() * 1000)
+            )
         except BaseException:
             self._started = False  # rebuild from the store before the next batch
             raise
@@ -711,15 +779,21 @@ class KafkaValidator:
 
         low, _ = self.consumer.get_watermark_offsets(TopicPartition(self.topic, partition), timeout=10)
         if low > expected:
-            raise LostRecordsError(self.topic, partition, expected, low, "while the validation consumer was "
-                                   f"reading (it received offset {got} next)")
+            raise LostRecordsError(
+                self.topic,
+                partition,
+                expected,
+                low,
+                f"while the validation consumer was reading (it received offset {got} next)",
+            )
 
     def _commit(self, offsets: dict[int, int]) -> None:
         from confluent_kafka import KafkaException, TopicPartition
 
         try:
-            self.consumer.commit(offsets=[TopicPartition(self.topic, p, o) for p, o in offsets.items()],
-                                 asynchronous=True)
+            self.consumer.commit(
+                offsets=[TopicPartition(self.topic, p, o) for p, o in offsets.items()], asynchronous=True
+            )
         except KafkaException:
             pass  # informational only (Kafka UI lag); the store holds the real positions
 

@@ -42,8 +42,16 @@ def batch_session(spark):
     return s
 
 
-def run_batch_loop(spark, profile: Profile, catalog: Catalog, store, interval_s: float,
-                   stop: threading.Event | None = None, on_run=None, before_run=None) -> None:
+def run_batch_loop(
+    spark,
+    profile: Profile,
+    catalog: Catalog,
+    store,
+    interval_s: float,
+    stop: threading.Event | None = None,
+    on_run=None,
+    before_run=None,
+) -> None:
     """Run the batch layer every ``interval_s`` seconds until ``stop`` is set; ``before_run()`` and
     ``on_run(info)`` are called around each run."""
     stop = stop or threading.Event()
@@ -77,19 +85,27 @@ class LambdaPipeline:
 
     def start(self) -> None:
         self.queries.append(start_ingest_job(self.spark, self.profile, catalog=self.catalog))
-        self.queries.append(start_view_job(self.spark, self.profile, self.catalog, base.LAMBDA_SPEED,
-                                           bucket_ms=self.profile.bucket_ms))
+        self.queries.append(
+            start_view_job(self.spark, self.profile, self.catalog, base.LAMBDA_SPEED, bucket_ms=self.profile.bucket_ms)
+        )
         self.thread = threading.Thread(target=self._batch_loop, name="lambda-batch", daemon=True)
         self.thread.start()
 
     def _batch_loop(self) -> None:
         try:
             store = self._open_store()
-            run_batch_loop(self.spark, self.profile, self.catalog, store, self.settings.batch_interval,
-                           self.stop_event, on_run=lambda info: self._on_run(info, store),
-                           # a reader fetches the version served just before the run (the one it may
-                           # still be completing when the run retires speed rows)
-                           before_run=lambda: self.reader_promise.fetch(store))
+            run_batch_loop(
+                self.spark,
+                self.profile,
+                self.catalog,
+                store,
+                self.settings.batch_interval,
+                self.stop_event,
+                on_run=lambda info: self._on_run(info, store),
+                # a reader fetches the version served just before the run (the one it may
+                # still be completing when the run retires speed rows)
+                before_run=lambda: self.reader_promise.fetch(store),
+            )
         except BaseException as e:  # surfaced by check(), never swallowed
             if not self.stop_event.is_set():
                 self.error = e
@@ -129,8 +145,10 @@ class LambdaPipeline:
         runs = self.runs
         return {
             "handoffs": len(runs),
-            "batch_runs": [{"version": r.version, "cutoff_bucket": r.cutoff_bucket, "events": r.events,
-                            "seconds": r.seconds} for r in runs],
+            "batch_runs": [
+                {"version": r.version, "cutoff_bucket": r.cutoff_bucket, "events": r.events, "seconds": r.seconds}
+                for r in runs
+            ],
             # after each batch run: could a reader of the current and the previous version complete it?
             "reader_checks": list(self.reader_promise.checks),
         }

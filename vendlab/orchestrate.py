@@ -62,9 +62,11 @@ HDFS_DIRS = ("/vendlab/master", "/vendlab/checkpoints", "/user/hadoop")
 # CLI tools run inside a service's container inherit its heap settings: give them their own, small ones.
 KAFKA_TOOL_ENV = {"KAFKA_HEAP_OPTS": "-Xms32m -Xmx64m"}
 HADOOP_TOOL_ENV = {"HADOOP_HEAPSIZE_MAX": "96m", "HADOOP_HEAPSIZE_MIN": "32m"}
-DOCKER_INSTALL = ("Install Docker Engine with the Compose plugin (https://docs.docker.com/engine/install/; "
-                  "on Debian/Ubuntu: sudo apt-get install -y docker.io docker-compose-v2), then start it "
-                  "with: sudo systemctl start docker")
+DOCKER_INSTALL = (
+    "Install Docker Engine with the Compose plugin (https://docs.docker.com/engine/install/; "
+    "on Debian/Ubuntu: sudo apt-get install -y docker.io docker-compose-v2), then start it "
+    "with: sudo systemctl start docker"
+)
 GRAFANA_PLUGIN = "hadesarchitect-cassandra-datasource"
 VALIDATION_JOB = "validation"  # the job name the validation consumer records its markers under (vendlab.store.base)
 MARKER_JOBS = {"kappa-job": "kappa", "lambda-speed": "lambda_speed"}  # streaming process -> its markers' job name
@@ -88,8 +90,9 @@ class CommandRunner:
 
     dry = False
 
-    def run(self, args: list[str], input: str | None = None, timeout: float | None = 300,
-            stream: bool = False) -> Result:
+    def run(
+        self, args: list[str], input: str | None = None, timeout: float | None = 300, stream: bool = False
+    ) -> Result:
         """stream: the command's output goes to the terminal (long steps such as the first image build)."""
         try:
             if stream:
@@ -118,15 +121,20 @@ class DryRunner(CommandRunner):
 
     dry = True
 
-    def __init__(self, stack: "Stack", out):
+    def __init__(self, stack: Stack, out):
         self.stack, self.out = stack, out
 
     def run(self, args, input=None, timeout=None, stream=False) -> Result:
         text = shlex.join(args) + (" < vendlab/store/schema.cql" if input else "")
         print(f"  $ {text}", file=self.out, flush=True)
         if "ps" in args:
-            return Result(0, "\n".join(json.dumps({"Service": s, "State": "running", "Health": "healthy"})
-                                       for s in self.stack.services) + "\n")
+            return Result(
+                0,
+                "\n".join(
+                    json.dumps({"Service": s, "State": "running", "Health": "healthy"}) for s in self.stack.services
+                )
+                + "\n",
+            )
         if "-ls -d" in " ".join(args):
             return Result(1)  # HDFS folders missing
         return Result(0)
@@ -158,14 +166,19 @@ class Settings:
     poll_interval: float = 5.0
     drain_timeout: float = 600.0
 
-    ENV = {"rate": "VENDLAB_RATE", "seed": "VENDLAB_SEED", "bad_rate": "VENDLAB_BAD_RATE",
-           "dup_rate": "VENDLAB_DUP_RATE", "batch_interval": "VENDLAB_BATCH_INTERVAL"}
+    ENV = {
+        "rate": "VENDLAB_RATE",
+        "seed": "VENDLAB_SEED",
+        "bad_rate": "VENDLAB_BAD_RATE",
+        "dup_rate": "VENDLAB_DUP_RATE",
+        "batch_interval": "VENDLAB_BATCH_INTERVAL",
+    }
 
     def env(self) -> dict[str, str]:
         return {var: f"{getattr(self, k):g}" for k, var in self.ENV.items()}
 
     @classmethod
-    def from_env(cls, environ=os.environ) -> "Settings":
+    def from_env(cls, environ=os.environ) -> Settings:
         s = cls()
         for k, var in cls.ENV.items():
             if environ.get(var):
@@ -196,27 +209,62 @@ class Stack:
         seed = ["--profile", "compose", "--seed", str(s.seed)]
         procs = [
             Process("validation", cli + ["validate"] + seed, "Python: the validation consumer"),
-            Process("generator", cli + ["produce"] + seed + ["--rate", f"{s.rate:g}", "--bad-rate", f"{s.bad_rate:g}",
-                                                             "--dup-rate", f"{s.dup_rate:g}"], "Python: the generator"),
+            Process(
+                "generator",
+                cli
+                + ["produce"]
+                + seed
+                + ["--rate", f"{s.rate:g}", "--bad-rate", f"{s.bad_rate:g}", "--dup-rate", f"{s.dup_rate:g}"],
+                "Python: the generator",
+            ),
         ]
         drv = f"driver heap {DRIVER_MEMORY} + Python driver"
         if self.name == "kappa":
-            procs.append(Process("kappa-job", standalone_submit("kappa", cores=2) + ["job", "kappa"] + seed,
-                                 f"{drv}; executors: 2 cores x {EXECUTOR_MEMORY} on the workers"))
+            procs.append(
+                Process(
+                    "kappa-job",
+                    standalone_submit("kappa", cores=2) + ["job", "kappa"] + seed,
+                    f"{drv}; executors: 2 cores x {EXECUTOR_MEMORY} on the workers",
+                )
+            )
         else:
             for job in ("lambda-ingest", "lambda-speed"):
-                procs.append(Process(job, standalone_submit(job, cores=1) + ["job", job] + seed,
-                                     f"{drv}; executor: 1 core x {EXECUTOR_MEMORY} on a worker"))
-            procs.append(Process("lambda-batch", yarn_submit("lambda-batch")
-                                 + ["job", "lambda-batch"] + seed + ["--batch-interval", f"{s.batch_interval:g}"],
-                                 f"{drv}; on YARN: AM 256m+128m, executor {EXECUTOR_MEMORY}+384m"))
+                procs.append(
+                    Process(
+                        job,
+                        standalone_submit(job, cores=1) + ["job", job] + seed,
+                        f"{drv}; executor: 1 core x {EXECUTOR_MEMORY} on a worker",
+                    )
+                )
+            procs.append(
+                Process(
+                    "lambda-batch",
+                    yarn_submit("lambda-batch")
+                    + ["job", "lambda-batch"]
+                    + seed
+                    + ["--batch-interval", f"{s.batch_interval:g}"],
+                    f"{drv}; on YARN: AM 256m+128m, executor {EXECUTOR_MEMORY}+384m",
+                )
+            )
         return procs
 
 
 def standalone_submit(name: str, cores: int) -> list[str]:
-    return ["/opt/spark/bin/spark-submit", "--master", "spark://spark-master:7077", "--name", f"vendlab-{name}",
-            "--driver-memory", DRIVER_MEMORY, "--executor-memory", EXECUTOR_MEMORY,
-            "--total-executor-cores", str(cores), *submit_confs(), SUBMIT]
+    return [
+        "/opt/spark/bin/spark-submit",
+        "--master",
+        "spark://spark-master:7077",
+        "--name",
+        f"vendlab-{name}",
+        "--driver-memory",
+        DRIVER_MEMORY,
+        "--executor-memory",
+        EXECUTOR_MEMORY,
+        "--total-executor-cores",
+        str(cores),
+        *submit_confs(),
+        SUBMIT,
+    ]
 
 
 def yarn_submit(name: str) -> list[str]:
@@ -224,13 +272,33 @@ def yarn_submit(name: str) -> list[str]:
     executor are told to use; no Python runs there (DataFrame-only jobs: no Python worker in an executor).
     Containers: AM 256m + 128m overhead, one executor 512m + 384m (default overhead) = the nodemanager's 1280 MB."""
     env = ["env", "VENDLAB_SPARK_MASTER=yarn", "HADOOP_CONF_DIR=/opt/hadoop-conf", "YARN_CONF_DIR=/opt/hadoop-conf"]
-    return env + ["/opt/spark/bin/spark-submit", "--master", "yarn", "--deploy-mode", "client",
-                  "--name", f"vendlab-{name}", "--driver-memory", DRIVER_MEMORY, "--executor-memory", EXECUTOR_MEMORY,
-                  "--num-executors", "1", "--executor-cores", "1",
-                  "--conf", "spark.yarn.appMasterEnv.JAVA_HOME=/opt/java17",
-                  "--conf", "spark.executorEnv.JAVA_HOME=/opt/java17",
-                  "--conf", "spark.yarn.am.memory=256m", "--conf", "spark.yarn.am.memoryOverhead=128m",
-                  *submit_confs(), SUBMIT]
+    return env + [
+        "/opt/spark/bin/spark-submit",
+        "--master",
+        "yarn",
+        "--deploy-mode",
+        "client",
+        "--name",
+        f"vendlab-{name}",
+        "--driver-memory",
+        DRIVER_MEMORY,
+        "--executor-memory",
+        EXECUTOR_MEMORY,
+        "--num-executors",
+        "1",
+        "--executor-cores",
+        "1",
+        "--conf",
+        "spark.yarn.appMasterEnv.JAVA_HOME=/opt/java17",
+        "--conf",
+        "spark.executorEnv.JAVA_HOME=/opt/java17",
+        "--conf",
+        "spark.yarn.am.memory=256m",
+        "--conf",
+        "spark.yarn.am.memoryOverhead=128m",
+        *submit_confs(),
+        SUBMIT,
+    ]
 
 
 COMMON_URLS = (
@@ -241,11 +309,26 @@ COMMON_URLS = (
 STACKS = {
     "lambda": Stack(
         name="lambda",
-        services=("kafka", "kafka-ui", "namenode", "datanode1", "datanode2", "resourcemanager", "nodemanager",
-                  "spark-master", "spark-worker-1", "spark-worker-2", "cassandra1", "grafana"),
+        services=(
+            "kafka",
+            "kafka-ui",
+            "namenode",
+            "datanode1",
+            "datanode2",
+            "resourcemanager",
+            "nodemanager",
+            "spark-master",
+            "spark-worker-1",
+            "spark-worker-2",
+            "cassandra1",
+            "grafana",
+        ),
         jobs=("validation", "generator", "lambda-ingest", "lambda-speed", "lambda-batch"),
-        urls=COMMON_URLS + (("HDFS namenode (master dataset under /vendlab/master)", "http://127.0.0.1:9870"),
-                            ("YARN resourcemanager (batch layer runs)", "http://127.0.0.1:8088")),
+        urls=COMMON_URLS
+        + (
+            ("HDFS namenode (master dataset under /vendlab/master)", "http://127.0.0.1:9870"),
+            ("YARN resourcemanager (batch layer runs)", "http://127.0.0.1:8088"),
+        ),
         hdfs=True,
     ),
     "kappa": Stack(
@@ -282,8 +365,10 @@ def ensure_env_file(directory: Path, settings: Settings | None = None) -> bool:
             lines[i] = f"{key}={new[key]}"
     missing = {k: v for k, v in new.items() if k not in have}
     if PASSWORD_VAR not in have:
-        lines += ["# Grafana admin password, made by start_*.py (this file is git-ignored)",
-                  f"{PASSWORD_VAR}={secrets.token_urlsafe(18)}"]
+        lines += [
+            "# Grafana admin password, made by start_*.py (this file is git-ignored)",
+            f"{PASSWORD_VAR}={secrets.token_urlsafe(18)}",
+        ]
     if missing:
         if "# run settings of the job services, written by start_*.py from its flags" not in lines:
             lines.append("# run settings of the job services, written by start_*.py from its flags")
@@ -310,8 +395,10 @@ def enable_jobs_profile(directory: Path) -> bool:
     if read_env_file(path).get(PROFILES_VAR) == JOBS_PROFILE:
         return False
     lines = [ln for ln in path.read_text().splitlines() if ln.partition("=")[0].strip() != PROFILES_VAR]
-    lines += ["# set once the topic, tables and folders exist: plain `docker compose up -d` / `down` include the jobs",
-              f"{PROFILES_VAR}={JOBS_PROFILE}"]
+    lines += [
+        "# set once the topic, tables and folders exist: plain `docker compose up -d` / `down` include the jobs",
+        f"{PROFILES_VAR}={JOBS_PROFILE}",
+    ]
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -337,8 +424,15 @@ def topic_config_problems(describe: str) -> dict[str, str]:
 
 
 class Orchestrator:
-    def __init__(self, stack: Stack, directory: Path, runner: CommandRunner | None = None,
-                 settings: Settings | None = None, out=sys.stdout, memory_check: bool = True):
+    def __init__(
+        self,
+        stack: Stack,
+        directory: Path,
+        runner: CommandRunner | None = None,
+        settings: Settings | None = None,
+        out=sys.stdout,
+        memory_check: bool = True,
+    ):
         self.stack = stack
         self.dir = Path(directory)
         self.runner = runner or CommandRunner()
@@ -376,24 +470,34 @@ class Orchestrator:
             raise OrchestrateError(f"Docker is not installed (no `docker` command). {DOCKER_INSTALL}", 2)
         r = self.runner.run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=30)
         if r.code != 0:
-            raise OrchestrateError("Docker is installed but its daemon is not running or not reachable "
-                                   f"({(r.err or r.out).strip()[:200]}). Start it with: sudo systemctl start docker "
-                                   "(or open Docker Desktop); your user may need to be in the `docker` group.", 2)
+            raise OrchestrateError(
+                "Docker is installed but its daemon is not running or not reachable "
+                f"({(r.err or r.out).strip()[:200]}). Start it with: sudo systemctl start docker "
+                "(or open Docker Desktop); your user may need to be in the `docker` group.",
+                2,
+            )
         r = self.runner.run(["docker", "compose", "version"], timeout=30)
         if r.code != 0:
-            raise OrchestrateError("Docker Compose v2 (`docker compose`) is missing. Install it with: "
-                                   "sudo apt-get install -y docker-compose-v2 (or Docker's docker-compose-plugin)", 2)
+            raise OrchestrateError(
+                "Docker Compose v2 (`docker compose`) is missing. Install it with: "
+                "sudo apt-get install -y docker-compose-v2 (or Docker's docker-compose-plugin)",
+                2,
+            )
 
     def check_memory(self) -> None:
         """Docker's memory (the VM's, on Docker Desktop) must hold every container at its limit."""
         need = sum(self.limits().values())
         if not self.memory_check:
-            self.say(f"  memory check skipped (--skip-memory-check); the stack's limits add up to {need / 1024:.1f} GiB")
+            self.say(
+                f"  memory check skipped (--skip-memory-check); the stack's limits add up to {need / 1024:.1f} GiB"
+            )
             return
         r = self.runner.run(["docker", "info", "--format", "{{.MemTotal}}"], timeout=30)
         if self.dry:
-            self.say(f"  (the stack's memory limits add up to {need} MiB = {need / 1024:.1f} GiB: "
-                     "a start stops here if Docker has less)")
+            self.say(
+                f"  (the stack's memory limits add up to {need} MiB = {need / 1024:.1f} GiB: "
+                "a start stops here if Docker has less)"
+            )
             return
         try:
             have = int(r.out.strip()) // (1024 * 1024)
@@ -405,7 +509,9 @@ class Orchestrator:
                 f"Docker has {have / 1024:.1f} GiB of memory; the {self.stack.name} stack's containers have limits "
                 f"adding up to {need / 1024:.1f} GiB (docs/compose.md, Resources), so the kernel would kill some "
                 f"of them. Give Docker at least {-(-need // 1024)} GiB (Docker Desktop: Settings > Resources > "
-                f"Memory), or run the smaller stack (kappa), or start anyway with --skip-memory-check.", 2)
+                f"Memory), or run the smaller stack (kappa), or start anyway with --skip-memory-check.",
+                2,
+            )
         self.say(f"  Docker has {have / 1024:.1f} GiB; the stack's limits add up to {need / 1024:.1f} GiB")
 
     def services(self) -> dict[str, dict]:
@@ -416,20 +522,26 @@ class Orchestrator:
 
     def compose_up(self) -> None:
         lim = self.limits()
-        self.say("  " + ", ".join(f"{s} {lim.get(s, 0)}M" for s in self.stack.services)
-                 + f" = {sum(lim.get(s, 0) for s in self.stack.services) / 1024:.1f} GiB")
+        self.say(
+            "  "
+            + ", ".join(f"{s} {lim.get(s, 0)}M" for s in self.stack.services)
+            + f" = {sum(lim.get(s, 0) for s in self.stack.services) / 1024:.1f} GiB"
+        )
         self.say("  (the first time builds the Spark images: about 10 minutes, output below)")
         # the infrastructure by name: once .env activates the profile jobs (enable_jobs_profile), a bare `up -d`
         # would start the jobs too, before the topic, tables and folders are checked
-        self.must("docker compose up -d", self.runner.run(self.compose + ["up", "-d", *self.stack.services],
-                                                          timeout=None, stream=True))
+        self.must(
+            "docker compose up -d",
+            self.runner.run(self.compose + ["up", "-d", *self.stack.services], timeout=None, stream=True),
+        )
 
     def wait_healthy(self) -> None:
         deadline = self.runner.now() + self.s.health_timeout
         while True:
             ps = self.services()
-            state = {s: (ps.get(s, {}).get("State", "missing"), ps.get(s, {}).get("Health", "")) for s in
-                     self.stack.services}
+            state = {
+                s: (ps.get(s, {}).get("State", "missing"), ps.get(s, {}).get("Health", "")) for s in self.stack.services
+            }
             bad = {s: st for s, st in state.items() if st[1] != "healthy"}
             dead = {s: st for s, st in bad.items() if st[0] in ("exited", "dead", "missing")}
             if not bad:
@@ -437,20 +549,30 @@ class Orchestrator:
                 return
             hint = ""
             if "grafana" in bad:
-                hint = (f"\n  grafana is healthy once its plugin {GRAFANA_PLUGIN} is loaded; the first start "
-                        "downloads it (needs the internet; without it Grafana stops), later starts use the copy "
-                        "in the grafana-data volume")
+                hint = (
+                    f"\n  grafana is healthy once its plugin {GRAFANA_PLUGIN} is loaded; the first start "
+                    "downloads it (needs the internet; without it Grafana stops), later starts use the copy "
+                    "in the grafana-data volume"
+                )
             if dead:
                 raise OrchestrateError(
-                    "these services stopped: " + ", ".join(f"{s} ({st[0]})" for s, st in dead.items())
+                    "these services stopped: "
+                    + ", ".join(f"{s} ({st[0]})" for s, st in dead.items())
                     + f"\n  see why with: cd {self.stack.name} && docker compose logs "
-                    + " ".join(dead) + "\n  then: docker compose up -d" + (hint if "grafana" in dead else ""), 1)
+                    + " ".join(dead)
+                    + "\n  then: docker compose up -d"
+                    + (hint if "grafana" in dead else ""),
+                    1,
+                )
             if self.runner.now() >= deadline:
                 raise OrchestrateError(
                     f"time-out after {self.s.health_timeout:g} s waiting for services to be healthy: "
                     + ", ".join(f"{s} ({st[1] or st[0]})" for s, st in sorted(bad.items()))
-                    + f"\n  see why with: cd {self.stack.name} && docker compose logs " + " ".join(sorted(bad))
-                    + hint, 1)
+                    + f"\n  see why with: cd {self.stack.name} && docker compose logs "
+                    + " ".join(sorted(bad))
+                    + hint,
+                    1,
+                )
             self.say("  waiting for: " + ", ".join(f"{s} ({st[1] or st[0]})" for s, st in sorted(bad.items())))
             self.runner.sleep(self.s.poll_interval)
 
@@ -459,22 +581,37 @@ class Orchestrator:
         kt = ["/opt/kafka/bin/kafka-topics.sh", "--bootstrap-server", "kafka:29092"]
         listed = self.must("listing Kafka topics", self.exec("kafka", kt + ["--list"], env=KAFKA_TOOL_ENV))
         if self.stack.topic not in listed.out.split():
-            self.must(f"creating topic {self.stack.topic}",
-                      self.exec("kafka", kt + topic_create_args(self.stack.topic, self.stack.partitions),
-                                env=KAFKA_TOOL_ENV))
+            self.must(
+                f"creating topic {self.stack.topic}",
+                self.exec("kafka", kt + topic_create_args(self.stack.topic, self.stack.partitions), env=KAFKA_TOOL_ENV),
+            )
             self.say(f"  topic {self.stack.topic}: created ({self.stack.partitions} partitions, no retention)")
             return True
-        kc = ["/opt/kafka/bin/kafka-configs.sh", "--bootstrap-server", "kafka:29092", "--entity-type", "topics",
-              "--entity-name", self.stack.topic]
-        described = self.must(f"reading the config of topic {self.stack.topic}",
-                              self.exec("kafka", kc + ["--describe"], env=KAFKA_TOOL_ENV))
+        kc = [
+            "/opt/kafka/bin/kafka-configs.sh",
+            "--bootstrap-server",
+            "kafka:29092",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            self.stack.topic,
+        ]
+        described = self.must(
+            f"reading the config of topic {self.stack.topic}",
+            self.exec("kafka", kc + ["--describe"], env=KAFKA_TOOL_ENV),
+        )
         wrong = topic_config_problems(described.out)
         if not wrong:
             self.say(f"  topic {self.stack.topic}: exists, config as wanted")
             return False
-        self.must(f"correcting the config of topic {self.stack.topic}",
-                  self.exec("kafka", kc + ["--alter", "--add-config", ",".join(f"{k}={v}" for k, v in wrong.items())],
-                            env=KAFKA_TOOL_ENV))
+        self.must(
+            f"correcting the config of topic {self.stack.topic}",
+            self.exec(
+                "kafka",
+                kc + ["--alter", "--add-config", ",".join(f"{k}={v}" for k, v in wrong.items())],
+                env=KAFKA_TOOL_ENV,
+            ),
+        )
         self.say(f"  topic {self.stack.topic}: exists; corrected " + ", ".join(f"{k}={v}" for k, v in wrong.items()))
         return True
 
@@ -491,17 +628,25 @@ class Orchestrator:
 
     def ensure_hdfs(self) -> bool:
         # After a restart the namenode stays in safe mode until the datanodes have reported their blocks.
-        self.must("waiting for HDFS to leave safe mode",
-                  self.exec("namenode", ["hdfs", "dfsadmin", "-safemode", "wait"], env=HADOOP_TOOL_ENV))
+        self.must(
+            "waiting for HDFS to leave safe mode",
+            self.exec("namenode", ["hdfs", "dfsadmin", "-safemode", "wait"], env=HADOOP_TOOL_ENV),
+        )
         # -ls -d exits non-zero when one of the folders is missing
         test = self.exec("namenode", ["hdfs", "dfs", "-ls", "-d", *HDFS_DIRS], env=HADOOP_TOOL_ENV)
         if test.code == 0:
             self.say("  HDFS folders: exist")
             return False
-        self.must("creating HDFS folders", self.exec("namenode", ["hdfs", "dfs", "-mkdir", "-p", *HDFS_DIRS],
-                                                     env=HADOOP_TOOL_ENV))
-        self.must("opening HDFS folders", self.exec("namenode", ["hdfs", "dfs", "-chmod", "-R", "777", "/vendlab",
-                                                                 "/user/hadoop"], env=HADOOP_TOOL_ENV))
+        self.must(
+            "creating HDFS folders",
+            self.exec("namenode", ["hdfs", "dfs", "-mkdir", "-p", *HDFS_DIRS], env=HADOOP_TOOL_ENV),
+        )
+        self.must(
+            "opening HDFS folders",
+            self.exec(
+                "namenode", ["hdfs", "dfs", "-chmod", "-R", "777", "/vendlab", "/user/hadoop"], env=HADOOP_TOOL_ENV
+            ),
+        )
         self.say("  HDFS folders: created " + " ".join(HDFS_DIRS))
         return True
 
@@ -513,8 +658,9 @@ class Orchestrator:
     def start_job(self, p: Process) -> None:
         lim = self.limits()
         self.say(f"  {p.name}: limit {lim.get(p.name, 0)} MiB ({p.memory})")
-        self.must(f"starting {p.name}", self.runner.run(self.jobs_compose + ["up", "-d", "--no-deps", p.name],
-                                                        timeout=600))
+        self.must(
+            f"starting {p.name}", self.runner.run(self.jobs_compose + ["up", "-d", "--no-deps", p.name], timeout=600)
+        )
         if not self.dry:
             self.say(f"  {p.name}: started (log: cd {self.stack.name} && docker compose logs -f {p.name})")
 
@@ -532,8 +678,10 @@ class Orchestrator:
     # -- drain: the jobs take the generator's end marker --------------------------------------
     def end_markers(self, job: str) -> set[str]:
         """The end markers (``end-<seed>-<ms>``, one per generator stop) ``job`` has recorded in Cassandra."""
-        q = (f"SELECT marker_id FROM vendlab.markers WHERE job = '{job}' "
-             f"AND marker_id >= '{END_PREFIX}' AND marker_id < '{END_PREFIX[:-1]}.'")
+        q = (
+            f"SELECT marker_id FROM vendlab.markers WHERE job = '{job}' "
+            f"AND marker_id >= '{END_PREFIX}' AND marker_id < '{END_PREFIX[:-1]}.'"
+        )
         r = self.exec("cassandra1", ["cqlsh", "-e", q])
         return set(re.findall(rf"(?<![\w-]){END_PREFIX}[\w-]+", r.out)) if r.code == 0 else set()
 
@@ -550,8 +698,10 @@ class Orchestrator:
         with its first copy; the copies of the other partitions come in its next micro-batch)."""
         deadline = self.runner.now() + self.s.drain_timeout
         last, stable = None, 0
-        self.say(f"  draining: waiting for validation{''.join(', ' + j for j in jobs)} to take the generator's "
-                 f"end marker (up to {self.s.drain_timeout:g} s)")
+        self.say(
+            f"  draining: waiting for validation{''.join(', ' + j for j in jobs)} to take the generator's "
+            f"end marker (up to {self.s.drain_timeout:g} s)"
+        )
         while True:
             new = self.end_markers(VALIDATION_JOB) - before
             missing = [VALIDATION_JOB] if not new else [j for j in jobs if max(new) not in self.end_markers(j)]
@@ -563,8 +713,10 @@ class Orchestrator:
                     self.say(f"  drained: every job has the end marker {max(new)}")
                     return True
             if self.runner.now() >= deadline:
-                self.say(f"  not drained after {self.s.drain_timeout:g} s (still without the end marker: "
-                         f"{', '.join(missing) or 'none; their micro-batches still change'}); stopping anyway")
+                self.say(
+                    f"  not drained after {self.s.drain_timeout:g} s (still without the end marker: "
+                    f"{', '.join(missing) or 'none; their micro-batches still change'}); stopping anyway"
+                )
                 return False
             if missing:
                 self.say("  waiting for: " + ", ".join(missing))
@@ -574,8 +726,10 @@ class Orchestrator:
     def prepare_run(self) -> None:
         """Step 0: the run settings the job services read (compose: DIR/.env)."""
         if self.dry:
-            self.say(f"[0/6] {self.dir / ENV_FILE}: Grafana password if missing, run settings "
-                     + " ".join(f"{k}={v}" for k, v in self.s.env().items()))
+            self.say(
+                f"[0/6] {self.dir / ENV_FILE}: Grafana password if missing, run settings "
+                + " ".join(f"{k}={v}" for k, v in self.s.env().items())
+            )
         elif ensure_env_file(self.dir, self.s):
             self.say(f"created {self.dir / ENV_FILE} with a random Grafana admin password")
 
@@ -598,11 +752,15 @@ class Orchestrator:
 
     def after_jobs(self) -> None:
         if self.dry:
-            self.say(f"  {self.dir / ENV_FILE}: {PROFILES_VAR}={JOBS_PROFILE} (plain `docker compose up -d` / `down` "
-                     "include the jobs from now on)")
+            self.say(
+                f"  {self.dir / ENV_FILE}: {PROFILES_VAR}={JOBS_PROFILE} (plain `docker compose up -d` / `down` "
+                "include the jobs from now on)"
+            )
         elif enable_jobs_profile(self.dir):
-            self.say(f"  {ENV_FILE}: {PROFILES_VAR}={JOBS_PROFILE}: from now on plain `docker compose up -d` and "
-                     "`docker compose down` include the jobs")
+            self.say(
+                f"  {ENV_FILE}: {PROFILES_VAR}={JOBS_PROFILE}: from now on plain `docker compose up -d` and "
+                "`docker compose down` include the jobs"
+            )
 
     def states(self) -> dict[str, str]:
         """Each infrastructure service and job -> its state, for --status."""
@@ -610,8 +768,11 @@ class Orchestrator:
         out = {}
         for s in self.stack.services + self.stack.jobs:
             st = ps.get(s)
-            out[s] = (f"{st.get('State', '?')} {st.get('Health', '')}".rstrip() if st else
-                      ("missing" if s in self.stack.services else "stopped"))
+            out[s] = (
+                f"{st.get('State', '?')} {st.get('Health', '')}".rstrip()
+                if st
+                else ("missing" if s in self.stack.services else "stopped")
+            )
         return out
 
     def stopped_hint(self) -> str:
@@ -619,15 +780,19 @@ class Orchestrator:
 
     def infra_down(self) -> None:
         self.must("docker compose down", self.runner.run(self.jobs_compose + ["down"], timeout=600, stream=True))
-        self.say(f"the {self.stack.name} stack is down; its volumes (Kafka log, Cassandra, HDFS, Grafana) are kept. "
-                 f"Drop them with: cd {self.stack.name} && docker compose --profile {JOBS_PROFILE} down -v")
+        self.say(
+            f"the {self.stack.name} stack is down; its volumes (Kafka log, Cassandra, HDFS, Grafana) are kept. "
+            f"Drop them with: cd {self.stack.name} && docker compose --profile {JOBS_PROFILE} down -v"
+        )
 
     # -- commands: the one list of steps ------------------------------------------------------
     def start(self) -> int:
         n = 6
         if self.dry:
-            self.say(f"Dry run: the commands a start of the {self.stack.name} stack runs, in order "
-                     f"(nothing is run; answers assumed: the stack not yet set up)")
+            self.say(
+                f"Dry run: the commands a start of the {self.stack.name} stack runs, in order "
+                f"(nothing is run; answers assumed: the stack not yet set up)"
+            )
         self.prepare_run()
         self.say(f"[1/{n}] {self.platform_title()}")
         self.check_platform()
@@ -660,8 +825,9 @@ class Orchestrator:
         reverse start order."""
         self.check_reachable()
         running = self.running_jobs()
-        order = [j for j in self.stack.jobs if j == "generator"] + [j for j in reversed(self.stack.jobs)
-                                                                      if j != "generator"]
+        order = [j for j in self.stack.jobs if j == "generator"] + [
+            j for j in reversed(self.stack.jobs) if j != "generator"
+        ]
         drain = "generator" in running and "validation" in running
         before = self.end_markers(VALIDATION_JOB) if drain else set()
         drained = True
@@ -672,8 +838,9 @@ class Orchestrator:
             self.stop_job(j)
             self.say(f"  {j}: stopped")
             if j == "generator" and drain:
-                drained = self.drain(before, [MARKER_JOBS[p] for p in self.stack.jobs
-                                              if p in MARKER_JOBS and p in running])
+                drained = self.drain(
+                    before, [MARKER_JOBS[p] for p in self.stack.jobs if p in MARKER_JOBS and p in running]
+                )
         self.say(f"jobs stopped; the infrastructure still runs ({self.stopped_hint()})")
         return 0 if drained else 1
 
@@ -688,42 +855,80 @@ class Orchestrator:
             self.say(f"  {url:24} {what.format(dir=self.stack.name)}")
 
 
-def main(stack_name: str, argv: list[str] | None = None, runner: CommandRunner | None = None,
-         directory: Path | None = None, out=sys.stdout) -> int:
+def main(
+    stack_name: str,
+    argv: list[str] | None = None,
+    runner: CommandRunner | None = None,
+    directory: Path | None = None,
+    out=sys.stdout,
+) -> int:
     stack = STACKS[stack_name]
-    ap = argparse.ArgumentParser(prog=f"start_{stack_name}.py",
-                                 description=f"Bring up the {stack_name} stack (docker compose), set it up and start "
-                                             f"its jobs; safe to re-run. With --local DIR: the same steps on a local "
-                                             f"stack (vendlab stack up --stack {stack_name} --dir DIR).")
+    ap = argparse.ArgumentParser(
+        prog=f"start_{stack_name}.py",
+        description=f"Bring up the {stack_name} stack (docker compose), set it up and start "
+        f"its jobs; safe to re-run. With --local DIR: the same steps on a local "
+        f"stack (vendlab stack up --stack {stack_name} --dir DIR).",
+    )
     g = ap.add_mutually_exclusive_group()
-    g.add_argument("--dry-run", action="store_true", help="print every command of a start, in order, with its "
-                                                          "memory; run none (needs no Docker)")
+    g.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print every command of a start, in order, with its memory; run none (needs no Docker)",
+    )
     g.add_argument("--status", action="store_true", help="show what runs, and the URLs")
-    g.add_argument("--stop", action="store_true", help="stop the generator, let the jobs drain its end marker, then "
-                                                       "stop them (the infrastructure keeps running)")
+    g.add_argument(
+        "--stop",
+        action="store_true",
+        help="stop the generator, let the jobs drain its end marker, then stop them (the infrastructure keeps running)",
+    )
     g.add_argument("--down", action="store_true", help="stop the jobs, then the whole stack (volumes are kept)")
-    ap.add_argument("--local", type=Path, metavar="DIR",
-                    help=f"run the steps on the local stack in DIR (started with `vendlab stack up --stack "
-                         f"{stack_name} --dir DIR`) instead of docker compose; needs the project's venv")
+    ap.add_argument(
+        "--local",
+        type=Path,
+        metavar="DIR",
+        help=f"run the steps on the local stack in DIR (started with `vendlab stack up --stack "
+        f"{stack_name} --dir DIR`) instead of docker compose; needs the project's venv",
+    )
     ap.add_argument("--rate", type=float, default=Settings.rate, help="generator events per second (default 2000)")
     ap.add_argument("--seed", type=int, default=Settings.seed)
     ap.add_argument("--bad-rate", type=float, default=Settings.bad_rate)
     ap.add_argument("--dup-rate", type=float, default=Settings.dup_rate)
-    ap.add_argument("--timeout", type=float, default=Settings.health_timeout,
-                    help=f"seconds to wait for the services to be healthy (default {Settings.health_timeout:g})")
-    ap.add_argument("--drain-timeout", type=float, default=Settings.drain_timeout,
-                    help=f"--stop: seconds to wait for the jobs to drain (default {Settings.drain_timeout:g})")
-    ap.add_argument("--skip-memory-check", action="store_true",
-                    help="start even if Docker has less memory than the stack's limits add up to")
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=Settings.health_timeout,
+        help=f"seconds to wait for the services to be healthy (default {Settings.health_timeout:g})",
+    )
+    ap.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=Settings.drain_timeout,
+        help=f"--stop: seconds to wait for the jobs to drain (default {Settings.drain_timeout:g})",
+    )
+    ap.add_argument(
+        "--skip-memory-check",
+        action="store_true",
+        help="start even if Docker has less memory than the stack's limits add up to",
+    )
     if stack_name == "lambda":
-        ap.add_argument("--batch-interval", type=float, default=Settings.batch_interval,
-                        help=f"seconds between batch runs (default {Settings.batch_interval:g})")
+        ap.add_argument(
+            "--batch-interval",
+            type=float,
+            default=Settings.batch_interval,
+            help=f"seconds between batch runs (default {Settings.batch_interval:g})",
+        )
     args = ap.parse_args(argv)
     if args.local is not None and args.dry_run:
         ap.error("--dry-run prints a compose start's commands; it does not combine with --local")
-    settings = Settings(rate=args.rate, seed=args.seed, bad_rate=args.bad_rate, dup_rate=args.dup_rate,
-                        batch_interval=getattr(args, "batch_interval", Settings.batch_interval),
-                        health_timeout=args.timeout, drain_timeout=args.drain_timeout)
+    settings = Settings(
+        rate=args.rate,
+        seed=args.seed,
+        bad_rate=args.bad_rate,
+        dup_rate=args.dup_rate,
+        batch_interval=getattr(args, "batch_interval", Settings.batch_interval),
+        health_timeout=args.timeout,
+        drain_timeout=args.drain_timeout,
+    )
     if args.dry_run:
         runner = DryRunner(stack, out)
     compose_dir = directory or Path(__file__).resolve().parents[1] / stack_name
@@ -732,9 +937,12 @@ def main(stack_name: str, argv: list[str] | None = None, runner: CommandRunner |
             try:
                 from vendlab.localstack.start import LocalOrchestrator
             except ImportError as e:
-                raise OrchestrateError(f"--local needs the project's Python environment ({e}): run the script with "
-                                       f"its venv, e.g. .venv/bin/python {stack_name}/start_{stack_name}.py --local "
-                                       f"{args.local} (make test / scripts/bootstrap.sh create it)", 2)
+                raise OrchestrateError(
+                    f"--local needs the project's Python environment ({e}): run the script with "
+                    f"its venv, e.g. .venv/bin/python {stack_name}/start_{stack_name}.py --local "
+                    f"{args.local} (make test / scripts/bootstrap.sh create it)",
+                    2,
+                ) from e
             orch = LocalOrchestrator(stack, compose_dir, args.local, settings, out)
         else:
             orch = Orchestrator(stack, compose_dir, runner, settings, out, memory_check=not args.skip_memory_check)
@@ -766,8 +974,10 @@ def job_process(name: str, settings: Settings) -> Process:
 def exec_main(argv: list[str]) -> int:
     """``python -m vendlab.orchestrate exec NAME``: the job service's PID 1 becomes the job's command."""
     if len(argv) != 2 or argv[0] != "exec":
-        print("usage: python -m vendlab.orchestrate exec JOB   (run by the job services of the compose files)",
-              file=sys.stderr)
+        print(
+            "usage: python -m vendlab.orchestrate exec JOB   (run by the job services of the compose files)",
+            file=sys.stderr,
+        )
         return 2
     try:
         p = job_process(argv[1], Settings.from_env())

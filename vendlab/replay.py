@@ -44,7 +44,9 @@ def _wait(q, what: str, log=_log) -> dict:
             batches[pr["batchId"]] = pr["numInputRows"]
         if time.monotonic() - last >= 5:
             last = time.monotonic()
-            log(f"{what}: running ({sum(batches.values()):,} lines in {len(batches)} finished micro-batches so far) ...")
+            log(
+                f"{what}: running ({sum(batches.values()):,} lines in {len(batches)} finished micro-batches so far) ..."
+            )
         time.sleep(0.2)
     for pr in q.recentProgress:
         batches[pr["batchId"]] = pr["numInputRows"]
@@ -81,9 +83,13 @@ def next_version(profile: Profile, store) -> int:
 def has_lambda(profile: Profile, store) -> bool:
     from vendlab.jobs.ingest import INGEST
 
-    return (base.LAMBDA_SPEED in store.jobs() or store.current_batch() is not None
-            or Path(profile.checkpoint(INGEST)).exists() or Path(profile.checkpoint(base.LAMBDA_SPEED)).exists()
-            or Path(profile.master_path).exists())
+    return (
+        base.LAMBDA_SPEED in store.jobs()
+        or store.current_batch() is not None
+        or Path(profile.checkpoint(INGEST)).exists()
+        or Path(profile.checkpoint(base.LAMBDA_SPEED)).exists()
+        or Path(profile.master_path).exists()
+    )
 
 
 def make_served(profile: Profile, store, job: str) -> None:
@@ -109,18 +115,27 @@ def rebuild_lambda(spark, profile: Profile, catalog: Catalog, store, log=_log) -
         datadir.remove_tree(Path(p))
     store.drop_jobs([base.LAMBDA_SPEED], batch_views=True)
     datadir.bind_master(profile.data_dir, Path(profile.checkpoint(INGEST)), Path(profile.master_path))
-    datadir.bind_stream(profile.data_dir, Path(profile.checkpoint(base.LAMBDA_SPEED)), base.LAMBDA_SPEED, store,
-                        "lambda's speed job")
+    datadir.bind_stream(
+        profile.data_dir, Path(profile.checkpoint(base.LAMBDA_SPEED)), base.LAMBDA_SPEED, store, "lambda's speed job"
+    )
     log("rebuilding lambda: ingesting the log into a new master dataset and a new speed view ...")
     ingest = _wait(start_ingest_job(spark, profile, available_now=True), "lambda ingest", log)
-    speed = _wait(start_view_job(spark, profile, catalog, base.LAMBDA_SPEED, bucket_ms=profile.bucket_ms,
-                                 available_now=True), "lambda speed view", log)
+    speed = _wait(
+        start_view_job(spark, profile, catalog, base.LAMBDA_SPEED, bucket_ms=profile.bucket_ms, available_now=True),
+        "lambda speed view",
+        log,
+    )
     log("rebuilding lambda: one batch run over the new master dataset ...")
     info = run_batch(spark, profile, catalog, store)
     with store.snapshot():
         views = lambda_views(store)
-    return {"seconds": round(time.time() - t0, 2), "ingested": ingest["rows_read"], "speed_rows": speed["rows_read"],
-            "batch_version": info.version, "serving": views["serving"]}
+    return {
+        "seconds": round(time.time() - t0, 2),
+        "ingested": ingest["rows_read"],
+        "speed_rows": speed["rows_read"],
+        "batch_version": info.version,
+        "serving": views["serving"],
+    }
 
 
 def open_or_set_aside(profile: Profile, replace: bool, log=_log):
@@ -140,7 +155,8 @@ def open_or_set_aside(profile: Profile, replace: bool, log=_log):
         if not replace:
             raise datadir.DataDirError(
                 f"the view store {path} is damaged ({e}); rebuild it from the log with "
-                f"`{datadir.rebuild_command(profile.data_dir)}` (it sets the damaged file aside)") from None
+                f"`{datadir.rebuild_command(profile.data_dir)}` (it sets the damaged file aside)"
+            ) from None
         aside = path.with_name(f"views.sqlite.damaged-{int(time.time())}")
         for suffix in ("", "-wal", "-shm"):
             p = Path(str(path) + suffix)
@@ -160,15 +176,19 @@ def run_replay(profile: Profile, replace: bool = False, log=_log) -> dict:
     numbers = {s.number for s in segs}
     manifest = Manifest.recover(profile.manifest_path, lambda n: n in numbers)
     if manifest is None:
-        raise datadir.DataDirError(f"no manifest.json in {d}: the log's ground truth is missing, so a replay "
-                                   f"cannot be checked; replay a data dir written by `vendlab run` or `generate`")
+        raise datadir.DataDirError(
+            f"no manifest.json in {d}: the log's ground truth is missing, so a replay "
+            f"cannot be checked; replay a data dir written by `vendlab run` or `generate`"
+        )
     store = open_or_set_aside(profile, replace, log)
     lambda_too = replace and has_lambda(profile, store)
     kappa_served = base.KAPPA in store.jobs() or Path(profile.checkpoint(base.KAPPA)).exists()
     version = next_version(profile, store)
     job = f"kappa_v{version}"
-    log(f"replaying the log of {d} ({len(segs)} segments, {manifest.events:,} events) into view version "
-        f"{version} ({job}) ...")
+    log(
+        f"replaying the log of {d} ({len(segs)} segments, {manifest.events:,} events) into view version "
+        f"{version} ({job}) ..."
+    )
     spark = get_spark(profile, app="vendlab-replay")
     try:
         r = replay_view(spark, profile, catalog, store, job, log)
@@ -197,8 +217,10 @@ def run_replay(profile: Profile, replace: bool = False, log=_log) -> dict:
         if replace and out["exact"] and (kappa_served or not lambda_too):
             make_served(profile, store, job)
             out["replaced"] = True
-            log(f"view version {version} is now kappa's served view (job kappa, checkpoint "
-                f"{profile.checkpoint(base.KAPPA)})")
+            log(
+                f"view version {version} is now kappa's served view (job kappa, checkpoint "
+                f"{profile.checkpoint(base.KAPPA)})"
+            )
         elif replace and not kappa_served:
             # a data dir of lambda only: the kappa version was the log's check, not a view to keep
             store.drop_jobs([job])

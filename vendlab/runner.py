@@ -122,8 +122,9 @@ class LogFeeder(threading.Thread):
             if now >= next_marker:
                 n_marker += 1
                 m.markers += 1
-                self.writer.append(marker_line(f"mk-{self.gen.seed}-{n_marker}-{wall_ms()}", wall_ms()), 1,
-                                   self.gen.now_ms())
+                self.writer.append(
+                    marker_line(f"mk-{self.gen.seed}-{n_marker}-{wall_ms()}", wall_ms()), 1, self.gen.now_ms()
+                )
                 next_marker = now + MARKER_INTERVAL_S
             if self.writer.due():
                 self.writer.roll()
@@ -163,8 +164,15 @@ def continue_generator(catalog: Catalog, m: Manifest, settings: dict | None = No
         Generator(catalog, **settings).check_continues(m)
     if m.resume is None and m.events:  # a manifest from before generators could continue: its counts only
         st = m.settings
-        gen = Generator(catalog, m.seed, st["rate"], st["time_scale"], start=st["start"], bad_rate=st["bad_rate"],
-                        dup_rate=st["dup_rate"])
+        gen = Generator(
+            catalog,
+            m.seed,
+            st["rate"],
+            st["time_scale"],
+            start=st["start"],
+            bad_rate=st["bad_rate"],
+            dup_rate=st["dup_rate"],
+        )
         gen.manifest = m
         return gen
     return Generator.from_manifest(catalog, m)
@@ -184,8 +192,7 @@ def with_all_keys(view: dict[str, int], keys) -> dict[str, int]:
 class Runner:
     """Embedded run of one or more architectures on one log."""
 
-    def __init__(self, profile: Profile, archs: list[str], settings: RunSettings, resume: bool = False,
-                 progress=None):
+    def __init__(self, profile: Profile, archs: list[str], settings: RunSettings, resume: bool = False, progress=None):
         self.profile = profile
         self.archs = archs
         self.s = settings
@@ -215,8 +222,9 @@ class Runner:
             d.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise RunError(f"data dir {d} is not writable ({e.strerror}); choose a writable --data-dir") from e
-        datadir.acquire(d, " ".join(["vendlab", "run --resume" if self.resume else "run", "--arch",
-                                     ",".join(self.archs)]))
+        datadir.acquire(
+            d, " ".join(["vendlab", "run --resume" if self.resume else "run", "--arch", ",".join(self.archs)])
+        )
         self._locked = True
         try:
             probe = d / ".write-test"
@@ -228,13 +236,17 @@ class Runner:
             if not self.profile.catalog_path.exists():
                 raise RunError(f"nothing to resume in {d}: no catalog.json (start a run there first)")
             if not self.profile.manifest_path.exists():
-                raise RunError(f"nothing to resume in {d}: no manifest.json (the run's ground truth); "
-                               f"start a new run in a new --data-dir")
+                raise RunError(
+                    f"nothing to resume in {d}: no manifest.json (the run's ground truth); "
+                    f"start a new run in a new --data-dir"
+                )
             datadir.relocate(d, self.log)
             return load_json_file(Catalog.load, self.profile.catalog_path)
         if list_segments(self.profile.log_dir):
-            raise RunError(f"data dir {d} already holds a run (its log has segments); use a new --data-dir, "
-                           f"remove this one, or add --resume to finish processing it")
+            raise RunError(
+                f"data dir {d} already holds a run (its log has segments); use a new --data-dir, "
+                f"remove this one, or add --resume to finish processing it"
+            )
         datadir.relocate(d, self.log)
         self.profile.log_dir.mkdir(exist_ok=True)
         catalog = make_catalog(self.s.seed, machines=self.s.machines)
@@ -254,15 +266,17 @@ class Runner:
                 datadir.bind_stream(d, Path(self.profile.checkpoint(base.KAPPA)), base.KAPPA, store, "kappa's view job")
             elif arch == "lambda":
                 datadir.bind_master(d, Path(self.profile.checkpoint(INGEST)), Path(self.profile.master_path))
-                datadir.bind_stream(d, Path(self.profile.checkpoint(base.LAMBDA_SPEED)), base.LAMBDA_SPEED, store,
-                                    "lambda's speed job")
+                datadir.bind_stream(
+                    d, Path(self.profile.checkpoint(base.LAMBDA_SPEED)), base.LAMBDA_SPEED, store, "lambda's speed job"
+                )
 
     def make_generator(self, catalog: Catalog) -> tuple[Generator, float]:
         """The generator and how long to run it; on --resume, no new events: the recovered
         manifest (consistent with the complete segments) and only a new end marker."""
         if not self.resume:
-            gen = Generator(catalog, self.s.seed, self.s.rate, self.s.time_scale,
-                            bad_rate=self.s.bad_rate, dup_rate=self.s.dup_rate)
+            gen = Generator(
+                catalog, self.s.seed, self.s.rate, self.s.time_scale, bad_rate=self.s.bad_rate, dup_rate=self.s.dup_rate
+            )
             return gen, self.s.duration
         m = load_json_file(lambda _p: recover_manifest(self.profile), self.profile.manifest_path)
         if m is None:
@@ -306,7 +320,8 @@ class Runner:
                 from vendlab.dashboard import start_dashboard_in_thread
 
                 self.dashboard_url, self.dashboard_stop = start_dashboard_in_thread(
-                    self.profile.data_dir, port=self.s.dashboard_port)
+                    self.profile.data_dir, port=self.s.dashboard_port
+                )
                 self.log(f"vendlab: dashboard on {self.dashboard_url}")
             self.spark = get_spark(self.profile, ui=self.s.ui)
             if self.s.warmup_events:
@@ -314,8 +329,9 @@ class Runner:
             self.pipelines = [make_pipeline(a, self.spark, self.profile, catalog, self.s) for a in self.archs]
             for p in self.pipelines:
                 p.start()
-            validator = Validator(self.profile.log_dir, catalog, open_store(self.profile),
-                                  window_ms=self.profile.validation_window_ms)
+            validator = Validator(
+                self.profile.log_dir, catalog, open_store(self.profile), window_ms=self.profile.validation_window_ms
+            )
             vthread = threading.Thread(target=validator.run, args=(stop_validation,), name="validation", daemon=True)
             if self.s.validation:
                 vthread.start()
@@ -323,11 +339,15 @@ class Runner:
             writer = SegmentWriter(self.profile.log_dir, roll_seconds=self.s.roll_seconds)
             feeder = LogFeeder(gen, writer, self.s.rate, duration, self.profile.manifest_path)
             if self.resume:
-                self.log(f"vendlab: resuming from the checkpoints in {self.profile.data_dir} "
-                         f"({len(list_segments(self.profile.log_dir))} segments in the log, no new events)")
+                self.log(
+                    f"vendlab: resuming from the checkpoints in {self.profile.data_dir} "
+                    f"({len(list_segments(self.profile.log_dir))} segments in the log, no new events)"
+                )
             else:
-                self.log(f"vendlab: generating {self.s.rate:,.0f} events/s for {duration:g} s "
-                         f"({', '.join(self.archs)}{' + validation' if self.s.validation else ''}) ...")
+                self.log(
+                    f"vendlab: generating {self.s.rate:,.0f} events/s for {duration:g} s "
+                    f"({', '.join(self.archs)}{' + validation' if self.s.validation else ''}) ..."
+                )
             feeder.start()
             self.feeder = feeder
             if self.on_start:
@@ -336,11 +356,17 @@ class Runner:
             if feeder.error:
                 raise feeder.error
             self.log("vendlab: generator done; draining (waiting for every view to see the end marker) ...")
-            jobs = [j for p in self.pipelines for j in p.latency_jobs] + ([base.VALIDATION] if self.s.validation else [])
+            jobs = [j for p in self.pipelines for j in p.latency_jobs] + (
+                [base.VALIDATION] if self.s.validation else []
+            )
             timeout = self.s.drain_timeout if self.s.drain_timeout is not None else 120 + (self.s.duration or 0)
             deadline = time.monotonic() + timeout
-            drained = self._watch(feeder, store, until=lambda: all(
-                store.has_marker(j, feeder.end_marker) for j in jobs), deadline=deadline)
+            drained = self._watch(
+                feeder,
+                store,
+                until=lambda: all(store.has_marker(j, feeder.end_marker) for j in jobs),
+                deadline=deadline,
+            )
             self._sample(feeder, store)  # the drained views, checked like the others
             for p in self.pipelines:
                 p.finish(drained)
@@ -359,10 +385,18 @@ class Runner:
     def _warm_up(self, catalog: Catalog) -> None:
         from vendlab.warmup import warm_up
 
-        self.log(f"vendlab: warming up Spark on {self.s.warmup_events:,} throw-away events in a scratch folder "
-                 f"(they never reach the views) ...")
-        self.warmup = warm_up(self.spark, catalog, self.archs, self.s.warmup_events,
-                              bucket_ms=self.profile.bucket_ms, progress=lambda m: self.log(f"vendlab: {m}"))
+        self.log(
+            f"vendlab: warming up Spark on {self.s.warmup_events:,} throw-away events in a scratch folder "
+            f"(they never reach the views) ..."
+        )
+        self.warmup = warm_up(
+            self.spark,
+            catalog,
+            self.archs,
+            self.s.warmup_events,
+            bucket_ms=self.profile.bucket_ms,
+            progress=lambda m: self.log(f"vendlab: {m}"),
+        )
         self.log(f"vendlab: warm-up done in {self.warmup['seconds']:.1f} s; the clock starts now")
 
     def _watch(self, feeder: LogFeeder, store, until, deadline: float | None = None) -> bool:
@@ -438,12 +472,16 @@ class Runner:
             seconds = (end_ms - feeder.started_ms) / 1000 if end_ms else None
             res = {
                 "arch": p.name,
-                "generated": {"events": m.events, "sales": m.sales, "malformed": m.malformed,
-                              "duplicates": m.duplicates},
+                "generated": {
+                    "events": m.events,
+                    "sales": m.sales,
+                    "malformed": m.malformed,
+                    "duplicates": m.duplicates,
+                },
                 "views": views,
                 "expected": expected,
-                "exact": drained and all(views[k] == expected for k in p.exact_views + (
-                    ["validation"] if self.s.validation else [])),
+                "exact": drained
+                and all(views[k] == expected for k in p.exact_views + (["validation"] if self.s.validation else [])),
                 "latency_ms": percentiles(lat),
                 "throughput_eps": round(total_lines / seconds, 1) if seconds else None,
                 "drained": drained,
@@ -453,8 +491,10 @@ class Runner:
             }
             res["max_overcount"] = max((x[p.name]["over_generated"] for x in self.samples), default=0)
             res["max_undercount"] = max((x[p.name]["under_validation"] for x in self.samples), default=0)
-            res["samples"] = [{"t": x["t"], "generated": x["generated"], "validation": x["validation"],
-                               **x[p.name]} for x in self.samples]
+            res["samples"] = [
+                {"t": x["t"], "generated": x["generated"], "validation": x["validation"], **x[p.name]}
+                for x in self.samples
+            ]
             res.update(p.extra_summary(store))
             res["warnings"] = warnings
             out[p.name] = res
@@ -467,14 +507,18 @@ class Runner:
             asked = self.s.rate * self.s.duration
             made = m.events
             if made < SCHEDULE_SHARE * asked:
-                out.append(f"the generator fell behind its schedule: it wrote {made:,} events in {self.s.duration:g} s "
-                           f"({made / self.s.duration:,.0f}/s) of the {asked:,.0f} asked ({self.s.rate:,.0f}/s); "
-                           f"this machine could not generate (or write) faster, so the run measured a lower rate "
-                           f"than asked: lower --rate")
+                out.append(
+                    f"the generator fell behind its schedule: it wrote {made:,} events in {self.s.duration:g} s "
+                    f"({made / self.s.duration:,.0f}/s) of the {asked:,.0f} asked ({self.s.rate:,.0f}/s); "
+                    f"this machine could not generate (or write) faster, so the run measured a lower rate "
+                    f"than asked: lower --rate"
+                )
         if m.events and not m.sales:
-            out.append("the workload has no valid sales, so the items views are empty and their exactness says "
-                       "nothing: simulated time per event (--time-scale / --rate) is too coarse or too fine for the "
-                       "simulated fleet; keep --time-scale near its default 60")
+            out.append(
+                "the workload has no valid sales, so the items views are empty and their exactness says "
+                "nothing: simulated time per event (--time-scale / --rate) is too coarse or too fine for the "
+                "simulated fleet; keep --time-scale near its default 60"
+            )
         return out
 
     def shutdown(self) -> None:
@@ -509,9 +553,11 @@ def load_json_file(load, path: Path):
     try:
         return load(path)
     except (ValueError, TypeError, KeyError) as e:
-        raise RunError(f"{path} is damaged ({type(e).__name__}: {e}); it cannot be repaired from the log. "
-                       f"Read what is there with `vendlab views --data-dir {path.parent}`, and start a new run "
-                       f"in a new --data-dir") from e
+        raise RunError(
+            f"{path} is damaged ({type(e).__name__}: {e}); it cannot be repaired from the log. "
+            f"Read what is there with `vendlab views --data-dir {path.parent}`, and start a new run "
+            f"in a new --data-dir"
+        ) from e
 
 
 def open_checked_store(profile: Profile):
@@ -526,8 +572,10 @@ def open_checked_store(profile: Profile):
     except sqlite3.DatabaseError as e:
         if _transient(e):
             raise
-        raise RunError(f"the view store {profile.sqlite_path} is damaged ({e}); rebuild it from the log: "
-                       f"`{datadir.rebuild_command(profile.data_dir)}` (it sets the damaged file aside)") from e
+        raise RunError(
+            f"the view store {profile.sqlite_path} is damaged ({e}); rebuild it from the log: "
+            f"`{datadir.rebuild_command(profile.data_dir)}` (it sets the damaged file aside)"
+        ) from e
 
 
 def _transient(e: BaseException) -> bool:

@@ -44,9 +44,10 @@ def view_reader(store: ViewStore, source: str):
         return lambda view: store.read_view(base.KAPPA, view)
     if source == "lambda":
         info = store.current_batch()
-        return lambda view: add(store.read_batch_view(info.version, view) if info else {},
-                                store.read_view(base.LAMBDA_SPEED, view,
-                                                min_bucket=info.cutoff_bucket if info else None))
+        return lambda view: add(
+            store.read_batch_view(info.version, view) if info else {},
+            store.read_view(base.LAMBDA_SPEED, view, min_bucket=info.cutoff_bucket if info else None),
+        )
     if source == "validation":
         return lambda view: store.read_view(base.VALIDATION, view)
     raise ValueError(f"unknown source {source!r}: allowed are {', '.join(SOURCES)}")
@@ -67,8 +68,9 @@ class UnknownJob(ValueError):
     pass
 
 
-def current_views(data_dir: Path, view: str = base.ITEMS_BY_PRODUCT,
-                  jobs: list[str] | None = None) -> dict[str, dict[str, int]]:
+def current_views(
+    data_dir: Path, view: str = base.ITEMS_BY_PRODUCT, jobs: list[str] | None = None
+) -> dict[str, dict[str, int]]:
     """The views of a data dir, read in one snapshot, under the names of VIEW_NAMES; with ``jobs``,
     the view of each named job instead (e.g. ``kappa_v2``, a replay into a new view version), keyed
     by the job's name. UnknownJob (its message lists the jobs present) for a job the store lacks."""
@@ -81,8 +83,10 @@ def current_views(data_dir: Path, view: str = base.ITEMS_BY_PRODUCT,
                 present = store.jobs()
                 missing = [j for j in jobs if j not in present]
                 if missing:
-                    raise UnknownJob(f"no job {', '.join(missing)} in {data_dir}: the jobs there are "
-                                     f"{', '.join(present) or 'none yet'}")
+                    raise UnknownJob(
+                        f"no job {', '.join(missing)} in {data_dir}: the jobs there are "
+                        f"{', '.join(present) or 'none yet'}"
+                    )
                 return {j: store.read_view(j, view) for j in jobs}
             return views_of(store, view)
     finally:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from vendlab.config import Profile
 
-JAVA_HINT = ("Java 17 or newer is needed to run Spark. Install it with: "
-             "sudo apt-get install -y openjdk-17-jre-headless  (or run `make demo`, which does it for you)")
+JAVA_HINT = (
+    "Java 17 or newer is needed to run Spark. Install it with: "
+    "sudo apt-get install -y openjdk-17-jre-headless  (or run `make demo`, which does it for you)"
+)
 
 
 class JavaMissing(RuntimeError):
@@ -48,8 +50,7 @@ JAVA_OPTION_KEYS = ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOp
 # atomic on a local disk) needs a quarter of them and halves the micro-batch overhead outside the sink
 # (docs/results.md, performance history). HDFS checkpoints (the cluster) keep Spark's default.
 LOCAL_CHECKPOINT_CONF = {
-    "spark.sql.streaming.checkpointFileManagerClass":
-        "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager",
+    "spark.sql.streaming.checkpointFileManagerClass": "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager",
 }
 
 
@@ -77,19 +78,22 @@ def get_spark(profile: Profile, app: str = "vendlab", ui: bool = False):
     check_java()
     from pyspark.sql import SparkSession
 
-    b = (SparkSession.builder.appName(app).master(profile.spark_master)
-         .config("spark.sql.shuffle.partitions", "2")
-         .config("spark.sql.session.timeZone", "UTC")
-         .config("spark.ui.enabled", "true" if ui else "false")
-         .config("spark.ui.showConsoleProgress", "false")
-         .config("spark.scheduler.mode", "FAIR")
-         .config("spark.sql.streaming.noDataMicroBatches.enabled", "false")
-         .config("spark.sql.adaptive.enabled", "false")
-         # The parse step is one wide projection with a long CASE (the dead-letter reason);
-         # constraint propagation over it costs seconds per micro-batch and buys nothing here.
-         .config("spark.sql.constraintPropagation.enabled", "false")
-         # a stock reading naming a product twice keeps its last value (jobs/parse.py)
-         .config("spark.sql.mapKeyDedupPolicy", "LAST_WIN"))
+    b = (
+        SparkSession.builder.appName(app)
+        .master(profile.spark_master)
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "true" if ui else "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.scheduler.mode", "FAIR")
+        .config("spark.sql.streaming.noDataMicroBatches.enabled", "false")
+        .config("spark.sql.adaptive.enabled", "false")
+        # The parse step is one wide projection with a long CASE (the dead-letter reason);
+        # constraint propagation over it costs seconds per micro-batch and buys nothing here.
+        .config("spark.sql.constraintPropagation.enabled", "false")
+        # a stock reading naming a product twice keeps its last value (jobs/parse.py)
+        .config("spark.sql.mapKeyDedupPolicy", "LAST_WIN")
+    )
     local = LOCAL_CHECKPOINT_CONF if local_checkpoints(profile) else {}
     if profile.spark_master.startswith("local"):  # one JVM runs every query (a cluster app runs one job)
         local = {**local, "spark.scheduler.allocation.file": str(POOLS_FILE)}

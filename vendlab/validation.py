@@ -52,10 +52,15 @@ def add_owner_telemetry(views: dict, ev: dict) -> None:
     m = ev["machine_id"]
     c = centi_degrees(ev["temperature"])
     code = ev["error_code"]
-    stats = {"readings": 1, "temp_centi": c, "temp_centi_sq": c * c,
-             "faults": int(code not in (0, defs.OUT_OF_SERVICE)), "out_of_service": int(code == defs.OUT_OF_SERVICE),
-             # ms since the hour, from the text itself: mm, ss and mmm of "....T06:mm:ss.mmmZ"
-             "offset_ms": int(t[14:16]) * 60_000 + int(t[17:19]) * 1000 + int(t[20:23])}
+    stats = {
+        "readings": 1,
+        "temp_centi": c,
+        "temp_centi_sq": c * c,
+        "faults": int(code not in (0, defs.OUT_OF_SERVICE)),
+        "out_of_service": int(code == defs.OUT_OF_SERVICE),
+        # ms since the hour, from the text itself: mm, ss and mmm of "....T06:mm:ss.mmmZ"
+        "offset_ms": int(t[14:16]) * 60_000 + int(t[17:19]) * 1000 + int(t[20:23]),
+    }
     for stat, v in stats.items():
         views[(defs.TELEMETRY_BY_MACHINE_HOUR, defs.key(m, hour, stat))] += v
     for product, units in ev["stock"].items():
@@ -135,8 +140,14 @@ WINDOW_BUCKETS = 12  # buckets per window: memory holds at most 1/12 of a window
 
 
 class Validator:
-    def __init__(self, log_dir: Path, catalog: Catalog, store: ViewStore, job: str = base.VALIDATION,
-                 window_ms: int = VALIDATION_WINDOW_MS):
+    def __init__(
+        self,
+        log_dir: Path,
+        catalog: Catalog,
+        store: ViewStore,
+        job: str = base.VALIDATION,
+        window_ms: int = VALIDATION_WINDOW_MS,
+    ):
         self.log_dir = Path(log_dir)
         self.machines = catalog.machine_ids
         self.products = catalog.product_names
@@ -183,8 +194,9 @@ class Validator:
                 add_owner_sale(views, ev, revenue)
             elif t == schema.RESTOCK:
                 hour = defs.hour_of(ev["event_time"])
-                views[(defs.RESTOCKED_BY_MACHINE_PRODUCT_HOUR, defs.key(ev["machine_id"], ev["product"], hour))] += \
-                    ev["quantity"]
+                views[(defs.RESTOCKED_BY_MACHINE_PRODUCT_HOUR, defs.key(ev["machine_id"], ev["product"], hour))] += ev[
+                    "quantity"
+                ]
             elif t == schema.TELEMETRY:
                 add_owner_telemetry(views, ev)
             elif t == schema.MARKER:

@@ -36,8 +36,9 @@ WARMUP_DUP_RATE = 0.01
 ARCH_JOBS = {"kappa": ["view"], "lambda": ["speed", "ingest", "batch"]}
 
 
-def write_warmup_log(d: Path, catalog: Catalog, events: int, seed: int = 1,
-                     segment_lines: int = WARMUP_SEGMENT_LINES) -> None:
+def write_warmup_log(
+    d: Path, catalog: Catalog, events: int, seed: int = 1, segment_lines: int = WARMUP_SEGMENT_LINES
+) -> None:
     """A complete log of ``events`` events of ``catalog``'s fleet (with latency markers) in ``d``/log."""
     from vendlab.eventlog import SegmentWriter
     from vendlab.generator import Generator, marker_line, wall_ms
@@ -57,8 +58,15 @@ def write_warmup_log(d: Path, catalog: Catalog, events: int, seed: int = 1,
     writer.close()
 
 
-def warm_up(spark, catalog: Catalog, archs, events: int = WARMUP_EVENTS, bucket_ms: int | None = None,
-            progress=None, scratch_root: Path | None = None) -> dict:
+def warm_up(
+    spark,
+    catalog: Catalog,
+    archs,
+    events: int = WARMUP_EVENTS,
+    bucket_ms: int | None = None,
+    progress=None,
+    scratch_root: Path | None = None,
+) -> dict:
     """Run every job of ``archs`` once on a scratch log; returns {"seconds", "events", "jobs"}.
 
     ``bucket_ms``: the lambda speed job's event-time bucket (the run profile's). The scratch
@@ -81,8 +89,9 @@ def warm_up(spark, catalog: Catalog, archs, events: int = WARMUP_EVENTS, bucket_
             for kind in ARCH_JOBS[arch]:
                 name = f"warmup_{arch}_{kind}"
                 if kind in ("view", "speed"):
-                    q = start_view_job(spark, p, catalog, name, bucket_ms=p.bucket_ms if kind == "speed" else None,
-                                       available_now=True)
+                    q = start_view_job(
+                        spark, p, catalog, name, bucket_ms=p.bucket_ms if kind == "speed" else None, available_now=True
+                    )
                 elif kind == "ingest":
                     q = start_ingest_job(spark, p, available_now=True, catalog=catalog)
                 else:

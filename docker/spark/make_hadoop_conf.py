@@ -7,6 +7,7 @@ containers (HADOOP_CONF_DIR=/opt/hadoop-conf), from lambda/hadoop.env, by the ap
 So drivers and executors write HDFS with the cluster's dfs.replication and find the namenode and the
 resourcemanager exactly as the Hadoop containers are configured (one source: hadoop.env).
 """
+
 import sys
 from pathlib import Path
 
@@ -22,9 +23,13 @@ FILES = ("core-site.xml", "hdfs-site.xml", "yarn-site.xml")
 
 def expected() -> dict[str, str]:
     sites = hadoop_site_files(parse_env_file((ROOT / "lambda" / "hadoop.env").read_text()))
-    return {name: site_xml({**sites.get(name, {}), **CLIENT_EXTRA.get(name, {})},
-                           "made from lambda/hadoop.env by docker/spark/make_hadoop_conf.py; do not edit")
-            for name in FILES}
+    return {
+        name: site_xml(
+            {**sites.get(name, {}), **CLIENT_EXTRA.get(name, {})},
+            "made from lambda/hadoop.env by docker/spark/make_hadoop_conf.py; do not edit",
+        )
+        for name in FILES
+    }
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 It only calls the CLI; it lives in its own folder so no vendlab module shadows a library on sys.path.
 """
+
 import sys
 
 from vendlab.cli import main

@@ -4,6 +4,7 @@ measured in JVM CPU seconds (psutil) and wall seconds; both views checked equal.
 
     PYTHONPATH=. python scripts/perf/batch_ab.py [EVENTS] [ROUNDS]
 """
+
 import json
 import os
 import sys
@@ -35,8 +36,9 @@ def main():
     out = {"events": events, "load_1min": os.getloadavg()[0], "ingest_cpu_s": {}, "batch": {"raw": [], "parsed": []}}
     profiles = {}
     for form, cat in (("raw", None), ("parsed", catalog)):
-        p = w.profile(d).with_(master_path=str(Path(w.work) / f"master-{form}"),
-                               checkpoint_dir=str(Path(w.work) / f"ck-{form}"))
+        p = w.profile(d).with_(
+            master_path=str(Path(w.work) / f"master-{form}"), checkpoint_dir=str(Path(w.work) / f"ck-{form}")
+        )
         c0 = cpu(jvm)
         q = start_ingest_job(spark, p, available_now=True, catalog=cat)
         q.awaitTermination()

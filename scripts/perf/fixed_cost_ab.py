@@ -9,6 +9,7 @@ To compare two checkouts (old and new code), run it from each, alternating.
     PYTHONPATH=. python scripts/perf/fixed_cost_ab.py '{"base": {}, "sp1": {"spark.sql.shuffle.partitions": "1"}}'
     (environment: LINES, SEGS, ROUNDS, BUCKET=1 for lambda's bucketed speed job, OUT=results.json)
 """
+
 import json
 import os
 import shutil
@@ -58,17 +59,25 @@ def main(variants: dict) -> dict:
                 cpu = sum(jvm.cpu_times()[:2]) - c0[0], sum(me.cpu_times()[:2]) - c0[1]
                 for k, v in old.items():
                     spark.conf.unset(k) if v is None else spark.conf.set(k, v)
-                batches = [{"batch": int(pr["batchId"]), "rows": int(pr["numInputRows"]),
-                            "duration_ms": dict(pr["durationMs"]),
-                            "state": [{k: so.get(k) for k in STATE_KEYS} for so in pr["stateOperators"]]}
-                           for pr in q.recentProgress]
+                batches = [
+                    {
+                        "batch": int(pr["batchId"]),
+                        "rows": int(pr["numInputRows"]),
+                        "duration_ms": dict(pr["durationMs"]),
+                        "state": [{k: so.get(k) for k in STATE_KEYS} for so in pr["stateOperators"]],
+                    }
+                    for pr in q.recentProgress
+                ]
                 t_ = table(batches, list(SINK_TIMINGS.get(job, [])), skip_first=2)
                 n = max(1, len(batches))
                 t_["cpu_per_batch_ms"] = {"jvm": round(cpu[0] / n * 1000, 1), "python": round(cpu[1] / n * 1000, 1)}
                 res.setdefault(name, []).append(t_)
-                print(f"round {r} {name}: wall {wall:.1f} s, {len(batches)} micro-batches, CPU per micro-batch: JVM "
-                      f"{t_['cpu_per_batch_ms']['jvm']} ms, Python {t_['cpu_per_batch_ms']['python']} ms; load "
-                      f"{os.getloadavg()[0]:.1f}", flush=True)
+                print(
+                    f"round {r} {name}: wall {wall:.1f} s, {len(batches)} micro-batches, CPU per micro-batch: JVM "
+                    f"{t_['cpu_per_batch_ms']['jvm']} ms, Python {t_['cpu_per_batch_ms']['python']} ms; load "
+                    f"{os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
         for name in variants:
             print(f"\n### {name}")
             print("\n".join(markdown({f"{name} round {i}": t for i, t in enumerate(res[name])})))

@@ -4,6 +4,7 @@ loaded machine) and wall seconds; DuckDB on the same files for reference.
 
     PYTHONPATH=. python scripts/perf/floor_vs_replay.py [EVENTS]
 """
+
 import json
 import os
 import sys
@@ -25,7 +26,9 @@ def main():
     out["floor"] = w.floor({"log_dir": str(d)})
     out["replay"] = w.replay({"log_dir": str(d)})
     out["duckdb"] = run_reference(d)
-    out["replay_over_floor_cpu"] = round(out["replay"]["jvm_cpu_us_per_event"] / out["floor"]["jvm_cpu_us_per_event"], 2)
+    out["replay_over_floor_cpu"] = round(
+        out["replay"]["jvm_cpu_us_per_event"] / out["floor"]["jvm_cpu_us_per_event"], 2
+    )
     out["load_1min_end"] = os.getloadavg()[0]
     w.spark.stop()
     print(json.dumps(out))

@@ -5,6 +5,7 @@ before it, and checks that both wrote the same log.
 
     PYTHONPATH=. python scripts/perf/generate_ab.py REVISION [ROUNDS] [EVENTS]
 """
+
 import hashlib
 import os
 import resource
@@ -30,14 +31,24 @@ def run(code_dir: Path, events: int, scratch: Path) -> dict:
     load = os.getloadavg()[0]
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
-    subprocess.run([sys.executable, "-m", "vendlab.cli", "generate", "--data-dir", str(out), "--events", str(events)],
-                   cwd=code_dir, env=dict(os.environ, PYTHONPATH=str(code_dir)), check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "vendlab.cli", "generate", "--data-dir", str(out), "--events", str(events)],
+        cwd=code_dir,
+        env=dict(os.environ, PYTHONPATH=str(code_dir)),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wall = time.monotonic() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    return {"wall_s": round(wall, 2), "events_per_s": round(events / wall), "cpu_s": round(cpu, 2),
-            "load_before": round(load, 1), "log": log_digest(out)}
+    return {
+        "wall_s": round(wall, 2),
+        "events_per_s": round(events / wall),
+        "cpu_s": round(cpu, 2),
+        "load_before": round(load, 1),
+        "log": log_digest(out),
+    }
 
 
 def main() -> None:

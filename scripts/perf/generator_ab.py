@@ -4,6 +4,7 @@ machine), checking that both make the same bytes.
 
     PYTHONPATH=. python scripts/perf/generator_ab.py REVISION [ROUNDS]
 """
+
 import importlib.util
 import os
 import subprocess

@@ -7,6 +7,7 @@ first on the cold JVM, then again (now warm). Prints, for each, the JVM's CPU se
 
     PYTHONPATH=. python scripts/perf/warmup_ab.py [SEGMENTS] [LINES]
 """
+
 import json
 import os
 import sys
@@ -41,8 +42,11 @@ def main():
         c0, t0 = cpu(jvm), time.monotonic()
         q = start_view_job(spark, p, catalog, f"ab_{name}", available_now=True)
         q.awaitTermination()
-        out[name] = {"jvm_cpu_s": round(cpu(jvm) - c0, 2), "wall_s": round(time.monotonic() - t0, 2),
-                     "batch_ms": [pr["durationMs"]["triggerExecution"] for pr in q.recentProgress]}
+        out[name] = {
+            "jvm_cpu_s": round(cpu(jvm) - c0, 2),
+            "wall_s": round(time.monotonic() - t0, 2),
+            "batch_ms": [pr["durationMs"]["triggerExecution"] for pr in q.recentProgress],
+        }
     out["load_1min_end"] = os.getloadavg()[0]
     spark.stop()
     print(json.dumps(out))

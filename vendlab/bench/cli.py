@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 COMMANDS = ("bench",)
@@ -22,20 +22,38 @@ PROFILES = ("embedded", "local-stack")
 
 
 def add_commands(subparsers) -> None:
-    p = subparsers.add_parser("bench", help="measure lambda and kappa: throughput, latency, replay, batch cost, "
-                                            "RAM vs cores, DuckDB reference; writes a report with plots")
+    p = subparsers.add_parser(
+        "bench",
+        help="measure lambda and kappa: throughput, latency, replay, batch cost, "
+        "RAM vs cores, DuckDB reference; writes a report with plots",
+    )
     p.add_argument("--out", type=Path, required=True, help="folder for report.md, results.json and the plots")
-    p.add_argument("--quick", action="store_true", help="a small run (under 3 minutes; with --profile local-stack "
-                                                        "a few more) that checks the machinery")
-    p.add_argument("--profile", choices=PROFILES, default="embedded",
-                   help="embedded: the full comparison of lambda and kappa in embedded mode (default); local-stack: "
-                        "kappa's cluster-mode job on Kafka + Cassandra of a local stack (vendlab stack) next to "
-                        "embedded kappa, at the same rates")
-    p.add_argument("--stack-dir", type=Path, default=None,
-                   help="--profile local-stack: use the kappa stack running in this folder (vendlab stack up "
-                        "--stack kappa --dir DIR) instead of starting one for the run (started and removed after)")
-    p.add_argument("--work-dir", type=Path, default=None,
-                   help="scratch folder for logs and checkpoints (default: a temporary folder, removed after)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small run (under 3 minutes; with --profile local-stack a few more) that checks the machinery",
+    )
+    p.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="embedded",
+        help="embedded: the full comparison of lambda and kappa in embedded mode (default); local-stack: "
+        "kappa's cluster-mode job on Kafka + Cassandra of a local stack (vendlab stack) next to "
+        "embedded kappa, at the same rates",
+    )
+    p.add_argument(
+        "--stack-dir",
+        type=Path,
+        default=None,
+        help="--profile local-stack: use the kappa stack running in this folder (vendlab stack up "
+        "--stack kappa --dir DIR) instead of starting one for the run (started and removed after)",
+    )
+    p.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="scratch folder for logs and checkpoints (default: a temporary folder, removed after)",
+    )
     from vendlab.cli import seed_type
 
     p.add_argument("--seed", type=seed_type, default=1, help="seed of the fleet and the events (default 1)")
@@ -49,10 +67,13 @@ def run_worker(spec: dict, work: Path, name: str) -> dict:
     spec_path = work / f"{name}.spec.json"
     out_path = work / f"{name}.result.json"
     spec_path.write_text(json.dumps(spec))
-    say(f"worker {name}: {spec['master']}, driver memory {spec['driver_memory']}, "
-        f"steps {', '.join(s['kind'] for s in spec['steps'])}")
-    proc = subprocess.run([sys.executable, "-m", "vendlab.bench.worker", str(spec_path), str(out_path)],
-                          stdin=subprocess.DEVNULL)
+    say(
+        f"worker {name}: {spec['master']}, driver memory {spec['driver_memory']}, "
+        f"steps {', '.join(s['kind'] for s in spec['steps'])}"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "vendlab.bench.worker", str(spec_path), str(out_path)], stdin=subprocess.DEVNULL
+    )
     if proc.returncode != 0 or not out_path.exists():
         raise RuntimeError(f"benchmark worker {name} failed (exit {proc.returncode}); its output is above")
     return json.loads(out_path.read_text())
@@ -79,9 +100,15 @@ def machine_info() -> dict:
     java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()
     import pyspark
 
-    return {"cores": psutil.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "cpu": cpu, "python": platform.python_version(), "spark": pyspark.__version__,
-            "java": java[0] if java else None, "os": platform.platform()}
+    return {
+        "cores": psutil.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "spark": pyspark.__version__,
+        "java": java[0] if java else None,
+        "os": platform.platform(),
+    }
 
 
 def summarize(arch: str, points: list[dict], top_rate: float) -> dict:
@@ -90,22 +117,41 @@ def summarize(arch: str, points: list[dict], top_rate: float) -> dict:
         "sustainable_eps": rate,
         "latency_ms": (best or {}).get("latency_ms", {"p50": None, "p95": None, "p99": None}),
         "exact_at_sustainable": (best or {}).get("exact"),
-        "stall_cause": stalled["saturated"] if stalled else f"none up to {top_rate:,.0f} events/s (the sweep's "
-                                                             f"highest rate)",
+        "stall_cause": stalled["saturated"]
+        if stalled
+        else f"none up to {top_rate:,.0f} events/s (the sweep's highest rate)",
         "stalled_at_eps": stalled["rate"] if stalled and stalled["sustainable"] is False else None,
         "inconclusive_at_eps": stalled["rate"] if stalled and stalled["sustainable"] is None else None,
-        "stall_evidence": {k: stalled.get(k) for k in (
-            "why_not", "batch_s", "batch_parts_s", "rows_per_batch", "busy_rps", "input_rps", "processed_rps",
-            "sink_compute_s", "sink_write_s", "cpu_pct", "generator_behind_max_s", "latency_ms",
-            "backlog_slope_eps")} if stalled else None,
+        "stall_evidence": {
+            k: stalled.get(k)
+            for k in (
+                "why_not",
+                "batch_s",
+                "batch_parts_s",
+                "rows_per_batch",
+                "busy_rps",
+                "input_rps",
+                "processed_rps",
+                "sink_compute_s",
+                "sink_write_s",
+                "cpu_pct",
+                "generator_behind_max_s",
+                "latency_ms",
+                "backlog_slope_eps",
+            )
+        }
+        if stalled
+        else None,
     }
     return out
 
 
 def run(args) -> int:
     if args.stack_dir is not None and args.profile != "local-stack":
-        print("vendlab: --stack-dir is for --profile local-stack only (the embedded bench starts no services)",
-              file=sys.stderr)
+        print(
+            "vendlab: --stack-dir is for --profile local-stack only (the embedded bench starts no services)",
+            file=sys.stderr,
+        )
         return 2
     if args.profile == "local-stack":
         from vendlab.bench.local_stack import run_local_stack
@@ -135,14 +181,20 @@ def run(args) -> int:
         replay_dir = work / "replay-log"
         sweep = plan["sweep"]
         warm = [{"kind": "warmup", "events": plan["warmup"]}] if plan["warmup"] else []
-        main_spec = {**plan["main"], "work_dir": str(work / "main"), "seed": args.seed, "steps": warm + [
-            {"kind": "sweep", "archs": ["kappa", "lambda"], **sweep},
-            {"kind": "exactness", **plan["exactness"]},
-            {"kind": "make_log", "log_dir": str(replay_dir), "events": plan["replay_events"]},
-            {"kind": "floor", "log_dir": str(replay_dir)},
-            {"kind": "replay", "log_dir": str(replay_dir)},
-            {"kind": "history", "sizes": plan["history"]},
-        ]}
+        main_spec = {
+            **plan["main"],
+            "work_dir": str(work / "main"),
+            "seed": args.seed,
+            "steps": warm
+            + [
+                {"kind": "sweep", "archs": ["kappa", "lambda"], **sweep},
+                {"kind": "exactness", **plan["exactness"]},
+                {"kind": "make_log", "log_dir": str(replay_dir), "events": plan["replay_events"]},
+                {"kind": "floor", "log_dir": str(replay_dir)},
+                {"kind": "replay", "log_dir": str(replay_dir)},
+                {"kind": "history", "sizes": plan["history"]},
+            ],
+        }
         main = run_worker(main_spec, work, "main")
         steps = {s["name"]: s for s in main["steps"]}
         say("DuckDB reference over the replay log ...")
@@ -155,26 +207,54 @@ def run(args) -> int:
         main_sweep = steps["sweep"]["result"]
         for arch in rvc_plan["archs"]:
             rate, best, _ = sustainable(main_sweep[arch])
-            ram_rows.append({"arch": arch, "master": plan["main"]["master"], "cores": 2,
-                             "driver_memory": plan["main"]["driver_memory"], "sustainable_eps": rate,
-                             "latency_ms": (best or {}).get("latency_ms"), "source": "main sweep",
-                             "rates_tried": [p["rate"] for p in main_sweep[arch]],
-                             "jvm_rss_mb_max": max((p.get("jvm_rss_mb_max") or 0) for p in main_sweep[arch])})
+            ram_rows.append(
+                {
+                    "arch": arch,
+                    "master": plan["main"]["master"],
+                    "cores": 2,
+                    "driver_memory": plan["main"]["driver_memory"],
+                    "sustainable_eps": rate,
+                    "latency_ms": (best or {}).get("latency_ms"),
+                    "source": "main sweep",
+                    "rates_tried": [p["rate"] for p in main_sweep[arch]],
+                    "jvm_rss_mb_max": max((p.get("jvm_rss_mb_max") or 0) for p in main_sweep[arch]),
+                }
+            )
         for i, (master, mem) in enumerate(rvc_plan["configs"]):
-            spec = {"master": master, "driver_memory": mem, "work_dir": str(work / f"rvc{i}"), "seed": args.seed,
-                    "steps": warm + [{"kind": "sweep", "archs": rvc_plan["archs"], "rates": rvc_plan["rates"],
-                                      "duration": rvc_plan["duration"], "batch_interval": sweep["batch_interval"]}]}
+            spec = {
+                "master": master,
+                "driver_memory": mem,
+                "work_dir": str(work / f"rvc{i}"),
+                "seed": args.seed,
+                "steps": warm
+                + [
+                    {
+                        "kind": "sweep",
+                        "archs": rvc_plan["archs"],
+                        "rates": rvc_plan["rates"],
+                        "duration": rvc_plan["duration"],
+                        "batch_interval": sweep["batch_interval"],
+                    }
+                ],
+            }
             res = run_worker(spec, work, f"rvc{i}")["steps"][-1]["result"]
             for arch in rvc_plan["archs"]:
                 rate, best, stalled = sustainable(res[arch])
-                ram_rows.append({"arch": arch, "master": master, "cores": int(master.removeprefix("local").strip("[]") or 1),
-                                 "driver_memory": mem, "sustainable_eps": rate,
-                                 "latency_ms": (best or {}).get("latency_ms"), "source": "own sweep",
-                                 "rates_tried": [p["rate"] for p in res[arch]],
-                                 "stalled_at": stalled["rate"] if stalled and stalled["sustainable"] is False
-                                 else None,
-                                 "stall_cpu_pct": stalled["cpu_pct"] if stalled else None,
-                                 "jvm_rss_mb_max": max((p["jvm_rss_mb_max"] or 0) for p in res[arch])})
+                ram_rows.append(
+                    {
+                        "arch": arch,
+                        "master": master,
+                        "cores": int(master.removeprefix("local").strip("[]") or 1),
+                        "driver_memory": mem,
+                        "sustainable_eps": rate,
+                        "latency_ms": (best or {}).get("latency_ms"),
+                        "source": "own sweep",
+                        "rates_tried": [p["rate"] for p in res[arch]],
+                        "stalled_at": stalled["rate"] if stalled and stalled["sustainable"] is False else None,
+                        "stall_cpu_pct": stalled["cpu_pct"] if stalled else None,
+                        "jvm_rss_mb_max": max((p["jvm_rss_mb_max"] or 0) for p in res[arch]),
+                    }
+                )
         ram_rows.sort(key=lambda r: (r["arch"], r["cores"], int(r["driver_memory"].rstrip("g"))))
 
         top = max(sweep["rates"])
@@ -186,7 +266,8 @@ def run(args) -> int:
         kappa["replay"] = replay
         if kappa["sustainable_eps"] and replay["replay_eps"] > kappa["sustainable_eps"]:
             kappa["catch_up_s_per_hour_of_history_at_sustainable"] = round(
-                3600 * kappa["sustainable_eps"] / (replay["replay_eps"] - kappa["sustainable_eps"]), 1)
+                3600 * kappa["sustainable_eps"] / (replay["replay_eps"] - kappa["sustainable_eps"]), 1
+            )
         lam["batch_seconds_by_history"] = history["batch_seconds_by_history"]
         lam["batch_eps_by_history"] = history["batch_eps"]
         lam["ingest_eps_by_history"] = history["ingest_eps"]
@@ -194,7 +275,7 @@ def run(args) -> int:
         lam["batch_eps"] = history["batch_eps"][biggest]
         lam["batch_jvm_cpu_us_per_event_by_history"] = history.get("batch_jvm_cpu_us_per_event", {})
         doc = {
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
             "mode": "quick" if args.quick else "full",
             "machine": machine_info(),
             "plan": plan,
@@ -232,8 +313,9 @@ def run(args) -> int:
         doc["plots"] = all_plots(doc, out)
         (out / "results.json").write_text(json.dumps(doc, indent=1))
         write_report(doc, out / "report.md")
-        say(f"done in {doc['duration_s']:.0f} s: {out / 'report.md'}, {out / 'results.json'}, "
-            f"{len(doc['plots'])} plots")
+        say(
+            f"done in {doc['duration_s']:.0f} s: {out / 'report.md'}, {out / 'results.json'}, {len(doc['plots'])} plots"
+        )
         return 0
     finally:
         if tmp is not None:
@@ -242,4 +324,3 @@ def run(args) -> int:
 
 def _ratio(a, b):
     return round(a / b, 4) if a and b else None
-

@@ -10,19 +10,34 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 # Modules each architecture's pipeline runs (shared ones count for both).
-SHARED = ["vendlab/schema.py", "vendlab/jobs/parse.py", "vendlab/jobs/sources.py", "vendlab/jobs/views.py",
-          "vendlab/jobs/streaming.py", "vendlab/store/base.py"]
+SHARED = [
+    "vendlab/schema.py",
+    "vendlab/jobs/parse.py",
+    "vendlab/jobs/sources.py",
+    "vendlab/jobs/views.py",
+    "vendlab/jobs/streaming.py",
+    "vendlab/store/base.py",
+]
 MODULES = {
     "kappa": SHARED + ["vendlab/pipelines.py"],
-    "lambda": SHARED + ["vendlab/lambda_arch.py", "vendlab/jobs/ingest.py", "vendlab/jobs/batch.py",
-                        "vendlab/serving.py"],
+    "lambda": SHARED
+    + ["vendlab/lambda_arch.py", "vendlab/jobs/ingest.py", "vendlab/jobs/batch.py", "vendlab/serving.py"],
 }
-JOBS = {"kappa": ["stream view job (kappa)"],
-        "lambda": ["ingest job (log -> master dataset)", "speed job (bucketed view)", "batch job (scheduled)"]}
+JOBS = {
+    "kappa": ["stream view job (kappa)"],
+    "lambda": ["ingest job (log -> master dataset)", "speed job (bucketed view)", "batch job (scheduled)"],
+}
 # What a user's read goes through besides the jobs.
-STATE = {"kappa": ["log (Kafka)", "checkpoints", "view store (Cassandra)"],
-         "lambda": ["log (Kafka)", "master dataset (HDFS)", "checkpoints", "speed view + batch views with cutoff "
-                    "(Cassandra)", "serving merge"]}
+STATE = {
+    "kappa": ["log (Kafka)", "checkpoints", "view store (Cassandra)"],
+    "lambda": [
+        "log (Kafka)",
+        "master dataset (HDFS)",
+        "checkpoints",
+        "speed view + batch views with cutoff (Cassandra)",
+        "serving merge",
+    ],
+}
 
 
 def code_lines(path: Path) -> int:

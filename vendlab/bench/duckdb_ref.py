@@ -15,9 +15,18 @@ from vendlab import schema
 from vendlab.catalog import Catalog
 from vendlab.generator import Manifest
 
-COLUMNS = {"event_id": "VARCHAR", "type": "VARCHAR", "machine_id": "VARCHAR", "place": "VARCHAR",
-           "product": "VARCHAR", "category": "VARCHAR", "quantity": "BIGINT", "unit_price": "DOUBLE",
-           "customer_id": "VARCHAR", "event_time": "VARCHAR"}
+COLUMNS = {
+    "event_id": "VARCHAR",
+    "type": "VARCHAR",
+    "machine_id": "VARCHAR",
+    "place": "VARCHAR",
+    "product": "VARCHAR",
+    "category": "VARCHAR",
+    "quantity": "BIGINT",
+    "unit_price": "DOUBLE",
+    "customer_id": "VARCHAR",
+    "event_time": "VARCHAR",
+}
 
 
 def _list(values) -> str:
@@ -35,9 +44,9 @@ def central_view_sql(log_glob: str, catalog: Catalog) -> str:
           WHERE type = 'sale' AND event_id IS NOT NULL AND place IS NOT NULL AND customer_id IS NOT NULL
             AND machine_id IN ({_list(catalog.machine_ids)}) AND product IN ({_list(catalog.product_names)})
             AND category IN ({_list(schema.CATEGORIES)})
-            AND quantity BETWEEN 1 AND {getattr(schema, 'MAX_SALE_QUANTITY', 2**31 - 1)}
-            AND unit_price > 0 AND unit_price <= {getattr(schema, 'MAX_UNIT_PRICE', 1e300)}
-            AND regexp_full_match(event_time, '{schema.TIME_REGEX.strip('^$')}')
+            AND quantity BETWEEN 1 AND {getattr(schema, "MAX_SALE_QUANTITY", 2**31 - 1)}
+            AND unit_price > 0 AND unit_price <= {getattr(schema, "MAX_UNIT_PRICE", 1e300)}
+            AND regexp_full_match(event_time, '{schema.TIME_REGEX.strip("^$")}')
         )
         SELECT product, sum(quantity)::BIGINT AS items
         FROM (SELECT DISTINCT ON (event_id) event_id, product, quantity FROM valid)
@@ -64,5 +73,11 @@ def run_reference(data_dir: Path, threads: int = 2, memory: str = "4GB") -> dict
         best = s if best is None else min(best, s)
     con.close()
     expected = {k: v for k, v in m.items_by_product.items() if v}
-    return {"events": m.events, "seconds": round(best, 3), "duckdb_eps": round(m.events / best, 1),
-            "threads": threads, "exact": view == expected, "duckdb_version": duckdb.__version__}
+    return {
+        "events": m.events,
+        "seconds": round(best, 3),
+        "duckdb_eps": round(m.events / best, 1),
+        "threads": threads,
+        "exact": view == expected,
+        "duckdb_version": duckdb.__version__,
+    }

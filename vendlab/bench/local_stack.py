@@ -19,7 +19,7 @@ import json
 import os
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -58,13 +58,19 @@ def run_local_stack(args) -> int:
     load = {}
     try:
         sweep = plan["sweep"]
-        say(f"local-stack {'quick' if args.quick else 'full'} run: embedded kappa, then kappa on a local stack "
+        say(
+            f"local-stack {'quick' if args.quick else 'full'} run: embedded kappa, then kappa on a local stack "
             f"(Kafka + Cassandra), at {', '.join(f'{r:,.0f}' for r in sweep['rates'])} events/s for "
-            f"{sweep['duration']:g} s each; scratch folder {work}")
+            f"{sweep['duration']:g} s each; scratch folder {work}"
+        )
         load["start"] = _load()
         warm = [{"kind": "warmup", "events": plan["warmup"], "archs": ["kappa"]}] if plan["warmup"] else []
-        spec = {**plan["main"], "work_dir": str(work / "embedded"), "seed": args.seed,
-                "steps": warm + [{"kind": "sweep", "archs": ["kappa"], **sweep}]}
+        spec = {
+            **plan["main"],
+            "work_dir": str(work / "embedded"),
+            "seed": args.seed,
+            "steps": warm + [{"kind": "sweep", "archs": ["kappa"], **sweep}],
+        }
         embedded = run_worker(spec, work, "embedded")
         emb_points = embedded["steps"][-1]["result"]["kappa"]
         load["after_embedded"] = _load()
@@ -84,18 +90,26 @@ def run_local_stack(args) -> int:
 
         top = max(sweep["rates"])
         doc = {
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
             "profile": "local-stack",
             "mode": "quick" if args.quick else "full",
             "machine": machine_info(),
             "plan": plan,
-            "embedded": {**summarize("kappa", emb_points, top), "sweep": emb_points,
-                         "warmup_s": (embedded["steps"][0]["result"] or {}).get("seconds") if warm else None},
-            "local_stack": {**summarize("kappa", stack_points, top), "sweep": stack_points,
-                            "seconds": stack_seconds,
-                            "services": {n: {"version": s["version"], "address": s["address"]}
-                                         for n, s in status["services"].items()},
-                            "stack_dir": str(stack.dir), "started_here": given is None},
+            "embedded": {
+                **summarize("kappa", emb_points, top),
+                "sweep": emb_points,
+                "warmup_s": (embedded["steps"][0]["result"] or {}).get("seconds") if warm else None,
+            },
+            "local_stack": {
+                **summarize("kappa", stack_points, top),
+                "sweep": stack_points,
+                "seconds": stack_seconds,
+                "services": {
+                    n: {"version": s["version"], "address": s["address"]} for n, s in status["services"].items()
+                },
+                "stack_dir": str(stack.dir),
+                "started_here": given is None,
+            },
             "load_average": load,
             "load1_during": {"embedded": _load_stats(emb_points), "local_stack": _load_stats(stack_points)},
         }
@@ -103,8 +117,9 @@ def run_local_stack(args) -> int:
         doc["plots"] = stack_plots(doc, out)
         (out / "results.json").write_text(json.dumps(doc, indent=1))
         write_local_stack_report(doc, out / "report.md")
-        say(f"done in {doc['duration_s']:.0f} s: {out / 'report.md'}, {out / 'results.json'}, "
-            f"{len(doc['plots'])} plots")
+        say(
+            f"done in {doc['duration_s']:.0f} s: {out / 'report.md'}, {out / 'results.json'}, {len(doc['plots'])} plots"
+        )
         return 0
     except (StackError, ComposeError, ToolMissing) as e:
         print(f"vendlab: {e}", file=sys.stderr)
@@ -124,8 +139,10 @@ def _check_stack(d: Path) -> str | None:
     """Why the stack in ``d`` cannot be used (None: it can)."""
     from vendlab.localstack.stack import LocalStack, StackError
 
-    hint = f"start one with `vendlab stack up --stack kappa --dir {d}`, or leave --stack-dir out (the bench then " \
-           f"starts one for the run)"
+    hint = (
+        f"start one with `vendlab stack up --stack kappa --dir {d}`, or leave --stack-dir out (the bench then "
+        f"starts one for the run)"
+    )
     if not (d / "stack.json").exists():
         return f"--stack-dir {d}: no local stack there (no stack.json); {hint}"
     try:
@@ -142,8 +159,13 @@ def _check_stack(d: Path) -> str | None:
 
 def _load() -> dict:
     one, five, fifteen = os.getloadavg()
-    return {"load1": round(one, 2), "load5": round(five, 2), "load15": round(fifteen, 2),
-            "cores": os.cpu_count(), "at": datetime.now(timezone.utc).strftime("%H:%M:%S")}
+    return {
+        "load1": round(one, 2),
+        "load5": round(five, 2),
+        "load15": round(fifteen, 2),
+        "cores": os.cpu_count(),
+        "at": datetime.now(UTC).strftime("%H:%M:%S"),
+    }
 
 
 def _load_stats(points: list[dict]) -> dict:

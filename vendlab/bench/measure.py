@@ -43,8 +43,14 @@ GENERATOR_SLACK_S = 1.0
 # machine called kappa stalled at 5,000 events/s, where the full run on a quiet one sustains 80,000).
 BUSY_OTHER_PCT = 50.0
 # What the bench keeps of a progress's stateOperators (Spark's StateOperatorProgress fields).
-STATE_KEYS = ("numRowsTotal", "numRowsUpdated", "allUpdatesTimeMs", "allRemovalsTimeMs", "commitTimeMs",
-              "memoryUsedBytes")
+STATE_KEYS = (
+    "numRowsTotal",
+    "numRowsUpdated",
+    "allUpdatesTimeMs",
+    "allRemovalsTimeMs",
+    "commitTimeMs",
+    "memoryUsedBytes",
+)
 
 
 def spark_jvm() -> psutil.Process | None:
@@ -73,7 +79,7 @@ class Sampler(threading.Thread):
 
     def queries(self):
         for p in self.runner.pipelines:
-            for q in ([p.query] if hasattr(p, "query") else list(getattr(p, "queries", []))):
+            for q in [p.query] if hasattr(p, "query") else list(getattr(p, "queries", [])):
                 if q is not None:
                     yield q
 
@@ -166,8 +172,17 @@ def slope(x, y) -> float:
     return float(np.polyfit(x, y, 1)[0])
 
 
-def judge(rate: float, duration: float, markers: list[tuple[int, int]], started_ms: int, sampler: Sampler,
-          query: str, drained: bool, sink_timings: list[tuple] | None = None, drain_s: float | None = None) -> dict:
+def judge(
+    rate: float,
+    duration: float,
+    markers: list[tuple[int, int]],
+    started_ms: int,
+    sampler: Sampler,
+    query: str,
+    drained: bool,
+    sink_timings: list[tuple] | None = None,
+    drain_s: float | None = None,
+) -> dict:
     """Verdict of one run of one architecture at one input rate (see the module doc)."""
     lat = [(c - started_ms) / 1000 for c, v in markers], [(v - c) / 1000 for c, v in markers]
     created, latency = np.asarray(lat[0]), np.asarray(lat[1])
@@ -187,8 +202,9 @@ def judge(rate: float, duration: float, markers: list[tuple[int, int]], started_
         xs = [x for x in xs if x is not None]
         return round(float(np.mean(xs)), 3) if xs else None
 
-    cpu = {k: mean([s.get(k) for s in samples if s["t"] >= duration / 4])
-           for k in ("cpu_machine", "cpu_jvm", "cpu_python")}
+    cpu = {
+        k: mean([s.get(k) for s in samples if s["t"] >= duration / 4]) for k in ("cpu_machine", "cpu_jvm", "cpu_python")
+    }
     parts = {}
     for b in steady:
         for k, v in b["duration_ms"].items():
@@ -211,9 +227,12 @@ def judge(rate: float, duration: float, markers: list[tuple[int, int]], started_
         "batch_parts_s": parts,
         # rows / busy time; unknown when the progress has no durations (a job in another process:
         # vendlab.bench.stack_sweep reads its applied micro-batches from the view store)
-        "busy_rps": round(sum(b["rows"] for b in steady) / (sum(
-            b["duration_ms"].get("triggerExecution", 0) for b in steady) / 1000), 1)
-        if steady and all(b["duration_ms"].get("triggerExecution") for b in steady) else None,
+        "busy_rps": round(
+            sum(b["rows"] for b in steady) / (sum(b["duration_ms"].get("triggerExecution", 0) for b in steady) / 1000),
+            1,
+        )
+        if steady and all(b["duration_ms"].get("triggerExecution") for b in steady)
+        else None,
         "input_rps": mean([b["input_rps"] for b in steady]),
         "processed_rps": mean([b["processed_rps"] for b in steady]),
         "sink_compute_s": mean([x[1] for x in sink]),
@@ -239,9 +258,11 @@ def judge(rate: float, duration: float, markers: list[tuple[int, int]], started_
     out["saturated"] = stall_cause(out) if reasons else None
     if reasons and other >= BUSY_OTHER_PCT:
         out["sustainable"] = None  # inconclusive: neither sustained nor a stall of its own
-        out["saturated"] = (f"inconclusive: other programs on the machine took {other:.0f}% of a core during this "
-                            f"run, so its misses ({'; '.join(reasons)}) cannot be told from contention; run the "
-                            f"bench on a quiet machine. " + out["saturated"])
+        out["saturated"] = (
+            f"inconclusive: other programs on the machine took {other:.0f}% of a core during this "
+            f"run, so its misses ({'; '.join(reasons)}) cannot be told from contention; run the "
+            f"bench on a quiet machine. " + out["saturated"]
+        )
     return out
 
 
@@ -259,21 +280,30 @@ def stall_cause(r: dict) -> str:
     cores = psutil.cpu_count() * 100
     ev = []
     if r["generator_behind_max_s"] > GENERATOR_SLACK_S:
-        ev.append(f"the generator (Python) fell {r['generator_behind_max_s']:.1f} s behind: the offered rate "
-                  f"was not even written")
+        ev.append(
+            f"the generator (Python) fell {r['generator_behind_max_s']:.1f} s behind: the offered rate "
+            f"was not even written"
+        )
     if r.get("busy_rps"):
-        ev.append(f"Spark processes {r['busy_rps']:,.0f} lines/s while busy (lines / micro-batch time) against "
-                  f"{r['rate']:,.0f} offered")
+        ev.append(
+            f"Spark processes {r['busy_rps']:,.0f} lines/s while busy (lines / micro-batch time) against "
+            f"{r['rate']:,.0f} offered"
+        )
     if r["batch_s"]:
         parts = r["batch_parts_s"]
         top = sorted(((v, k) for k, v in parts.items() if k != "triggerExecution"), reverse=True)[:2]
-        ev.append(f"micro-batch {r['batch_s']:.2f} s for {r['rows_per_batch'] or 0:,.0f} rows (" +
-                  ", ".join(f"{k} {v:.2f} s" for v, k in top) + ")")
+        ev.append(
+            f"micro-batch {r['batch_s']:.2f} s for {r['rows_per_batch'] or 0:,.0f} rows ("
+            + ", ".join(f"{k} {v:.2f} s" for v, k in top)
+            + ")"
+        )
     if r["sink_compute_s"] is not None:
         ev.append(f"inside addBatch: Spark plan {r['sink_compute_s']:.2f} s, sink write {r['sink_write_s']:.3f} s")
     cpu_bound = machine >= 0.9 * cores
-    ev.append(f"CPU {machine:.0f}% of {cores}% (Spark JVM {jvm:.0f}%, Python {py:.0f}%, other "
-              f"{max(0.0, machine - jvm - py):.0f}%)")
+    ev.append(
+        f"CPU {machine:.0f}% of {cores}% (Spark JVM {jvm:.0f}%, Python {py:.0f}%, other "
+        f"{max(0.0, machine - jvm - py):.0f}%)"
+    )
     other = max(0.0, machine - jvm - py)
     if r["generator_behind_max_s"] > GENERATOR_SLACK_S and py >= 90:
         head = "the generator (one Python thread at its limit)"
@@ -290,15 +320,34 @@ def stall_cause(r: dict) -> str:
     return head + ". Evidence: " + "; ".join(ev)
 
 
-def sweep_point(rate: float, duration: float, markers: list[tuple[int, int]], started_ms: int, sampler: Sampler,
-                query: str, drained: bool, events: int, n_markers: int, sink_timings: list[tuple] | None = None,
-                **fields) -> dict:
+def sweep_point(
+    rate: float,
+    duration: float,
+    markers: list[tuple[int, int]],
+    started_ms: int,
+    sampler: Sampler,
+    query: str,
+    drained: bool,
+    events: int,
+    n_markers: int,
+    sink_timings: list[tuple] | None = None,
+    **fields,
+) -> dict:
     """One point of a rate sweep: the verdict (:func:`judge`) with what every sweep reports beside it
     (lines written, lines the query read, the marker latency series, the samples). ``markers``: the
     run's markers, its end marker last (its latency is the drain time)."""
     end = max(markers, default=None)
-    v = judge(rate, duration, markers, started_ms, sampler, query, drained, sink_timings,
-              drain_s=round((end[1] - end[0]) / 1000, 2) if end else None)
+    v = judge(
+        rate,
+        duration,
+        markers,
+        started_ms,
+        sampler,
+        query,
+        drained,
+        sink_timings,
+        drain_s=round((end[1] - end[0]) / 1000, 2) if end else None,
+    )
     v.update(events=events, markers=n_markers, rows_read=sampler.rows_read(query), **fields)
     v["latency_series"] = [[round((c - started_ms) / 1000, 2), vis - c] for c, vis in markers]
     v["samples"] = sampler.samples
@@ -307,6 +356,9 @@ def sweep_point(rate: float, duration: float, markers: list[tuple[int, int]], st
 
 def point_line(v: dict) -> str:
     """The progress line of one sweep point."""
-    verdict = "sustainable" if v["sustainable"] else (
-        ("inconclusive" if v["sustainable"] is None else "NOT sustainable") + ": " + "; ".join(v["why_not"]))
+    verdict = (
+        "sustainable"
+        if v["sustainable"]
+        else (("inconclusive" if v["sustainable"] is None else "NOT sustainable") + ": " + "; ".join(v["why_not"]))
+    )
     return f"  -> p50 {v['latency_ms']['p50']} ms, p99 {v['latency_ms']['p99']} ms, {verdict}, exact={v['exact']}"

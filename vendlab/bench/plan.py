@@ -18,13 +18,20 @@ QUICK = {
 FULL = {
     "warmup": 30_000,  # events of the warm-up log (see QUICK)
     "main": {"master": "local[2]", "driver_memory": "4g"},
-    "sweep": {"rates": [1_000, 2_500, 5_000, 10_000, 20_000, 40_000, 60_000, 80_000, 160_000], "duration": 20.0,
-              "batch_interval": 10.0},
+    "sweep": {
+        "rates": [1_000, 2_500, 5_000, 10_000, 20_000, 40_000, 60_000, 80_000, 160_000],
+        "duration": 20.0,
+        "batch_interval": 10.0,
+    },
     "exactness": {"rate": 5_000, "duration": 30.0, "batch_interval": 8.0},
     "replay_events": 1_000_000,
     "history": [200_000, 600_000, 1_200_000],
-    "ram_vs_cores": {"configs": [("local[1]", "1g"), ("local[1]", "4g"), ("local[2]", "1g")],
-                     "archs": ["kappa"], "rates": [5_000, 20_000, 40_000, 60_000, 80_000], "duration": 15.0},
+    "ram_vs_cores": {
+        "configs": [("local[1]", "1g"), ("local[1]", "4g"), ("local[2]", "1g")],
+        "archs": ["kappa"],
+        "rates": [5_000, 20_000, 40_000, 60_000, 80_000],
+        "duration": 15.0,
+    },
 }
 
 # `vendlab bench --profile local-stack`: kappa on a local stack's Kafka + Cassandra (the cluster-mode job,

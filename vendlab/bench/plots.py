@@ -26,8 +26,13 @@ def sweep_latency(doc: dict, out: Path) -> str:
         pts = doc["sweep"].get(arch, [])
         rates = [p["rate"] for p in pts]
         for pct, style in (("p50", "-o"), ("p95", "--s"), ("p99", ":^")):
-            ax.plot(rates, [(p["latency_ms"][pct] or 0) / 1000 for p in pts], style, color=COLORS[arch],
-                    label=f"{arch} {pct}")
+            ax.plot(
+                rates,
+                [(p["latency_ms"][pct] or 0) / 1000 for p in pts],
+                style,
+                color=COLORS[arch],
+                label=f"{arch} {pct}",
+            )
         for p in pts:
             if not p["sustainable"]:
                 ax.axvline(p["rate"], color=COLORS[arch], alpha=0.25, lw=6)
@@ -64,8 +69,13 @@ def latency_over_time(doc: dict, out: Path) -> str:
     for ax, arch in zip(axes, ("kappa", "lambda")):
         for p in doc["sweep"].get(arch, []):
             s = p["latency_series"]
-            ax.plot([x[0] for x in s], [x[1] / 1000 for x in s], ".", ms=3,
-                    label=f"{p['rate']:,.0f}/s" + ("" if p["sustainable"] else " (stalls)"))
+            ax.plot(
+                [x[0] for x in s],
+                [x[1] / 1000 for x in s],
+                ".",
+                ms=3,
+                label=f"{p['rate']:,.0f}/s" + ("" if p["sustainable"] else " (stalls)"),
+            )
         ax.set_title(f"{arch}: marker latency over the run")
         ax.set_xlabel("marker created (s since start)")
         ax.set_ylabel("latency (s)")
@@ -83,8 +93,13 @@ def exactness(doc: dict, out: Path) -> str:
         v = [x["minus_validation"] for x in s] + [ex[arch]["final_view_minus_validation"]]
         ax.plot(t, v, color=COLORS[arch], label=f"{arch} view - validation view (items; last point: after the drain)")
         ax.plot(t[-1:], v[-1:], "o", color=COLORS[arch])
-        ax.plot([x["t"] for x in s], [x["over_generated"] for x in s], ":", color=COLORS[arch],
-                label=f"{arch}: max over products of view - generated")
+        ax.plot(
+            [x["t"] for x in s],
+            [x["over_generated"] for x in s],
+            ":",
+            color=COLORS[arch],
+            label=f"{arch}: max over products of view - generated",
+        )
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xlabel("s since start")
     ax.set_ylabel("items")
@@ -121,11 +136,13 @@ def ram_vs_cores(doc: dict, out: Path) -> str:
 
 
 def throughput_vs_duckdb(doc: dict, out: Path) -> str:
-    items = [("DuckDB (same view,\nsame files)", doc["duckdb_eps"], COLORS["duckdb"]),
-             ("kappa live\n(sustainable)", doc["kappa"]["sustainable_eps"] or 0, COLORS["kappa"]),
-             ("kappa replay", doc["kappa"]["replay_eps"] or 0, COLORS["kappa"]),
-             ("lambda live\n(sustainable)", doc["lambda"]["sustainable_eps"] or 0, COLORS["lambda"]),
-             ("lambda batch\n(largest history)", doc["lambda"].get("batch_eps") or 0, COLORS["lambda"])]
+    items = [
+        ("DuckDB (same view,\nsame files)", doc["duckdb_eps"], COLORS["duckdb"]),
+        ("kappa live\n(sustainable)", doc["kappa"]["sustainable_eps"] or 0, COLORS["kappa"]),
+        ("kappa replay", doc["kappa"]["replay_eps"] or 0, COLORS["kappa"]),
+        ("lambda live\n(sustainable)", doc["lambda"]["sustainable_eps"] or 0, COLORS["lambda"]),
+        ("lambda batch\n(largest history)", doc["lambda"].get("batch_eps") or 0, COLORS["lambda"]),
+    ]
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.bar(range(len(items)), [i[1] for i in items], color=[i[2] for i in items])
     ax.set_xticks(range(len(items)), [i[0] for i in items], fontsize=8)
@@ -143,15 +160,24 @@ def throughput_vs_duckdb(doc: dict, out: Path) -> str:
 def all_plots(doc: dict, out: Path) -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
     names = []
-    for f in (sweep_latency, sweep_backlog, latency_over_time, exactness, batch_history, ram_vs_cores,
-              throughput_vs_duckdb):
+    for f in (
+        sweep_latency,
+        sweep_backlog,
+        latency_over_time,
+        exactness,
+        batch_history,
+        ram_vs_cores,
+        throughput_vs_duckdb,
+    ):
         names.append(f(doc, out))
     return names
 
 
 # -- vendlab bench --profile local-stack ---------------------------------------------------------------------
-STACK_RUNS = (("embedded", "embedded kappa (files, SQLite, local[2])", "tab:blue"),
-              ("local_stack", "kappa on Kafka + Cassandra (local stack)", "tab:red"))
+STACK_RUNS = (
+    ("embedded", "embedded kappa (files, SQLite, local[2])", "tab:blue"),
+    ("local_stack", "kappa on Kafka + Cassandra (local stack)", "tab:red"),
+)
 
 
 def stack_latency(doc: dict, out: Path) -> str:
@@ -161,7 +187,9 @@ def stack_latency(doc: dict, out: Path) -> str:
         pts = doc[key]["sweep"]
         rates = [p["rate"] for p in pts]
         for pct, style in (("p50", "-o"), ("p99", ":^")):
-            ax.plot(rates, [(p["latency_ms"][pct] or 0) / 1000 for p in pts], style, color=color, label=f"{label} {pct}")
+            ax.plot(
+                rates, [(p["latency_ms"][pct] or 0) / 1000 for p in pts], style, color=color, label=f"{label} {pct}"
+            )
         for p in pts:
             if not p["sustainable"]:
                 ax.axvline(p["rate"], color=color, alpha=0.2, lw=6)
@@ -173,12 +201,18 @@ def stack_latency(doc: dict, out: Path) -> str:
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     ax = axes[1]
-    for key, label, color in STACK_RUNS:
+    for key, _label, color in STACK_RUNS:
         for i, p in enumerate(doc[key]["sweep"]):
             s = p["latency_series"]
-            ax.plot([x[0] for x in s], [x[1] / 1000 for x in s], ".", ms=2, color=color,
-                    alpha=0.3 + 0.7 * (i + 1) / len(doc[key]["sweep"]),
-                    label=f"{key.replace('_', ' ')} {p['rate']:,.0f}/s")
+            ax.plot(
+                [x[0] for x in s],
+                [x[1] / 1000 for x in s],
+                ".",
+                ms=2,
+                color=color,
+                alpha=0.3 + 0.7 * (i + 1) / len(doc[key]["sweep"]),
+                label=f"{key.replace('_', ' ')} {p['rate']:,.0f}/s",
+            )
     ax.set_xlabel("marker created (s since the timed part started)")
     ax.set_ylabel("latency (s)")
     ax.set_title("Marker latency over each run (darker: higher rate)")

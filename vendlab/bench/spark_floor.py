@@ -29,14 +29,24 @@ def central_view(spark, log_dir: Path, catalog: Catalog):
     ev = spark.read.schema(ddl).option("pathGlobFilter", "seg-*.jsonl").json(str(log_dir))
     c = F.col
     valid = ev.where(
-        (c("type") == "sale") & c("event_id").isNotNull() & c("place").isNotNull() & c("customer_id").isNotNull()
-        & c("machine_id").isin(sorted(catalog.machine_ids)) & c("product").isin(sorted(catalog.product_names))
+        (c("type") == "sale")
+        & c("event_id").isNotNull()
+        & c("place").isNotNull()
+        & c("customer_id").isNotNull()
+        & c("machine_id").isin(sorted(catalog.machine_ids))
+        & c("product").isin(sorted(catalog.product_names))
         & c("category").isin(sorted(schema.CATEGORIES))
         & c("quantity").between(1, getattr(schema, "MAX_SALE_QUANTITY", 2**31 - 1))
-        & (c("unit_price") > 0) & (c("unit_price") <= getattr(schema, "MAX_UNIT_PRICE", 1e300))
-        & c("event_time").rlike(schema.TIME_REGEX))
-    return (valid.select("event_id", "product", "quantity").dropDuplicates(["event_id"])
-            .groupBy("product").agg(F.sum("quantity").alias("items")))
+        & (c("unit_price") > 0)
+        & (c("unit_price") <= getattr(schema, "MAX_UNIT_PRICE", 1e300))
+        & c("event_time").rlike(schema.TIME_REGEX)
+    )
+    return (
+        valid.select("event_id", "product", "quantity")
+        .dropDuplicates(["event_id"])
+        .groupBy("product")
+        .agg(F.sum("quantity").alias("items"))
+    )
 
 
 def run_floor(spark, data_dir: Path, runs: int = 2, jvm=None) -> dict:
@@ -57,10 +67,15 @@ def run_floor(spark, data_dir: Path, runs: int = 2, jvm=None) -> dict:
         if best is None or s < best[0]:
             best = (s, cpu)
     expected = {k: v for k, v in m.items_by_product.items() if v}
-    return {"events": m.events, "seconds": round(best[0], 3), "spark_floor_eps": round(m.events / best[0], 1),
-            "jvm_cpu_s": round(best[1], 2) if best[1] is not None else None,
-            "jvm_cpu_us_per_event": round(best[1] / m.events * 1e6, 2) if best[1] is not None else None,
-            "exact": view == expected, "plan": "spark.read.schema(...).json(files), filter, dropDuplicates, groupBy"}
+    return {
+        "events": m.events,
+        "seconds": round(best[0], 3),
+        "spark_floor_eps": round(m.events / best[0], 1),
+        "jvm_cpu_s": round(best[1], 2) if best[1] is not None else None,
+        "jvm_cpu_us_per_event": round(best[1] / m.events * 1e6, 2) if best[1] is not None else None,
+        "exact": view == expected,
+        "plan": "spark.read.schema(...).json(files), filter, dropDuplicates, groupBy",
+    }
 
 
 def _cpu(p) -> float:

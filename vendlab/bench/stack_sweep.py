@@ -38,8 +38,11 @@ BAD_RATE = 0.001
 WARMUP_DRAIN_TIMEOUT_S = 600.0  # the job's start on a busy machine included: a hang guard
 VALIDATION_TIMEOUT_S = 900.0
 # Views compared with the manifest and with validation.
-EXACT_VIEWS = ((base.ITEMS_BY_PRODUCT, "items_by_product"), (base.ITEMS_BY_CATEGORY, "items_by_category"),
-               (base.REVENUE_BY_CATEGORY, "revenue_cents_by_category"))
+EXACT_VIEWS = (
+    (base.ITEMS_BY_PRODUCT, "items_by_product"),
+    (base.ITEMS_BY_CATEGORY, "items_by_category"),
+    (base.REVENUE_BY_CATEGORY, "revenue_cents_by_category"),
+)
 
 
 def log(msg: str) -> None:
@@ -66,8 +69,14 @@ class StackSampler(Sampler):
             return  # Cassandra busy (a time-out): keep what we have, the next sample reads again
         mine = self.progress.setdefault(base.KAPPA, {})
         for batch, applied_ms, rows in applied:
-            mine[batch] = {"batch": batch, "timestamp": applied_ms, "rows": rows, "input_rps": None,
-                           "processed_rps": None, "duration_ms": {}}
+            mine[batch] = {
+                "batch": batch,
+                "timestamp": applied_ms,
+                "rows": rows,
+                "input_rps": None,
+                "processed_rps": None,
+                "duration_ms": {},
+            }
 
     def generated(self) -> int:
         """Lines written as the view store counts a micro-batch's rows: after deduplication, so without
@@ -119,11 +128,21 @@ def run_rate(stack, rate: float, duration: float, warmup_s: float, seed: int, wo
     data = work / f"stack-{tag}"
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
-    runner = LocalRunner(stack, {"VENDLAB_TOPIC": topic, "VENDLAB_KEYSPACE": keyspace,
-                                 "VENDLAB_CHECKPOINTS": f"{env['VENDLAB_CHECKPOINTS']}/bench-{tag}"},
-                         tag=f"bench-{tag}-")
-    profile = compose(data).with_(kafka_bootstrap=env["VENDLAB_KAFKA"], topic=topic, keyspace=keyspace,
-                                  cassandra_hosts=tuple(env["VENDLAB_CASSANDRA"].split(",")))
+    runner = LocalRunner(
+        stack,
+        {
+            "VENDLAB_TOPIC": topic,
+            "VENDLAB_KEYSPACE": keyspace,
+            "VENDLAB_CHECKPOINTS": f"{env['VENDLAB_CHECKPOINTS']}/bench-{tag}",
+        },
+        tag=f"bench-{tag}-",
+    )
+    profile = compose(data).with_(
+        kafka_bootstrap=env["VENDLAB_KAFKA"],
+        topic=topic,
+        keyspace=keyspace,
+        cassandra_hosts=tuple(env["VENDLAB_CASSANDRA"].split(",")),
+    )
     runner.ensure_topic()
     runner.ensure_schema()
     store = CassandraStore(profile.cassandra_hosts, keyspace)
@@ -132,8 +151,10 @@ def run_rate(stack, rate: float, duration: float, warmup_s: float, seed: int, wo
     catalog.save(profile.catalog_path)
     sampler = None
     try:
-        log(f"local stack: kappa job (spark-submit, {cores} cores) on topic {topic}, keyspace {keyspace}; "
-            f"log {runner.log('kappa')}")
+        log(
+            f"local stack: kappa job (spark-submit, {cores} cores) on topic {topic}, keyspace {keyspace}; "
+            f"log {runner.log('kappa')}"
+        )
         runner.launch("kappa", runner.submit("kappa", cores, "job", "kappa", *seed_args))
 
         def feed(seconds: float):
@@ -141,8 +162,18 @@ def run_rate(stack, rate: float, duration: float, warmup_s: float, seed: int, wo
             producer = Producer(producer_config(profile.kafka_bootstrap))
             reader = Consumer(consumer_config(profile.kafka_bootstrap, **{"group.id": f"bench-{tag}"}))
             try:
-                return make_feeder(producer, topic, catalog, seed, rate, seconds, profile.manifest_path, reader=reader,
-                                   bad_rate=BAD_RATE, dup_rate=DUP_RATE)
+                return make_feeder(
+                    producer,
+                    topic,
+                    catalog,
+                    seed,
+                    rate,
+                    seconds,
+                    profile.manifest_path,
+                    reader=reader,
+                    bad_rate=BAD_RATE,
+                    dup_rate=DUP_RATE,
+                )
             finally:
                 reader.close()
 
@@ -158,8 +189,10 @@ def run_rate(stack, rate: float, duration: float, warmup_s: float, seed: int, wo
                 if rows >= m.events + m.markers - m.duplicates and store.has_marker(base.KAPPA, feeder.end_marker):
                     return True
                 if time.monotonic() - last_say > 15:
-                    log(f"  {what}: the job counted {rows:,} of {m.events + m.markers - m.duplicates:,} lines "
-                        f"(duplicates dropped) ...")
+                    log(
+                        f"  {what}: the job counted {rows:,} of {m.events + m.markers - m.duplicates:,} lines "
+                        f"(duplicates dropped) ..."
+                    )
                     last_say = time.monotonic()
                 time.sleep(0.5)
             return False
@@ -172,8 +205,10 @@ def run_rate(stack, rate: float, duration: float, warmup_s: float, seed: int, wo
         if w.error:
             raise RuntimeError(f"the generator failed: {w.error}")
         if not drained(w, WARMUP_DRAIN_TIMEOUT_S, "warm-up"):
-            raise RuntimeError(f"the kappa job did not drain the warm-up within {WARMUP_DRAIN_TIMEOUT_S:g} s: see "
-                               f"{runner.log('kappa')}")
+            raise RuntimeError(
+                f"the kappa job did not drain the warm-up within {WARMUP_DRAIN_TIMEOUT_S:g} s: see "
+                f"{runner.log('kappa')}"
+            )
         log(f"  warm-up drained {time.monotonic() - t0:.0f} s after it started")
         before, markers_before = w.gen.manifest.events, w.gen.manifest.markers
         log(f"sweep kappa on the local stack at {rate:,.0f} events/s for {duration:g} s")
@@ -200,8 +235,10 @@ def run_rate(stack, rate: float, duration: float, warmup_s: float, seed: int, wo
             if not runner.running("validation"):
                 raise RuntimeError(f"the validation consumer stopped: see {runner.log('validation')}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the validation consumer did not reach the end marker within "
-                                   f"{VALIDATION_TIMEOUT_S:g} s: see {runner.log('validation')}")
+                raise RuntimeError(
+                    f"the validation consumer did not reach the end marker within "
+                    f"{VALIDATION_TIMEOUT_S:g} s: see {runner.log('validation')}"
+                )
             time.sleep(1)
         validation = {v: store.read_view(base.VALIDATION, v) for v, _ in EXACT_VIEWS}
         runner.signal("validation")
@@ -211,14 +248,30 @@ def run_rate(stack, rate: float, duration: float, warmup_s: float, seed: int, wo
         end = max(markers, default=None)
         seconds = (end[1] - feeder.started_ms) / 1000 if end else None
         timed = m.events - before
-        v = sweep_point(rate, duration, markers, feeder.started_ms, sampler, base.KAPPA, ok, m.events, m.markers,
-                        duplicates=m.duplicates,
-                        exact=exact_manifest and exact_validation, exact_manifest=exact_manifest,
-                        exact_validation=exact_validation, validation_equals_manifest=validation == expected,
-                        max_overcount=None, timed_events=timed, warmup_events=before,
-                        timed_markers=m.markers - markers_before,
-                        throughput_eps=round(timed / seconds, 1) if seconds else None,
-                        offered_eps=round(timed / duration, 1), topic=topic, keyspace=keyspace)
+        v = sweep_point(
+            rate,
+            duration,
+            markers,
+            feeder.started_ms,
+            sampler,
+            base.KAPPA,
+            ok,
+            m.events,
+            m.markers,
+            duplicates=m.duplicates,
+            exact=exact_manifest and exact_validation,
+            exact_manifest=exact_manifest,
+            exact_validation=exact_validation,
+            validation_equals_manifest=validation == expected,
+            max_overcount=None,
+            timed_events=timed,
+            warmup_events=before,
+            timed_markers=m.markers - markers_before,
+            throughput_eps=round(timed / seconds, 1) if seconds else None,
+            offered_eps=round(timed / duration, 1),
+            topic=topic,
+            keyspace=keyspace,
+        )
         log(point_line(v))
     finally:
         if sampler is not None and sampler.is_alive():
@@ -229,11 +282,13 @@ def run_rate(stack, rate: float, duration: float, warmup_s: float, seed: int, wo
     store = CassandraStore(profile.cassandra_hosts, keyspace)
     store.session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
     store.close()
-    runner.run(stack.tool("kafka-topics") + ["--bootstrap-server", profile.kafka_bootstrap, "--delete", "--topic", topic])
+    runner.run(
+        stack.tool("kafka-topics") + ["--bootstrap-server", profile.kafka_bootstrap, "--delete", "--topic", topic]
+    )
     shutil.rmtree(data, ignore_errors=True)
     ckpt = runner.env()["VENDLAB_CHECKPOINTS"]
     if ckpt.startswith("file://"):
-        shutil.rmtree(ckpt[len("file://"):], ignore_errors=True)
+        shutil.rmtree(ckpt[len("file://") :], ignore_errors=True)
     return v
 
 

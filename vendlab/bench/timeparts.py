@@ -74,17 +74,21 @@ def table(batches: list[dict], sink_timings: list[tuple] | None = None, skip_fir
         vals = [r[key] for r in rows if key in r]
         if vals:
             m = float(np.mean(vals))
-            parts[key] = {"mean_ms": round(m, 1), "p50_ms": round(float(np.median(vals)), 1),
-                          "share": round(m / total, 3)}
-    return {"batches": len(rows), "rows_per_batch": round(float(np.mean([b["rows"] for b in busy])), 1),
-            "parts": parts}
+            parts[key] = {
+                "mean_ms": round(m, 1),
+                "p50_ms": round(float(np.median(vals)), 1),
+                "share": round(m / total, 3),
+            }
+    return {"batches": len(rows), "rows_per_batch": round(float(np.mean([b["rows"] for b in busy])), 1), "parts": parts}
 
 
 def markdown(columns: dict[str, dict]) -> list[str]:
     """A markdown table, one column per named ``table`` result (e.g. kappa, lambda speed)."""
     names = list(columns)
-    out = ["| part of a micro-batch | " + " | ".join(f"{n} mean ms (share)" for n in names) + " |",
-           "|---|" + "---:|" * len(names)]
+    out = [
+        "| part of a micro-batch | " + " | ".join(f"{n} mean ms (share)" for n in names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
     for key, label in PARTS:
         cells = []
         for n in names:
@@ -92,8 +96,11 @@ def markdown(columns: dict[str, dict]) -> list[str]:
             cells.append("-" if p is None else f"{p['mean_ms']:,.0f} ({p['share'] * 100:.0f}%)")
         if any(c != "-" for c in cells):
             out.append(f"| {label} | " + " | ".join(cells) + " |")
-    out.append("| micro-batches measured / rows per batch | " + " | ".join(
-        f"{columns[n]['batches']} / {columns[n]['rows_per_batch'] or 0:,.0f}" for n in names) + " |")
+    out.append(
+        "| micro-batches measured / rows per batch | "
+        + " | ".join(f"{columns[n]['batches']} / {columns[n]['rows_per_batch'] or 0:,.0f}" for n in names)
+        + " |"
+    )
     return out
 
 
@@ -111,13 +118,16 @@ def report_section(sweep: dict) -> list[str]:
             cols[f"{arch if arch == 'kappa' else 'lambda speed'} @ {p:,.0f}/s"] = point["time_parts"]
     if not cols:
         return []
-    return ["## Where the time goes\n",
-            "Each part of a micro-batch of the view jobs in the rate sweep (mean over the micro-batches that read "
-            "input, the first left out): Spark's own `durationMs` of each `StreamingQueryProgress`, `addBatch` "
-            "split by the sink's timings, the state store's commit from the progress's `stateOperators`. At the "
-            "lowest rate a micro-batch holds few lines, so what it costs there is its fixed cost. Before/after "
-            "numbers of each change: docs/results.md.\n",
-            *markdown(cols), ""]
+    return [
+        "## Where the time goes\n",
+        "Each part of a micro-batch of the view jobs in the rate sweep (mean over the micro-batches that read "
+        "input, the first left out): Spark's own `durationMs` of each `StreamingQueryProgress`, `addBatch` "
+        "split by the sink's timings, the state store's commit from the progress's `stateOperators`. At the "
+        "lowest rate a micro-batch holds few lines, so what it costs there is its fixed cost. Before/after "
+        "numbers of each change: docs/results.md.\n",
+        *markdown(cols),
+        "",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,8 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=5000)
     ap.add_argument("--duration", type=float, default=30)
     ap.add_argument("--data-dir", required=True)
-    ap.add_argument("--batch-interval", type=float, default=20.0, help="lambda: seconds between batch runs "
-                    "(default 20, as vendlab run)")
+    ap.add_argument(
+        "--batch-interval",
+        type=float,
+        default=20.0,
+        help="lambda: seconds between batch runs (default 20, as vendlab run)",
+    )
     ap.add_argument("--no-validation", action="store_true")
     ap.add_argument("--conf", action="append", default=[], help="a Spark setting key=value for this run")
     ap.add_argument("--json", help="also write the result here")
@@ -141,9 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     from vendlab.warmup import WARMUP_EVENTS
 
     d = Path(args.data_dir)
-    settings = RunSettings(duration=args.duration, rate=args.rate, validation=not args.no_validation,
-                           batch_interval=args.batch_interval,
-                           warmup_events=WARMUP_EVENTS)
+    settings = RunSettings(
+        duration=args.duration,
+        rate=args.rate,
+        validation=not args.no_validation,
+        batch_interval=args.batch_interval,
+        warmup_events=WARMUP_EVENTS,
+    )
     runner = Runner(embedded(d, spark_conf=conf), [args.arch], settings, progress=sys.stderr)
     holder = {}
 
@@ -155,12 +173,21 @@ def main(argv: list[str] | None = None) -> int:
     res = runner.run()[args.arch]
     s = holder["s"]
     query = QUERY[args.arch]
-    out = {"arch": args.arch, "rate": args.rate, "duration": args.duration, "conf": conf,
-           "latency_ms": res["latency_ms"], "exact": res["exact"], "warmup_s": res["warmup_s"],
-           "load_avg": os.getloadavg(),
-           "parts": {q: table(s.batches(q), list(sink_timings().get(q, []))) for q in s.progress}}
-    print(f"{args.arch} at {args.rate:,.0f} events/s: latency p50/p95/p99 {res['latency_ms']} ms, exact "
-          f"{res['exact']}, load {out['load_avg']}")
+    out = {
+        "arch": args.arch,
+        "rate": args.rate,
+        "duration": args.duration,
+        "conf": conf,
+        "latency_ms": res["latency_ms"],
+        "exact": res["exact"],
+        "warmup_s": res["warmup_s"],
+        "load_avg": os.getloadavg(),
+        "parts": {q: table(s.batches(q), list(sink_timings().get(q, []))) for q in s.progress},
+    }
+    print(
+        f"{args.arch} at {args.rate:,.0f} events/s: latency p50/p95/p99 {res['latency_ms']} ms, exact "
+        f"{res['exact']}, load {out['load_avg']}"
+    )
     print("\n".join(markdown({q: out["parts"][q] for q in (query, *[k for k in out["parts"] if k != query])})))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))

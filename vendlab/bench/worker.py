@@ -62,15 +62,23 @@ class Worker:
         return self.spark
 
     # -- one live run ---------------------------------------------------------------------
-    def live_run(self, archs: list[str], rate: float, duration: float, d: Path, validation: bool,
-                 batch_interval: float) -> tuple[dict, Sampler, object]:
+    def live_run(
+        self, archs: list[str], rate: float, duration: float, d: Path, validation: bool, batch_interval: float
+    ) -> tuple[dict, Sampler, object]:
         from vendlab.runner import Runner, RunSettings
 
         if d.exists():
             shutil.rmtree(d)
-        settings = RunSettings(duration=duration, rate=rate, seed=self.seed, dup_rate=DUP_RATE, bad_rate=BAD_RATE,
-                               batch_interval=batch_interval, validation=validation,
-                               drain_timeout=max(90.0, 3 * duration))
+        settings = RunSettings(
+            duration=duration,
+            rate=rate,
+            seed=self.seed,
+            dup_rate=DUP_RATE,
+            bad_rate=BAD_RATE,
+            batch_interval=batch_interval,
+            validation=validation,
+            drain_timeout=max(90.0, 3 * duration),
+        )
         runner = Runner(self.profile(d), archs, settings, progress=sys.stderr)
         holder = {}
 
@@ -97,21 +105,34 @@ class Worker:
             points = []
             for rate in step["rates"]:
                 d = self.work / f"sweep-{arch}-{int(rate)}"
-                log(f"sweep {arch} at {rate:,.0f} events/s for {step['duration']} s ({self.master}, "
-                    f"{self.conf['spark.driver.memory']})")
-                res, sampler, runner = self.live_run([arch], rate, step["duration"], d, validation=False,
-                                                     batch_interval=step.get("batch_interval", 10.0))
+                log(
+                    f"sweep {arch} at {rate:,.0f} events/s for {step['duration']} s ({self.master}, "
+                    f"{self.conf['spark.driver.memory']})"
+                )
+                res, sampler, runner = self.live_run(
+                    [arch], rate, step["duration"], d, validation=False, batch_interval=step.get("batch_interval", 10.0)
+                )
                 r = res[arch]
                 store = SqliteStore(d / "views.sqlite")
                 markers = store.marker_latencies(QUERY[arch])
                 store.close()
                 manifest = Manifest.load(d / "manifest.json")
-                v = sweep_point(rate, step["duration"], markers, runner.feeder.started_ms, sampler, QUERY[arch],
-                                r["drained"], manifest.events, manifest.markers,
-                                list(sink_timings().get(QUERY[arch], [])),
-                                exact=r["exact"], max_overcount=r["max_overcount"],
-                                throughput_eps=r["throughput_eps"],
-                                offered_eps=round(r["generated"]["events"] / step["duration"], 1))
+                v = sweep_point(
+                    rate,
+                    step["duration"],
+                    markers,
+                    runner.feeder.started_ms,
+                    sampler,
+                    QUERY[arch],
+                    r["drained"],
+                    manifest.events,
+                    manifest.markers,
+                    list(sink_timings().get(QUERY[arch], [])),
+                    exact=r["exact"],
+                    max_overcount=r["max_overcount"],
+                    throughput_eps=r["throughput_eps"],
+                    offered_eps=round(r["generated"]["events"] / step["duration"], 1),
+                )
                 if arch == "lambda":
                     ingest = [s["processed"].get("lambda_ingest", 0) for s in sampler.samples]
                     v["ingest_backlog_end"] = int(sampler.samples[-1]["generated"] - ingest[-1]) if ingest else None
@@ -127,14 +148,24 @@ class Worker:
 
     def exactness(self, step: dict) -> dict:
         d = self.work / "exactness"
-        log(f"exactness: kappa and lambda side by side with the validation consumer, "
-            f"{step['rate']:,.0f} events/s for {step['duration']} s")
-        res, sampler, runner = self.live_run(["kappa", "lambda"], step["rate"], step["duration"], d,
-                                             validation=True, batch_interval=step.get("batch_interval", 10.0))
+        log(
+            f"exactness: kappa and lambda side by side with the validation consumer, "
+            f"{step['rate']:,.0f} events/s for {step['duration']} s"
+        )
+        res, sampler, runner = self.live_run(
+            ["kappa", "lambda"],
+            step["rate"],
+            step["duration"],
+            d,
+            validation=True,
+            batch_interval=step.get("batch_interval", 10.0),
+        )
         out = {"rate": step["rate"], "duration": step["duration"]}
         for arch, r in res.items():
-            out[arch] = {k: r[k] for k in ("exact", "drained", "max_overcount", "latency_ms", "throughput_eps",
-                                           "samples", "generated")}
+            out[arch] = {
+                k: r[k]
+                for k in ("exact", "drained", "max_overcount", "latency_ms", "throughput_eps", "samples", "generated")
+            }
             out[arch]["max_minus_validation"] = max((s["minus_validation"] for s in r["samples"]), default=None)
             out[arch]["final_minus_validation"] = r["samples"][-1]["minus_validation"] if r["samples"] else None
             view = r["views"]["realtime" if arch == "kappa" else "serving"]
@@ -177,11 +208,17 @@ class Worker:
         cpu = sum(jvm.cpu_times()[:2]) - c0 if jvm else None
         view = store.read_view(job, base.ITEMS_BY_PRODUCT)
         expected = {k: v for k, v in m.items_by_product.items() if v}
-        out = {"events": m.events, "rows_read": r["rows_read"], "seconds": r["seconds"],
-               "replay_eps": round(m.events / r["seconds"], 1), "batches": r["batches"],
-               "exact": {k: v for k, v in view.items() if v} == expected, "job": job,
-               "jvm_cpu_s": round(cpu, 2) if cpu is not None else None,
-               "jvm_cpu_us_per_event": round(cpu / m.events * 1e6, 2) if cpu is not None else None}
+        out = {
+            "events": m.events,
+            "rows_read": r["rows_read"],
+            "seconds": r["seconds"],
+            "replay_eps": round(m.events / r["seconds"], 1),
+            "batches": r["batches"],
+            "exact": {k: v for k, v in view.items() if v} == expected,
+            "job": job,
+            "jvm_cpu_s": round(cpu, 2) if cpu is not None else None,
+            "jvm_cpu_us_per_event": round(cpu / m.events * 1e6, 2) if cpu is not None else None,
+        }
         log(f"  -> {out['replay_eps']:,.0f} events/s, {r['seconds']:.1f} s, exact={out['exact']}")
         return out
 
@@ -195,8 +232,13 @@ class Worker:
         shutil.rmtree(d, ignore_errors=True)
         flog = None
         q = None
-        out = {"sizes": [], "batch_seconds_by_history": {}, "ingest_eps": {}, "batch_eps": {},
-               "batch_jvm_cpu_us_per_event": {}}
+        out = {
+            "sizes": [],
+            "batch_seconds_by_history": {},
+            "ingest_eps": {},
+            "batch_eps": {},
+            "batch_jvm_cpu_us_per_event": {},
+        }
         from vendlab.bench.measure import spark_jvm
 
         jvm = spark_jvm()
@@ -229,7 +271,8 @@ class Worker:
                 secs = time.time() - t0
                 if jvm and info.events:
                     out["batch_jvm_cpu_us_per_event"][str(size)] = round(
-                        (sum(jvm.cpu_times()[:2]) - c0) / info.events * 1e6, 2)
+                        (sum(jvm.cpu_times()[:2]) - c0) / info.events * 1e6, 2
+                    )
                 out["sizes"].append(size)
                 out["batch_seconds_by_history"][str(size)] = round(secs, 2)
                 out["batch_eps"][str(size)] = round(info.events / secs, 1) if secs else None
@@ -250,8 +293,10 @@ class Worker:
 
         log(f"Spark's floor (plain Spark, JSON reader with a schema) over {step['log_dir']} ...")
         r = run_floor(self.spark, Path(step["log_dir"]), jvm=spark_jvm())
-        log(f"  -> {r['spark_floor_eps']:,.0f} events/s, {r['jvm_cpu_us_per_event']} us of JVM CPU per event, "
-            f"exact={r['exact']}")
+        log(
+            f"  -> {r['spark_floor_eps']:,.0f} events/s, {r['jvm_cpu_us_per_event']} us of JVM CPU per event, "
+            f"exact={r['exact']}"
+        )
         return r
 
     def make_log(self, step: dict) -> dict:
@@ -264,10 +309,17 @@ class Worker:
         flog.write(step["events"])
         secs, cpu = time.time() - t0, time.process_time() - c0
         events = flog.manifest.events
-        log(f"wrote a log of {events:,} events to {d} in {secs:.1f} s: {events / secs:,.0f} events/s "
-            f"(generator and writer, {cpu / events * 1e6:.2f} CPU-s per million events)")
-        return {"events": events, "log_dir": str(d), "seconds": round(secs, 3),
-                "generate_eps": round(events / secs, 1), "cpu_s_per_million": round(cpu / events * 1e6, 3)}
+        log(
+            f"wrote a log of {events:,} events to {d} in {secs:.1f} s: {events / secs:,.0f} events/s "
+            f"(generator and writer, {cpu / events * 1e6:.2f} CPU-s per million events)"
+        )
+        return {
+            "events": events,
+            "log_dir": str(d),
+            "seconds": round(secs, 3),
+            "generate_eps": round(events / secs, 1),
+            "cpu_s_per_million": round(cpu / events * 1e6, 3),
+        }
 
     def warmup(self, step: dict) -> dict:
         """Run every job once on a small throw-away log (vendlab.warmup, as `vendlab run` does), so
@@ -275,8 +327,14 @@ class Worker:
         first micro-batches of a cold JVM take seconds that no later batch pays)."""
         from vendlab.warmup import warm_up
 
-        r = warm_up(self.spark, make_catalog(self.seed), step.get("archs", ["kappa", "lambda"]), step.get("events", 30_000),
-                    progress=log, scratch_root=self.work)
+        r = warm_up(
+            self.spark,
+            make_catalog(self.seed),
+            step.get("archs", ["kappa", "lambda"]),
+            step.get("events", 30_000),
+            progress=log,
+            scratch_root=self.work,
+        )
         log(f"warm-up: {r['seconds']:.1f} s ({', '.join(r['jobs'])})")
         return r
 
@@ -287,8 +345,14 @@ class Worker:
             for step in self.spec["steps"]:
                 t0 = time.time()
                 r = getattr(self, step["kind"])(step)
-                results["steps"].append({"kind": step["kind"], "name": step.get("name", step["kind"]),
-                                         "seconds": round(time.time() - t0, 1), "result": r})
+                results["steps"].append(
+                    {
+                        "kind": step["kind"],
+                        "name": step.get("name", step["kind"]),
+                        "seconds": round(time.time() - t0, 1),
+                        "result": r,
+                    }
+                )
         finally:
             self.spark.stop()
         return results

@@ -27,16 +27,25 @@ def port_type(text: str) -> int:
 
 def add_commands(subparsers) -> None:
     p = subparsers.add_parser(
-        "dashboard", help="serve the live dashboard of a data dir (read-only; http://127.0.0.1:8050)",
+        "dashboard",
+        help="serve the live dashboard of a data dir (read-only; http://127.0.0.1:8050)",
         description="Serve the dashboard of a data dir written by `vendlab run` or `vendlab demo`. It reads "
-                    "DIR/views.sqlite read-only and refreshes itself every second, so it can watch a run "
-                    "in progress, and may start before the run (the page says \"waiting for views\" until the store "
-                    "appears). Everything it needs is served locally (works offline).")
-    p.add_argument("--data-dir", type=Path, required=True,
-                   help="folder of a run (holds views.sqlite); it may not exist yet: the page waits for the run")
+        "DIR/views.sqlite read-only and refreshes itself every second, so it can watch a run "
+        'in progress, and may start before the run (the page says "waiting for views" until the store '
+        "appears). Everything it needs is served locally (works offline).",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        required=True,
+        help="folder of a run (holds views.sqlite); it may not exist yet: the page waits for the run",
+    )
     p.add_argument("--port", type=port_type, default=DEFAULT_PORT, help=f"TCP port 1..65535 (default {DEFAULT_PORT})")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every interface)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every interface)",
+    )
 
 
 def run(args) -> int:
@@ -50,9 +59,13 @@ def run(args) -> int:
         return 2
     print(f"vendlab dashboard: {server.url}", flush=True)
     if store_path is None:
-        print(f"vendlab dashboard: waiting for views: {args.data_dir / 'views.sqlite'} does not exist yet (start "
-              f"`vendlab run` or `vendlab demo` with --data-dir {args.data_dir}); the page fills in when it "
-              f"appears. Ctrl-C to stop", file=sys.stderr, flush=True)
+        print(
+            f"vendlab dashboard: waiting for views: {args.data_dir / 'views.sqlite'} does not exist yet (start "
+            f"`vendlab run` or `vendlab demo` with --data-dir {args.data_dir}); the page fills in when it "
+            f"appears. Ctrl-C to stop",
+            file=sys.stderr,
+            flush=True,
+        )
     else:
         print(f"vendlab dashboard: reading {store_path} read-only; Ctrl-C to stop", file=sys.stderr, flush=True)
     try:

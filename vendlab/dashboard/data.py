@@ -59,8 +59,15 @@ def _newest_marker_ms(store: ViewStore, job: str) -> int | None:
     return max((c for c, _ in lat), default=None)
 
 
-def _exactness(arch: str, view: dict[str, int] | None, validation: dict[str, int], products: list[str],
-               newest: int | None, newest_validation: int | None, manifest: dict | None) -> dict:
+def _exactness(
+    arch: str,
+    view: dict[str, int] | None,
+    validation: dict[str, int],
+    products: list[str],
+    newest: int | None,
+    newest_validation: int | None,
+    manifest: dict | None,
+) -> dict:
     """Is the architecture's user-facing view equal to the validation view, product by product?
 
     ``state``: ``absent`` (no such job in this data dir), ``empty`` (nothing counted yet),
@@ -73,8 +80,13 @@ def _exactness(arch: str, view: dict[str, int] | None, validation: dict[str, int
         return out | {"state": "absent"}
     diff = {p: view.get(p, 0) - validation.get(p, 0) for p in products}
     differs_by = sum(abs(d) for d in diff.values())
-    out |= {"total": _sum(view), "validation_total": _sum(validation), "differs_by": differs_by,
-            "products_differing": sum(1 for d in diff.values() if d), "diff": diff}
+    out |= {
+        "total": _sum(view),
+        "validation_total": _sum(validation),
+        "differs_by": differs_by,
+        "products_differing": sum(1 for d in diff.values() if d),
+        "diff": diff,
+    }
     run_over = bool(manifest and manifest.get("complete"))
     caught_up = newest is not None and newest == newest_validation
     out["settled"] = run_over and caught_up
@@ -103,23 +115,36 @@ def views_payload(store: ViewStore, manifest: dict | None = None, view: str = ba
         validation = store.read_view(base.VALIDATION, view)
         newest = {job: _newest_marker_ms(store, job) for job in METRIC_JOBS}
     expected = (manifest or {}).get("items_by_product") if view == base.ITEMS_BY_PRODUCT else None
-    products = sorted(set(validation) | set(kappa or {}) | set(expected or {})
-                      | set().union(*(lam or {}).values()))
+    products = sorted(set(validation) | set(kappa or {}) | set(expected or {}) | set().union(*(lam or {}).values()))
     views = {
         "kappa": {"realtime": kappa} if kappa is not None else None,
-        "lambda": ({"batch": lam["batch"], "realtime": lam["realtime"], "serving": lam["serving"],
-                    "cutoff_bucket": info.cutoff_bucket if info else None} if lam is not None else None),
+        "lambda": (
+            {
+                "batch": lam["batch"],
+                "realtime": lam["realtime"],
+                "serving": lam["serving"],
+                "cutoff_bucket": info.cutoff_bucket if info else None,
+            }
+            if lam is not None
+            else None
+        ),
         "validation": validation,
         "manifest": expected,
     }
     user_view = {"kappa": kappa, "lambda": lam["serving"] if lam is not None else None}
-    exactness = {arch: _exactness(arch, user_view[arch], validation, products, newest[ARCH_JOBS[arch]],
-                                  newest[base.VALIDATION], manifest)
-                 for arch in ARCH_JOBS}
+    exactness = {
+        arch: _exactness(
+            arch, user_view[arch], validation, products, newest[ARCH_JOBS[arch]], newest[base.VALIDATION], manifest
+        )
+        for arch in ARCH_JOBS
+    }
     rows = []
     for p in products:
-        row = {"product": p, "validation": validation.get(p, 0),
-               "manifest": expected.get(p, 0) if expected is not None else None}
+        row = {
+            "product": p,
+            "validation": validation.get(p, 0),
+            "manifest": expected.get(p, 0) if expected is not None else None,
+        }
         if kappa is not None:
             row["kappa_realtime"] = kappa.get(p, 0)
             row["kappa_diff"] = kappa.get(p, 0) - validation.get(p, 0)
@@ -175,8 +200,10 @@ def metrics_payload(store: ViewStore, manifest: dict | None = None, bucket_ms: i
     architectures share one time axis.
     """
     with snapshot(store):
-        raw = {job: (store.marker_latencies(job), store.micro_batches(job),
-                     store.read_view(job, base.DEAD_LETTERS)) for job in METRIC_JOBS}
+        raw = {
+            job: (store.marker_latencies(job), store.micro_batches(job), store.read_view(job, base.DEAD_LETTERS))
+            for job in METRIC_JOBS
+        }
         runs = store.batch_history()
     starts = [lat[0][0] for lat, _, _ in raw.values() if lat] + [mb[0][1] for _, mb, _ in raw.values() if mb]
     t0 = min(starts, default=None)
@@ -195,20 +222,35 @@ def metrics_payload(store: ViewStore, manifest: dict | None = None, bucket_ms: i
         jobs[job] = {
             "present": True,
             "latency": {"t": [(c - t0) / 1000 for c, _ in pts], "ms": [v - c for c, v in pts]},
-            "latency_ms": {"p50": percentile(lat_ms, 50), "p95": percentile(lat_ms, 95),
-                           "p99": percentile(lat_ms, 99), "max": lat_ms[-1] if lat_ms else None,
-                           "markers": len(lat_ms)},
-            "throughput": {"t": [(ms - t0) / 1000 for ms, _, _, _ in tp], "eps": [round(e, 1) for _, e, _, _ in tp],
-                           "batch_id": [b for _, _, b, _ in tp], "rows": [r for _, _, _, r in tp]},
+            "latency_ms": {
+                "p50": percentile(lat_ms, 50),
+                "p95": percentile(lat_ms, 95),
+                "p99": percentile(lat_ms, 99),
+                "max": lat_ms[-1] if lat_ms else None,
+                "markers": len(lat_ms),
+            },
+            "throughput": {
+                "t": [(ms - t0) / 1000 for ms, _, _, _ in tp],
+                "eps": [round(e, 1) for _, e, _, _ in tp],
+                "batch_id": [b for _, _, b, _ in tp],
+                "rows": [r for _, _, _, r in tp],
+            },
             "micro_batches": len(mbs),
             "rows_total": sum(r for _, _, r in mbs),
             "dead_letters": dead,
         }
-    batch_runs = [{"version": r.version, "cutoff_bucket": r.cutoff_bucket,
-                   "cutoff_ms": r.cutoff_bucket * bucket_ms if bucket_ms else None,
-                   "published_ms": r.published_ms,
-                   "published_s": (r.published_ms - t0) / 1000 if t0 is not None else None,
-                   "events": r.events, "seconds": r.seconds} for r in runs]
+    batch_runs = [
+        {
+            "version": r.version,
+            "cutoff_bucket": r.cutoff_bucket,
+            "cutoff_ms": r.cutoff_bucket * bucket_ms if bucket_ms else None,
+            "published_ms": r.published_ms,
+            "published_s": (r.published_ms - t0) / 1000 if t0 is not None else None,
+            "events": r.events,
+            "seconds": r.seconds,
+        }
+        for r in runs
+    ]
     return {
         "generated_ms": int(time.time() * 1000),
         "t0_ms": t0,

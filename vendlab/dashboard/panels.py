@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from vendlab.store import base
 from vendlab.store.base import ViewStore
@@ -52,20 +52,27 @@ class Panel:
     unit: str
     scale: float
     help: str
-    compute: Callable[["Sources"], dict]
+    compute: Callable[[Sources], dict]
     question: str | None = None
 
 
 PANELS: list[Panel] = []
 
 
-def panel(id: str, title: str, kind: str = "bar", unit: str = "", scale: float = 1.0, help: str = "",
-          question: str | None = None):
+def panel(
+    id: str,
+    title: str,
+    kind: str = "bar",
+    unit: str = "",
+    scale: float = 1.0,
+    help: str = "",
+    question: str | None = None,
+):
     """Register an owner's-question panel (see the module docstring)."""
     if kind not in KINDS:
         raise ValueError(f"unknown panel kind {kind!r}: allowed are {', '.join(KINDS)}")
 
-    def register(fn: Callable[["Sources"], dict]):
+    def register(fn: Callable[[Sources], dict]):
         if any(p.id == id for p in PANELS):
             raise ValueError(f"panel id {id!r} is used twice")
         PANELS.append(Panel(id, title, kind, unit, scale, help or (fn.__doc__ or "").strip(), fn, question))
@@ -127,9 +134,21 @@ def panels_payload(store: ViewStore, manifest: dict | None = None) -> list[dict]
                 if a:
                     basis = (a.get("basis") or {}).get(p.question)
                     caveats = (a.get("caveats") or {}).get(p.question, [])
-            out.append({"id": p.id, "title": p.title, "kind": p.kind, "unit": p.unit, "scale": p.scale,
-                        "help": p.help, "data": data, "error": error, "question": p.question, "basis": basis,
-                        "caveats": caveats})
+            out.append(
+                {
+                    "id": p.id,
+                    "title": p.title,
+                    "kind": p.kind,
+                    "unit": p.unit,
+                    "scale": p.scale,
+                    "help": p.help,
+                    "data": data,
+                    "error": error,
+                    "question": p.question,
+                    "basis": basis,
+                    "caveats": caveats,
+                }
+            )
     return out
 
 
@@ -173,7 +192,8 @@ def owner_answers(src: Sources) -> dict | None:
         return None
     info = src.store.current_batch()
     state = tuple(src.store.last_batch_id(j) for j in (base.KAPPA, base.LAMBDA_SPEED, base.VALIDATION)) + (
-        info.version if info else None,)
+        info.version if info else None,
+    )
     with _answers_lock:
         hit = _answers.get(str(path))
         if hit and (hit[0] == state or time.monotonic() - hit[1] < ANSWER_TTL_S):
@@ -188,28 +208,41 @@ def owner_answers(src: Sources) -> dict | None:
         return a
 
 
-@panel("profit_per_machine", "Profit per machine and simulated day (revenue - goods - rent & energy)",
-       unit="EUR per simulated day", scale=0.01, question="profit")
+@panel(
+    "profit_per_machine",
+    "Profit per machine and simulated day (revenue - goods - rent & energy)",
+    unit="EUR per simulated day",
+    scale=0.01,
+    question="profit",
+)
 def profit_per_machine(src: Sources) -> dict:
     """Profit over the simulated time the data covers, divided by the days it covers; rent and energy
     scale with the simulated volume (the card's "rests on" line says by how much)."""
     a = owner_answers(src)
     if not a:
         return {}
-    return {f"profit per day ({a['source']})": {m: round(v * 100)
-                                                for m, v in a["profit_eur_per_day_by_machine"].items()}}
+    return {
+        f"profit per day ({a['source']})": {m: round(v * 100) for m, v in a["profit_eur_per_day_by_machine"].items()}
+    }
 
 
-@panel("sales_per_place_hour", "Where people buy: items per place and hour (top places)", kind="line",
-       unit="items per hour", question="places")
+@panel(
+    "sales_per_place_hour",
+    "Where people buy: items per place and hour (top places)",
+    kind="line",
+    unit="items per hour",
+    question="places",
+)
 def sales_per_place_hour(src: Sources) -> dict:
     """Items sold per simulated hour at the busiest places (x: the start of each UTC hour)."""
     a = owner_answers(src)
     if not a:
         return {}
     # "2026-01-05T06" -> "2026-01-05 06:00", which the page's time axis reads as a date
-    return {place: {f"{h[:10]} {h[11:13]}:00": n for h, n in hours.items()}
-            for place, hours in list(a["items_by_place_hour"].items())[:PLACE_LINES]}
+    return {
+        place: {f"{h[:10]} {h[11:13]}:00": n for h, n in hours.items()}
+        for place, hours in list(a["items_by_place_hour"].items())[:PLACE_LINES]
+    }
 
 
 @panel("next_sellouts", "Next sell-outs before the next restock visit (forecast)", kind="table", question="sellouts")
@@ -219,14 +252,25 @@ def next_sellouts(src: Sources) -> dict:
     a = owner_answers(src)
     if not a or not (a["next_sellouts"] or a["sold_out_now"]):
         return {}
-    rows = [[r["machine_id"], r["place"], r["product"], r["stock"], r["at"], r["in"], r.get("next_visit") or "unknown"]
-            for r in a["next_sellouts"]]
+    rows = [
+        [r["machine_id"], r["place"], r["product"], r["stock"], r["at"], r["in"], r.get("next_visit") or "unknown"]
+        for r in a["next_sellouts"]
+    ]
     by_machine: dict[str, list[dict]] = {}
     for r in a["sold_out_now"]:
         by_machine.setdefault(r["machine_id"], []).append(r)
     for m, rs in list(by_machine.items())[:ANSWER_ROWS]:
-        rows.append([m, rs[0]["place"], ", ".join(r["product"] for r in rs), 0, "sold out", "now",
-                     rs[0].get("next_visit") or "unknown"])
+        rows.append(
+            [
+                m,
+                rs[0]["place"],
+                ", ".join(r["product"] for r in rs),
+                0,
+                "sold out",
+                "now",
+                rs[0].get("next_visit") or "unknown",
+            ]
+        )
     return {"columns": ["machine", "place", "product", "stock", "sells out", "in", "next visit"], "rows": rows}
 
 
@@ -240,9 +284,15 @@ def breakdown_risk(src: Sources) -> dict:
         return {}
     br = a["breakdown_risk"]
     calibrated = br.get("calibrated", False)
-    rows = [[m.get("rank", k + 1), m["machine_id"], m["place"],
-             f"{100 * m['risk']:.0f} %" if calibrated else f"score {m['risk']:.2f}"]
-            for k, m in enumerate(br["machines"])]
+    rows = [
+        [
+            m.get("rank", k + 1),
+            m["machine_id"],
+            m["place"],
+            f"{100 * m['risk']:.0f} %" if calibrated else f"score {m['risk']:.2f}",
+        ]
+        for k, m in enumerate(br["machines"])
+    ]
     rows += [["—", m["machine_id"], m["place"], "out of service now"] for m in br["out_of_service_now"]]
     last = f"chance within {br['lead_h']} h" if calibrated else "rank score (not a probability)"
     return {"columns": ["rank", "machine", "place", last], "rows": rows} if rows else {}

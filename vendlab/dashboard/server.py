@@ -48,8 +48,10 @@ def check_data_dir(data_dir: Path) -> Path | None:
     hold views (a file) or a ``views.sqlite`` that is not a vendlab view store."""
     data_dir = Path(data_dir)
     if data_dir.exists() and not data_dir.is_dir():
-        raise DashboardError(f"data dir {data_dir} is not a folder: give --data-dir a folder written by "
-                             f"`vendlab run` or `vendlab demo` (or one they will write)")
+        raise DashboardError(
+            f"data dir {data_dir} is not a folder: give --data-dir a folder written by "
+            f"`vendlab run` or `vendlab demo` (or one they will write)"
+        )
     path = data_dir / STORE_FILE
     if not path.is_file():
         return None
@@ -62,8 +64,10 @@ def check_data_dir(data_dir: Path) -> Path | None:
         finally:
             con.close()
     except sqlite3.Error as e:
-        raise DashboardError(f"{path} is not a vendlab view store ({e}): give --data-dir a folder written by "
-                             f"`vendlab run` or `vendlab demo`") from e
+        raise DashboardError(
+            f"{path} is not a vendlab view store ({e}): give --data-dir a folder written by "
+            f"`vendlab run` or `vendlab demo`"
+        ) from e
     return path
 
 
@@ -120,14 +124,18 @@ def create_app(data_dir: Path | str):
         head = {"data_dir": str(data_dir.resolve()), "store_path": str(reader.path)}
         store = reader.get()
         if store is None:
-            return JSONResponse(head | {"store": "waiting", "error": f"no {STORE_FILE} in {data_dir} yet"},
-                                status_code=503, headers=no_cache)
+            return JSONResponse(
+                head | {"store": "waiting", "error": f"no {STORE_FILE} in {data_dir} yet"},
+                status_code=503,
+                headers=no_cache,
+            )
         try:
             body = build(store, data.read_manifest(data_dir))
         except sqlite3.Error as e:  # e.g. the file exists but its tables are not made yet
             reader.close()
-            return JSONResponse(head | {"store": "error", "error": f"{type(e).__name__}: {e}"},
-                                status_code=503, headers=no_cache)
+            return JSONResponse(
+                head | {"store": "error", "error": f"{type(e).__name__}: {e}"}, status_code=503, headers=no_cache
+            )
         if isinstance(body, list):
             body = {"panels": body}
         return JSONResponse(head | {"store": "ok"} | body, headers=no_cache)
@@ -147,14 +155,16 @@ def create_app(data_dir: Path | str):
     async def plotly(request):
         return FileResponse(plotly_js, media_type="text/javascript")
 
-    app = Starlette(routes=[
-        Route("/", index),
-        Route("/api/views", api_views),
-        Route("/api/metrics", api_metrics),
-        Route("/api/panels", api_panels),
-        Route("/static/plotly.min.js", plotly),
-        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
-    ])
+    app = Starlette(
+        routes=[
+            Route("/", index),
+            Route("/api/views", api_views),
+            Route("/api/metrics", api_metrics),
+            Route("/api/panels", api_panels),
+            Route("/static/plotly.min.js", plotly),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        ]
+    )
     app.state.reader = reader
     return app
 
@@ -167,11 +177,14 @@ def bind(host: str, port: int) -> socket.socket:
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise DashboardError(f"port {port!r} is not a TCP port: allowed are whole numbers 1..65535")
     try:
-        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                          flags=socket.AI_PASSIVE)[0]
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[
+            0
+        ]
     except (socket.gaierror, UnicodeError) as e:
-        raise DashboardError(f"host {host!r} is not an address of this machine ({e}): use 127.0.0.1 "
-                             f"(default, this machine only) or 0.0.0.0 (every interface)") from e
+        raise DashboardError(
+            f"host {host!r} is not an address of this machine ({e}): use 127.0.0.1 "
+            f"(default, this machine only) or 0.0.0.0 (every interface)"
+        ) from e
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does; a live listener still wins
@@ -180,14 +193,17 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as e:
         sock.close()
         if e.errno == errno.EADDRINUSE:
-            raise DashboardError(f"port {port} on {host} is already in use (another dashboard or program?): "
-                                 f"choose a free --port in 1..65535, e.g. --port {port + 1 if port < 65535 else 8050}"
-                                 ) from e
+            raise DashboardError(
+                f"port {port} on {host} is already in use (another dashboard or program?): "
+                f"choose a free --port in 1..65535, e.g. --port {port + 1 if port < 65535 else 8050}"
+            ) from e
         if e.errno == errno.EACCES:
             raise DashboardError(f"port {port} on {host} needs privileges: choose --port in 1024..65535") from e
         if e.errno == errno.EADDRNOTAVAIL:
-            raise DashboardError(f"host {host!r} is not an address of this machine: use 127.0.0.1 (default, "
-                                 f"this machine only) or 0.0.0.0 (every interface)") from e
+            raise DashboardError(
+                f"host {host!r} is not an address of this machine: use 127.0.0.1 (default, "
+                f"this machine only) or 0.0.0.0 (every interface)"
+            ) from e
         raise DashboardError(f"cannot listen on {host}:{port}: {e.strerror}") from e
     return sock
 
@@ -211,8 +227,9 @@ class DashboardServer:
         self.app = create_app(data_dir)
         self.sock = bind(host, port)
         self.url = url_of(self.sock)
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=2)
+        config = uvicorn.Config(
+            self.app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2
+        )
         self.server = uvicorn.Server(config)
         self.thread: threading.Thread | None = None
 

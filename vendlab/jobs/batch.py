@@ -43,8 +43,9 @@ def master_exists(spark: SparkSession, profile: Profile) -> bool:
 def master_schema(spark: SparkSession, machines: list[str], products: list[str]) -> T.StructType:
     """Every column a master row may have: the raw envelope, the parsed columns, ``parsed_by``, date."""
     parsed = parse.parse(spark.createDataFrame([], ENVELOPE_SCHEMA), machines, products).drop("dedup_key")
-    return T.StructType(parsed.schema.fields + [T.StructField(PARSED_BY, T.StringType()),
-                                                T.StructField("date", T.StringType())])
+    return T.StructType(
+        parsed.schema.fields + [T.StructField(PARSED_BY, T.StringType()), T.StructField("date", T.StringType())]
+    )
 
 
 def read_parsed(spark: SparkSession, profile: Profile, catalog: Catalog) -> tuple[DataFrame, DataFrame]:
@@ -84,8 +85,13 @@ def _batch_view(master: DataFrame, parsed: DataFrame, profile: Profile):
         # must not move the cutoff (and with it every later event out of the speed layer) to 2099.
         # Capping only lowers newest, so the lateness argument above still holds.
         capped = F.least(F.col("event_ms"), F.unix_millis(F.col("log_ts")) + F.lit(profile.event_time_skew_ms))
-        newest = valid.filter(F.col("event_ms").isNotNull()).groupBy("log_partition").agg(
-            F.max(capped).alias("newest")).agg(F.min("newest")).first()[0]
+        newest = (
+            valid.filter(F.col("event_ms").isNotNull())
+            .groupBy("log_partition")
+            .agg(F.max(capped).alias("newest"))
+            .agg(F.min("newest"))
+            .first()[0]
+        )
         events = master.count()
         if newest is None:
             return [], 0, events
@@ -109,8 +115,13 @@ def run_batch(spark: SparkSession, profile: Profile, catalog: Catalog, store) ->
         # Never move the cutoff back (speed rows below the old cutoff may be retired already):
         # keep serving the previous view.
         return previous
-    info = BatchViewInfo(version=(previous.version + 1) if previous else 1, cutoff_bucket=cutoff,
-                         published_ms=int(time.time() * 1000), events=events, seconds=round(time.time() - t0, 3))
+    info = BatchViewInfo(
+        version=(previous.version + 1) if previous else 1,
+        cutoff_bucket=cutoff,
+        published_ms=int(time.time() * 1000),
+        events=events,
+        seconds=round(time.time() - t0, 3),
+    )
     store.publish_batch_view(info, rows)
     # Retire speed rows the *previous* view already covered, so that a reader that fetched the
     # previous cutoff a moment ago still finds every speed row it needs.

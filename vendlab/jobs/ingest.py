@@ -29,13 +29,18 @@ from vendlab.jobs import parse, sources
 INGEST = "lambda_ingest"
 
 # The log envelope: the columns every master row has, whatever wrote it.
-ENVELOPE_SCHEMA = T.StructType([T.StructField("value", T.StringType()), T.StructField("log_partition", T.IntegerType()),
-                                T.StructField("log_offset", T.LongType()), T.StructField("log_ts", T.TimestampType()),
-                                T.StructField("position", T.StringType())])
+ENVELOPE_SCHEMA = T.StructType(
+    [
+        T.StructField("value", T.StringType()),
+        T.StructField("log_partition", T.IntegerType()),
+        T.StructField("log_offset", T.LongType()),
+        T.StructField("log_ts", T.TimestampType()),
+        T.StructField("position", T.StringType()),
+    ]
+)
 ENVELOPE = tuple(ENVELOPE_SCHEMA.fieldNames())
 # The master dataset's raw columns: the log envelope plus the partition column.
-MASTER_SCHEMA = ("value STRING, log_partition INT, log_offset BIGINT, log_ts TIMESTAMP, position STRING, "
-                 "date STRING")
+MASTER_SCHEMA = "value STRING, log_partition INT, log_offset BIGINT, log_ts TIMESTAMP, position STRING, date STRING"
 PARSED_BY = "parsed_by"
 
 
@@ -43,8 +48,12 @@ def with_date(df: DataFrame) -> DataFrame:
     """Partition column: the event's date (yyyy-MM-dd), or the log time's date for a line whose
     event_time cannot be read (the parsed ``event_time`` when the frame has it: no second parse)."""
     t = F.col("event_time") if "event_time" in df.columns else F.get_json_object(F.col("value"), "$.event_time")
-    return df.withColumn("date", F.when(t.rlike(schema.TIME_REGEX), F.substring(t, 1, 10)).otherwise(
-        F.date_format(F.col("log_ts"), "yyyy-MM-dd")))
+    return df.withColumn(
+        "date",
+        F.when(t.rlike(schema.TIME_REGEX), F.substring(t, 1, 10)).otherwise(
+            F.date_format(F.col("log_ts"), "yyyy-MM-dd")
+        ),
+    )
 
 
 def master_rows(raw: DataFrame, catalog=None) -> DataFrame:
@@ -58,15 +67,19 @@ def master_rows(raw: DataFrame, catalog=None) -> DataFrame:
     return with_date(parsed.withColumn(PARSED_BY, F.lit(parse.contract_version(machines, products))))
 
 
-def start_ingest_job(spark: SparkSession, profile: Profile, trigger_seconds: float = 0.0,
-                     available_now: bool = False, catalog=None):
+def start_ingest_job(
+    spark: SparkSession, profile: Profile, trigger_seconds: float = 0.0, available_now: bool = False, catalog=None
+):
     spark.sparkContext.setLocalProperty("spark.scheduler.pool", INGEST)
     try:
         df = master_rows(sources.read_log_stream(spark, profile), catalog)
-        w = (df.writeStream.queryName(INGEST).format("parquet")
-             .partitionBy("date")
-             .option("path", profile.master_path)
-             .option("checkpointLocation", profile.checkpoint(INGEST)))
+        w = (
+            df.writeStream.queryName(INGEST)
+            .format("parquet")
+            .partitionBy("date")
+            .option("path", profile.master_path)
+            .option("checkpointLocation", profile.checkpoint(INGEST))
+        )
         if available_now:  # ingest what the log holds now, then stop (rebuilds, the warm-up)
             w = w.trigger(availableNow=True)
         elif trigger_seconds > 0:

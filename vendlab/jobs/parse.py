@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame
@@ -53,8 +53,10 @@ _WRAP = T.ArrayType(T.StructType(EVENT_STRUCT.fields + [T.StructField(_SENTINEL,
 
 # An escape \uD800-\uDFFF (at a place where the backslash is not itself escaped) that is not
 # one half of a surrogate pair: such a string is no Unicode text.
-_LONE_SURROGATE = (r"(?<!\\)(?:\\\\)*(?:\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
-                   r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2})")
+_LONE_SURROGATE = (
+    r"(?<!\\)(?:\\\\)*(?:\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+)
 
 
 def _wrapped() -> Column:
@@ -65,8 +67,7 @@ def _wrapped() -> Column:
 def _one_json_object() -> Column:
     """True when the line is valid UTF-8 and exactly one JSON object (see the contract)."""
     w = F.col("w")
-    one = (F.size(w) == 2) & F.try_element_at(w, F.lit(1)).isNotNull() & (
-        F.try_element_at(w, F.lit(2))[_SENTINEL] == 1)
+    one = (F.size(w) == 2) & F.try_element_at(w, F.lit(1)).isNotNull() & (F.try_element_at(w, F.lit(2))[_SENTINEL] == 1)
     # contains() compares bytes; instr() walks the characters (docs/results.md, performance history)
     surrogate = F.col("value").contains("\\u") & F.col("value").rlike(_LONE_SURROGATE)
     return F.is_valid_utf8("value") & F.coalesce(one, F.lit(False)) & ~surrogate
@@ -95,9 +96,10 @@ def _resolve_null_field(reason: Column) -> Column:
     """NULL_FIELD + name -> missing_field:name or wrong_type:name; any other reason unchanged."""
     name = F.substring(reason, len(NULL_FIELD) + 1, 1000)
     present = F.coalesce(F.map_contains_key(F.from_json("value", _MAP, JSON_OPTIONS), name), F.lit(False))
-    return F.when(F.startswith(reason, F.lit(NULL_FIELD)),
-                  F.concat(F.when(present, F.lit("wrong_type:")).otherwise(F.lit("missing_field:")), name)
-                  ).otherwise(reason)
+    return F.when(
+        F.startswith(reason, F.lit(NULL_FIELD)),
+        F.concat(F.when(present, F.lit("wrong_type:")).otherwise(F.lit("missing_field:")), name),
+    ).otherwise(reason)
 
 
 def _semantic(check: str, machines: list[str], products: list[str], etype: str) -> Column:
@@ -132,9 +134,11 @@ def reason_column(machines: list[str], products: list[str]) -> Column:
         # characters <= bytes: the byte count (constant time) spares most lines the character count;
         # a line that is not UTF-8 has no characters, its bytes count (Spark's length() and Python's
         # decoder count its invalid sequences differently)
-        ((F.octet_length("value") > schema.MAX_LINE_CHARS)
-         & (~F.is_valid_utf8("value") | (F.length("value") > schema.MAX_LINE_CHARS)),
-         F.lit("line_too_long")),
+        (
+            (F.octet_length("value") > schema.MAX_LINE_CHARS)
+            & (~F.is_valid_utf8("value") | (F.length("value") > schema.MAX_LINE_CHARS)),
+            F.lit("line_too_long"),
+        ),
         (~_one_json_object(), F.lit("not_json_object")),
     ]
     rules += [_field_check(n) for n, _ in schema.COMMON]
@@ -173,8 +177,7 @@ def parse(raw: DataFrame, machines: list[str], products: list[str]) -> DataFrame
     out = out.withColumn("kind", F.when(ok, F.col("type")).otherwise(F.lit("dead")))
     out = out.withColumn("event_ms", F.when(ok & F.col("event_time").isNotNull(), F.unix_millis(F.col("ts"))))
     out = out.withColumn("price_cents", F.when(ok, price_cents))
-    out = out.withColumn("revenue_cents", F.when(ok & (F.col("type") == schema.SALE),
-                                                 price_cents * F.col("quantity")))
+    out = out.withColumn("revenue_cents", F.when(ok & (F.col("type") == schema.SALE), price_cents * F.col("quantity")))
     # Valid events are deduplicated by event_id; every malformed line is kept (a fresh key: two
     # equal malformed lines in one segment share their position, and both count).
     out = out.withColumn("dedup_key", F.when(ok, F.col("event_id")).otherwise(F.concat(F.lit("!"), F.uuid())))
@@ -186,7 +189,7 @@ def deduplicate(parsed: DataFrame, delay: str) -> DataFrame:
     return parsed.withWatermark("log_ts", delay).dropDuplicatesWithinWatermark(["dedup_key"])
 
 
-@lru_cache(maxsize=None)
+@cache
 def _source_digest() -> bytes:
     """The bytes that define the contract's parse: the contract (vendlab.schema) and this module."""
     h = hashlib.sha256()

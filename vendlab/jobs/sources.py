@@ -16,20 +16,24 @@ from vendlab.eventlog import SEGMENT_GLOB
 
 def read_log_stream(spark: SparkSession, profile: Profile) -> DataFrame:
     if profile.log == "files":
-        raw = (spark.readStream.format("text")
-               .option("pathGlobFilter", SEGMENT_GLOB)
-               .option("lineSep", "\n")  # as the writer and the validator: a stray "\r" splits no line
-               .option("maxFilesPerTrigger", profile.max_files_per_trigger)
-               .load(str(profile.log_dir)))
+        raw = (
+            spark.readStream.format("text")
+            .option("pathGlobFilter", SEGMENT_GLOB)
+            .option("lineSep", "\n")  # as the writer and the validator: a stray "\r" splits no line
+            .option("maxFilesPerTrigger", profile.max_files_per_trigger)
+            .load(str(profile.log_dir))
+        )
         return file_envelope(raw.select("value", F.col("_metadata.file_name").alias("file")))
     if profile.log == "kafka":
-        raw = (spark.readStream.format("kafka")
-               .option("kafka.bootstrap.servers", profile.kafka_bootstrap)
-               .option("subscribe", profile.topic)
-               .option("startingOffsets", "earliest")
-               .option("failOnDataLoss", "true")
-               .option("maxOffsetsPerTrigger", profile.max_offsets_per_trigger)
-               .load())
+        raw = (
+            spark.readStream.format("kafka")
+            .option("kafka.bootstrap.servers", profile.kafka_bootstrap)
+            .option("subscribe", profile.topic)
+            .option("startingOffsets", "earliest")
+            .option("failOnDataLoss", "true")
+            .option("maxOffsetsPerTrigger", profile.max_offsets_per_trigger)
+            .load()
+        )
         return kafka_envelope(raw)
     raise ValueError(f"unknown log {profile.log!r}: allowed are files, kafka")
 
@@ -52,6 +56,7 @@ def kafka_envelope(df: DataFrame) -> DataFrame:
         F.col("partition").alias("log_partition"),
         F.col("offset").alias("log_offset"),
         F.col("timestamp").alias("log_ts"),
-        F.concat(F.col("topic"), F.lit("-"), F.col("partition").cast("string"), F.lit("@"),
-                 F.col("offset").cast("string")).alias("position"),
+        F.concat(
+            F.col("topic"), F.lit("-"), F.col("partition").cast("string"), F.lit("@"), F.col("offset").cast("string")
+        ).alias("position"),
     )

@@ -13,12 +13,12 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 from pyspark.sql import DataFrame, SparkSession
 
 from vendlab.catalog import Catalog
-from vendlab.config import Profile, store_class, open_store
+from vendlab.config import Profile, open_store, store_class
 from vendlab.jobs import parse, sources
 from vendlab.jobs.views import ViewPlan, rollup, view_plan
 from vendlab.store.base import ViewStore
@@ -82,7 +82,8 @@ class BatchSink:
         if self.fault_hook:
             self.fault_hook(self.job, batch_id, "after_apply")
         SINK_TIMINGS.setdefault(self.job, deque(maxlen=1000)).append(
-            (batch_id, round(t1 - t0, 4), round(time.perf_counter() - t1, 4)))
+            (batch_id, round(t1 - t0, 4), round(time.perf_counter() - t1, 4))
+        )
 
     def apply(self, store: ViewStore, batch_id: int, deltas, markers, dead, rows: int) -> bool:
         """store.apply_batch, retried with back-off while the store reports a transient error
@@ -90,21 +91,28 @@ class BatchSink:
         its own. Safe: the store applies a batch id once, whichever attempt gets through."""
         t0 = time.monotonic()
         delay = SINK_BACKOFF_S
-        transient = getattr(store, "is_transient", None) if store is not None else store_class(self.profile).is_transient
+        transient = (
+            getattr(store, "is_transient", None) if store is not None else store_class(self.profile).is_transient
+        )
         current: ViewStore | None = store
         while True:
             try:
                 if current is None:
                     current = self.reopen_store()  # may fail too (the store still down)
-                return current.apply_batch(self.job, batch_id, deltas, markers, dead, rows,
-                                           visible_ms=int(time.time() * 1000))
+                return current.apply_batch(
+                    self.job, batch_id, deltas, markers, dead, rows, visible_ms=int(time.time() * 1000)
+                )
             except Exception as e:
                 elapsed = time.monotonic() - t0
                 if transient is None or not transient(e) or elapsed + delay > self.retry_for_s:
                     raise
-                print(f"vendlab: {self.job} micro-batch {batch_id}: the view store failed "
-                      f"({type(e).__name__}: {e}); retrying in {delay:.2g} s with a new connection "
-                      f"(giving up after {self.retry_for_s:.0f} s)", file=sys.stderr, flush=True)
+                print(
+                    f"vendlab: {self.job} micro-batch {batch_id}: the view store failed "
+                    f"({type(e).__name__}: {e}); retrying in {delay:.2g} s with a new connection "
+                    f"(giving up after {self.retry_for_s:.0f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, SINK_MAX_BACKOFF_S)
                 current = None
@@ -133,18 +141,23 @@ def fine_stream(spark: SparkSession, profile: Profile, catalog: Catalog, bucket_
     return view_plan(bucket_ms).fine(parsed_stream(spark, profile, catalog))
 
 
-def start_view_job(spark: SparkSession, profile: Profile, catalog: Catalog, job: str,
-                   bucket_ms: int | None = None, trigger_seconds: float = 0.0,
-                   fault_hook: FaultHook | None = None, available_now: bool = False):
+def start_view_job(
+    spark: SparkSession,
+    profile: Profile,
+    catalog: Catalog,
+    job: str,
+    bucket_ms: int | None = None,
+    trigger_seconds: float = 0.0,
+    fault_hook: FaultHook | None = None,
+    available_now: bool = False,
+):
     """Start the streaming view job; returns the StreamingQuery."""
     spark.sparkContext.setLocalProperty("spark.scheduler.pool", job)
     try:
         df = fine_stream(spark, profile, catalog, bucket_ms)
         sink = BatchSink(profile, job, bucket_ms, fault_hook)
         sink.fine_input = True
-        w = (df.writeStream.queryName(job)
-             .foreachBatch(sink)
-             .option("checkpointLocation", profile.checkpoint(job)))
+        w = df.writeStream.queryName(job).foreachBatch(sink).option("checkpointLocation", profile.checkpoint(job))
         if available_now:  # process what the log holds now, then stop (tests, replays)
             w = w.trigger(availableNow=True)
         elif trigger_seconds > 0:

@@ -58,9 +58,13 @@ def _fine(fam: str, bucket: Column, keys: list[Column], values: list[Column], st
     none_s, zero = F.lit(None).cast("string"), F.lit(0).cast("long")
     keys = keys + [none_s] * (len(FINE_KEYS) - len(keys))
     values = values + [zero] * (len(FINE_VALUES) - len(values))
-    return F.struct(F.lit(fam).alias("fam"), *[k.cast("string").alias(a) for k, a in zip(keys, FINE_KEYS)],
-                    bucket.alias("bucket"), *[v.cast("long").alias(a) for v, a in zip(values, FINE_VALUES)],
-                    (stock if stock is not None else F.lit(None).cast(STOCK_TYPE)).alias("stock"))
+    return F.struct(
+        F.lit(fam).alias("fam"),
+        *[k.cast("string").alias(a) for k, a in zip(keys, FINE_KEYS)],
+        bucket.alias("bucket"),
+        *[v.cast("long").alias(a) for v, a in zip(values, FINE_VALUES)],
+        (stock if stock is not None else F.lit(None).cast(STOCK_TYPE)).alias("stock"),
+    )
 
 
 def _telemetry_stats() -> list[Column]:
@@ -89,15 +93,28 @@ def _entries(bucket_ms: int | None, with_side_outputs: bool) -> Column:
     if with_side_outputs:
         dead.append(_fine(DEAD_ROW, zero, [F.concat_ws(SEP, "reason", "position", "dedup_key", "value")], [F.lit(1)]))
     entries = (
-        F.when(kind == schema.SALE, F.array(_fine(SALE, bucket, [mach, prod, hour, F.col("place"), F.col("category")],
-                                                  [F.col("quantity"), F.col("revenue_cents")])))
+        F.when(
+            kind == schema.SALE,
+            F.array(
+                _fine(
+                    SALE,
+                    bucket,
+                    [mach, prod, hour, F.col("place"), F.col("category")],
+                    [F.col("quantity"), F.col("revenue_cents")],
+                )
+            ),
+        )
         .when(kind == schema.RESTOCK, F.array(_fine(RESTOCK, bucket, [mach, prod, hour], [F.col("quantity")])))
-        .when(kind == schema.TELEMETRY, F.array(_fine(TELEMETRY, bucket, [mach, F.lit(None), hour],
-                                                      _telemetry_stats(), stock=F.col("stock"))))
-        .when(kind == "dead", F.array(*dead)))
+        .when(
+            kind == schema.TELEMETRY,
+            F.array(_fine(TELEMETRY, bucket, [mach, F.lit(None), hour], _telemetry_stats(), stock=F.col("stock"))),
+        )
+        .when(kind == "dead", F.array(*dead))
+    )
     if with_side_outputs:
-        entries = (entries.when(kind == schema.MARKER, F.array(
-            _fine(MARKER, zero, [F.col("event_id")], [F.col("created_ms")]))).otherwise(F.array(_fine(OTHER, zero, [], []))))
+        entries = entries.when(
+            kind == schema.MARKER, F.array(_fine(MARKER, zero, [F.col("event_id")], [F.col("created_ms")]))
+        ).otherwise(F.array(_fine(OTHER, zero, [], [])))
     return entries
 
 
@@ -108,8 +125,15 @@ def _stock_exploded() -> list[Column]:
     row counts as input once (n), on the first row of its entry."""
     first = F.col("pos").isNull() | (F.col("pos") == 0)
     is_tel = F.col("fam") == TELEMETRY
-    out = [F.col("fam"), F.col("k1"), F.when(is_tel, F.col("sp")).otherwise(F.col("k2")).alias("k2"),
-           F.col("k3"), F.col("k4"), F.col("k5"), F.col("bucket")]
+    out = [
+        F.col("fam"),
+        F.col("k1"),
+        F.when(is_tel, F.col("sp")).otherwise(F.col("k2")).alias("k2"),
+        F.col("k3"),
+        F.col("k4"),
+        F.col("k5"),
+        F.col("bucket"),
+    ]
     # s0: a stock entry's value (telemetry), else v0 (the rollup reads the stats from v0..v5)
     out += [F.when(is_tel, F.col("sv").cast("long")).otherwise(F.col("v0")).alias("s0")]
     out += [F.when(first, F.col(v)).otherwise(F.lit(0).cast("long")).alias(v) for v in FINE_VALUES]

@@ -1,8 +1,8 @@
 """``vendlab stack``: the compose stacks' services as local processes (loaded by vendlab.cli).
 
-    vendlab stack up --stack kappa|lambda --dir DIR
-    vendlab stack status --dir DIR [--json]
-    vendlab stack down --dir DIR [--purge]
+vendlab stack up --stack kappa|lambda --dir DIR
+vendlab stack status --dir DIR [--json]
+vendlab stack down --dir DIR [--purge]
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ def add_commands(sub) -> None:
 
 
 def run(args) -> int:
-    from vendlab.localstack.maven import ToolMissing
     from vendlab.localstack.composefile import ComposeError
+    from vendlab.localstack.maven import ToolMissing
     from vendlab.localstack.stack import LocalStack, StackError
 
     try:
@@ -40,8 +40,11 @@ def run(args) -> int:
             print_status(status)
             return 0
         if not (args.dir / "stack.json").exists():
-            print(f"vendlab: no local stack in {args.dir} (no stack.json): start one with "
-                  f"`vendlab stack up --stack kappa|lambda --dir {args.dir}`", file=sys.stderr)
+            print(
+                f"vendlab: no local stack in {args.dir} (no stack.json): start one with "
+                f"`vendlab stack up --stack kappa|lambda --dir {args.dir}`",
+                file=sys.stderr,
+            )
             return 2
         stack = LocalStack(args.dir)
         if args.stack_command == "status":

@@ -115,8 +115,11 @@ def kafka_env(compose_env: dict[str, str]) -> dict[str, str]:
         for k, v in KAFKA_IMAGE_DEFAULTS.items():
             if not env.get(k):
                 env[k] = v
-    if not env.get("KAFKA_LISTENERS") and env.get("KAFKA_PROCESS_ROLES") != "controller" \
-            and env.get("KAFKA_ADVERTISED_LISTENERS"):
+    if (
+        not env.get("KAFKA_LISTENERS")
+        and env.get("KAFKA_PROCESS_ROLES") != "controller"
+        and env.get("KAFKA_ADVERTISED_LISTENERS")
+    ):
         env["KAFKA_LISTENERS"] = re.sub(r"://[^:]*:", "://0.0.0.0:", env["KAFKA_ADVERTISED_LISTENERS"])
     return env
 
@@ -126,8 +129,9 @@ def kafka_listeners(env: dict[str, str]) -> dict[str, int]:
     return {m.group(1): int(m.group(3)) for m in _LISTENER.finditer(env.get("KAFKA_LISTENERS", ""))}
 
 
-def relocate_kafka(env: dict[str, str], ports: dict[str, int], log_dir: Path,
-                   host: str = "127.0.0.1") -> dict[str, str]:
+def relocate_kafka(
+    env: dict[str, str], ports: dict[str, int], log_dir: Path, host: str = "127.0.0.1"
+) -> dict[str, str]:
     """Only addresses and the data folder change: every listener keeps its name and protocol, and
     gets ``host`` and its new port (``ports``: listener name -> port); the quorum voters follow the
     controller listener's port."""
@@ -140,9 +144,11 @@ def relocate_kafka(env: dict[str, str], ports: dict[str, int], log_dir: Path,
     for var in KAFKA_ADDRESS_VARS:
         if var not in out:
             continue
-        out[var] = re.sub(r"(@|://)([^:,@/]*):(\d+)",
-                          lambda m: f"{m.group(1)}{host}:{by_old_port.get(int(m.group(3)), int(m.group(3)))}",
-                          out[var])
+        out[var] = re.sub(
+            r"(@|://)([^:,@/]*):(\d+)",
+            lambda m: f"{m.group(1)}{host}:{by_old_port.get(int(m.group(3)), int(m.group(3)))}",
+            out[var],
+        )
     out["KAFKA_LOG_DIRS"] = str(log_dir)
     return out
 

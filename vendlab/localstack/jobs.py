@@ -41,8 +41,9 @@ class LocalRunner:
         # pip's pyspark has no python/lib/pyspark.zip for YARN containers: they import pyspark from the
         # venv (PYSPARK_PYTHON) and vendlab from this checkout, put on their PYTHONPATH here
         env.setdefault("PYSPARK_ARCHIVES_PATH", f"local:{REPO}")
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
-                                                           if p and p != str(REPO)])
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(REPO)]
+        )
         return env
 
     def run(self, argv: list[str], input: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -66,15 +67,18 @@ class LocalRunner:
         from vendlab.store.cassandra import CassandraStore
 
         env = self.env()
-        store = CassandraStore(tuple(env["VENDLAB_CASSANDRA"].split(",")), env.get("VENDLAB_KEYSPACE", "vendlab"),
-                               create_schema=True)
+        store = CassandraStore(
+            tuple(env["VENDLAB_CASSANDRA"].split(",")), env.get("VENDLAB_KEYSPACE", "vendlab"), create_schema=True
+        )
         store.close()
 
     def ensure_hdfs(self, dirs=("/vendlab/master", "/vendlab/checkpoints", "/user/hadoop")) -> None:
         hdfs = self.stack.tool("hdfs")
         _must("creating HDFS folders", self.run(hdfs + ["-mkdir", "-p", *dirs]))
-        _must("opening HDFS folders", self.run(hdfs + ["-chmod", "-R", "777", *sorted({"/" + d.split("/")[1]
-                                                                                      for d in dirs})]))
+        _must(
+            "opening HDFS folders",
+            self.run(hdfs + ["-chmod", "-R", "777", *sorted({"/" + d.split("/")[1] for d in dirs})]),
+        )
 
     # -- a start script's commands inside a compose service, run here ----------------------------------
     def exec(self, service: str, argv: list[str], input: str | None = None, timeout: float = 300):
@@ -90,8 +94,10 @@ class LocalRunner:
         elif argv[:1] == ["hdfs"] and len(argv) > 1 and argv[1] in ("dfs", "dfsadmin"):
             local = self.stack.tool("hdfs" if argv[1] == "dfs" else "dfsadmin") + argv[2:]
         else:
-            raise StackError(f"no local equivalent of {service}'s command {argv[0]} (known: cqlsh, hdfs dfs, "
-                             f"hdfs dfsadmin, {', '.join(CONTAINER_TOOLS)})")
+            raise StackError(
+                f"no local equivalent of {service}'s command {argv[0]} (known: cqlsh, hdfs dfs, "
+                f"hdfs dfsadmin, {', '.join(CONTAINER_TOOLS)})"
+            )
         local = [self.relocate(a) for a in local]
         try:
             r = self.run(local, input=input, timeout=timeout)
@@ -148,9 +154,12 @@ class LocalRunner:
 
         env = self.env()
         conf = env.get("HADOOP_CONF_DIR", "")
-        swap = {"/opt/spark/bin/spark-submit": self.stack.tool("spark-submit")[0],
-                orchestrate.SUBMIT: str(SUBMIT), orchestrate.PYTHON: sys.executable,
-                "spark://spark-master:7077": env["VENDLAB_SPARK_MASTER"]}
+        swap = {
+            "/opt/spark/bin/spark-submit": self.stack.tool("spark-submit")[0],
+            orchestrate.SUBMIT: str(SUBMIT),
+            orchestrate.PYTHON: sys.executable,
+            "spark://spark-master:7077": env["VENDLAB_SPARK_MASTER"],
+        }
         out = []
         for a in argv:
             a = swap.get(a, a)
@@ -202,8 +211,15 @@ class LocalRunner:
             return False
         self.log(name).parent.mkdir(parents=True, exist_ok=True)
         with open(self.log(name), "ab") as log:
-            p = subprocess.Popen(argv, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.stack.dir)
+            p = subprocess.Popen(
+                argv,
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=self.stack.dir,
+            )
         self._pid_file(name).write_text(str(p.pid))
         return True
 
@@ -243,7 +259,7 @@ class LocalRunner:
 
     def stop_all(self) -> None:
         for f in sorted((self.stack.dir / "jobs").glob(f"{self.tag}*.pid")):
-            self.signal(f.stem[len(self.tag):], signal.SIGINT, wait=30)
+            self.signal(f.stem[len(self.tag) :], signal.SIGINT, wait=30)
 
 
 def _must(what: str, r: subprocess.CompletedProcess) -> None:

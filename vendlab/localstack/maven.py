@@ -18,8 +18,10 @@ from vendlab.spark import JAVA_HINT, JavaMissing, check_java
 
 POMS = Path(__file__).resolve().parent / "maven"
 COMPONENTS = ("kafka", "cassandra", "hadoop", "spark-kafka")
-MAVEN_HINT = ("Maven is needed to fetch the local stack's jars. Install it with: "
-              "sudo apt-get install -y maven  (or run `make test`, whose bootstrap does it for you)")
+MAVEN_HINT = (
+    "Maven is needed to fetch the local stack's jars. Install it with: "
+    "sudo apt-get install -y maven  (or run `make test`, whose bootstrap does it for you)"
+)
 
 
 def cache_dir() -> Path:
@@ -70,10 +72,21 @@ def classpath(component: str, cache_dir: Path, quiet: bool = False) -> list[str]
         if jars and all(Path(j).exists() for j in jars):
             return jars
     if not quiet:
-        print(f"vendlab: resolving the {component} jars with Maven ({p}); the first time downloads them "
-              f"into Maven's local repository", file=sys.stderr, flush=True)
-    cmd = [mvn, "-B", "-f", str(p), "dependency:build-classpath", f"-Dmdep.outputFile={out}",
-           "-Dmdep.includeScope=runtime"]
+        print(
+            f"vendlab: resolving the {component} jars with Maven ({p}); the first time downloads them "
+            f"into Maven's local repository",
+            file=sys.stderr,
+            flush=True,
+        )
+    cmd = [
+        mvn,
+        "-B",
+        "-f",
+        str(p),
+        "dependency:build-classpath",
+        f"-Dmdep.outputFile={out}",
+        "-Dmdep.includeScope=runtime",
+    ]
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if not quiet:
         # Maven's progress: the artifacts it downloaded (nothing when the local repository has them).
@@ -82,8 +95,10 @@ def classpath(component: str, cache_dir: Path, quiet: bool = False) -> list[str]
                 print("  " + line.split("] ", 1)[-1][:160], file=sys.stderr, flush=True)
     if r.returncode != 0:
         tail = "\n  ".join(r.stdout.strip().splitlines()[-8:])
-        raise RuntimeError(f"mvn could not resolve the {component} jars (exit {r.returncode}):\n  {tail}\n"
-                           f"  run it yourself to see everything: {' '.join(cmd[:-2])}")
+        raise RuntimeError(
+            f"mvn could not resolve the {component} jars (exit {r.returncode}):\n  {tail}\n"
+            f"  run it yourself to see everything: {' '.join(cmd[:-2])}"
+        )
     return [j for j in out.read_text().strip().split(":") if j]
 
 
@@ -96,7 +111,7 @@ def jar_version(jars: list[str], artifact: str) -> str | None:
     for j in jars:
         name = Path(j).name
         if name.startswith(artifact + "-") and name.endswith(".jar"):
-            return name[len(artifact) + 1:-4]
+            return name[len(artifact) + 1 : -4]
     return None
 
 
@@ -111,5 +126,6 @@ if __name__ == "__main__":  # scripts/bootstrap.sh: resolve every component once
     except (ToolMissing, RuntimeError) as e:
         print(f"vendlab: {e}", file=sys.stderr)
         sys.exit(2)
-    print("vendlab: local stack jars ready: " + ", ".join(f"{c} ({len(j)} jars)" for c, j in cps.items()),
-          file=sys.stderr)
+    print(
+        "vendlab: local stack jars ready: " + ", ".join(f"{c} ({len(j)} jars)" for c, j in cps.items()), file=sys.stderr
+    )

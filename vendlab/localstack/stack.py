@@ -30,9 +30,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from vendlab.compose_conf import hadoop_site_files, site_xml
 from vendlab.localstack import composefile as cf
@@ -49,8 +49,14 @@ HADOOP_MAIN = {
     ("yarn", "nodemanager"): "org.apache.hadoop.yarn.server.nodemanager.NodeManager",
 }
 # The JVM options the apache/kafka image's kafka-run-class.sh adds by default.
-KAFKA_JVM_OPTS = ["-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
-                  "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true"]
+KAFKA_JVM_OPTS = [
+    "-server",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-Djava.awt.headless=true",
+]
 # Cassandra 5.0's conf/jvm17-server.options (JPMS and GC lines): CassandraDaemon needs them on Java 17.
 CASSANDRA_JVM17 = """-XX:+UseG1GC -XX:+ParallelRefProcEnabled -XX:MaxTenuringThreshold=1 -XX:G1HeapRegionSize=16m
 -XX:G1RSetUpdatingPauseTimePercent=5 -XX:MaxGCPauseMillis=300 -XX:InitiatingHeapOccupancyPercent=70
@@ -73,9 +79,20 @@ CASSANDRA_JVM17 = """-XX:+UseG1GC -XX:+ParallelRefProcEnabled -XX:MaxTenuringThr
 
 
 # Java 17 here (the image brings its own JDK): YARN's Guice/cglib web apps and Hadoop's reflection need these.
-HADOOP_JVM17 = [f"--add-opens=java.base/{p}=ALL-UNNAMED" for p in
-                ("java.lang", "java.lang.reflect", "java.util", "java.util.concurrent", "java.io", "java.nio",
-                 "java.net", "sun.nio.ch", "sun.net.util")]
+HADOOP_JVM17 = [
+    f"--add-opens=java.base/{p}=ALL-UNNAMED"
+    for p in (
+        "java.lang",
+        "java.lang.reflect",
+        "java.util",
+        "java.util.concurrent",
+        "java.io",
+        "java.nio",
+        "java.net",
+        "sun.nio.ch",
+        "sun.net.util",
+    )
+]
 
 
 class StackError(Exception):
@@ -136,13 +153,13 @@ def spark_home() -> Path:
 @dataclass
 class Service:
     name: str
-    compose: str              # the compose service it stands for
+    compose: str  # the compose service it stands for
     argv: list[str]
     env: dict[str, str]
-    ports: dict[str, int]     # role -> local port
+    ports: dict[str, int]  # role -> local port
     address: str
     version: str
-    health: Callable[["Service"], bool]
+    health: Callable[[Service], bool]
     needs: tuple[str, ...] = ()
     prepare: Callable[[], None] | None = None
     pid: int | None = None
@@ -150,20 +167,30 @@ class Service:
 
 
 class LocalStack:
-    def __init__(self, directory: Path | str, stack: str | None = None, root: Path = cf.ROOT, out=sys.stderr,
-                 overrides: dict | None = None):
+    def __init__(
+        self,
+        directory: Path | str,
+        stack: str | None = None,
+        root: Path = cf.ROOT,
+        out=sys.stderr,
+        overrides: dict | None = None,
+    ):
         self.dir = Path(directory).resolve()
         self.root = root
         self.out = out
         state = self.read_state()
         if stack is None:
             if not state:
-                raise StackError(f"no local stack in {self.dir} (no {STATE}): start one with "
-                                 f"`vendlab stack up --stack kappa|lambda --dir {self.dir}`")
+                raise StackError(
+                    f"no local stack in {self.dir} (no {STATE}): start one with "
+                    f"`vendlab stack up --stack kappa|lambda --dir {self.dir}`"
+                )
             stack = state["stack"]
         elif state and state.get("stack") not in (None, stack):
-            raise StackError(f"{self.dir} holds a {state['stack']} stack, not {stack}: use another --dir, "
-                             f"or `vendlab stack down --dir {self.dir} --purge` first")
+            raise StackError(
+                f"{self.dir} holds a {state['stack']} stack, not {stack}: use another --dir, "
+                f"or `vendlab stack down --dir {self.dir} --purge` first"
+            )
         self.stack = stack
         self.state = state or {"stack": stack, "services": {}, "ports": {}}
         # extra broker settings for tests (e.g. a short log.retention.check.interval.ms): KAFKA_* variables
@@ -196,8 +223,10 @@ class LocalStack:
         return p
 
     def _running_on(self, port: int) -> bool:
-        return any(port in s.get("ports", {}).values() and pid_alive(s.get("pid") or -1, str(self.dir))
-                   for s in self.state.get("services", {}).values())
+        return any(
+            port in s.get("ports", {}).values() and pid_alive(s.get("pid") or -1, str(self.dir))
+            for s in self.state.get("services", {}).values()
+        )
 
     # -- paths ----------------------------------------------------------------------------------------
     def conf(self, svc: str) -> Path:
@@ -237,15 +266,20 @@ class LocalStack:
         """The jars are the compose images' versions (and Spark's Kafka source pyspark's)."""
         import pyspark
 
-        want = {"kafka": self.compose.image_tag("kafka"), "cassandra": self.compose.image_tag("cassandra1"),
-                "spark-kafka": pyspark.__version__}
+        want = {
+            "kafka": self.compose.image_tag("kafka"),
+            "cassandra": self.compose.image_tag("cassandra1"),
+            "spark-kafka": pyspark.__version__,
+        }
         if self.stack == "lambda":
             want["hadoop"] = self.compose.image_tag("namenode")
         for comp, version in want.items():
             pinned = maven.pinned_version(comp)
             if pinned != version:
-                raise StackError(f"{maven.pom(comp)} pins {comp} {pinned} but the {self.stack} compose file (or "
-                                 f"pyspark) runs {version}: set the version in the pom to {version}")
+                raise StackError(
+                    f"{maven.pom(comp)} pins {comp} {pinned} but the {self.stack} compose file (or "
+                    f"pyspark) runs {version}: set the version in the pom to {version}"
+                )
 
     # Kafka ------------------------------------------------------------------------------------------
     def kafka(self) -> Service:
@@ -270,27 +304,59 @@ class LocalStack:
 
         def prepare():
             # the image's own entry step: env -> server.properties, then format the KRaft storage
-            r = subprocess.run([self.java, "-cp", cp, f"-Dlog4j2.configurationFile={conf / 'final' / 'log4j2.yaml'}",
-                                "kafka.docker.KafkaDockerWrapper", "setup", "--default-configs-dir", str(conf / "default"),
-                                "--mounted-configs-dir", str(conf / "mounted"),
-                                "--final-configs-dir", str(conf / "final")],
-                               env=setup_env, capture_output=True, text=True)
+            r = subprocess.run(
+                [
+                    self.java,
+                    "-cp",
+                    cp,
+                    f"-Dlog4j2.configurationFile={conf / 'final' / 'log4j2.yaml'}",
+                    "kafka.docker.KafkaDockerWrapper",
+                    "setup",
+                    "--default-configs-dir",
+                    str(conf / "default"),
+                    "--mounted-configs-dir",
+                    str(conf / "mounted"),
+                    "--final-configs-dir",
+                    str(conf / "final"),
+                ],
+                env=setup_env,
+                capture_output=True,
+                text=True,
+            )
             text = r.stdout + r.stderr
             if r.returncode != 0 and "already formatted" not in text.lower():
-                raise StackError(f"formatting Kafka's storage failed (exit {r.returncode}):\n  "
-                                 + "\n  ".join(text.strip().splitlines()[-6:]))
+                raise StackError(
+                    f"formatting Kafka's storage failed (exit {r.returncode}):\n  "
+                    + "\n  ".join(text.strip().splitlines()[-6:])
+                )
 
         boot = f"{HOST}:{ports[inner]}"
         return Service(
-            name="kafka", compose="kafka",
-            argv=[self.java, *heap, *KAFKA_JVM_OPTS, f"-Dlog4j2.configurationFile={conf / 'final' / 'log4j2.yaml'}",
-                  f"-Dkafka.logs.dir={self.dir / 'logs'}", f"-Dvendlab.stack={self.dir}", "-cp", cp,
-                  "kafka.Kafka", str(conf / "final" / "server.properties")],
-            env=base_env, ports=ports, address=boot,
+            name="kafka",
+            compose="kafka",
+            argv=[
+                self.java,
+                *heap,
+                *KAFKA_JVM_OPTS,
+                f"-Dlog4j2.configurationFile={conf / 'final' / 'log4j2.yaml'}",
+                f"-Dkafka.logs.dir={self.dir / 'logs'}",
+                f"-Dvendlab.stack={self.dir}",
+                "-cp",
+                cp,
+                "kafka.Kafka",
+                str(conf / "final" / "server.properties"),
+            ],
+            env=base_env,
+            ports=ports,
+            address=boot,
             version=maven.jar_version(self.cp["kafka"], "kafka_2.13") or "?",
-            health=lambda s: _kafka_ok(s.address), prepare=prepare,
-            extra={"listeners": {n: f"{HOST}:{p}" for n, p in ports.items()},
-                   "server_properties": str(conf / "final" / "server.properties")})
+            health=lambda s: _kafka_ok(s.address),
+            prepare=prepare,
+            extra={
+                "listeners": {n: f"{HOST}:{p}" for n, p in ports.items()},
+                "server_properties": str(conf / "final" / "server.properties"),
+            },
+        )
 
     # Cassandra --------------------------------------------------------------------------------------
     def cassandra(self) -> Service:
@@ -301,16 +367,27 @@ class LocalStack:
         d = self.data("cassandra")
         conf = self.conf("cassandra")
         y = {
-            "cluster_name": "Test Cluster", "num_tokens": 16,
+            "cluster_name": "Test Cluster",
+            "num_tokens": 16,
             "partitioner": "org.apache.cassandra.dht.Murmur3Partitioner",
-            "commitlog_sync": "periodic", "commitlog_sync_period": "10000ms",
-            "seed_provider": [{"class_name": "org.apache.cassandra.locator.SimpleSeedProvider",
-                               "parameters": [{"seeds": f"{HOST}:{storage}"}]}],
+            "commitlog_sync": "periodic",
+            "commitlog_sync_period": "10000ms",
+            "seed_provider": [
+                {
+                    "class_name": "org.apache.cassandra.locator.SimpleSeedProvider",
+                    "parameters": [{"seeds": f"{HOST}:{storage}"}],
+                }
+            ],
             "endpoint_snitch": "SimpleSnitch",
-            "listen_address": HOST, "rpc_address": HOST, "storage_port": storage, "native_transport_port": native,
+            "listen_address": HOST,
+            "rpc_address": HOST,
+            "storage_port": storage,
+            "native_transport_port": native,
             "start_native_transport": True,
-            "data_file_directories": [str(d / "data")], "commitlog_directory": str(d / "commitlog"),
-            "saved_caches_directory": str(d / "saved_caches"), "hints_directory": str(d / "hints"),
+            "data_file_directories": [str(d / "data")],
+            "commitlog_directory": str(d / "commitlog"),
+            "saved_caches_directory": str(d / "saved_caches"),
+            "hints_directory": str(d / "hints"),
             "cdc_raw_directory": str(d / "cdc_raw"),
         }
         for var, key in cf.CASSANDRA_YAML_VARS.items():
@@ -322,17 +399,32 @@ class LocalStack:
         (conf / "logback.xml").write_text(LOGBACK_XML)
         cp = self.cp["cassandra"]
         return Service(
-            name="cassandra1", compose="cassandra1",
-            argv=[self.java, *cf.cassandra_heap(env), *CASSANDRA_JVM17, "-Djava.net.preferIPv4Stack=true",
-                  f"-Dcassandra.config=file://{conf / 'cassandra.yaml'}", f"-Dcassandra.storagedir={d}",
-                  f"-Dlogback.configurationFile={conf / 'logback.xml'}", f"-Dcassandra.logdir={self.dir / 'logs'}",
-                  f"-Dcassandra.jmx.local.port={jmx}", "-Dcassandra-foreground=yes",
-                  "-Dcassandra.skip_wait_for_gossip_to_settle=0", f"-Dvendlab.stack={self.dir}",
-                  "-cp", ":".join(cp), "org.apache.cassandra.service.CassandraDaemon"],
-            env=dict(os.environ), ports={"native": native, "storage": storage, "jmx": jmx},
-            address=f"{HOST}:{native}", version=maven.jar_version(cp, "cassandra-all") or "?",
+            name="cassandra1",
+            compose="cassandra1",
+            argv=[
+                self.java,
+                *cf.cassandra_heap(env),
+                *CASSANDRA_JVM17,
+                "-Djava.net.preferIPv4Stack=true",
+                f"-Dcassandra.config=file://{conf / 'cassandra.yaml'}",
+                f"-Dcassandra.storagedir={d}",
+                f"-Dlogback.configurationFile={conf / 'logback.xml'}",
+                f"-Dcassandra.logdir={self.dir / 'logs'}",
+                f"-Dcassandra.jmx.local.port={jmx}",
+                "-Dcassandra-foreground=yes",
+                "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+                f"-Dvendlab.stack={self.dir}",
+                "-cp",
+                ":".join(cp),
+                "org.apache.cassandra.service.CassandraDaemon",
+            ],
+            env=dict(os.environ),
+            ports={"native": native, "storage": storage, "jmx": jmx},
+            address=f"{HOST}:{native}",
+            version=maven.jar_version(cp, "cassandra-all") or "?",
             health=lambda s: _cassandra_ok(s.address),
-            extra={"heap": cf.cassandra_heap(env), "HEAP_NEWSIZE": env.get("HEAP_NEWSIZE", "")})
+            extra={"heap": cf.cassandra_heap(env), "HEAP_NEWSIZE": env.get("HEAP_NEWSIZE", "")},
+        )
 
     # Hadoop -----------------------------------------------------------------------------------------
     def hadoop(self) -> list[Service]:
@@ -342,8 +434,12 @@ class LocalStack:
         client = self.hadoop_conf_dir("client", {})
         self.client_hadoop_conf = client
         out = []
-        names = [s for s, v in self.compose.services.items() if str(v.get("image", "")).startswith("apache/hadoop")
-                 or (isinstance(v.get("command"), list) and tuple(v["command"][:2]) in HADOOP_MAIN)]
+        names = [
+            s
+            for s, v in self.compose.services.items()
+            if str(v.get("image", "")).startswith("apache/hadoop")
+            or (isinstance(v.get("command"), list) and tuple(v["command"][:2]) in HADOOP_MAIN)
+        ]
         for name in names:
             cmd = tuple(self.compose.service(name)["command"][:2])
             env = self.compose.environment(name)
@@ -357,22 +453,30 @@ class LocalStack:
                 address, health = f"hdfs://{HOST}:{nn_rpc}", _namenode_ok
             elif role == "datanode":
                 ports = {k: self.port(f"{name}.{k}") for k in ("data", "http", "ipc")}
-                extra["hdfs-site.xml"] = {"dfs.datanode.address": f"{HOST}:{ports['data']}",
-                                          "dfs.datanode.http.address": f"{HOST}:{ports['http']}",
-                                          "dfs.datanode.ipc.address": f"{HOST}:{ports['ipc']}"}
+                extra["hdfs-site.xml"] = {
+                    "dfs.datanode.address": f"{HOST}:{ports['data']}",
+                    "dfs.datanode.http.address": f"{HOST}:{ports['http']}",
+                    "dfs.datanode.ipc.address": f"{HOST}:{ports['ipc']}",
+                }
                 address, health, needs = f"{HOST}:{ports['data']}", _port_health("data"), ("namenode",)
             elif role == "resourcemanager":
                 ports = rm
                 address, health, needs = f"http://{HOST}:{rm['webapp']}", _rm_ok, ("namenode",)
             else:
                 ports = {k: self.port(f"{name}.{k}") for k in ("address", "localizer", "webapp", "shuffle")}
-                extra["yarn-site.xml"] = {"yarn.nodemanager.address": f"{HOST}:{ports['address']}",
-                                          "yarn.nodemanager.localizer.address": f"{HOST}:{ports['localizer']}",
-                                          "yarn.nodemanager.webapp.address": f"{HOST}:{ports['webapp']}",
-                                          "mapreduce.shuffle.port": str(ports["shuffle"]),
-                                          "yarn.nodemanager.local-dirs": str(d / "local"),
-                                          "yarn.nodemanager.log-dirs": str(self.dir / "logs" / f"{name}-containers")}
-                address, health, needs = f"http://{HOST}:{ports['webapp']}", _port_health("webapp"), ("resourcemanager",)
+                extra["yarn-site.xml"] = {
+                    "yarn.nodemanager.address": f"{HOST}:{ports['address']}",
+                    "yarn.nodemanager.localizer.address": f"{HOST}:{ports['localizer']}",
+                    "yarn.nodemanager.webapp.address": f"{HOST}:{ports['webapp']}",
+                    "mapreduce.shuffle.port": str(ports["shuffle"]),
+                    "yarn.nodemanager.local-dirs": str(d / "local"),
+                    "yarn.nodemanager.log-dirs": str(self.dir / "logs" / f"{name}-containers"),
+                }
+                address, health, needs = (
+                    f"http://{HOST}:{ports['webapp']}",
+                    _port_health("webapp"),
+                    ("resourcemanager",),
+                )
             extra.setdefault("core-site.xml", {})["hadoop.tmp.dir"] = str(d / "tmp")
             if role == "namenode":
                 extra.setdefault("hdfs-site.xml", {})["dfs.namenode.name.dir"] = str(d / "name")
@@ -382,15 +486,36 @@ class LocalStack:
             cp = [str(conf)] + self.cp["hadoop"]
             heap = [f"-Xmx{env['HADOOP_HEAPSIZE_MAX']}"] if env.get("HADOOP_HEAPSIZE_MAX") else []
             prepare = self._format_namenode(cp, d) if role == "namenode" else None
-            out.append(Service(
-                name=name, compose=name,
-                argv=[self.java, *heap, *HADOOP_JVM17, f"-Dhadoop.log.dir={self.dir / 'logs'}",
-                      f"-Dvendlab.stack={self.dir}",
-                      "-Dhadoop.root.logger=INFO,console", "-cp", ":".join(cp), HADOOP_MAIN[cmd]],
-                env={**os.environ, "HADOOP_CONF_DIR": str(conf), "JAVA_HOME": java_home(self.java),
-                     "HADOOP_USER_NAME": os.environ.get("USER", "root")},
-                ports=ports, address=address, version=maven.jar_version(self.cp["hadoop"], "hadoop-common") or "?",
-                health=health, needs=needs, prepare=prepare, extra={"conf": str(conf)}))
+            out.append(
+                Service(
+                    name=name,
+                    compose=name,
+                    argv=[
+                        self.java,
+                        *heap,
+                        *HADOOP_JVM17,
+                        f"-Dhadoop.log.dir={self.dir / 'logs'}",
+                        f"-Dvendlab.stack={self.dir}",
+                        "-Dhadoop.root.logger=INFO,console",
+                        "-cp",
+                        ":".join(cp),
+                        HADOOP_MAIN[cmd],
+                    ],
+                    env={
+                        **os.environ,
+                        "HADOOP_CONF_DIR": str(conf),
+                        "JAVA_HOME": java_home(self.java),
+                        "HADOOP_USER_NAME": os.environ.get("USER", "root"),
+                    },
+                    ports=ports,
+                    address=address,
+                    version=maven.jar_version(self.cp["hadoop"], "hadoop-common") or "?",
+                    health=health,
+                    needs=needs,
+                    prepare=prepare,
+                    extra={"conf": str(conf)},
+                )
+            )
         return out
 
     def hadoop_conf_dir(self, name: str, extra: dict[str, dict[str, str]]) -> Path:
@@ -402,8 +527,10 @@ class LocalStack:
                 break
         files = hadoop_site_files(envs)
         nn = self.hostmap.get("namenode:8020")
-        rm = {k: self.state["ports"][f"resourcemanager.{k}"] for k in
-              ("address", "scheduler", "tracker", "admin", "webapp")}
+        rm = {
+            k: self.state["ports"][f"resourcemanager.{k}"]
+            for k in ("address", "scheduler", "tracker", "admin", "webapp")
+        }
         files.setdefault("core-site.xml", {})
         files.setdefault("hdfs-site.xml", {})
         files.setdefault("yarn-site.xml", {})
@@ -412,18 +539,22 @@ class LocalStack:
                 props[k] = relocate(v, self.hostmap)
         if files["yarn-site.xml"].get("yarn.resourcemanager.hostname"):
             files["yarn-site.xml"]["yarn.resourcemanager.hostname"] = HOST
-        files["yarn-site.xml"].update({
-            "yarn.resourcemanager.address": f"{HOST}:{rm['address']}",
-            "yarn.resourcemanager.scheduler.address": f"{HOST}:{rm['scheduler']}",
-            "yarn.resourcemanager.resource-tracker.address": f"{HOST}:{rm['tracker']}",
-            "yarn.resourcemanager.admin.address": f"{HOST}:{rm['admin']}",
-            "yarn.resourcemanager.webapp.address": f"{HOST}:{rm['webapp']}",
-        })
-        files["hdfs-site.xml"].update({
-            "dfs.namenode.http-address": f"{HOST}:{self.state['ports']['namenode.http']}",
-            "dfs.namenode.rpc-address": nn,
-            "dfs.datanode.hostname": HOST,
-        })
+        files["yarn-site.xml"].update(
+            {
+                "yarn.resourcemanager.address": f"{HOST}:{rm['address']}",
+                "yarn.resourcemanager.scheduler.address": f"{HOST}:{rm['scheduler']}",
+                "yarn.resourcemanager.resource-tracker.address": f"{HOST}:{rm['tracker']}",
+                "yarn.resourcemanager.admin.address": f"{HOST}:{rm['admin']}",
+                "yarn.resourcemanager.webapp.address": f"{HOST}:{rm['webapp']}",
+            }
+        )
+        files["hdfs-site.xml"].update(
+            {
+                "dfs.namenode.http-address": f"{HOST}:{self.state['ports']['namenode.http']}",
+                "dfs.namenode.rpc-address": nn,
+                "dfs.datanode.hostname": HOST,
+            }
+        )
         for props in files.values():  # every bind host (0.0.0.0 in hadoop.env): loopback here
             for k in props:
                 if k.endswith("bind-host"):
@@ -445,10 +576,22 @@ class LocalStack:
             # the image's ENSURE_NAMENODE_DIR step: format when the name folder does not exist yet
             if (d / "name" / "current").exists():
                 return
-            r = subprocess.run([self.java, "-cp", ":".join(cp), HADOOP_MAIN[("hdfs", "namenode")], "-format",
-                                "-force", "-nonInteractive"], capture_output=True, text=True)
+            r = subprocess.run(
+                [
+                    self.java,
+                    "-cp",
+                    ":".join(cp),
+                    HADOOP_MAIN[("hdfs", "namenode")],
+                    "-format",
+                    "-force",
+                    "-nonInteractive",
+                ],
+                capture_output=True,
+                text=True,
+            )
             if r.returncode != 0:
                 raise StackError("formatting the namenode failed:\n  " + "\n  ".join(r.stderr.splitlines()[-6:]))
+
         return prepare
 
     # Spark ------------------------------------------------------------------------------------------
@@ -459,31 +602,58 @@ class LocalStack:
         out = []
         master_svc = self.compose.service("spark-master")
         base = {k: v for k, v in self.compose.environment("spark-master").items() if k.startswith("SPARK_")}
-        daemon_env = {**os.environ, **base, "SPARK_HOME": str(home), "SPARK_LOCAL_IP": HOST,
-                      "SPARK_CONF_DIR": str(self.spark_conf_dir()), "PYSPARK_PYTHON": sys.executable,
-                      "PYTHONPATH": str(REPO)}
-        master_args = _arg_map(master_svc["command"], {"--host": HOST, "--port": str(mport),
-                                                       "--webui-port": str(mweb)})
-        out.append(Service(
-            name="spark-master", compose="spark-master",
-            argv=[str(home / "bin" / "spark-class"), *master_args[1:]],
-            env={**daemon_env, "SPARK_DAEMON_JAVA_OPTS": f"-Dvendlab.stack={self.dir}"},
-            ports={"port": mport, "webui": mweb}, address=f"spark://{HOST}:{mport}", version=_pyspark_version(),
-            health=lambda s: http_ok(f"http://{HOST}:{s.ports['webui']}/json/") is not None,
-            extra={"webui": f"http://{HOST}:{mweb}"}))
+        daemon_env = {
+            **os.environ,
+            **base,
+            "SPARK_HOME": str(home),
+            "SPARK_LOCAL_IP": HOST,
+            "SPARK_CONF_DIR": str(self.spark_conf_dir()),
+            "PYSPARK_PYTHON": sys.executable,
+            "PYTHONPATH": str(REPO),
+        }
+        master_args = _arg_map(master_svc["command"], {"--host": HOST, "--port": str(mport), "--webui-port": str(mweb)})
+        out.append(
+            Service(
+                name="spark-master",
+                compose="spark-master",
+                argv=[str(home / "bin" / "spark-class"), *master_args[1:]],
+                env={**daemon_env, "SPARK_DAEMON_JAVA_OPTS": f"-Dvendlab.stack={self.dir}"},
+                ports={"port": mport, "webui": mweb},
+                address=f"spark://{HOST}:{mport}",
+                version=_pyspark_version(),
+                health=lambda s: http_ok(f"http://{HOST}:{s.ports['webui']}/json/") is not None,
+                extra={"webui": f"http://{HOST}:{mweb}"},
+            )
+        )
         for w in self.compose.services_like("spark-worker"):
             env = {k: v for k, v in self.compose.environment(w).items() if k.startswith("SPARK_")}
             wport, wweb = self.port(f"{w}.port"), self.port(f"{w}.webui")
             work = self.data(w)
             args = _arg_map(self.compose.service(w)["command"], {"--webui-port": str(wweb)})
             args = [relocate(a, self.hostmap) for a in args[1:]]
-            out.append(Service(
-                name=w, compose=w,
-                argv=[str(home / "bin" / "spark-class"), *args[:1], "--host", HOST, "--port", str(wport),
-                      "--work-dir", str(work), *args[1:]],
-                env={**daemon_env, **env, "SPARK_DAEMON_JAVA_OPTS": f"-Dvendlab.stack={self.dir}"},
-                ports={"port": wport, "webui": wweb}, address=f"{HOST}:{wport}", version=_pyspark_version(),
-                health=_worker_ok(mweb, wport), needs=("spark-master",)))
+            out.append(
+                Service(
+                    name=w,
+                    compose=w,
+                    argv=[
+                        str(home / "bin" / "spark-class"),
+                        *args[:1],
+                        "--host",
+                        HOST,
+                        "--port",
+                        str(wport),
+                        "--work-dir",
+                        str(work),
+                        *args[1:],
+                    ],
+                    env={**daemon_env, **env, "SPARK_DAEMON_JAVA_OPTS": f"-Dvendlab.stack={self.dir}"},
+                    ports={"port": wport, "webui": wweb},
+                    address=f"{HOST}:{wport}",
+                    version=_pyspark_version(),
+                    health=_worker_ok(mweb, wport),
+                    needs=("spark-master",),
+                )
+            )
         return out
 
     def spark_conf_dir(self) -> Path:
@@ -493,7 +663,8 @@ class LocalStack:
         jars = [j for j in self.cp["spark-kafka"] if _artifact(Path(j).name) not in have]
         (conf / "spark-defaults.conf").write_text(
             "# vendlab local stack: Spark's Kafka source (resolved by Maven, see vendlab/localstack/maven/)\n"
-            f"spark.jars {','.join(jars)}\n")
+            f"spark.jars {','.join(jars)}\n"
+        )
         return conf
 
     # -- client environment ---------------------------------------------------------------------------
@@ -501,8 +672,9 @@ class LocalStack:
         """What a job, the generator or the validation consumer gets in the Spark containers
         (x-spark environment of the compose file), pointed at the local services."""
         src = self.compose.environment("spark-master")
-        env = {k: relocate(v, self.hostmap) for k, v in src.items() if k.startswith("VENDLAB_")
-               or k == "HADOOP_USER_NAME"}
+        env = {
+            k: relocate(v, self.hostmap) for k, v in src.items() if k.startswith("VENDLAB_") or k == "HADOOP_USER_NAME"
+        }
         vols = {}
         for v in self.compose.service("spark-master").get("volumes") or []:
             if isinstance(v, str) and ":" in v:
@@ -511,7 +683,7 @@ class LocalStack:
         for k, v in env.items():
             for mount, local in vols.items():
                 if v.startswith(f"file://{mount}"):
-                    env[k] = "file://" + str(local) + v[len(f"file://{mount}"):]
+                    env[k] = "file://" + str(local) + v[len(f"file://{mount}") :]
         env["SPARK_CONF_DIR"] = str(self.conf("spark"))
         env["PYSPARK_PYTHON"] = sys.executable
         env["SPARK_LOCAL_IP"] = HOST  # the drivers bind to loopback like the services
@@ -531,23 +703,33 @@ class LocalStack:
         dfsadmin, yarn-application, spark-submit."""
         t = self.state.get("tools", {})
         if name not in t:
-            raise StackError(f"no tool {name!r} in this {self.stack} stack (tools: {', '.join(t)}); a stack started "
-                             f"by an older vendlab lacks newer tools: run `vendlab stack up --stack {self.stack} "
-                             f"--dir {self.dir}` again (it keeps what runs and records the tools)")
+            raise StackError(
+                f"no tool {name!r} in this {self.stack} stack (tools: {', '.join(t)}); a stack started "
+                f"by an older vendlab lacks newer tools: run `vendlab stack up --stack {self.stack} "
+                f"--dir {self.dir}` again (it keeps what runs and records the tools)"
+            )
         return list(t[name])
 
     def _tools(self) -> dict[str, list[str]]:
         kcp = ":".join(self.cp["kafka"])
-        t = {"kafka-topics": [self.java, "-Xmx256m", "-cp", kcp, "org.apache.kafka.tools.TopicCommand"],
-             "kafka-storage": [self.java, "-Xmx256m", "-cp", kcp, "kafka.tools.StorageTool"],
-             "kafka-configs": [self.java, "-Xmx256m", "-cp", kcp, "kafka.admin.ConfigCommand"],
-             "spark-submit": [str(spark_home() / "bin" / "spark-submit")]}
+        t = {
+            "kafka-topics": [self.java, "-Xmx256m", "-cp", kcp, "org.apache.kafka.tools.TopicCommand"],
+            "kafka-storage": [self.java, "-Xmx256m", "-cp", kcp, "kafka.tools.StorageTool"],
+            "kafka-configs": [self.java, "-Xmx256m", "-cp", kcp, "kafka.admin.ConfigCommand"],
+            "spark-submit": [str(spark_home() / "bin" / "spark-submit")],
+        }
         if self.stack == "lambda":
             hcp = ":".join([str(self.dir / "conf" / "client")] + self.cp["hadoop"])
             t["hdfs"] = [self.java, "-Xmx256m", "-cp", hcp, "org.apache.hadoop.fs.FsShell"]
             t["dfsadmin"] = [self.java, "-Xmx256m", "-cp", hcp, "org.apache.hadoop.hdfs.tools.DFSAdmin"]
-            t["yarn-application"] = [self.java, "-Xmx256m", "-cp", hcp,
-                                     "org.apache.hadoop.yarn.client.cli.ApplicationCLI", "application"]
+            t["yarn-application"] = [
+                self.java,
+                "-Xmx256m",
+                "-cp",
+                hcp,
+                "org.apache.hadoop.yarn.client.cli.ApplicationCLI",
+                "application",
+            ]
         return t
 
     # -- commands -------------------------------------------------------------------------------------
@@ -584,15 +766,30 @@ class LocalStack:
         return self.status()
 
     def _record(self, s: Service) -> dict:
-        return {"compose": s.compose, "pid": s.pid, "address": s.address, "ports": s.ports, "version": s.version,
-                "log": str(self.log(s.name)), "argv": s.argv, "extra": s.extra}
+        return {
+            "compose": s.compose,
+            "pid": s.pid,
+            "address": s.address,
+            "ports": s.ports,
+            "version": s.version,
+            "log": str(self.log(s.name)),
+            "argv": s.argv,
+            "extra": s.extra,
+        }
 
     def _spawn(self, s: Service) -> int:
         log = open(self.log(s.name), "ab")
         log.write(f"\n=== vendlab stack: starting {s.name} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
         log.flush()
-        p = subprocess.Popen(s.argv, env=s.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             cwd=self.data(s.name), start_new_session=True)
+        p = subprocess.Popen(
+            s.argv,
+            env=s.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.data(s.name),
+            start_new_session=True,
+        )
         log.close()
         self._children = getattr(self, "_children", {})
         self._children[s.name] = p
@@ -602,14 +799,17 @@ class LocalStack:
         said = 0.0
         while True:
             if s.pid is None or not pid_alive(s.pid, str(self.dir)) and not _child_alive(self, s.name):
-                raise StackError(f"{s.name} stopped while starting; see its log: {self.log(s.name)}\n  "
-                                 + "\n  ".join(_tail(self.log(s.name), 8)))
+                raise StackError(
+                    f"{s.name} stopped while starting; see its log: {self.log(s.name)}\n  "
+                    + "\n  ".join(_tail(self.log(s.name), 8))
+                )
             if s.health(s):
                 return
             now = time.monotonic()
             if now > deadline:
-                raise StackError(f"time-out waiting for {s.name} to be healthy ({s.address}); "
-                                 f"see its log: {self.log(s.name)}")
+                raise StackError(
+                    f"time-out waiting for {s.name} to be healthy ({s.address}); see its log: {self.log(s.name)}"
+                )
             if now - said > 10:
                 self.say(f"  waiting for {s.name} ({s.address})")
                 said = now
@@ -620,9 +820,14 @@ class LocalStack:
         out = {"stack": self.stack, "dir": str(self.dir), "services": {}, "env": self.env()}
         for name, rec in self.state.get("services", {}).items():
             running = bool(rec.get("pid")) and pid_alive(rec["pid"], str(self.dir))
-            out["services"][name] = {"address": rec["address"], "pid": rec["pid"] if running else None,
-                                     "version": rec["version"], "running": running,
-                                     "healthy": running and _health_of(name, rec), "log": rec["log"]}
+            out["services"][name] = {
+                "address": rec["address"],
+                "pid": rec["pid"] if running else None,
+                "version": rec["version"],
+                "running": running,
+                "healthy": running and _health_of(name, rec),
+                "log": rec["log"],
+            }
         return out
 
     def stop_service(self, name: str, timeout: float = 30.0) -> bool:
@@ -640,9 +845,16 @@ class LocalStack:
         rec = self.state["services"][name]
         if rec.get("pid") and pid_alive(rec["pid"], str(self.dir)):
             return
-        s = Service(name=name, compose=rec["compose"], argv=rec["argv"], env=dict(os.environ) | _service_env(rec),
-                    ports=rec["ports"], address=rec["address"], version=rec["version"],
-                    health=lambda s: _health_of(name, rec))
+        s = Service(
+            name=name,
+            compose=rec["compose"],
+            argv=rec["argv"],
+            env=dict(os.environ) | _service_env(rec),
+            ports=rec["ports"],
+            address=rec["address"],
+            version=rec["version"],
+            health=lambda s: _health_of(name, rec),
+        )
         s.pid = self._spawn(s)
         rec["pid"] = s.pid
         self.write_state()
@@ -820,8 +1032,11 @@ def _worker_ok(master_web: int, worker_port: int):
         body = http_ok(f"http://{HOST}:{master_web}/json/")
         if not body:
             return False
-        return any(w.get("state") == "ALIVE" and str(w.get("port")) == str(worker_port)
-                   for w in json.loads(body).get("workers", []))
+        return any(
+            w.get("state") == "ALIVE" and str(w.get("port")) == str(worker_port)
+            for w in json.loads(body).get("workers", [])
+        )
+
     return ok
 
 

@@ -27,8 +27,15 @@ STOP_WAIT = 120.0  # seconds a job gets to stop after SIGINT before SIGKILL
 
 
 class LocalOrchestrator(Orchestrator):
-    def __init__(self, stack: Stack, compose_dir: Path, stack_dir: Path, settings: Settings | None = None,
-                 out=None, runner: CommandRunner | None = None):
+    def __init__(
+        self,
+        stack: Stack,
+        compose_dir: Path,
+        stack_dir: Path,
+        settings: Settings | None = None,
+        out=None,
+        runner: CommandRunner | None = None,
+    ):
         import sys
 
         super().__init__(stack, compose_dir, runner or CommandRunner(), settings, out or sys.stdout)
@@ -44,24 +51,26 @@ class LocalOrchestrator(Orchestrator):
     def local(self) -> LocalRunner:
         if self._local is None:
             if not (self.stack_dir / STATE).exists():
-                raise OrchestrateError(f"no local stack in {self.stack_dir} (no {STATE}): start one with: "
-                                       f"{self.up_command}", 2)
+                raise OrchestrateError(
+                    f"no local stack in {self.stack_dir} (no {STATE}): start one with: {self.up_command}", 2
+                )
             try:
                 self._local = LocalRunner(LocalStack(self.stack_dir, self.stack.name))
             except StackError as e:
-                raise OrchestrateError(str(e), 2)
+                raise OrchestrateError(str(e), 2) from e
         return self._local
 
     def _must_local(self, fn, *args, **kw):
         try:
             return fn(*args, **kw)
         except StackError as e:
-            raise OrchestrateError(str(e), 2)
+            raise OrchestrateError(str(e), 2) from e
 
     # -- primitives (see Orchestrator) -------------------------------------------------------------
     def prepare_run(self) -> None:
-        self.say("[0/6] run settings (given to the jobs' commands): "
-                 + " ".join(f"{k}={v}" for k, v in self.s.env().items()))
+        self.say(
+            "[0/6] run settings (given to the jobs' commands): " + " ".join(f"{k}={v}" for k, v in self.s.env().items())
+        )
 
     def platform_title(self) -> str:
         return f"the local {self.stack.name} stack in {self.stack_dir}"
@@ -89,12 +98,15 @@ class LocalOrchestrator(Orchestrator):
                 return
             stopped = sorted(n for n, s in bad.items() if not s["running"])
             if stopped or self.runner.now() >= deadline:
-                what = ", ".join(f"{n} ({'stopped' if not s['running'] else 'running, not healthy'})"
-                                 for n, s in sorted(bad.items()))
+                what = ", ".join(
+                    f"{n} ({'stopped' if not s['running'] else 'running, not healthy'})" for n, s in sorted(bad.items())
+                )
                 raise OrchestrateError(
                     f"the local {self.stack.name} stack in {self.stack_dir} is not healthy: {what}\n"
                     f"  start it (again) with: {self.up_command}\n  logs: {self.stack_dir / 'logs'}/"
-                    + (bad[stopped[0]].get("log", "").rsplit("/", 1)[-1] if stopped else ""), 2)
+                    + (bad[stopped[0]].get("log", "").rsplit("/", 1)[-1] if stopped else ""),
+                    2,
+                )
             self.say("  waiting for: " + ", ".join(sorted(bad)))
             self.runner.sleep(self.s.poll_interval)
 
@@ -116,14 +128,18 @@ class LocalOrchestrator(Orchestrator):
         time.sleep(2)  # a job that fails at once (bad flag, missing jar) shows here rather than in --status
         dead = [j for j in self.stack.jobs if not self.local.running(j)]
         if dead:
-            raise OrchestrateError("these jobs stopped right after their start: " + ", ".join(
-                f"{j} (log: {self.local.log(j)})" for j in dead), 1)
+            raise OrchestrateError(
+                "these jobs stopped right after their start: "
+                + ", ".join(f"{j} (log: {self.local.log(j)})" for j in dead),
+                1,
+            )
 
     def states(self) -> dict[str, str]:
         out = {}
         for name, s in self.local.stack.status()["services"].items():
-            out[name] = ("running healthy" if s["healthy"] else "running" if s["running"] else "stopped") \
-                + (f"  {s['address']}" if s["running"] else "")
+            out[name] = ("running healthy" if s["healthy"] else "running" if s["running"] else "stopped") + (
+                f"  {s['address']}" if s["running"] else ""
+            )
         for j in self.stack.jobs:
             out[j] = f"running  pid {self.local.pid(j)}" if self.local.running(j) else "stopped"
         return out
@@ -134,8 +150,10 @@ class LocalOrchestrator(Orchestrator):
     def infra_down(self) -> None:
         self.local.close()
         self._must_local(self.local.stack.down)
-        self.say(f"the local {self.stack.name} stack is down; its data is kept in {self.stack_dir / 'data'} "
-                 f"(remove it with: vendlab stack down --dir {self.stack_dir} --purge)")
+        self.say(
+            f"the local {self.stack.name} stack is down; its data is kept in {self.stack_dir / 'data'} "
+            f"(remove it with: vendlab stack down --dir {self.stack_dir} --purge)"
+        )
 
     def print_urls(self) -> None:
         self.say("URLs and logs:")

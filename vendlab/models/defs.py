@@ -31,7 +31,7 @@ breakdown risk) is derived from these at read time (``vendlab.models``).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 REVENUE_BY_MACHINE_HOUR = "revenue_cents_by_machine_hour"
 ITEMS_BY_PLACE_HOUR = "items_by_place_hour"
@@ -40,8 +40,14 @@ RESTOCKED_BY_MACHINE_PRODUCT_HOUR = "restocked_by_machine_product_hour"
 STOCK_REPORTED_BY_MACHINE_PRODUCT_HOUR = "stock_reported_by_machine_product_hour"
 TELEMETRY_BY_MACHINE_HOUR = "telemetry_by_machine_hour"
 
-OWNER_VIEWS = (REVENUE_BY_MACHINE_HOUR, ITEMS_BY_PLACE_HOUR, ITEMS_BY_MACHINE_PRODUCT_HOUR,
-               RESTOCKED_BY_MACHINE_PRODUCT_HOUR, STOCK_REPORTED_BY_MACHINE_PRODUCT_HOUR, TELEMETRY_BY_MACHINE_HOUR)
+OWNER_VIEWS = (
+    REVENUE_BY_MACHINE_HOUR,
+    ITEMS_BY_PLACE_HOUR,
+    ITEMS_BY_MACHINE_PRODUCT_HOUR,
+    RESTOCKED_BY_MACHINE_PRODUCT_HOUR,
+    STOCK_REPORTED_BY_MACHINE_PRODUCT_HOUR,
+    TELEMETRY_BY_MACHINE_HOUR,
+)
 
 TELEMETRY_STATS = ("readings", "temp_centi", "temp_centi_sq", "faults", "out_of_service", "offset_ms")
 OUT_OF_SERVICE = 9  # error_code of a reading from a machine that is out of order
@@ -56,13 +62,13 @@ def hour_of(event_time: str) -> str:
 
 
 def hour_index(hour: str) -> int:
-    """"2026-01-05T06" -> hours since the epoch."""
-    dt = datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=timezone.utc)
+    """ "2026-01-05T06" -> hours since the epoch."""
+    dt = datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC)
     return int(dt.timestamp()) // 3600
 
 
 def hour_text(index: int) -> str:
-    return datetime.fromtimestamp(index * 3600, tz=timezone.utc).strftime("%Y-%m-%dT%H")
+    return datetime.fromtimestamp(index * 3600, tz=UTC).strftime("%Y-%m-%dT%H")
 
 
 def key(*parts: str) -> str:

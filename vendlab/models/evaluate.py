@@ -43,9 +43,17 @@ def _truth_index(manifest: dict):
     return ({k: np.sort(v) for k, v in so.items()}, {k: np.sort(v) for k, v in visits.items()})
 
 
-def evaluate_sellout(d: Hourly, catalog: Catalog, manifest: dict, horizon_h: int = 24, warmup_h: int = 24,
-                     step_h: int = 1, statsmodels: bool = False, max_origins: int | None = None,
-                     oracle: np.ndarray | None = None) -> dict:
+def evaluate_sellout(
+    d: Hourly,
+    catalog: Catalog,
+    manifest: dict,
+    horizon_h: int = 24,
+    warmup_h: int = 24,
+    step_h: int = 1,
+    statsmodels: bool = False,
+    max_origins: int | None = None,
+    oracle: np.ndarray | None = None,
+) -> dict:
     """``oracle``: the simulator's expected items per hour (24, M, P) (``Generator.expected_items_per_hour``):
     forecasts with the true demand rates and the estimated stock, the floor any demand model can
     reach on these pairs (demand is random: a pair that sold out was, by that fact, often busier
@@ -91,8 +99,12 @@ def evaluate_sellout(d: Hourly, catalog: Catalog, manifest: dict, horizon_h: int
     out = {"origins": len(origins), "pairs": len(errors["model"]), "horizon_h": horizon_h}
     for n in names:
         e = np.array(errors[n]) if errors[n] else np.array([np.nan])
-        out[n] = {"mae_min": _r(np.mean(e)), "median_abs_min": _r(np.median(e)), "pairs": len(errors[n]),
-                  "within_60_min": _r(float(np.mean(e <= 60)) if errors[n] else None, 3)}
+        out[n] = {
+            "mae_min": _r(np.mean(e)),
+            "median_abs_min": _r(np.median(e)),
+            "pairs": len(errors[n]),
+            "within_60_min": _r(float(np.mean(e <= 60)) if errors[n] else None, 3),
+        }
     return out
 
 
@@ -108,8 +120,11 @@ def evaluate_stock(d: Hourly, manifest: dict) -> dict:
                 e = abs(est[mi, pi] - truth[m][p])
                 err.append(e)
                 rel.append(e / max(cap.get(m, {}).get(p, 1), 1))
-    return {"pairs": len(err), "mae_units": _r(np.mean(err)) if err else None,
-            "mae_share_of_capacity": _r(np.mean(rel), 4) if rel else None}
+    return {
+        "pairs": len(err),
+        "mae_units": _r(np.mean(err)) if err else None,
+        "mae_share_of_capacity": _r(np.mean(rel), 4) if rel else None,
+    }
 
 
 def evaluate_risk(d: Hourly, manifest: dict, lead_h: int = risk.LEAD_H, train_share: float = 0.5) -> dict:
@@ -138,11 +153,18 @@ def evaluate_risk(d: Hourly, manifest: dict, lead_h: int = risk.LEAD_H, train_sh
     thr = _best_threshold(score[:, :split][tr], y_tr[tr])
     test = ok.copy()
     test[:, :split] = False
-    test[:, max(complete - lead_h, split):] = False  # the lead window must lie inside the data
+    test[:, max(complete - lead_h, split) :] = False  # the lead window must lie inside the data
     y, s = truth[test], score[test]
-    out = {"lead_h": lead_h, "model": model.kind, "train_hours": split, "test_hours": max(0, complete - lead_h - split),
-           "breakdowns_in_training": model.breakdowns_seen, "rows": int(test.sum()), "positives": int(y.sum()),
-           "threshold": _r(thr, 3)}
+    out = {
+        "lead_h": lead_h,
+        "model": model.kind,
+        "train_hours": split,
+        "test_hours": max(0, complete - lead_h - split),
+        "breakdowns_in_training": model.breakdowns_seen,
+        "rows": int(test.sum()),
+        "positives": int(y.sum()),
+        "threshold": _r(thr, 3),
+    }
     if not len(y) or y.all() or not y.any():
         return out | {"note": "not enough history: the test part needs breakdowns and quiet hours"}
     alarm = s >= thr
@@ -167,8 +189,12 @@ def evaluate_risk(d: Hourly, manifest: dict, lead_h: int = risk.LEAD_H, train_sh
         "alarms": int(alarm.sum()),
         "average_precision": _r(average_precision_score(y, s), 3),
         "roc_auc": _r(roc_auc_score(y, s), 3),
-        "baseline_constant": {"precision": _r(prevalence, 3), "recall": 1.0, "average_precision": _r(prevalence, 3),
-                              "roc_auc": 0.5},
+        "baseline_constant": {
+            "precision": _r(prevalence, 3),
+            "recall": 1.0,
+            "average_precision": _r(prevalence, 3),
+            "roc_auc": 0.5,
+        },
         "coefficients": model.coefficients(),
         "calibration": calibration(s, y, float(y_tr[tr].mean()) if tr.any() else prevalence),
         "calibrated": model.calibrated,
@@ -189,11 +215,23 @@ def calibration(p: np.ndarray, y: np.ndarray, base_rate: float) -> dict:
     for b in range(len(edges) - 1):
         sel = which == b
         if sel.any():
-            table.append({"from": float(edges[b]), "to": float(edges[b + 1]), "rows": int(sel.sum()),
-                          "mean_risk": _r(p[sel].mean(), 3), "observed": _r(y[sel].mean(), 3)})
-    return {"brier": _r(np.mean((p - y) ** 2), 4), "brier_constant": _r(np.mean((base_rate - y) ** 2), 4),
-            "constant_risk": _r(base_rate, 3), "mean_risk": _r(p.mean(), 3), "observed": _r(y.mean(), 3),
-            "reliability": table}
+            table.append(
+                {
+                    "from": float(edges[b]),
+                    "to": float(edges[b + 1]),
+                    "rows": int(sel.sum()),
+                    "mean_risk": _r(p[sel].mean(), 3),
+                    "observed": _r(y[sel].mean(), 3),
+                }
+            )
+    return {
+        "brier": _r(np.mean((p - y) ** 2), 4),
+        "brier_constant": _r(np.mean((base_rate - y) ** 2), 4),
+        "constant_risk": _r(base_rate, 3),
+        "mean_risk": _r(p.mean(), 3),
+        "observed": _r(y.mean(), 3),
+        "reliability": table,
+    }
 
 
 def _best_threshold(s: np.ndarray, y: np.ndarray) -> float:

@@ -177,11 +177,12 @@ def statsmodels_sellout(d: Hourly, catalog: Catalog, stock: np.ndarray) -> np.nd
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if H >= 48:
-                fitted = ExponentialSmoothing(y, seasonal="add", seasonal_periods=24,
-                                              initialization_method="estimated").fit()
+                fitted = ExponentialSmoothing(
+                    y, seasonal="add", seasonal_periods=24, initialization_method="estimated"
+                ).fit()
             else:
                 fitted = SimpleExpSmoothing(y, initialization_method="estimated").fit()
-            fc = np.maximum(fitted.forecast(ahead), 0.0)[-(HORIZON_H + 1):]
+            fc = np.maximum(fitted.forecast(ahead), 0.0)[-(HORIZON_H + 1) :]
         # share of each pair in its kind's sales, over the hours the pair was in stock and in service
         tot = d.items[mk].sum(axis=(0, 1))
         num = (d.items[mk] * unc[mk]).sum(axis=2)
@@ -229,5 +230,9 @@ def restock_schedule(d: Hourly) -> dict:
         if np.isfinite(step) and step > 0:
             nxt = last_ms[m] + step * HOUR_MS
             next_ms[m] = max(nxt, now_hour)
-    return {"interval_h": interval_h, "visits_seen": sum(len(v) for v in visits), "last_ms": last_ms,
-            "next_ms": next_ms}
+    return {
+        "interval_h": interval_h,
+        "visits_seen": sum(len(v) for v in visits),
+        "last_ms": last_ms,
+        "next_ms": next_ms,
+    }

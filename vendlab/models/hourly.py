@@ -9,8 +9,8 @@ exactly "what was known then"): the evaluation replays history with it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import numpy as np
 
@@ -38,7 +38,7 @@ class Hourly:
 
     # -- building -------------------------------------------------------------------------
     @classmethod
-    def from_views(cls, read: ViewReader, catalog: Catalog) -> "Hourly":
+    def from_views(cls, read: ViewReader, catalog: Catalog) -> Hourly:
         machines = [m.machine_id for m in catalog.machines]
         products = [p.product for p in catalog.products]
         mi = {m: i for i, m in enumerate(machines)}
@@ -75,8 +75,11 @@ class Hourly:
         revenue = np.zeros((M, H))
         tel = {s: np.zeros((M, H)) for s in defs.TELEMETRY_STATS}
         place_items = np.zeros((len(places), H))
-        for target, v in ((items, defs.ITEMS_BY_MACHINE_PRODUCT_HOUR), (restocked, defs.RESTOCKED_BY_MACHINE_PRODUCT_HOUR),
-                          (stock_sum, defs.STOCK_REPORTED_BY_MACHINE_PRODUCT_HOUR)):
+        for target, v in (
+            (items, defs.ITEMS_BY_MACHINE_PRODUCT_HOUR),
+            (restocked, defs.RESTOCKED_BY_MACHINE_PRODUCT_HOUR),
+            (stock_sum, defs.STOCK_REPORTED_BY_MACHINE_PRODUCT_HOUR),
+        ):
             for m, p, hour, value in parsed[v]:
                 if m in mi and p in pi:
                     target[mi[m], pi[p], idx[hour] - h0] += value
@@ -117,13 +120,19 @@ class Hourly:
             return start + HOUR_MS / 2
         return start + min(HOUR_MS, 2 * self.tel["offset_ms"][:, last].sum() / n)
 
-    def until(self, h: int) -> "Hourly":
+    def until(self, h: int) -> Hourly:
         """The data as known at the start of column h (hours < h; the last one complete)."""
         h = max(0, min(h, self.H))
-        return replace(self, items=self.items[:, :, :h], restocked=self.restocked[:, :, :h],
-                       stock_sum=self.stock_sum[:, :, :h], revenue=self.revenue[:, :h],
-                       tel={k: v[:, :h] for k, v in self.tel.items()}, place_items=self.place_items[:, :h],
-                       partial_last=False)
+        return replace(
+            self,
+            items=self.items[:, :, :h],
+            restocked=self.restocked[:, :, :h],
+            stock_sum=self.stock_sum[:, :, :h],
+            revenue=self.revenue[:, :h],
+            tel={k: v[:, :h] for k, v in self.tel.items()},
+            place_items=self.place_items[:, :h],
+            partial_last=False,
+        )
 
     # -- derived per hour ---------------------------------------------------------------------
     def readings(self) -> np.ndarray:
@@ -141,7 +150,7 @@ class Hourly:
     def temp_std(self) -> np.ndarray:
         n = np.maximum(self.tel["readings"], 1)
         mean = self.tel["temp_centi"] / n
-        var = np.maximum(self.tel["temp_centi_sq"] / n - mean ** 2, 0.0)
+        var = np.maximum(self.tel["temp_centi_sq"] / n - mean**2, 0.0)
         return np.where(self.tel["readings"] > 0, np.sqrt(var) / 100.0, np.nan)
 
     def fault_rate(self, window: int = 1) -> np.ndarray:

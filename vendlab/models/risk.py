@@ -95,7 +95,7 @@ class RiskModel:
         self.pipe = None
         self.fill = np.zeros(len(FEATURES))
 
-    def fit(self, d: Hourly, until_h: int | None = None) -> "RiskModel":
+    def fit(self, d: Hourly, until_h: int | None = None) -> RiskModel:
         """Train on the rows of hours < until_h (all) whose label window is known."""
         f = features(d)
         y, known = labels(d, self.lead_h)

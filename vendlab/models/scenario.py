@@ -19,9 +19,17 @@ from vendlab.generator import Generator, Manifest
 DAYS_RATE, DAYS_TIME_SCALE = 1000.0, 3600.0
 
 
-def write_scenario(data_dir: Path, seed: int = 3, events: int = 150_000, rate: float = DAYS_RATE,
-                   time_scale: float = DAYS_TIME_SCALE, machines: int = 20, bad_rate: float = 0.0,
-                   dup_rate: float = 0.0, segment_lines: int = 50_000) -> tuple[Catalog, Manifest]:
+def write_scenario(
+    data_dir: Path,
+    seed: int = 3,
+    events: int = 150_000,
+    rate: float = DAYS_RATE,
+    time_scale: float = DAYS_TIME_SCALE,
+    machines: int = 20,
+    bad_rate: float = 0.0,
+    dup_rate: float = 0.0,
+    segment_lines: int = 50_000,
+) -> tuple[Catalog, Manifest]:
     catalog = make_catalog(seed, machines=machines)
     gen = Generator(catalog, seed, rate, time_scale, bad_rate=bad_rate, dup_rate=dup_rate)
     return catalog, write_log(Path(data_dir), gen, events, segment_lines).manifest

@@ -16,8 +16,8 @@ Two implementations: ``SqliteStore`` (embedded, one file in WAL mode) and ``Cass
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 # (view, key, bucket, value)
 Delta = tuple[str, str, int, int]
@@ -50,8 +50,16 @@ class BatchViewInfo:
 
 class ViewStore(ABC):
     @abstractmethod
-    def apply_batch(self, job: str, batch_id: int, deltas: Iterable[Delta], markers: Iterable[Marker] = (),
-                    dead: Iterable[DeadLetter] = (), rows: int = 0, visible_ms: int | None = None) -> bool:
+    def apply_batch(
+        self,
+        job: str,
+        batch_id: int,
+        deltas: Iterable[Delta],
+        markers: Iterable[Marker] = (),
+        dead: Iterable[DeadLetter] = (),
+        rows: int = 0,
+        visible_ms: int | None = None,
+    ) -> bool:
         """Apply one micro-batch exactly once; False if (job, batch_id) was applied before."""
 
     @abstractmethod
@@ -76,12 +84,10 @@ class ViewStore(ABC):
         """The batch view that serving uses now."""
 
     @abstractmethod
-    def read_batch_view(self, version: int, view: str) -> dict[str, int]:
-        ...
+    def read_batch_view(self, version: int, view: str) -> dict[str, int]: ...
 
     @abstractmethod
-    def batch_history(self) -> list[BatchViewInfo]:
-        ...
+    def batch_history(self) -> list[BatchViewInfo]: ...
 
     @abstractmethod
     def retire_buckets(self, job: str, before_bucket: int, views: Iterable[str]) -> int:
@@ -92,16 +98,14 @@ class ViewStore(ABC):
         """(created_ms, visible_ms) of every marker the job has made visible."""
 
     @abstractmethod
-    def has_marker(self, job: str, marker_id: str) -> bool:
-        ...
+    def has_marker(self, job: str, marker_id: str) -> bool: ...
 
     @abstractmethod
     def micro_batches(self, job: str) -> list[tuple[int, int, int]]:
         """(batch_id, applied_ms, rows) of the job's applied micro-batches, in order."""
 
     @abstractmethod
-    def dead_letters(self, job: str, limit: int = 100) -> list[DeadLetter]:
-        ...
+    def dead_letters(self, job: str, limit: int = 100) -> list[DeadLetter]: ...
 
     # Which streaming query (checkpoint id) a job's applied batches belong to (vendlab.datadir).
     # Stores that do not record it (Cassandra: the cluster's checkpoints live on HDFS) say None.

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from importlib import resources
-from typing import Iterable, Sequence
 
 from vendlab.store.base import BatchViewInfo, DeadLetter, Delta, Marker, ViewStore
 
@@ -40,8 +40,7 @@ DEAD_LETTER_RAW_CHARS = 2000
 IN_FLIGHT = 64  # concurrent async writes per call
 
 # Names of the CQL tables this module uses (tests check they all exist in schema.cql).
-TABLES = ("view_rows", "batch_rows", "applied", "job_views", "markers", "dead_letters", "batch_views",
-          "batch_runs")
+TABLES = ("view_rows", "batch_rows", "applied", "job_views", "markers", "dead_letters", "batch_views", "batch_runs")
 
 STATEMENTS = {
     # reads
@@ -51,38 +50,42 @@ STATEMENTS = {
     "micro_batches": "SELECT batch_id, applied_ms, row_count FROM applied WHERE job = ?",
     "pending_rows": "SELECT view_name, bucket, view_key FROM batch_rows WHERE job = ? AND batch_id = ?",
     "view_rows": "SELECT bucket, view_key, batch_id, value FROM view_rows WHERE job = ? AND view_name = ?",
-    "view_rows_from": ("SELECT bucket, view_key, batch_id, value FROM view_rows "
-                       "WHERE job = ? AND view_name = ? AND bucket >= ?"),
-    "view_rows_before": ("SELECT bucket, view_key FROM view_rows "
-                         "WHERE job = ? AND view_name = ? AND bucket < ?"),
+    "view_rows_from": (
+        "SELECT bucket, view_key, batch_id, value FROM view_rows WHERE job = ? AND view_name = ? AND bucket >= ?"
+    ),
+    "view_rows_before": ("SELECT bucket, view_key FROM view_rows WHERE job = ? AND view_name = ? AND bucket < ?"),
     "job_views": "SELECT view_name FROM job_views WHERE job = ?",
     "markers": "SELECT created_ms, visible_ms FROM markers WHERE job = ?",
     "has_marker": "SELECT marker_id FROM markers WHERE job = ? AND marker_id = ?",
     "dead_letters": "SELECT reason, raw, position FROM dead_letters WHERE job = ? LIMIT ?",
-    "current_batch": ("SELECT version, cutoff_bucket, published_ms, events, seconds FROM batch_runs "
-                      "WHERE lab = ? LIMIT 1"),
+    "current_batch": (
+        "SELECT version, cutoff_bucket, published_ms, events, seconds FROM batch_runs WHERE lab = ? LIMIT 1"
+    ),
     "batch_runs": "SELECT version, cutoff_bucket, published_ms, events, seconds FROM batch_runs WHERE lab = ?",
     "batch_view": "SELECT view_key, value FROM batch_views WHERE version = ? AND view_name = ?",
     # writes (all idempotent)
-    "del_view_row": ("DELETE FROM view_rows WHERE job = ? AND view_name = ? AND bucket = ? AND view_key = ? "
-                     "AND batch_id = ?"),
+    "del_view_row": (
+        "DELETE FROM view_rows WHERE job = ? AND view_name = ? AND bucket = ? AND view_key = ? AND batch_id = ?"
+    ),
     "del_dead_batch": "DELETE FROM dead_letters WHERE job = ? AND batch_id = ?",
     "put_pending": "INSERT INTO batch_rows (job, batch_id, view_name, bucket, view_key) VALUES (?, ?, ?, ?, ?)",
     "del_pending": "DELETE FROM batch_rows WHERE job = ? AND batch_id = ?",
     "put_job_view": "INSERT INTO job_views (job, view_name) VALUES (?, ?)",
-    "put_view_row": ("INSERT INTO view_rows (job, view_name, bucket, view_key, batch_id, value) "
-                     "VALUES (?, ?, ?, ?, ?, ?)"),
-    "put_marker": ("INSERT INTO markers (job, marker_id, created_ms, visible_ms, latency_ms, visible_at) "
-                   "VALUES (?, ?, ?, ?, ?, ?)"),
-    "put_dead": ("INSERT INTO dead_letters (job, batch_id, seq, reason, raw, position) "
-                 "VALUES (?, ?, ?, ?, ?, ?)"),
-    "put_applied": ("INSERT INTO applied (job, batch_id, applied_ms, applied_at, row_count) "
-                    "VALUES (?, ?, ?, ?, ?)"),
+    "put_view_row": (
+        "INSERT INTO view_rows (job, view_name, bucket, view_key, batch_id, value) VALUES (?, ?, ?, ?, ?, ?)"
+    ),
+    "put_marker": (
+        "INSERT INTO markers (job, marker_id, created_ms, visible_ms, latency_ms, visible_at) VALUES (?, ?, ?, ?, ?, ?)"
+    ),
+    "put_dead": ("INSERT INTO dead_letters (job, batch_id, seq, reason, raw, position) VALUES (?, ?, ?, ?, ?, ?)"),
+    "put_applied": ("INSERT INTO applied (job, batch_id, applied_ms, applied_at, row_count) VALUES (?, ?, ?, ?, ?)"),
     "retire": "DELETE FROM view_rows WHERE job = ? AND view_name = ? AND bucket < ?",
     "del_batch_view": "DELETE FROM batch_views WHERE version = ? AND view_name = ?",
     "put_batch_view": "INSERT INTO batch_views (version, view_name, view_key, value) VALUES (?, ?, ?, ?)",
-    "put_batch_run": ("INSERT INTO batch_runs (lab, version, cutoff_bucket, published_ms, published_at, events, "
-                      "seconds) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+    "put_batch_run": (
+        "INSERT INTO batch_runs (lab, version, cutoff_bucket, published_ms, published_at, events, "
+        "seconds) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    ),
 }
 
 # A batch_rows entry that marks "an attempt of this batch started", even for a batch with no rows.
@@ -92,8 +95,13 @@ _PENDING_SENTINEL = ("", 0, "")
 def schema_cql(keyspace: str = KEYSPACE) -> str:
     """The CQL schema file's text, for ``keyspace``."""
     text = resources.files("vendlab.store").joinpath("schema.cql").read_text()
-    return text if keyspace == KEYSPACE else text.replace(f"{KEYSPACE}.", f"{keyspace}.").replace(
-        f"KEYSPACE IF NOT EXISTS {KEYSPACE}", f"KEYSPACE IF NOT EXISTS {keyspace}")
+    return (
+        text
+        if keyspace == KEYSPACE
+        else text.replace(f"{KEYSPACE}.", f"{keyspace}.").replace(
+            f"KEYSPACE IF NOT EXISTS {KEYSPACE}", f"KEYSPACE IF NOT EXISTS {keyspace}"
+        )
+    )
 
 
 def schema_statements(keyspace: str = KEYSPACE) -> list[str]:
@@ -114,12 +122,12 @@ def retry_policy(max_retries: int = 3):
     from cassandra.policies import RetryPolicy
 
     class IdempotentRetryPolicy(RetryPolicy):
-        def on_read_timeout(self, query, consistency, required_responses, received_responses, data_retrieved,
-                            retry_num):
+        def on_read_timeout(
+            self, query, consistency, required_responses, received_responses, data_retrieved, retry_num
+        ):
             return (self.RETRY, consistency) if retry_num < max_retries else (self.RETHROW, None)
 
-        def on_write_timeout(self, query, consistency, write_type, required_responses, received_responses,
-                             retry_num):
+        def on_write_timeout(self, query, consistency, write_type, required_responses, received_responses, retry_num):
             return (self.RETRY, consistency) if retry_num < max_retries else (self.RETHROW, None)
 
         def on_unavailable(self, query, consistency, required_replicas, alive_replicas, retry_num):
@@ -143,8 +151,13 @@ def connect(hosts: Sequence[str], port: int = 9042, timeout_s: float = 20.0):
         consistency_level=ConsistencyLevel.LOCAL_QUORUM,
         request_timeout=timeout_s,
     )
-    cluster = Cluster(list(hosts), port=port, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-                      protocol_version=5, connect_timeout=timeout_s)
+    cluster = Cluster(
+        list(hosts),
+        port=port,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        protocol_version=5,
+        connect_timeout=timeout_s,
+    )
     return cluster.connect()
 
 
@@ -161,8 +174,15 @@ def _split_host(hosts: Sequence[str]) -> tuple[list[str], int]:
 class CassandraStore(ViewStore):
     """ViewStore on Cassandra. ``session`` may be injected (tests pass a fake one)."""
 
-    def __init__(self, hosts: Sequence[str] = ("cassandra1",), keyspace: str = KEYSPACE, session=None,
-                 create_schema: bool = False, max_attempts: int = 4, retry_backoff_s: float = 0.5):
+    def __init__(
+        self,
+        hosts: Sequence[str] = ("cassandra1",),
+        keyspace: str = KEYSPACE,
+        session=None,
+        create_schema: bool = False,
+        max_attempts: int = 4,
+        retry_backoff_s: float = 0.5,
+    ):
         self.keyspace = keyspace
         self.max_attempts = max_attempts
         self.retry_backoff_s = retry_backoff_s
@@ -233,8 +253,16 @@ class CassandraStore(ViewStore):
         drain()
 
     # -- writes -----------------------------------------------------------------------------
-    def apply_batch(self, job: str, batch_id: int, deltas: Iterable[Delta], markers: Iterable[Marker] = (),
-                    dead: Iterable[DeadLetter] = (), rows: int = 0, visible_ms: int | None = None) -> bool:
+    def apply_batch(
+        self,
+        job: str,
+        batch_id: int,
+        deltas: Iterable[Delta],
+        markers: Iterable[Marker] = (),
+        dead: Iterable[DeadLetter] = (),
+        rows: int = 0,
+        visible_ms: int | None = None,
+    ) -> bool:
         if self._q("is_applied", job, batch_id):
             return False
         agg: dict[tuple[str, int, str], int] = defaultdict(int)
@@ -248,15 +276,19 @@ class CassandraStore(ViewStore):
             self._write_many("del_view_row", stale)
             self._execute(self._stmt("del_dead_batch"), (job, batch_id))
         # 3. write-ahead list of the rows this attempt writes
-        self._write_many("put_pending", [(job, batch_id, *_PENDING_SENTINEL)]
-                         + [(job, batch_id, v, b, k) for v, b, k in agg])
+        self._write_many(
+            "put_pending", [(job, batch_id, *_PENDING_SENTINEL)] + [(job, batch_id, v, b, k) for v, b, k in agg]
+        )
         # 4. the rows, the markers, the dead letters
         self._write_many("put_job_view", [(job, v) for v in sorted({v for v, _, _ in agg})])
         self._write_many("put_view_row", [(job, v, b, k, batch_id, val) for (v, b, k), val in agg.items()])
-        self._write_many("put_marker", [(job, mid, int(created), now, now - int(created), now)
-                                        for mid, created in markers])
-        self._write_many("put_dead", [(job, batch_id, i, r, raw[:DEAD_LETTER_RAW_CHARS], pos)
-                                      for i, (r, raw, pos) in enumerate(dead)])
+        self._write_many(
+            "put_marker", [(job, mid, int(created), now, now - int(created), now) for mid, created in markers]
+        )
+        self._write_many(
+            "put_dead",
+            [(job, batch_id, i, r, raw[:DEAD_LETTER_RAW_CHARS], pos) for i, (r, raw, pos) in enumerate(dead)],
+        )
         # 5. commit, then drop the write-ahead list
         self._execute(self._stmt("put_applied"), (job, batch_id, now, now, int(rows)))
         self._execute(self._stmt("del_pending"), (job, batch_id))
@@ -269,8 +301,18 @@ class CassandraStore(ViewStore):
         self._write_many("del_batch_view", [(info.version, v) for v in views])
         self._write_many("put_batch_view", [(info.version, v, k, int(val)) for v, k, val in rows])
         # Commit point: from here on current_batch() serves this version.
-        self._execute(self._stmt("put_batch_run"), (LAB, info.version, info.cutoff_bucket, info.published_ms,
-                                                    info.published_ms, info.events, float(info.seconds)))
+        self._execute(
+            self._stmt("put_batch_run"),
+            (
+                LAB,
+                info.version,
+                info.cutoff_bucket,
+                info.published_ms,
+                info.published_ms,
+                info.events,
+                float(info.seconds),
+            ),
+        )
         # Older versions are no longer served; keep the two newest for readers in flight.
         old = [r[0] for r in self._q("batch_runs", LAB) if r[0] < info.version - 1]
         self._write_many("del_batch_view", [(ver, v) for ver in old for v in views])
@@ -289,8 +331,9 @@ class CassandraStore(ViewStore):
 
     def read_view(self, job: str, view: str, min_bucket: int | None = None) -> dict[str, int]:
         committed = {int(r[0]) for r in self._q("applied_ids", job)}
-        rows = (self._q("view_rows", job, view) if min_bucket is None
-                else self._q("view_rows_from", job, view, min_bucket))
+        rows = (
+            self._q("view_rows", job, view) if min_bucket is None else self._q("view_rows_from", job, view, min_bucket)
+        )
         out: dict[str, int] = defaultdict(int)
         for _bucket, key, batch_id, value in rows:
             if int(batch_id) in committed:

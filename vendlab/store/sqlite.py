@@ -18,8 +18,8 @@ import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from vendlab.store.base import BatchViewInfo, DeadLetter, Delta, Marker, ViewStore
 
@@ -50,8 +50,13 @@ DEAD_LETTER_RAW_CHARS = 2000
 
 
 # Substrings of the messages of transient sqlite3.OperationalError: worth retrying.
-TRANSIENT_ERRORS = ("database is locked", "database table is locked", "database or disk is full",
-                    "disk i/o error", "unable to open database file")
+TRANSIENT_ERRORS = (
+    "database is locked",
+    "database table is locked",
+    "database or disk is full",
+    "disk i/o error",
+    "unable to open database file",
+)
 
 
 class StoreUnavailable(RuntimeError):
@@ -68,9 +73,17 @@ def _hint(error: Exception) -> str:
 
 
 class SqliteStore(ViewStore):
-    def __init__(self, path: Path | str, readonly: bool = False, timeout_s: float = 30.0,
-                 attempt_timeout_s: float = 2.0, retry_for_s: float = 600.0, backoff_s: float = 0.25,
-                 max_backoff_s: float = 8.0, log=None):
+    def __init__(
+        self,
+        path: Path | str,
+        readonly: bool = False,
+        timeout_s: float = 30.0,
+        attempt_timeout_s: float = 2.0,
+        retry_for_s: float = 600.0,
+        backoff_s: float = 0.25,
+        max_backoff_s: float = 8.0,
+        log=None,
+    ):
         self.path = str(path)
         self.readonly = readonly
         self.timeout_s = timeout_s  # readers: how long to wait for a lock
@@ -82,20 +95,24 @@ class SqliteStore(ViewStore):
         self.retries = 0  # retried write attempts (observable in tests)
         self._local = threading.local()
         if not readonly:
+
             def init(con):
                 con.execute("PRAGMA journal_mode=WAL")
                 con.executescript(SCHEMA)
+
             self._retrying("creating the tables", init)
 
     def _con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
         if con is None:
             if self.readonly:
-                con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=self.timeout_s,
-                                      check_same_thread=False)
+                con = sqlite3.connect(
+                    f"file:{self.path}?mode=ro", uri=True, timeout=self.timeout_s, check_same_thread=False
+                )
             else:
-                con = sqlite3.connect(self.path, timeout=self.attempt_timeout_s, isolation_level=None,
-                                      check_same_thread=False)
+                con = sqlite3.connect(
+                    self.path, timeout=self.attempt_timeout_s, isolation_level=None, check_same_thread=False
+                )
                 con.execute("PRAGMA synchronous=NORMAL")
             self._local.con = con
         return con
@@ -103,8 +120,7 @@ class SqliteStore(ViewStore):
     @staticmethod
     def is_transient(error: BaseException) -> bool:
         """Worth retrying: the file locked, the disk full, an I/O error."""
-        return isinstance(error, sqlite3.OperationalError) and any(
-            t in str(error).lower() for t in TRANSIENT_ERRORS)
+        return isinstance(error, sqlite3.OperationalError) and any(t in str(error).lower() for t in TRANSIENT_ERRORS)
 
     def _retrying(self, what: str, fn):
         """fn(connection), retried with back-off while the error is transient."""
@@ -121,10 +137,13 @@ class SqliteStore(ViewStore):
                     raise StoreUnavailable(
                         f"view store {self.path}: {what} failed {attempt} times over {elapsed:.0f} s: {e} "
                         f"({_hint(e)}). Nothing of it was written. Fix the store, then run again: "
-                        f"`vendlab run --resume --data-dir DIR` continues from the checkpoints.") from e
-                self.log(f"vendlab: view store {self.path}: {what} failed: {e} ({_hint(e)}); "
-                         f"retrying in {delay:.2g} s (attempt {attempt + 1}; giving up after "
-                         f"{self.retry_for_s:.0f} s)")
+                        f"`vendlab run --resume --data-dir DIR` continues from the checkpoints."
+                    ) from e
+                self.log(
+                    f"vendlab: view store {self.path}: {what} failed: {e} ({_hint(e)}); "
+                    f"retrying in {delay:.2g} s (attempt {attempt + 1}; giving up after "
+                    f"{self.retry_for_s:.0f} s)"
+                )
                 self.retries += 1
                 if "i/o" in str(e).lower() or "unable to open" in str(e).lower():
                     self.close()  # a fresh connection for the next attempt
@@ -139,11 +158,21 @@ class SqliteStore(ViewStore):
             con.execute("ROLLBACK")
 
     # -- writes ---------------------------------------------------------------------------
-    def apply_batch(self, job: str, batch_id: int, deltas: Iterable[Delta], markers: Iterable[Marker] = (),
-                    dead: Iterable[DeadLetter] = (), rows: int = 0, visible_ms: int | None = None) -> bool:
+    def apply_batch(
+        self,
+        job: str,
+        batch_id: int,
+        deltas: Iterable[Delta],
+        markers: Iterable[Marker] = (),
+        dead: Iterable[DeadLetter] = (),
+        rows: int = 0,
+        visible_ms: int | None = None,
+    ) -> bool:
         deltas, markers, dead = list(deltas), list(markers), list(dead)  # re-read by a retry
-        return self._retrying(f"applying {job} batch {batch_id}", lambda con: self._apply(
-            con, job, batch_id, deltas, markers, dead, rows, visible_ms))
+        return self._retrying(
+            f"applying {job} batch {batch_id}",
+            lambda con: self._apply(con, job, batch_id, deltas, markers, dead, rows, visible_ms),
+        )
 
     def _apply(self, con, job, batch_id, deltas, markers, dead, rows, visible_ms) -> bool:
         con.execute("BEGIN IMMEDIATE")
@@ -156,12 +185,15 @@ class SqliteStore(ViewStore):
             con.executemany(
                 "INSERT INTO agg VALUES (?,?,?,?,?) ON CONFLICT (job, view, key, bucket) "
                 "DO UPDATE SET value = value + excluded.value",
-                ((job, v, k, b, val) for v, k, b, val in deltas))
-            con.executemany("INSERT OR IGNORE INTO markers VALUES (?,?,?,?)",
-                            ((job, mid, created, now) for mid, created in markers))
-            con.executemany("INSERT INTO dead_letters VALUES (?,?,?,?,?,?)",
-                            ((job, batch_id, i, r, raw[:DEAD_LETTER_RAW_CHARS], pos)
-                             for i, (r, raw, pos) in enumerate(dead)))
+                ((job, v, k, b, val) for v, k, b, val in deltas),
+            )
+            con.executemany(
+                "INSERT OR IGNORE INTO markers VALUES (?,?,?,?)", ((job, mid, created, now) for mid, created in markers)
+            )
+            con.executemany(
+                "INSERT INTO dead_letters VALUES (?,?,?,?,?,?)",
+                ((job, batch_id, i, r, raw[:DEAD_LETTER_RAW_CHARS], pos) for i, (r, raw, pos) in enumerate(dead)),
+            )
             con.execute("COMMIT")
             return True
         except BaseException:
@@ -175,10 +207,13 @@ class SqliteStore(ViewStore):
             con.execute("BEGIN IMMEDIATE")
             try:
                 con.execute("DELETE FROM batch_views WHERE version=?", (info.version,))
-                con.executemany("INSERT INTO batch_views VALUES (?,?,?,?)",
-                                ((info.version, v, k, val) for v, k, val in rows))
-                con.execute("INSERT OR REPLACE INTO batch_runs VALUES (?,?,?,?,?)",
-                            (info.version, info.cutoff_bucket, info.published_ms, info.events, info.seconds))
+                con.executemany(
+                    "INSERT INTO batch_views VALUES (?,?,?,?)", ((info.version, v, k, val) for v, k, val in rows)
+                )
+                con.execute(
+                    "INSERT OR REPLACE INTO batch_runs VALUES (?,?,?,?,?)",
+                    (info.version, info.cutoff_bucket, info.published_ms, info.events, info.seconds),
+                )
                 # Older versions are no longer served; keep the two newest for readers in flight.
                 con.execute("DELETE FROM batch_views WHERE version < ?", (info.version - 1,))
                 con.execute("COMMIT")
@@ -190,17 +225,28 @@ class SqliteStore(ViewStore):
 
     def retire_buckets(self, job: str, before_bucket: int, views: Iterable[str]) -> int:
         views = list(views)
-        return self._retrying(f"retiring {job} buckets < {before_bucket}", lambda con: con.execute(
-            f"DELETE FROM agg WHERE job=? AND bucket < ? AND view IN ({','.join('?' * len(views))})",
-            (job, before_bucket, *views)).rowcount)
+        return self._retrying(
+            f"retiring {job} buckets < {before_bucket}",
+            lambda con: (
+                con.execute(
+                    f"DELETE FROM agg WHERE job=? AND bucket < ? AND view IN ({','.join('?' * len(views))})",
+                    (job, before_bucket, *views),
+                ).rowcount
+            ),
+        )
 
     def bind(self, job: str, query_id: str) -> None:
-        self._retrying(f"binding {job} to its query", lambda con: con.execute(
-            "INSERT OR REPLACE INTO bindings VALUES (?,?,?)", (job, query_id, int(time.time() * 1000))))
+        self._retrying(
+            f"binding {job} to its query",
+            lambda con: con.execute(
+                "INSERT OR REPLACE INTO bindings VALUES (?,?,?)", (job, query_id, int(time.time() * 1000))
+            ),
+        )
 
     def move_job(self, source: str, target: str) -> None:
         """Replace everything of job ``target`` by job ``source``'s rows, in one transaction (a
         rebuilt view version becomes the served one)."""
+
         def move(con):
             con.execute("BEGIN IMMEDIATE")
             try:
@@ -251,8 +297,7 @@ class SqliteStore(ViewStore):
 
     def jobs(self) -> list[str]:
         """Every job with applied micro-batches or a binding (kappa, lambda_speed, validation, kappa_v2...)."""
-        return [r[0] for r in self._con().execute(
-            "SELECT job FROM applied UNION SELECT job FROM bindings ORDER BY 1")]
+        return [r[0] for r in self._con().execute("SELECT job FROM applied UNION SELECT job FROM bindings ORDER BY 1")]
 
     def last_batch_id(self, job: str) -> int:
         row = self._con().execute("SELECT max(batch_id) FROM applied WHERE job=?", (job,)).fetchone()
@@ -267,37 +312,52 @@ class SqliteStore(ViewStore):
         return {k: int(v) for k, v in self._con().execute(q + " GROUP BY key ORDER BY key", args)}
 
     def read_view_buckets(self, job: str, view: str, min_bucket: int) -> dict[tuple[str, int], int]:
-        return {(k, int(b)): int(v) for k, b, v in self._con().execute(
-            "SELECT key, bucket, sum(value) FROM agg WHERE job=? AND view=? AND bucket >= ? GROUP BY key, bucket",
-            (job, view, min_bucket))}
+        return {
+            (k, int(b)): int(v)
+            for k, b, v in self._con().execute(
+                "SELECT key, bucket, sum(value) FROM agg WHERE job=? AND view=? AND bucket >= ? GROUP BY key, bucket",
+                (job, view, min_bucket),
+            )
+        }
 
     def current_batch(self) -> BatchViewInfo | None:
         row = self._con().execute("SELECT * FROM batch_runs ORDER BY version DESC LIMIT 1").fetchone()
         return BatchViewInfo(*row) if row else None
 
     def read_batch_view(self, version: int, view: str) -> dict[str, int]:
-        return {k: int(v) for k, v in self._con().execute(
-            "SELECT key, value FROM batch_views WHERE version=? AND view=? ORDER BY key", (version, view))}
+        return {
+            k: int(v)
+            for k, v in self._con().execute(
+                "SELECT key, value FROM batch_views WHERE version=? AND view=? ORDER BY key", (version, view)
+            )
+        }
 
     def batch_history(self) -> list[BatchViewInfo]:
         return [BatchViewInfo(*r) for r in self._con().execute("SELECT * FROM batch_runs ORDER BY version")]
 
     def marker_latencies(self, job: str) -> list[tuple[int, int]]:
-        return list(self._con().execute(
-            "SELECT created_ms, visible_ms FROM markers WHERE job=? ORDER BY created_ms", (job,)))
+        return list(
+            self._con().execute("SELECT created_ms, visible_ms FROM markers WHERE job=? ORDER BY created_ms", (job,))
+        )
 
     def has_marker(self, job: str, marker_id: str) -> bool:
-        return self._con().execute("SELECT 1 FROM markers WHERE job=? AND marker_id=?",
-                                   (job, marker_id)).fetchone() is not None
+        return (
+            self._con().execute("SELECT 1 FROM markers WHERE job=? AND marker_id=?", (job, marker_id)).fetchone()
+            is not None
+        )
 
     def micro_batches(self, job: str) -> list[tuple[int, int, int]]:
-        return list(self._con().execute(
-            "SELECT batch_id, applied_ms, rows FROM applied WHERE job=? ORDER BY batch_id", (job,)))
+        return list(
+            self._con().execute("SELECT batch_id, applied_ms, rows FROM applied WHERE job=? ORDER BY batch_id", (job,))
+        )
 
     def dead_letters(self, job: str, limit: int = 100) -> list[DeadLetter]:
-        return list(self._con().execute(
-            "SELECT reason, raw, position FROM dead_letters WHERE job=? ORDER BY batch_id, seq LIMIT ?",
-            (job, limit)))
+        return list(
+            self._con().execute(
+                "SELECT reason, raw, position FROM dead_letters WHERE job=? ORDER BY batch_id, seq LIMIT ?",
+                (job, limit),
+            )
+        )
 
     def snapshot(self):
         """A read transaction: every read inside it sees one consistent state of the file."""

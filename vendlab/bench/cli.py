@@ -146,6 +146,16 @@ def summarize(arch: str, points: list[dict], top_rate: float) -> dict:
     return out
 
 
+def scratch_dir(work_dir: Path | None) -> tuple[Path, tempfile.TemporaryDirectory | None]:
+    """The bench's scratch folder: ``work_dir`` (created if missing) or a new temporary folder, returned
+    with its handle so that the caller removes it at the end."""
+    if work_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="vendlab-bench-")
+        return Path(tmp.name), tmp
+    work_dir.mkdir(parents=True, exist_ok=True)
+    return work_dir, None
+
+
 def run(args) -> int:
     if args.stack_dir is not None and args.profile != "local-stack":
         print(
@@ -169,13 +179,7 @@ def run(args) -> int:
     t_start = time.time()
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    tmp = None
-    if args.work_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="vendlab-bench-")
-        work = Path(tmp.name)
-    else:
-        work = args.work_dir
-        work.mkdir(parents=True, exist_ok=True)
+    work, tmp = scratch_dir(args.work_dir)
     try:
         say(f"{'quick' if args.quick else 'full'} run; scratch folder {work}")
         replay_dir = work / "replay-log"

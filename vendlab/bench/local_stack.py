@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +26,7 @@ def run_local_stack(args) -> int:
     import sys
 
     from vendlab.bench import plan as plans
-    from vendlab.bench.cli import machine_info, run_worker, say, summarize
+    from vendlab.bench.cli import machine_info, run_worker, say, scratch_dir, summarize
     from vendlab.bench.plots import stack_plots
     from vendlab.bench.report import write_local_stack_report
     from vendlab.bench.stack_sweep import sweep as stack_sweep
@@ -47,13 +46,7 @@ def run_local_stack(args) -> int:
     t_start = time.time()
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    tmp = None
-    if args.work_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="vendlab-bench-")
-        work = Path(tmp.name)
-    else:
-        work = args.work_dir
-        work.mkdir(parents=True, exist_ok=True)
+    work, tmp = scratch_dir(args.work_dir)
     stack = None
     load = {}
     try:

@@ -93,7 +93,8 @@ def sale(catalog, eid: str, qty: int) -> bytes:
                 "unit_price": p.price_cents / 100,
                 "customer_id": "C1",
                 "event_time": "2026-01-05T06:00:00.000Z",
-            }
+            },
+            separators=(",", ":"),  # the generator's compact form: the writer keys the record by machine_id
         ).encode()
         + b"\n"
     )
@@ -239,7 +240,7 @@ def test_records_deleted_after_a_restart_position_stop_validation(cluster, tmp_p
     stored = v.stored_offsets()
     produce_log(producer, "t-lost2", log[2:])
     c2 = Consumer(consumer_config(bootstrap))
-    # a partition that got at least 3 records after the stored position (which one depends on the keys)
+    # a partition that got at least 3 records after the stored position (which one: the machines' key hashes)
     high = {q: c2.get_watermark_offsets(TopicPartition("t-lost2", q), timeout=10)[1] for q in stored}
     p, pos = max(((q, o) for q, o in stored.items() if high[q] >= o + 3), key=lambda x: x[1])
     v2 = KafkaValidator(LowWatermarkAbove(c2, pos + 3, partition=p), "t-lost2", catalog, store)

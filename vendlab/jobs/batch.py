@@ -29,7 +29,7 @@ from vendlab.catalog import Catalog
 from vendlab.config import Profile
 from vendlab.jobs import parse
 from vendlab.jobs.ingest import ENVELOPE, ENVELOPE_SCHEMA, PARSED_BY
-from vendlab.jobs.views import BUCKETED_VIEWS, rollup, view_plan
+from vendlab.jobs.views import BUCKETED_VIEWS, bucket_of, rollup, view_plan
 from vendlab.store.base import BatchViewInfo
 
 
@@ -65,8 +65,8 @@ def compute_batch_view(spark: SparkSession, profile: Profile, catalog: Catalog):
     """(rows [(view, key, value)], cutoff_bucket, master rows read)."""
     if not master_exists(spark, profile):
         return [], 0, 0
-    master, parsed = read_parsed(spark, profile, catalog)
-    return _batch_view(master, parsed, profile)
+    _, parsed = read_parsed(spark, profile, catalog)
+    return _batch_view(parsed, profile)
 
 
 def batch_view_of(master: DataFrame, profile: Profile, catalog: Catalog):
@@ -74,34 +74,49 @@ def batch_view_of(master: DataFrame, profile: Profile, catalog: Catalog):
     the log envelope (``vendlab.jobs.sources``), parsed here, so tests can hand in a log of several
     partitions."""
     parsed = parse.parse(master, sorted(catalog.machine_ids), sorted(catalog.product_names))
-    return _batch_view(master, parsed, profile)
+    return _batch_view(parsed, profile)
 
 
-def _batch_view(master: DataFrame, parsed: DataFrame, profile: Profile):
-    """(rows, cutoff_bucket, rows read) from a snapshot and its rows as the contract parsed them."""
-    valid = parsed.filter(F.col("kind") != "dead").dropDuplicates(["event_id"]).cache()
-    try:
-        # An event counts here as at most its log time + the allowed skew: a valid sale dated 2099
-        # must not move the cutoff (and with it every later event out of the speed layer) to 2099.
-        # Capping only lowers newest, so the lateness argument above still holds.
-        capped = F.least(F.col("event_ms"), F.unix_millis(F.col("log_ts")) + F.lit(profile.event_time_skew_ms))
-        newest = (
-            valid.filter(F.col("event_ms").isNotNull())
-            .groupBy("log_partition")
-            .agg(F.max(capped).alias("newest"))
-            .agg(F.min("newest"))
-            .first()[0]
-        )
-        events = master.count()
-        if newest is None:
-            return [], 0, events
-        cutoff_bucket = (newest - profile.lateness_ms) // profile.bucket_ms
-        fine = view_plan(profile.bucket_ms, with_side_outputs=False).rows(valid, before_bucket=cutoff_bucket)
-        deltas, _, _, _ = rollup(fine.collect())
-        rows = [(view, key, value) for view, key, _, value in deltas]
-        return rows, int(cutoff_bucket), events
-    finally:
-        valid.unpersist()
+def cutoff_and_rows(parsed: DataFrame, profile: Profile) -> tuple[int | None, int]:
+    """(the newest event time of the snapshot as the cutoff rule takes it, rows read): one scan of a
+    few columns, one aggregate per log partition.
+
+    ``newest`` is the least advanced partition's newest valid event time, each event's time capped
+    at its log time + the allowed skew: a valid sale dated 2099 must not move the cutoff (and with it
+    every later event out of the speed layer) to 2099. It is taken over every valid line, duplicate
+    deliveries included: the copies of an event carry its event time, so the uncapped newest is the
+    same with or without them, and the capped one is never above the uncapped one (the no-loss
+    argument of docs/lambda.md holds unchanged); no deduplication is needed for it."""
+    capped = F.least(F.col("event_ms"), F.unix_millis(F.col("log_ts")) + F.lit(profile.event_time_skew_ms))
+    timed = (F.col("kind") != "dead") & F.col("event_ms").isNotNull()
+    per_partition = (
+        parsed.groupBy("log_partition")
+        .agg(F.count(F.lit(1)).alias("rows"), F.max(F.when(timed, capped)).alias("newest"))
+        .collect()
+    )
+    newest = [r["newest"] for r in per_partition if r["newest"] is not None]
+    return (min(newest) if newest else None), sum(r["rows"] for r in per_partition)
+
+
+def _batch_view(parsed: DataFrame, profile: Profile):
+    """(rows, cutoff_bucket, rows read) from a snapshot's rows as the contract parsed them.
+
+    Performance (docs/results.md, issue 15: lambda's batch layer): two Spark jobs over the columns
+    they need, no cache. The first finds the cutoff and counts the rows; the second keeps the valid
+    events before the cutoff, deduplicates them and sums their fine entries by view key. The filter
+    on the bucket runs before the deduplication: every copy of an event carries the same event time,
+    so a copy is below the cutoff exactly when its original is (the same premise as the hand-off)."""
+    newest, events = cutoff_and_rows(parsed, profile)
+    if newest is None:
+        return [], 0, events
+    cutoff_bucket = (newest - profile.lateness_ms) // profile.bucket_ms
+    before = parsed.filter(
+        (F.col("kind") != "dead") & (bucket_of(F.col("event_ms"), profile.bucket_ms) < F.lit(cutoff_bucket))
+    )
+    unique = before.dropDuplicates(["event_id"])
+    fine = view_plan(profile.bucket_ms, with_side_outputs=False).rows(unique, before_bucket=cutoff_bucket)
+    deltas, _, _, _ = rollup(fine.collect())
+    return [(view, key, value) for view, key, _, value in deltas], int(cutoff_bucket), events
 
 
 def run_batch(spark: SparkSession, profile: Profile, catalog: Catalog, store) -> BatchViewInfo:

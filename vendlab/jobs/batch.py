@@ -77,6 +77,9 @@ def batch_view_of(master: DataFrame, profile: Profile, catalog: Catalog):
     return _batch_view(parsed, profile)
 
 
+ROWS_PER_TASK = 100_000  # master rows per deduplication task (see _batch_view)
+
+
 def cutoff_and_rows(parsed: DataFrame, profile: Profile) -> tuple[int | None, int]:
     """(the newest event time of the snapshot as the cutoff rule takes it, rows read): one scan of a
     few columns, one aggregate per log partition.
@@ -113,7 +116,12 @@ def _batch_view(parsed: DataFrame, profile: Profile):
     before = parsed.filter(
         (F.col("kind") != "dead") & (bucket_of(F.col("event_ms"), profile.bucket_ms) < F.lit(cutoff_bucket))
     )
-    unique = before.dropDuplicates(["event_id"])
+    # Deduplicate in tasks of ~ROWS_PER_TASK rows, not in spark.sql.shuffle.partitions (2) tasks over
+    # half of history each: Spark does not preempt a running task, so the speed layer's micro-batches
+    # wait for a core until one ends (the pools of vendlab/fairscheduler.xml act only between tasks).
+    # Partitioned by event_id already, the deduplication adds no shuffle and sorts once.
+    tasks = max(2, -(-events // ROWS_PER_TASK))
+    unique = before.repartition(tasks, "event_id").dropDuplicates(["event_id"])
     fine = view_plan(profile.bucket_ms, with_side_outputs=False).rows(unique, before_bucket=cutoff_bucket)
     deltas, _, _, _ = rollup(fine.collect())
     return [(view, key, value) for view, key, _, value in deltas], int(cutoff_bucket), events

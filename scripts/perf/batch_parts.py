@@ -112,7 +112,8 @@ def new_run(spark, profile, catalog, store, jvm, version):
     before = parsed.filter(
         (F.col("kind") != "dead") & (bucket_of(F.col("event_ms"), profile.bucket_ms) < F.lit(cutoff))
     )
-    fine = view_plan(profile.bucket_ms, with_side_outputs=False).rows(before.dropDuplicates(["event_id"]), cutoff)
+    unique = before.repartition(max(2, -(-events // batch.ROWS_PER_TASK)), "event_id").dropDuplicates(["event_id"])
+    fine = view_plan(profile.bucket_ms, with_side_outputs=False).rows(unique, cutoff)
     c.step("view plan")
     got = fine.collect()
     c.step("scan + dedup + view rows + collect", rows=len(got))
@@ -159,11 +160,18 @@ def main():
     spark = w.start_spark()
     spark.sparkContext.setLocalProperty("spark.scheduler.pool", "lambda_batch")
     bspark = batch_session(spark)
+    for kv in filter(None, os.environ.get("VL_BATCH_CONF", "").split(",")):  # an A/B of a setting
+        bspark.conf.set(*kv.split("=", 1))
     jvm = spark_jvm()
     p = w.profile(d).with_(master_path=str(work / "master"), checkpoint_dir=str(Path(w.work) / "ck"))
     (Path(w.work) / "store").mkdir()
     store = open_store(w.profile(Path(w.work) / "store"))
-    out = {"variant": sys.argv[2], "load_start": os.getloadavg(), "runs": []}
+    out = {
+        "variant": sys.argv[2],
+        "conf": os.environ.get("VL_BATCH_CONF", ""),
+        "load_start": os.getloadavg(),
+        "runs": [],
+    }
     result = None
     for i in range(repeats + 1):
         steps, rows, cutoff, events = variant(bspark, p, catalog, store, jvm, i + 1)

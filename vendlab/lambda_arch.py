@@ -31,6 +31,10 @@ BATCH_POOL = "lambda_batch"
 # kept: a small history pays the extra tasks and stages at every run (docs/results.md, performance history).
 BATCH_SQL_CONF = {
     "spark.sql.files.maxPartitionBytes": str(8 * 2**20),
+    # A live run's master dataset is many small files (one per ingest micro-batch and task, ~270 KB):
+    # at the default open cost (4 MB per file) a split held one or two of them, so a scan was a task
+    # per file or two; 128 KB packs them into 8 MiB splits (docs/results.md, issue 15: lambda's batch layer).
+    "spark.sql.files.openCostInBytes": str(128 * 2**10),
 }
 
 

@@ -39,23 +39,20 @@ ARCH_JOBS = {"kappa": ["view"], "lambda": ["speed", "ingest", "batch"]}
 def write_warmup_log(
     d: Path, catalog: Catalog, events: int, seed: int = 1, segment_lines: int = WARMUP_SEGMENT_LINES
 ) -> None:
-    """A complete log of ``events`` events of ``catalog``'s fleet (with latency markers) in ``d``/log."""
-    from vendlab.eventlog import SegmentWriter
+    """A complete log of ``events`` events of ``catalog``'s fleet in ``d``/log, each segment
+    ending with a latency marker (so that the markers' path is warm too)."""
+    from vendlab.finished_log import write_log
     from vendlab.generator import Generator, marker_line, wall_ms
 
+    markers = 0
+
+    def with_marker(data: bytes) -> tuple[bytes, int]:
+        nonlocal markers
+        markers += 1
+        return data + marker_line(f"warmup-{markers}", wall_ms()), data.count(b"\n") + 1
+
     gen = Generator(catalog, seed, 20_000, bad_rate=WARMUP_BAD_RATE, dup_rate=WARMUP_DUP_RATE)
-    # rolled explicitly, after each segment's marker
-    writer = SegmentWriter(d / "log", roll_seconds=1e9, roll_lines=segment_lines + 1_000, fsync=False)
-    left, n = events, 0
-    while left > 0:
-        k = min(left, segment_lines)
-        c = gen.take(k)
-        writer.append(c.data, c.lines, c.first_ms)
-        n += 1
-        writer.append(marker_line(f"warmup-{n}", wall_ms()), 1, gen.now_ms())
-        writer.roll()
-        left -= k
-    writer.close()
+    write_log(d, gen, events, segment_lines, mix=with_marker)
 
 
 def warm_up(

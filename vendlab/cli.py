@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import errno
 import json
-import math
 import os
 import signal
 import sys
@@ -20,73 +19,29 @@ import threading
 import time
 from pathlib import Path
 
+from vendlab import answer, cluster
+from vendlab.bench import cli as bench_cli
+from vendlab.cli_args import (
+    MAX_DURATION,
+    RATE_HELP,
+    SCALE_HELP,
+    SEED_HELP,
+    batch_interval_type,
+    check_time_per_event,
+    data_dir_type,
+    duration_type,
+    events_type,
+    fraction,
+    number,
+    rate_type,
+    seed_type,
+    segment_lines_type,
+    time_scale_type,
+)
 from vendlab.config import BATCH_INTERVAL_S
+from vendlab.dashboard import cli as dashboard_cli
+from vendlab.localstack import cli as localstack_cli
 from vendlab.pipelines import ARCHS
-
-
-def _number(kind, lo=None, lo_open=False, hi=None, hi_open=False, what="value"):
-    def parse(text: str):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
-        if not math.isfinite(v):
-            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number: {what} must be a finite number")
-        if lo is not None and (v <= lo if lo_open else v < lo):
-            raise argparse.ArgumentTypeError(f"{text} is too small: {what} must be {'>' if lo_open else '>='} {lo}")
-        if hi is not None and (v >= hi if hi_open else v > hi):
-            raise argparse.ArgumentTypeError(f"{text} is too large: {what} must be {'<' if hi_open else '<='} {hi}")
-        return v
-
-    return parse
-
-
-positive = _number(float, lo=0, lo_open=True, what="it")
-fraction = _number(float, lo=0, hi=1, hi_open=True, what="a fraction in [0, 1)")
-seed_type = _number(int, lo=0, hi=2**32 - 1, what="a seed")
-# The documented ranges of the numeric flags (--help shows them; docs/reliability.md).
-MAX_RATE = 10_000_000
-MAX_TIME_SCALE = 86_400  # a simulated day per wall second
-MAX_DURATION = 86_400
-rate_type = _number(float, lo=0, lo_open=True, hi=MAX_RATE, what="the rate (events/s)")
-time_scale_type = _number(float, lo=0, lo_open=True, hi=MAX_TIME_SCALE, what="the time scale")
-duration_type = _number(float, lo=0, lo_open=True, hi=MAX_DURATION, what="the duration (s)")
-batch_interval_type = _number(float, lo=0.1, hi=3600, what="the batch interval (s)")
-events_type = _number(int, lo=1, hi=1_000_000_000, what="the number of events")
-segment_lines_type = _number(int, lo=1, hi=1_000_000, what="lines per segment")
-
-
-def data_dir_type(text: str) -> Path:
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path: give the data dir's folder, e.g. --data-dir data/run1")
-    return Path(text)
-
-
-def check_time_per_event(parser: argparse.ArgumentParser, args) -> None:
-    """--time-scale / --rate is the simulated time per event: bounded (vendlab.generator)."""
-    from vendlab.generator import MAX_SIM_S_PER_EVENT, MIN_SIM_S_PER_EVENT
-
-    rate, scale = getattr(args, "rate", None), getattr(args, "time_scale", None)
-    if rate is None or scale is None:
-        return
-    per_event = scale / rate
-    if not MIN_SIM_S_PER_EVENT <= per_event <= MAX_SIM_S_PER_EVENT:
-        parser.error(
-            f"--time-scale / --rate is {per_event:.3g} simulated seconds per event; it must be in "
-            f"[{MIN_SIM_S_PER_EVENT:g}, {MAX_SIM_S_PER_EVENT:g}] (coarser, each event spans hours of the "
-            f"fleet's life and memory grows with it; finer, the fleet has no time to sell): e.g. "
-            f"--rate {max(1, int(scale / MAX_SIM_S_PER_EVENT))} or more, "
-            f"--rate {int(scale / MIN_SIM_S_PER_EVENT):,} or less at --time-scale {scale:g}"
-        )
-
-
-RATE_HELP = (
-    f"events per second, (0, {MAX_RATE:,}], with --time-scale / --rate in [1e-05, 60] simulated seconds per event"
-)
-SCALE_HELP = (
-    f"simulated seconds per wall second, (0, {MAX_TIME_SCALE:,}] (default 60: a minute of machine life per second)"
-)
-SEED_HELP = "seed of the fleet and the events, 0..4294967295 (default 1)"
 
 
 def _add_run_flags(p: argparse.ArgumentParser, demo: bool = False) -> None:
@@ -158,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_flags(demo, demo=True)
     demo.add_argument(
         "--port",
-        type=_number(int, lo=1, hi=65535, what="a TCP port"),
+        type=number(int, lo=1, hi=65535, what="a TCP port"),
         default=8050,
         help="port of the dashboard on 127.0.0.1 (default 8050)",
     )
@@ -233,33 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
         "use), and rebuild lambda's master dataset and views if the data dir has them: the "
         "repair for checkpoints and a store that disagree",
     )
-    for ext in _extensions():
+    for ext in EXTENSIONS:
         ext.add_commands(sub)
     return ap
 
 
-# Command groups that live in their own modules: each has add_commands(subparsers) and
+# Command groups that live in their own modules: each has COMMANDS, add_commands(subparsers) and
 # run(args) -> exit code, and handles the commands it added.
-EXTENSION_MODULES = (
-    "vendlab.cluster",
-    "vendlab.dashboard.cli",
-    "vendlab.bench.cli",
-    "vendlab.answer",
-    "vendlab.localstack.cli",
-)
-
-
-def _extensions():
-    import importlib
-
-    mods = []
-    for name in EXTENSION_MODULES:
-        try:
-            mods.append(importlib.import_module(name))
-        except ModuleNotFoundError as e:
-            if e.name is None or not name.startswith(e.name):
-                raise  # a real missing dependency inside the module: say so
-    return mods
+EXTENSIONS = (cluster, dashboard_cli, bench_cli, answer, localstack_cli)
 
 
 @contextlib.contextmanager
@@ -616,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_generate(args)
         if args.command == "replay":
             return cmd_replay(args)
-        for ext in _extensions():
+        for ext in EXTENSIONS:
             if args.command in getattr(ext, "COMMANDS", ()):
                 return ext.run(args)
     except (RunError, JavaMissing, DashboardError, DataDirError, StoreUnavailable) as e:

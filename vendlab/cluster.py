@@ -19,6 +19,7 @@ import sys
 import threading
 from pathlib import Path
 
+from vendlab.cli_args import fraction, positive, seed_type
 from vendlab.config import BATCH_INTERVAL_S, PROFILES
 
 COMMANDS = ("produce", "validate", "job")
@@ -27,8 +28,6 @@ DEFAULT_DATA_DIR = Path("data/cluster")
 
 
 def _profile_flags(p: argparse.ArgumentParser) -> None:
-    from vendlab.cli import seed_type
-
     p.add_argument(
         "--profile",
         choices=PROFILES,
@@ -45,8 +44,6 @@ def _profile_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_commands(sub) -> None:
-    from vendlab.cli import fraction, positive
-
     p = sub.add_parser(
         "produce",
         help="generator -> log (Kafka with --profile compose), at a rate, with markers; "

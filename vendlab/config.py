@@ -32,10 +32,10 @@ VALIDATION_WINDOW_MS = 60 * 60_000
 # Lambda's batch layer pauses this many seconds after each batch run before the next
 # (lambda_arch.run_batch_loop), so a slow run never overlaps the next one. The one default of
 # `vendlab run/demo --batch-interval`, RunSettings, `vendlab job lambda-batch` and the start scripts
-# (the compose stacks' VENDLAB_BATCH_INTERVAL; tests/test_compose_shared.py checks it). Until now
-# they said 20, 30 and 60 s. 20 s: the 120-s demo shows several hand-offs and the speed layer holds
-# few blocks after the cutoff; on a long cluster run the batch run itself (20 s over 1.2M events
-# here, docs/results.md, and growing with the history) soon outweighs the pause anyway.
+# (the compose stacks' VENDLAB_BATCH_INTERVAL; tests/test_compose_shared.py checks it). 20 s: the
+# 120-s demo shows several hand-offs and the speed layer holds few blocks after the cutoff; on a
+# long cluster run the batch run itself (20 s over 1.2M events here, docs/results.md, and growing
+# with the history) soon outweighs the pause anyway.
 BATCH_INTERVAL_S = 20.0
 
 _UNITS_MS = {"millisecond": 1, "second": 1000, "minute": 60_000, "hour": 3_600_000, "day": 86_400_000}

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
+from conftest import SHARED_SERVICES, compose_file
 
 ROOT = Path(__file__).resolve().parents[1]
 STACKS = ("lambda", "kappa")
@@ -19,36 +19,17 @@ SEED_PORTS = {  # the seed's URLs, plus Cassandra's CQL port and Kafka's host li
 }
 SERVICES = {
     "lambda": {
-        "kafka",
-        "kafka-ui",
+        *SHARED_SERVICES,
         "namenode",
         "datanode1",
         "datanode2",
         "resourcemanager",
         "nodemanager",
-        "spark-master",
-        "spark-worker-1",
-        "spark-worker-2",
-        "cassandra1",
-        "grafana",
-        "validation",
-        "generator",
         "lambda-ingest",
         "lambda-speed",
         "lambda-batch",
     },
-    "kappa": {
-        "kafka",
-        "kafka-ui",
-        "spark-master",
-        "spark-worker-1",
-        "spark-worker-2",
-        "cassandra1",
-        "grafana",
-        "validation",
-        "generator",
-        "kappa-job",
-    },
+    "kappa": {*SHARED_SERVICES, "kappa-job"},
 }
 JOBS = {
     "lambda": {"validation", "generator", "lambda-ingest", "lambda-speed", "lambda-batch"},
@@ -56,12 +37,8 @@ JOBS = {
 }
 
 
-def compose(stack: str) -> dict:
-    return yaml.safe_load((ROOT / stack / "docker-compose.yml").read_text())
-
-
 def services(stack: str) -> dict:
-    return compose(stack)["services"]
+    return compose_file(stack)["services"]
 
 
 def mem_mb(text: str) -> float:
@@ -89,7 +66,7 @@ def test_docker_compose_config_validates(stack):
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_services_network_and_volumes(stack):
-    doc = compose(stack)
+    doc = compose_file(stack)
     assert set(doc["services"]) == SERVICES[stack]
     assert list(doc["networks"]) == [f"{stack}-network"]
     for name, svc in doc["services"].items():

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
+from conftest import compose_file
 
 from vendlab.compose_conf import hadoop_site_files, mem_limits, mib, parse_env_file
 from vendlab.orchestrate import (
@@ -38,7 +38,7 @@ JVM_TOOLS = re.compile(r"kafka-[\w-]+\.sh|\bhdfs\b|\byarn\b|\bhadoop\b|\bjava\b|
 
 
 def doc(stack):
-    return yaml.safe_load((ROOT / stack / "docker-compose.yml").read_text())
+    return compose_file(stack)
 
 
 def xmx(opts: str) -> int:

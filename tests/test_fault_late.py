@@ -22,7 +22,7 @@ import os
 from collections import Counter
 
 import numpy as np
-from conftest import iso, record
+from conftest import iso, record, sale_line
 
 from vendlab.catalog import make_catalog
 from vendlab.config import embedded
@@ -49,25 +49,7 @@ class Sales:
         self.n = 0
 
     def line(self, eid: str, i: int, qty: int, at_ms: int) -> bytes:
-        p = self.catalog.products[i % len(self.catalog.products)]
-        m = self.catalog.machines[i % len(self.catalog.machines)]
-        return (
-            json.dumps(
-                {
-                    "event_id": eid,
-                    "type": "sale",
-                    "machine_id": m.machine_id,
-                    "place": m.place,
-                    "product": p.product,
-                    "category": p.category,
-                    "quantity": qty,
-                    "unit_price": p.price_cents / 100,
-                    "customer_id": "C7",
-                    "event_time": iso(at_ms),
-                }
-            ).encode()
-            + b"\n"
-        )
+        return sale_line(self.catalog, eid, i, qty, iso(at_ms))
 
     def fresh(self, k: int, at_ms: int) -> list[bytes]:
         out = []

@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
 # run(args) -> exit code, and handles the commands it added.
 EXTENSIONS = (cluster, dashboard_cli, bench_cli, answer, localstack_cli)
 
+# Each command imports what it runs (the runner, the jobs, the stores...) inside its function: the
+# parser and the other commands do not load it.
+
 
 @contextlib.contextmanager
 def stdout_to_stderr():

@@ -152,16 +152,8 @@ def start_view_job(
     available_now: bool = False,
 ):
     """Start the streaming view job; returns the StreamingQuery."""
-    spark.sparkContext.setLocalProperty("spark.scheduler.pool", job)
-    try:
-        df = fine_stream(spark, profile, catalog, bucket_ms)
-        sink = BatchSink(profile, job, bucket_ms, fault_hook)
-        sink.fine_input = True
-        w = df.writeStream.queryName(job).foreachBatch(sink).option("checkpointLocation", profile.checkpoint(job))
-        if available_now:  # process what the log holds now, then stop (tests, replays)
-            w = w.trigger(availableNow=True)
-        elif trigger_seconds > 0:
-            w = w.trigger(processingTime=f"{trigger_seconds} seconds")
-        return w.start()
-    finally:
-        spark.sparkContext.setLocalProperty("spark.scheduler.pool", None)
+    df = fine_stream(spark, profile, catalog, bucket_ms)
+    sink = BatchSink(profile, job, bucket_ms, fault_hook)
+    sink.fine_input = True
+    w = df.writeStream.queryName(job).foreachBatch(sink).option("checkpointLocation", profile.checkpoint(job))
+    return sources.start_query(spark, job, w, trigger_seconds, available_now)

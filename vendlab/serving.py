@@ -8,21 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from vendlab import architectures
-from vendlab.architectures import lambda_
 from vendlab.store import base
 from vendlab.store.base import ViewStore
 
 VALIDATION = "validation"  # the source name of the validation consumer's view (job validation)
-
-
-def add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
-    return lambda_.add(a, b)
-
-
-def lambda_views(store: ViewStore, view: str = base.ITEMS_BY_PRODUCT) -> dict[str, dict[str, int]]:
-    """{"batch", "realtime", "serving"}: realtime is the speed view's part after the cutoff
-    (``vendlab.architectures.lambda_.read_parts``, kept here under its old name for the tests)."""
-    return lambda_.read_parts(store, view)
 
 
 def sources() -> tuple[str, ...]:

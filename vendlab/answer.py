@@ -34,10 +34,6 @@ COMMANDS = ("answer",)
 DAY_MS = 24 * HOUR_MS
 
 
-def _source_title(view_title: str) -> str:
-    return view_title.split(" (")[0]  # "lambda's serving view (batch + speed)" -> "lambda's serving view"
-
-
 def add_commands(sub) -> None:
     from vendlab import architectures
     from vendlab.serving import sources
@@ -49,7 +45,7 @@ def add_commands(sub) -> None:
         choices=("auto", *sources()),
         default="auto",
         help="whose views to read: "
-        + ", ".join(_source_title(a.view_title) for a in architectures.ARCHITECTURES)
+        + ", ".join(a.view_title for a in architectures.ARCHITECTURES)
         + " or validation (default: the first present, in that order)",
     )
     p.add_argument("--top", type=int, default=5, help="rows per answer (default 5)")
@@ -630,7 +626,10 @@ def format_answers(a: dict) -> str:
     out = []
     per = a.get("period")
     src = {
-        **{arch.name: arch.view_title for arch in architectures.ARCHITECTURES},
+        **{
+            arch.name: arch.view_title + (f" ({arch.view_detail})" if arch.view_detail else "")
+            for arch in architectures.ARCHITECTURES
+        },
         "validation": "the validation view",
     }.get(a.get("source"), a.get("source"))
     if per is None:

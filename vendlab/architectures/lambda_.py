@@ -220,7 +220,8 @@ LAMBDA = Architecture(
     jobs=(INGEST_JOB, SPEED_JOB, BATCH_JOB),
     latency_job=base.LAMBDA_SPEED,
     view_name="serving",
-    view_title="lambda's serving view (batch + speed)",
+    view_title="lambda's serving view",
+    view_detail="batch + speed",
     parts={
         "batch": "lambda's current batch view",
         "realtime": "lambda's speed view at or after the batch view's cutoff (job lambda_speed)",

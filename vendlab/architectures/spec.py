@@ -53,10 +53,11 @@ class Architecture:
     jobs: tuple[Job, ...]  # in start order
     latency_job: str  # the store job whose markers measure event-to-view latency
     view_name: str  # the part of its views a user reads (the one that must be exact): "realtime", "serving"
-    view_title: str  # what `answer` says it reads: "kappa's real-time view"
+    view_title: str  # what `answer` says it reads: "kappa's real-time view", "lambda's serving view"
     parts: dict[str, str]  # the parts of its views, in order, -> what `vendlab views` says NAME_PART is
     read_parts: Callable[[ViewStore, str], dict[str, dict[str, int]]]  # (store, view) -> {part: {key: value}}
     is_present: Callable[[ViewStore], bool]  # does this store hold its output?
+    view_detail: str = ""  # what that view is made of, if more than one job: "batch + speed"
     # (store) -> a function view -> the user-facing view, reading what it needs once (call inside a snapshot)
     make_reader: Callable[[ViewStore], Callable[[str], dict[str, int]]] | None = None
     # (spark, profile, catalog, settings) -> its runnable pipeline (default: Pipeline, its jobs as streaming queries)

@@ -7,8 +7,9 @@ and serving that adds them with an exact hand-off.
     serving = batch view + the speed view's buckets at or after the cutoff
 
 **The hand-off rule.** The speed job aggregates into event-time buckets of ``bucket_ms``. A batch run
-reads the master dataset, takes a cutoff at a bucket boundary, counts only the events in buckets before
-it, and publishes (batch view, cutoff) atomically; serving reads the batch view plus the speed buckets at
+reads one snapshot of the master dataset, takes the cutoff = (the oldest of the log partitions' newest
+event times) - lateness, rounded down to a bucket, counts only the unique valid events before it, and
+publishes (batch view, cutoff) atomically (vendlab.jobs.batch); serving reads the batch view plus the speed buckets at
 or after the cutoff, in one snapshot of the store (``read_parts``, the one place that merges them); the
 speed buckets the batch covers are then retired. An event is counted by the batch or by the speed view,
 never by both: serving can lag (a late event below the cutoff waits for the next run), never double count.

@@ -111,7 +111,7 @@ elif kind == "handoff":  # kill after publishing a batch view, before retiring t
 if kind in ("handoff", "batch_run"):
     # the run may not end before the kill point is reached, however slow this machine is:
     # draining done, the batch layer keeps running until the test kills the process
-    import vendlab.lambda_arch as la
+    import vendlab.architectures.lambda_ as la
     la.LambdaPipeline.finish = lambda self, drained: time.sleep(3600)
 
 from vendlab.cli import main

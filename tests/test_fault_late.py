@@ -24,6 +24,7 @@ from collections import Counter
 import numpy as np
 from conftest import iso, record, sale_line
 
+from vendlab.architectures.lambda_ import read_parts as lambda_views
 from vendlab.catalog import make_catalog
 from vendlab.config import embedded
 from vendlab.eventlog import SegmentWriter
@@ -32,7 +33,6 @@ from vendlab.jobs import sources
 from vendlab.jobs.batch import run_batch
 from vendlab.jobs.ingest import INGEST, with_date
 from vendlab.jobs.streaming import start_view_job
-from vendlab.serving import lambda_views
 from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore
 from vendlab.validation import Validator

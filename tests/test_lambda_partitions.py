@@ -23,12 +23,13 @@ from collections import Counter
 import pytest
 from conftest import iso
 
+from vendlab.architectures.lambda_ import add
+from vendlab.architectures.lambda_ import read_parts as lambda_views
 from vendlab.catalog import make_catalog
 from vendlab.config import embedded
 from vendlab.jobs import batch as jb
 from vendlab.jobs import parse
 from vendlab.jobs.streaming import BatchSink
-from vendlab.serving import add, lambda_views
 from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore
 from vendlab.validate import validate_line

@@ -11,6 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import pandas as pd
 import pytest
 
+from vendlab.architectures.lambda_ import read_parts as lambda_views
 from vendlab.config import embedded
 from vendlab.jobs.batch import run_batch
 from vendlab.jobs.ingest import start_ingest_job
@@ -18,7 +19,6 @@ from vendlab.jobs.streaming import start_view_job
 from vendlab.jobs.views import BUCKETED_VIEWS
 from vendlab.models import defs
 from vendlab.models.scenario import write_scenario
-from vendlab.serving import lambda_views
 from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore
 from vendlab.validate import validate_line

@@ -112,8 +112,7 @@ EVENT_PATHS = [
     "vendlab/validate.py",
     "vendlab/kafka_log.py",
     "vendlab/runner.py",
-    "vendlab/lambda_arch.py",
-    "vendlab/pipelines.py",
+    "vendlab/architectures",
     "vendlab/corpus.py",
     "vendlab/eventlog.py",
 ]

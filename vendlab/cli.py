@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from vendlab import answer, cluster
+from vendlab import answer, architectures, cluster
 from vendlab.bench import cli as bench_cli
 from vendlab.cli_args import (
     MAX_DURATION,
@@ -41,7 +41,6 @@ from vendlab.cli_args import (
 from vendlab.config import BATCH_INTERVAL_S
 from vendlab.dashboard import cli as dashboard_cli
 from vendlab.localstack import cli as localstack_cli
-from vendlab.pipelines import ARCHS
 
 
 def _add_run_flags(p: argparse.ArgumentParser, demo: bool = False) -> None:
@@ -97,11 +96,13 @@ def _add_run_flags(p: argparse.ArgumentParser, demo: bool = False) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from vendlab.serving import view_names
+
     ap = argparse.ArgumentParser(prog="vendlab", description="Lambda vs kappa on a fleet of vending machines.")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run one architecture (plus validation) in embedded mode")
-    run.add_argument("--arch", required=True, choices=ARCHS, help="kappa or lambda")
+    run.add_argument("--arch", required=True, choices=architectures.names(), help=" or ".join(architectures.names()))
     _add_run_flags(run)
     run.add_argument(
         "--resume",
@@ -122,9 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     views = sub.add_parser(
         "views",
         help="print the current views of a data dir (items sold per product)",
-        description="Items sold per product in each view of a data dir: kappa_realtime, "
-        "lambda_batch, lambda_realtime, lambda_serving, validation (those present); "
-        "each name means the same in every data dir.",
+        description="Items sold per product in each view of a data dir: "
+        + ", ".join(view_names())
+        + " (those present); each name means the same in every data dir.",
     )
     views.add_argument("--data-dir", type=data_dir_type, default=None, help="the data dir (embedded profile)")
     views.add_argument(
@@ -298,7 +299,7 @@ def cmd_views(args) -> int:
         return 2
     try:
         views = current_views(d, jobs=args.job)
-        missing = [q for q in processed_checkpoints(d) if q in STREAM_JOBS and not applied_batches(d, q)]
+        missing = [q for q in processed_checkpoints(d) if q in stream_jobs() and not applied_batches(d, q)]
     except UnknownJob as e:
         print(f"vendlab: {e}", file=sys.stderr)
         return 2
@@ -327,7 +328,9 @@ def print_views(views: dict, as_json: bool) -> int:
     )
 
 
-STREAM_JOBS = ("kappa", "lambda_speed")  # the view jobs whose rows views.sqlite must hold
+def stream_jobs() -> list[str]:
+    """The view jobs whose rows views.sqlite must hold (vendlab.architectures)."""
+    return [j.store_job for _, j in architectures.all_jobs() if j.kind == architectures.VIEW]
 
 
 def applied_batches(d: Path, job: str) -> bool:
@@ -528,9 +531,9 @@ def _os_error(e: OSError, args) -> str:
 def main(argv: list[str] | None = None) -> int:
     import sqlite3
 
+    from vendlab.architectures import PipelineFailed
     from vendlab.dashboard.server import DashboardError
     from vendlab.datadir import DataDirError
-    from vendlab.pipelines import PipelineFailed
     from vendlab.runner import RunError
     from vendlab.spark import JavaMissing
     from vendlab.store.sqlite import StoreUnavailable
@@ -597,13 +600,13 @@ def cmd_demo(args) -> int:
 
     data_dir = args.data_dir or Path("data/demo")
     if args.data_dir is not None:
-        return cmd_run(args, ["kappa", "lambda"], data_dir)
+        return cmd_run(args, list(architectures.names()), data_dir)
     # The demo's own default folder starts clean each time, under its lock (a demo running there
     # is refused, not emptied under its feet).
     data_dir.mkdir(parents=True, exist_ok=True)
     with datadir.hold(data_dir, "vendlab demo"):
         empty_dir(data_dir)
-        return cmd_run(args, ["kappa", "lambda"], data_dir)
+        return cmd_run(args, list(architectures.names()), data_dir)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,17 @@ from vendlab.cli_args import fraction, positive, seed_type
 from vendlab.config import BATCH_INTERVAL_S, PROFILES
 
 COMMANDS = ("produce", "validate", "job")
-JOBS = ("kappa", "lambda-speed", "lambda-ingest", "lambda-batch")
+
+
+def job_names() -> tuple[str, ...]:
+    """`vendlab job NAME`: every job of every architecture (vendlab.architectures), view jobs first."""
+    from vendlab import architectures
+    from vendlab.architectures.spec import KINDS
+
+    jobs = sorted(architectures.all_jobs(), key=lambda aj: KINDS.index(aj[1].kind))
+    return tuple(j.command for _, j in jobs)
+
+
 DEFAULT_DATA_DIR = Path("data/cluster")
 
 
@@ -60,7 +70,8 @@ def add_commands(sub) -> None:
     _profile_flags(v)
 
     j = sub.add_parser("job", help="run one streaming/batch job of an architecture (on the cluster: via spark-submit)")
-    j.add_argument("name", choices=JOBS, help=", ".join(JOBS))
+    jobs = job_names()
+    j.add_argument("name", choices=jobs, help=", ".join(jobs))
     _profile_flags(j)
     j.add_argument(
         "--batch-interval",
@@ -228,6 +239,8 @@ def cmd_validate(args) -> int:
 
 
 def cmd_job(args) -> int:
+    from vendlab import architectures
+    from vendlab.architectures.spec import start_query
     from vendlab.catalog import make_catalog
     from vendlab.config import open_store
     from vendlab.spark import get_spark
@@ -235,29 +248,19 @@ def cmd_job(args) -> int:
     profile = _profile(args)
     catalog = make_catalog(args.seed)
     spark = get_spark(profile, app=f"vendlab-{args.name}")
+    arch, job = next((a, j) for a, j in architectures.all_jobs() if j.command == args.name)
     try:
-        if args.name == "kappa":
-            from vendlab.jobs.streaming import start_view_job
-
-            query = start_view_job(spark, profile, catalog, "kappa")
-        elif args.name == "lambda-speed":
-            from vendlab.jobs.streaming import start_view_job
-
-            query = start_view_job(spark, profile, catalog, "lambda_speed", bucket_ms=profile.bucket_ms)
-        elif args.name == "lambda-ingest":
-            from vendlab.jobs.ingest import start_ingest_job
-
-            query = start_ingest_job(spark, profile, catalog=catalog)
-        else:
-            from vendlab.lambda_arch import run_batch_loop
+        if job.kind == architectures.BATCH:
+            from vendlab.architectures.lambda_ import run_batch_loop
 
             store = open_store(profile)
             try:
-                _say(f"lambda batch layer: a batch run every {args.batch_interval:g} s")
+                _say(f"{arch.name} batch layer: a batch run every {args.batch_interval:g} s")
                 run_batch_loop(spark, profile, catalog, store, args.batch_interval)
             finally:
                 store.close()
             return 0
+        query = start_query(job, spark, profile, catalog)
         _say(f"{args.name}: streaming query {query.name or ''} started on {profile.spark_master}")
         query.awaitTermination()
         return 0

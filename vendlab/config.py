@@ -30,7 +30,7 @@ PROFILES = ("embedded", "compose")
 VALIDATION_WINDOW_MS = 60 * 60_000
 
 # Lambda's batch layer pauses this many seconds after each batch run before the next
-# (lambda_arch.run_batch_loop), so a slow run never overlaps the next one. The one default of
+# (architectures.lambda_.run_batch_loop), so a slow run never overlaps the next one. The one default of
 # `vendlab run/demo --batch-interval`, RunSettings, `vendlab job lambda-batch` and the start scripts
 # (the compose stacks' VENDLAB_BATCH_INTERVAL; tests/test_compose_shared.py checks it). 20 s: the
 # 120-s demo shows several hand-offs and the speed layer holds few blocks after the cutoff; on a

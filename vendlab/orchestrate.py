@@ -47,6 +47,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vendlab import architectures
+from vendlab.architectures.spec import BATCH, YARN
 from vendlab.compose_conf import mem_limits
 from vendlab.config import BATCH_INTERVAL_S
 from vendlab.kafka_log import DEFAULT_PARTITIONS, DEFAULT_TOPIC, END_PREFIX, TOPIC_CONFIG, topic_create_args
@@ -69,7 +71,11 @@ DOCKER_INSTALL = (
 )
 GRAFANA_PLUGIN = "hadesarchitect-cassandra-datasource"
 VALIDATION_JOB = "validation"  # the job name the validation consumer records its markers under (vendlab.store.base)
-MARKER_JOBS = {"kappa-job": "kappa", "lambda-speed": "lambda_speed"}  # streaming process -> its markers' job name
+
+
+def marker_jobs() -> dict[str, str]:
+    """Streaming process -> the job name its latency markers are recorded under (vendlab.architectures)."""
+    return {j.process: j.store_job for a, j in architectures.all_jobs() if j.store_job == a.latency_job}
 
 
 class OrchestrateError(Exception):
@@ -219,33 +225,20 @@ class Stack:
             ),
         ]
         drv = f"driver heap {DRIVER_MEMORY} + Python driver"
-        if self.name == "kappa":
-            procs.append(
-                Process(
-                    "kappa-job",
-                    standalone_submit("kappa", cores=2) + ["job", "kappa"] + seed,
-                    f"{drv}; executors: 2 cores x {EXECUTOR_MEMORY} on the workers",
+        for job in architectures.get(self.name).jobs:  # the architecture's jobs, in start order
+            if job.runs_on == YARN:
+                submit = yarn_submit(job.command)
+                memory = f"{drv}; on YARN: AM 256m+128m, executor {EXECUTOR_MEMORY}+384m"
+            else:
+                submit = standalone_submit(job.command, cores=job.cores)
+                executors = (
+                    f"executor: 1 core x {EXECUTOR_MEMORY} on a worker"
+                    if job.cores == 1
+                    else f"executors: {job.cores} cores x {EXECUTOR_MEMORY} on the workers"
                 )
-            )
-        else:
-            for job in ("lambda-ingest", "lambda-speed"):
-                procs.append(
-                    Process(
-                        job,
-                        standalone_submit(job, cores=1) + ["job", job] + seed,
-                        f"{drv}; executor: 1 core x {EXECUTOR_MEMORY} on a worker",
-                    )
-                )
-            procs.append(
-                Process(
-                    "lambda-batch",
-                    yarn_submit("lambda-batch")
-                    + ["job", "lambda-batch"]
-                    + seed
-                    + ["--batch-interval", f"{s.batch_interval:g}"],
-                    f"{drv}; on YARN: AM 256m+128m, executor {EXECUTOR_MEMORY}+384m",
-                )
-            )
+                memory = f"{drv}; {executors}"
+            batch = ["--batch-interval", f"{s.batch_interval:g}"] if job.kind == BATCH else []
+            procs.append(Process(job.process, submit + ["job", job.command] + seed + batch, memory))
         return procs
 
 
@@ -301,6 +294,12 @@ def yarn_submit(name: str) -> list[str]:
     ]
 
 
+def stack_jobs(name: str) -> tuple[str, ...]:
+    """The jobs of the stack of architecture ``name``, in start order: validation and the generator, then
+    the architecture's processes (vendlab.architectures)."""
+    return ("validation", "generator") + tuple(j.process for j in architectures.get(name).jobs)
+
+
 COMMON_URLS = (
     ("Grafana (dashboards; user admin, password in {dir}/.env)", "http://127.0.0.1:3000"),
     ("Kafka UI (topic, partitions, consumer lag)", "http://127.0.0.1:9021"),
@@ -323,7 +322,7 @@ STACKS = {
             "cassandra1",
             "grafana",
         ),
-        jobs=("validation", "generator", "lambda-ingest", "lambda-speed", "lambda-batch"),
+        jobs=stack_jobs("lambda"),
         urls=COMMON_URLS
         + (
             ("HDFS namenode (master dataset under /vendlab/master)", "http://127.0.0.1:9870"),
@@ -334,7 +333,7 @@ STACKS = {
     "kappa": Stack(
         name="kappa",
         services=("kafka", "kafka-ui", "spark-master", "spark-worker-1", "spark-worker-2", "cassandra1", "grafana"),
-        jobs=("validation", "generator", "kappa-job"),
+        jobs=stack_jobs("kappa"),
         urls=COMMON_URLS,
     ),
 }
@@ -831,6 +830,7 @@ class Orchestrator:
         drain = "generator" in running and "validation" in running
         before = self.end_markers(VALIDATION_JOB) if drain else set()
         drained = True
+        markers = marker_jobs()
         for j in order:
             if j not in running:
                 self.say(f"  {j}: not running")
@@ -838,9 +838,7 @@ class Orchestrator:
             self.stop_job(j)
             self.say(f"  {j}: stopped")
             if j == "generator" and drain:
-                drained = self.drain(
-                    before, [MARKER_JOBS[p] for p in self.stack.jobs if p in MARKER_JOBS and p in running]
-                )
+                drained = self.drain(before, [markers[p] for p in self.stack.jobs if p in markers and p in running])
         self.say(f"jobs stopped; the infrastructure still runs ({self.stopped_hint()})")
         return 0 if drained else 1
 
@@ -910,7 +908,7 @@ def main(
         action="store_true",
         help="start even if Docker has less memory than the stack's limits add up to",
     )
-    if stack_name == "lambda":
+    if architectures.get(stack_name).job(BATCH) is not None:
         ap.add_argument(
             "--batch-interval",
             type=float,

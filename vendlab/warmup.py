@@ -32,9 +32,6 @@ WARMUP_SEGMENT_LINES = 5_000
 WARMUP_BAD_RATE = 0.01  # a few dead letters and duplicates, so that their paths are warm too
 WARMUP_DUP_RATE = 0.01
 
-# What each architecture runs: view jobs as (job name suffix, bucketed), plus lambda's ingest + batch.
-ARCH_JOBS = {"kappa": ["view"], "lambda": ["speed", "ingest", "batch"]}
-
 
 def write_warmup_log(
     d: Path, catalog: Catalog, events: int, seed: int = 1, segment_lines: int = WARMUP_SEGMENT_LINES
@@ -68,10 +65,10 @@ def warm_up(
 
     ``bucket_ms``: the lambda speed job's event-time bucket (the run profile's). The scratch
     folder is a local temporary folder, so this is for local masters (embedded runs, the bench)."""
+    from vendlab import architectures
+    from vendlab.architectures.lambda_ import batch_session
+    from vendlab.architectures.spec import BATCH, KINDS, start_query
     from vendlab.jobs.batch import run_batch
-    from vendlab.jobs.ingest import start_ingest_job
-    from vendlab.jobs.streaming import start_view_job
-    from vendlab.lambda_arch import batch_session
 
     t0 = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="vendlab-warmup-", dir=scratch_root))
@@ -83,14 +80,11 @@ def warm_up(
         if bucket_ms is not None:
             p = p.with_(bucket_ms=bucket_ms)
         for arch in archs:
-            for kind in ARCH_JOBS[arch]:
-                name = f"warmup_{arch}_{kind}"
-                if kind in ("view", "speed"):
-                    q = start_view_job(
-                        spark, p, catalog, name, bucket_ms=p.bucket_ms if kind == "speed" else None, available_now=True
-                    )
-                elif kind == "ingest":
-                    q = start_ingest_job(spark, p, available_now=True, catalog=catalog)
+            # each job of the architecture (vendlab.architectures), the streaming view jobs first
+            for job in sorted(architectures.get(arch).jobs, key=lambda j: KINDS.index(j.kind)):
+                name = f"warmup_{arch}_{job.role}"
+                if job.kind != BATCH:
+                    q = start_query(job, spark, p, catalog, name=name, available_now=True)
                 else:
                     store = open_store(p)
                     try:

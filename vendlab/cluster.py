@@ -87,7 +87,35 @@ def _profile(args):
     return make_profile(args.profile, args.data_dir)
 
 
+# What each command reads and writes on the cluster (vendlab.services checks them before starting).
+NEEDS = {
+    "produce": ("kafka",),
+    "validate": ("kafka", "cassandra"),
+    "view": ("kafka", "cassandra", "spark", "hdfs"),  # job kinds (vendlab.architectures.spec)
+    "ingest": ("kafka", "spark", "hdfs"),
+    "batch": ("cassandra", "spark", "hdfs"),
+}
+
+
+def _needs(args) -> tuple[str, tuple[str, ...]]:
+    """(the command as typed, the services it needs)."""
+    if args.command != "job":
+        return f"vendlab {args.command}", NEEDS[args.command]
+    from vendlab import architectures
+
+    job = next(j for _, j in architectures.all_jobs() if j.command == args.name)
+    return f"vendlab job {args.name}", NEEDS[job.kind]
+
+
 def run(args) -> int:
+    from vendlab.services import ServiceUnavailable, require
+
+    command, needs = _needs(args)
+    try:
+        require(_profile(args), needs, command)
+    except ServiceUnavailable as e:
+        _say(str(e))
+        return 2
     if args.command == "produce":
         return cmd_produce(args)
     if args.command == "validate":

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vendlab.models.scenario import write_scenario
+from vendlab.world.scenario import write_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -176,13 +176,13 @@ def test_kafka_package_version_equals_pinned_pyspark():
 def test_spark_workers_cores_fit_the_jobs():
     """Standalone: the streaming jobs' --total-executor-cores must fit the workers, or one starves."""
     from vendlab.orchestrate import STACKS as ORCH
-    from vendlab.orchestrate import Settings
+    from vendlab.orchestrate import StackSettings
 
     for stack in STACKS:
         svcs = services(stack)
         cores = sum(int(svcs[w]["environment"]["SPARK_WORKER_CORES"]) for w in ("spark-worker-1", "spark-worker-2"))
         wanted = 0
-        for p in ORCH[stack].processes(Settings()):
+        for p in ORCH[stack].processes(StackSettings()):
             if "spark://spark-master:7077" in p.command:
                 wanted += int(p.command[p.command.index("--total-executor-cores") + 1])
         assert 0 < wanted <= cores, stack
@@ -254,9 +254,9 @@ def test_yarn_containers_get_java17_and_no_python_paths_that_do_not_exist():
     """The AM and the executor run with JAVA_HOME=/opt/java17 (the Dockerfile copies it there); the nodemanager
     image has no Python (DataFrame-only jobs start no Python worker), so the job must not point YARN at one."""
     from vendlab.orchestrate import STACKS as ORCH
-    from vendlab.orchestrate import Settings
+    from vendlab.orchestrate import StackSettings
 
-    batch = next(p for p in ORCH["lambda"].processes(Settings()) if p.name == "lambda-batch").command
+    batch = next(p for p in ORCH["lambda"].processes(StackSettings()) if p.name == "lambda-batch").command
     conf = dict(batch[i + 1].split("=", 1) for i, a in enumerate(batch) if a == "--conf")
     dockerfile = (ROOT / "docker" / "spark" / "Dockerfile").read_text()
     java_home = re.search(r"^COPY --from=\S+ /opt/java/openjdk (\S+)$", dockerfile, re.M).group(1)

@@ -16,8 +16,8 @@ import pytest
 from conftest import compose_file
 
 from vendlab.compose_conf import kafka_properties
-from vendlab.generator import DEFAULT_START
 from vendlab.kafka_log import TOPIC_CONFIG, topic_create_args
+from vendlab.world.generator import DEFAULT_START
 
 ROOT = Path(__file__).resolve().parents[1]
 LONG_MAX = 2**63 - 1

@@ -1,13 +1,13 @@
-"""The event contract is implemented twice (Spark: vendlab.jobs.parse; Python: vendlab.validate):
+"""The event contract is implemented twice (Spark: vendlab.jobs.parse; Python: vendlab.contract):
 both must give every line the same verdict and the same dead-letter reason."""
 
 import pytest
 from conftest import parse_segment
 
-from vendlab import corpus
-from vendlab.catalog import make_catalog
+from vendlab.contract import validate_line
 from vendlab.jobs import parse
-from vendlab.validate import validate_line
+from vendlab.world import corpus
+from vendlab.world.catalog import make_catalog
 
 CAT = make_catalog(1)
 SALE = (

@@ -1,4 +1,4 @@
-"""Bad input: the corpus of vendlab.corpus (not JSON, truncated, missing fields, wrong types, bad
+"""Bad input: the corpus of vendlab.world.corpus (not JSON, truncated, missing fields, wrong types, bad
 quantities and prices, unknown product or machine, absurd timestamps, huge lines, invalid UTF-8,
 plus oddly shaped valid events) through both implementations of the contract, then injected at
 1% into a log that also has 1% duplicate deliveries: every bad line is a dead letter with the
@@ -11,14 +11,15 @@ from collections import Counter
 import pytest
 from conftest import parse_segment, record
 
-from vendlab import corpus, schema
-from vendlab.catalog import make_catalog
+from vendlab import schema
 from vendlab.config import embedded
+from vendlab.contract import validate_line
 from vendlab.jobs.streaming import start_view_job
+from vendlab.oracle import Validator
 from vendlab.store import base
 from vendlab.store.sqlite import DEAD_LETTER_RAW_CHARS, SqliteStore
-from vendlab.validate import validate_line
-from vendlab.validation import Validator
+from vendlab.world import corpus
+from vendlab.world.catalog import make_catalog
 
 CATALOG = make_catalog(5)
 CASES = corpus.cases(CATALOG)

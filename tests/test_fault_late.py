@@ -25,17 +25,17 @@ import numpy as np
 from conftest import iso, record, sale_line
 
 from vendlab.architectures.lambda_ import read_parts as lambda_views
-from vendlab.catalog import make_catalog
 from vendlab.config import embedded
 from vendlab.eventlog import SegmentWriter
-from vendlab.generator import Generator, parse_start
 from vendlab.jobs import sources
 from vendlab.jobs.batch import run_batch
 from vendlab.jobs.ingest import INGEST, with_date
 from vendlab.jobs.streaming import start_view_job
+from vendlab.oracle import Validator
 from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore
-from vendlab.validation import Validator
+from vendlab.world.catalog import make_catalog
+from vendlab.world.generator import Generator, parse_start
 
 T0 = parse_start("2026-01-05T06:00:00Z")
 MIN = 60_000

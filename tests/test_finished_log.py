@@ -8,12 +8,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from vendlab import generator
-from vendlab.catalog import Catalog, make_catalog
 from vendlab.cli import main
 from vendlab.eventlog import list_segments
 from vendlab.finished_log import FinishedLog, write_log
-from vendlab.generator import Generator, Manifest
+from vendlab.world import generator
+from vendlab.world.catalog import Catalog, make_catalog
+from vendlab.world.generator import Generator, Manifest
 
 # sha256 of the first 30,000 lines, as the generator of commit 3e08a4f wrote them (each event
 # formatted by Arrow string kernels): the pieces-of-text generator must give the very same stream.

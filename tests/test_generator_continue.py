@@ -17,9 +17,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from vendlab import cli
-from vendlab.catalog import make_catalog
 from vendlab.eventlog import list_segments
-from vendlab.generator import BLOCK, Generator, Manifest
 from vendlab.kafka_log import (
     KafkaLogError,
     KafkaValidator,
@@ -28,10 +26,12 @@ from vendlab.kafka_log import (
     make_feeder,
     topic_partitions,
 )
+from vendlab.oracle import Validator
 from vendlab.runner import continue_generator
 from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore
-from vendlab.validation import Validator
+from vendlab.world.catalog import make_catalog
+from vendlab.world.generator import BLOCK, Generator, Manifest
 
 SEED = 7
 RATE = 20_000.0

@@ -20,10 +20,10 @@ from grafana_cql import fill, panel_sums, targets, variable_values
 from localstack_helpers import pids, recount_items_by_product, start_script
 
 from vendlab.architectures.lambda_ import read_parts as lambda_views
-from vendlab.generator import Manifest
 from vendlab.localstack.jobs import LocalRunner
 from vendlab.store import base
 from vendlab.store.cassandra import CassandraStore
+from vendlab.world.generator import Manifest
 
 pytestmark = pytest.mark.services
 

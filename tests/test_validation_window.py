@@ -15,13 +15,13 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from conftest import sale_line
 
-from vendlab.catalog import make_catalog
 from vendlab.config import VALIDATION_WINDOW_MS, duration_ms, embedded
 from vendlab.eventlog import SegmentWriter
 from vendlab.kafka_log import KafkaLogWriter, KafkaValidator, LostRecordsError, consumer_config, topic_partitions
+from vendlab.oracle import SeenIds, Validator
 from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore
-from vendlab.validation import SeenIds, Validator
+from vendlab.world.catalog import make_catalog
 
 MIN = 60_000
 T0 = 1_767_592_800_000  # 2026-01-05T06:00:00Z

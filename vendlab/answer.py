@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from vendlab.catalog import REFERENCE_ITEMS_PER_MACHINE_DAY, Catalog
 from vendlab.models import defs
 from vendlab.models import forecast as forecast_model
 from vendlab.models import risk as risk_model
 from vendlab.models import stock as stock_model
 from vendlab.models.hourly import HOUR_MS, Hourly
 from vendlab.store import base
+from vendlab.world.catalog import REFERENCE_ITEMS_PER_MACHINE_DAY, Catalog
 
 COMMANDS = ("answer",)
 DAY_MS = 24 * HOUR_MS
@@ -149,7 +149,7 @@ def volume_factor(catalog: Catalog, manifest: dict | None) -> tuple[float, str]:
         return float(econ["volume_factor"]), "manifest"
     settings = (manifest or {}).get("settings") or {}
     if "rate" in settings:
-        from vendlab.generator import Generator
+        from vendlab.world.generator import Generator
 
         g = Generator(
             catalog,
@@ -561,8 +561,8 @@ def answers(
 
 
 def evaluation(d: Hourly, catalog: Catalog, manifest: dict, statsmodels: bool = False) -> dict:
-    from vendlab.generator import Generator
     from vendlab.models import evaluate
+    from vendlab.world.generator import Generator
 
     oracle = None
     settings = manifest.get("settings") or {}

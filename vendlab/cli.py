@@ -222,7 +222,7 @@ def stdout_to_stderr():
 
 def cmd_run(args, archs: list[str], data_dir: Path) -> int:
     from vendlab.config import embedded
-    from vendlab.report import format_comparison
+    from vendlab.run_summary import format_comparison
     from vendlab.runner import Runner, RunSettings
     from vendlab.warmup import WARMUP_EVENTS
 
@@ -380,10 +380,10 @@ def cmd_views_compose(args) -> int:
 
 def cmd_generate(args) -> int:
     from vendlab import datadir
-    from vendlab.catalog import make_catalog
     from vendlab.eventlog import list_segments
     from vendlab.finished_log import write_log
-    from vendlab.generator import Generator
+    from vendlab.world.catalog import make_catalog
+    from vendlab.world.generator import Generator
 
     d = args.data_dir
     try:

@@ -50,8 +50,8 @@ def data_dir_type(text: str) -> Path:
 
 
 def check_time_per_event(parser: argparse.ArgumentParser, args) -> None:
-    """--time-scale / --rate is the simulated time per event: bounded (vendlab.generator)."""
-    from vendlab.generator import MAX_SIM_S_PER_EVENT, MIN_SIM_S_PER_EVENT
+    """--time-scale / --rate is the simulated time per event: bounded (vendlab.world.generator)."""
+    from vendlab.world.generator import MAX_SIM_S_PER_EVENT, MIN_SIM_S_PER_EVENT
 
     rate, scale = getattr(args, "rate", None), getattr(args, "time_scale", None)
     if rate is None or scale is None:

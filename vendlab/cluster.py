@@ -133,7 +133,7 @@ def cmd_produce(args) -> int:
     """Feed the generator into the log. Started again on the same log it continues the stream
     (new event ids, simulated time after the last event, the manifest's counts going on):
     see kafka_log.continue_in_topic and runner.continue_generator."""
-    from vendlab.catalog import make_catalog
+    from vendlab.world.catalog import make_catalog
 
     profile = _profile(args)
     profile.data_dir.mkdir(parents=True, exist_ok=True)
@@ -175,8 +175,8 @@ def cmd_produce(args) -> int:
         where = f"Kafka topic {profile.topic} on {profile.kafka_bootstrap}"
     else:
         from vendlab.eventlog import SegmentWriter
-        from vendlab.generator import Generator, set_aside
         from vendlab.runner import LogFeeder, continue_generator, recover_manifest
+        from vendlab.world.generator import Generator, set_aside
 
         m = recover_manifest(profile)
         if m is not None:
@@ -232,8 +232,8 @@ def cmd_produce(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from vendlab.catalog import make_catalog
     from vendlab.config import open_store
+    from vendlab.world.catalog import make_catalog
 
     profile = _profile(args)
     catalog = make_catalog(args.seed)
@@ -256,7 +256,7 @@ def cmd_validate(args) -> int:
             consumer.close()
             store.close()
         return 0
-    from vendlab.validation import Validator
+    from vendlab.oracle import Validator
 
     _say(f"validation consumer on {profile.log_dir} -> {profile.sqlite_path}")
     try:
@@ -269,9 +269,9 @@ def cmd_validate(args) -> int:
 def cmd_job(args) -> int:
     from vendlab import architectures
     from vendlab.architectures.spec import start_query
-    from vendlab.catalog import make_catalog
     from vendlab.config import open_store
     from vendlab.spark import get_spark
+    from vendlab.world.catalog import make_catalog
 
     profile = _profile(args)
     catalog = make_catalog(args.seed)

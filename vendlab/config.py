@@ -23,7 +23,7 @@ from pathlib import Path
 PROFILES = ("embedded", "compose")
 
 # The validation consumer recognises a duplicate delivered up to this much log time after the
-# previous copy of its id (vendlab.validation.SeenIds); it must be at least the jobs' dedup_delay.
+# previous copy of its id (vendlab.oracle.SeenIds); it must be at least the jobs' dedup_delay.
 # Six times the default delay: kappa's out-of-contract duplicates (later than its delay) stay
 # visible as kappa - validation, and memory holds about rate x window / time_scale ids (at 60x
 # and 2 000 events/s: 120 000 ids, about 15 MB).

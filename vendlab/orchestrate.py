@@ -162,7 +162,11 @@ class Process:
 
 
 @dataclass
-class Settings:
+class StackSettings:
+    """What a compose stack's generator and jobs run with, from the stack's .env (VENDLAB_*), and how
+    long the start script waits. Not to be confused with ``runner.RunSettings`` (one embedded run)
+    or ``config.Profile`` (where the log, views and checkpoints live)."""
+
     rate: float = 2000.0
     seed: int = 1
     bad_rate: float = 0.01
@@ -184,7 +188,7 @@ class Settings:
         return {var: f"{getattr(self, k):g}" for k, var in self.ENV.items()}
 
     @classmethod
-    def from_env(cls, environ=os.environ) -> Settings:
+    def from_env(cls, environ=os.environ) -> StackSettings:
         s = cls()
         for k, var in cls.ENV.items():
             if environ.get(var):
@@ -210,7 +214,7 @@ class Stack:
     partitions: int = DEFAULT_PARTITIONS
     extra: dict = field(default_factory=dict)
 
-    def processes(self, s: Settings) -> list[Process]:
+    def processes(self, s: StackSettings) -> list[Process]:
         cli = [PYTHON, "-m", "vendlab.cli"]
         seed = ["--profile", "compose", "--seed", str(s.seed)]
         procs = [
@@ -349,7 +353,7 @@ def read_env_file(path: Path) -> dict[str, str]:
     return out
 
 
-def ensure_env_file(directory: Path, settings: Settings | None = None) -> bool:
+def ensure_env_file(directory: Path, settings: StackSettings | None = None) -> bool:
     """DIR/.env (mode 600): a random Grafana admin password if missing (kept once made), and the run
     settings, replaced by the ones given. True if the file was created."""
     path = directory / ENV_FILE
@@ -428,14 +432,14 @@ class Orchestrator:
         stack: Stack,
         directory: Path,
         runner: CommandRunner | None = None,
-        settings: Settings | None = None,
+        settings: StackSettings | None = None,
         out=sys.stdout,
         memory_check: bool = True,
     ):
         self.stack = stack
         self.dir = Path(directory)
         self.runner = runner or CommandRunner()
-        self.s = settings or Settings()
+        self.s = settings or StackSettings()
         self.out = out
         self.memory_check = memory_check
         self.file = self.dir / "docker-compose.yml"
@@ -887,21 +891,21 @@ def main(
         help=f"run the steps on the local stack in DIR (started with `vendlab stack up --stack "
         f"{stack_name} --dir DIR`) instead of docker compose; needs the project's venv",
     )
-    ap.add_argument("--rate", type=float, default=Settings.rate, help="generator events per second (default 2000)")
-    ap.add_argument("--seed", type=int, default=Settings.seed)
-    ap.add_argument("--bad-rate", type=float, default=Settings.bad_rate)
-    ap.add_argument("--dup-rate", type=float, default=Settings.dup_rate)
+    ap.add_argument("--rate", type=float, default=StackSettings.rate, help="generator events per second (default 2000)")
+    ap.add_argument("--seed", type=int, default=StackSettings.seed)
+    ap.add_argument("--bad-rate", type=float, default=StackSettings.bad_rate)
+    ap.add_argument("--dup-rate", type=float, default=StackSettings.dup_rate)
     ap.add_argument(
         "--timeout",
         type=float,
-        default=Settings.health_timeout,
-        help=f"seconds to wait for the services to be healthy (default {Settings.health_timeout:g})",
+        default=StackSettings.health_timeout,
+        help=f"seconds to wait for the services to be healthy (default {StackSettings.health_timeout:g})",
     )
     ap.add_argument(
         "--drain-timeout",
         type=float,
-        default=Settings.drain_timeout,
-        help=f"--stop: seconds to wait for the jobs to drain (default {Settings.drain_timeout:g})",
+        default=StackSettings.drain_timeout,
+        help=f"--stop: seconds to wait for the jobs to drain (default {StackSettings.drain_timeout:g})",
     )
     ap.add_argument(
         "--skip-memory-check",
@@ -912,18 +916,18 @@ def main(
         ap.add_argument(
             "--batch-interval",
             type=float,
-            default=Settings.batch_interval,
-            help=f"seconds between batch runs (default {Settings.batch_interval:g})",
+            default=StackSettings.batch_interval,
+            help=f"seconds between batch runs (default {StackSettings.batch_interval:g})",
         )
     args = ap.parse_args(argv)
     if args.local is not None and args.dry_run:
         ap.error("--dry-run prints a compose start's commands; it does not combine with --local")
-    settings = Settings(
+    settings = StackSettings(
         rate=args.rate,
         seed=args.seed,
         bad_rate=args.bad_rate,
         dup_rate=args.dup_rate,
-        batch_interval=getattr(args, "batch_interval", Settings.batch_interval),
+        batch_interval=getattr(args, "batch_interval", StackSettings.batch_interval),
         health_timeout=args.timeout,
         drain_timeout=args.drain_timeout,
     )
@@ -960,7 +964,7 @@ def main(
 
 
 # -- inside a job container -------------------------------------------------------------------
-def job_process(name: str, settings: Settings) -> Process:
+def job_process(name: str, settings: StackSettings) -> Process:
     for stack in STACKS.values():
         for p in stack.processes(settings):
             if p.name == name:
@@ -978,7 +982,7 @@ def exec_main(argv: list[str]) -> int:
         )
         return 2
     try:
-        p = job_process(argv[1], Settings.from_env())
+        p = job_process(argv[1], StackSettings.from_env())
     except OrchestrateError as e:
         print(f"vendlab.orchestrate: {e}", file=sys.stderr)
         return e.code

@@ -22,11 +22,11 @@ import uuid
 from pathlib import Path
 
 from vendlab import datadir
-from vendlab.catalog import Catalog
 from vendlab.config import Profile
 from vendlab.eventlog import list_segments
-from vendlab.generator import Manifest
 from vendlab.store import base
+from vendlab.world.catalog import Catalog
+from vendlab.world.generator import Manifest
 
 VERSION_RE = re.compile(r"^kappa_v(\d+)$")
 

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from vendlab import architectures, datadir, invariants
-from vendlab.catalog import Catalog, make_catalog
 from vendlab.config import BATCH_INTERVAL_S, Profile, open_store
 from vendlab.eventlog import SegmentWriter, list_segments
-from vendlab.generator import Generator, Manifest, marker_line, wall_ms
+from vendlab.oracle import Validator
 from vendlab.store import base
-from vendlab.validation import Validator
+from vendlab.world.catalog import Catalog, make_catalog
+from vendlab.world.generator import Generator, Manifest, marker_line, wall_ms
 
 MARKER_INTERVAL_S = 0.1
 TICK_S = 0.05
@@ -41,6 +41,9 @@ class RunError(Exception):
 
 @dataclass
 class RunSettings:
+    """One embedded run (`vendlab run` / `demo`): rate, duration, faults, pacing. Where things live is
+    the ``config.Profile``; a compose stack's settings are ``orchestrate.StackSettings``."""
+
     duration: float
     rate: float
     seed: int = 1

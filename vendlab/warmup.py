@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from vendlab.catalog import Catalog
 from vendlab.config import Profile, embedded, open_store
+from vendlab.world.catalog import Catalog
 
 # Events of the warm-up log and lines per segment: with one segment per micro-batch, each job runs
 # WARMUP_EVENTS / WARMUP_SEGMENT_LINES micro-batches, enough for the JIT to compile the per-row code
@@ -39,7 +39,7 @@ def write_warmup_log(
     """A complete log of ``events`` events of ``catalog``'s fleet in ``d``/log, each segment
     ending with a latency marker (so that the markers' path is warm too)."""
     from vendlab.finished_log import write_log
-    from vendlab.generator import Generator, marker_line, wall_ms
+    from vendlab.world.generator import Generator, marker_line, wall_ms
 
     markers = 0
 

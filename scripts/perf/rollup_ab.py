@@ -37,11 +37,11 @@ def load_revision(rev: str):
 
 
 def make_input(events: int, work: Path) -> dict:
-    from vendlab.catalog import make_catalog
     from vendlab.config import embedded
-    from vendlab.generator import Generator
     from vendlab.jobs import parse
     from vendlab.spark import get_spark
+    from vendlab.world.catalog import make_catalog
+    from vendlab.world.generator import Generator
 
     cat = make_catalog(1)
     gen = Generator(cat, 1, 20_000, 60.0, bad_rate=0.001, dup_rate=0.01)

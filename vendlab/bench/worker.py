@@ -20,11 +20,11 @@ from pathlib import Path
 
 from vendlab import architectures
 from vendlab.bench.measure import Sampler, point_line, sweep_point
-from vendlab.catalog import make_catalog
 from vendlab.config import embedded, open_store
 from vendlab.finished_log import FinishedLog
-from vendlab.generator import Generator, Manifest
 from vendlab.store import base
+from vendlab.world.catalog import make_catalog
+from vendlab.world.generator import Generator, Manifest
 
 DUP_RATE = 0.01
 BAD_RATE = 0.001
@@ -197,8 +197,8 @@ class Worker:
     def replay(self, step: dict) -> dict:
         """Kappa reprocessing: the whole log into a new view version (new job name, new checkpoint),
         with the code of ``vendlab replay`` (vendlab.replay.replay_view)."""
-        from vendlab.catalog import Catalog
         from vendlab.replay import replay_view
+        from vendlab.world.catalog import Catalog
 
         d = Path(step["log_dir"])
         m = Manifest.load(d / "manifest.json")
@@ -231,9 +231,9 @@ class Worker:
 
     def history(self, step: dict) -> dict:
         """Lambda's batch layer as history grows: batch seconds by master-dataset size."""
-        from vendlab.catalog import Catalog
         from vendlab.jobs.batch import run_batch
         from vendlab.jobs.ingest import start_ingest_job
+        from vendlab.world.catalog import Catalog
 
         d = self.work / "history"
         shutil.rmtree(d, ignore_errors=True)

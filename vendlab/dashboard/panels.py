@@ -172,7 +172,7 @@ _answers_lock = threading.Lock()
 def owner_answers(src: Sources) -> dict | None:
     """The answers for this data dir (None without a catalog.json or any owner's view yet)."""
     from vendlab.answer import NoViews, compute
-    from vendlab.catalog import Catalog
+    from vendlab.world.catalog import Catalog
 
     path = getattr(src.store, "path", None)
     if path is None:

@@ -17,11 +17,11 @@ from collections.abc import Callable
 
 from pyspark.sql import DataFrame, SparkSession
 
-from vendlab.catalog import Catalog
 from vendlab.config import Profile, open_store, store_class
 from vendlab.jobs import parse, sources
 from vendlab.jobs.views import ViewPlan, rollup, view_plan
 from vendlab.store.base import ViewStore
+from vendlab.world.catalog import Catalog
 
 # Dead-letter rows kept per micro-batch (their counts per reason are always exact).
 MAX_DEAD_ROWS_PER_BATCH = 10_000

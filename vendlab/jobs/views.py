@@ -210,7 +210,7 @@ def rollup(fine_rows) -> tuple[list[base.Delta], list[base.Marker], list[base.De
 
     Each family's entry is read under its own names (the summed columns ``FINE_COLUMNS`` are
     ``fam, k1..k5, bucket, s0, v0..v5, n``; the table at ``SALE`` says what they hold) and adds
-    to the views it feeds, as ``vendlab.validation`` adds each event.
+    to the views it feeds, as ``vendlab.oracle`` adds each event.
 
     Plain Python on a micro-batch's few hundred to few thousand summed entries: a Spark stage
     for it cost a fixed time in every micro-batch, whatever its size (docs/results.md, performance history)."""

@@ -4,9 +4,11 @@ start it (exit 2, no traceback), before any client library or Spark is started."
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +72,25 @@ def test_cluster_commands_say_which_service_is_missing(tmp_path, argv, variable,
     assert r.returncode == 2, r.stderr[-2000:]
     assert f"{service} at no-such-host.invalid" in r.stderr and "start_lambda.py" in r.stderr
     assert "Traceback" not in r.stderr and "Exception" not in r.stderr
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "vendlab").exists(), reason="no project venv (make bootstrap)")
+def test_the_start_scripts_use_the_project_venv_and_name_commands_a_user_can_type(tmp_path):
+    """Run with the system's python3 (as `./lambda/start_lambda.py` is, by its shebang) and without the venv
+    on PATH: the script re-runs itself with the venv's python, and the command it names is the venv's."""
+    system_python = shutil.which("python3", path="/usr/bin:/bin")
+    if system_python is None:
+        pytest.skip("no python3 in /usr/bin or /bin")
+    r = subprocess.run(
+        [system_python, "lambda/start_lambda.py", "--local", str(tmp_path / "none"), "--status"],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"start one with: .venv/bin/vendlab stack up --stack lambda --dir {tmp_path / 'none'}" in r.stdout + r.stderr

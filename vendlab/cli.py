@@ -37,6 +37,7 @@ from vendlab.cli_args import (
     seed_type,
     segment_lines_type,
     time_scale_type,
+    vendlab_command,
 )
 from vendlab.config import BATCH_INTERVAL_S
 from vendlab.dashboard import cli as dashboard_cli
@@ -366,7 +367,7 @@ def cmd_views_compose(args) -> int:
         where = f"the local stack in {args.stack_dir}" if args.stack_dir else f"VENDLAB_CASSANDRA={hosts}"
         print(
             f"vendlab: cannot read keyspace {keyspace!r} on Cassandra at {hosts} ({where}): "
-            f"{str(e)[:200]}. Start it with `vendlab stack up --stack kappa|lambda --dir DIR` "
+            f"{str(e)[:200]}. Start it with `{vendlab_command()} stack up --stack kappa|lambda --dir DIR` "
             f"(or the compose stack), and its jobs",
             file=sys.stderr,
         )

@@ -19,11 +19,15 @@ from urllib.parse import urlsplit
 
 from vendlab.config import Profile
 
-HOW_TO_START = (
-    "Start the stack with ./kappa/start_kappa.py or ./lambda/start_lambda.py (Docker; they run this command "
-    "inside it), or run the services here with `vendlab stack up --stack kappa|lambda --dir DIR` and "
-    "`./kappa/start_kappa.py --local DIR` (or ./lambda/start_lambda.py --local DIR)"
-)
+
+def how_to_start() -> str:
+    from vendlab.cli_args import vendlab_command
+
+    return (
+        "Start the stack with ./kappa/start_kappa.py or ./lambda/start_lambda.py (Docker; they run this command "
+        f"inside it), or run the services here with `{vendlab_command()} stack up --stack kappa|lambda --dir DIR` "
+        "and `./kappa/start_kappa.py --local DIR` (or ./lambda/start_lambda.py --local DIR)"
+    )
 
 
 class ServiceUnavailable(RuntimeError):
@@ -100,5 +104,5 @@ def require(profile: Profile, needs: tuple[str, ...], command: str, wait_s: floa
     if problems:
         lines = [f"  {e.service} at {e.address} ({e.variable}): {p}" for e, p in problems]
         raise ServiceUnavailable(
-            f"{command}: cannot reach the services it needs:\n" + "\n".join(lines) + f"\n{HOW_TO_START}."
+            f"{command}: cannot reach the services it needs:\n" + "\n".join(lines) + f"\n{how_to_start()}."
         )

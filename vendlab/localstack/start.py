@@ -45,7 +45,9 @@ class LocalOrchestrator(Orchestrator):
     # -- the local stack --------------------------------------------------------------------------
     @property
     def up_command(self) -> str:
-        return f"vendlab stack up --stack {self.stack.name} --dir {self.stack_dir}"
+        from vendlab.cli_args import vendlab_command
+
+        return f"{vendlab_command()} stack up --stack {self.stack.name} --dir {self.stack_dir}"
 
     @property
     def local(self) -> LocalRunner:

@@ -6,10 +6,17 @@
 ./kappa/start_kappa.py --status | --stop | --down
 """
 
+import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for vendlab
+ROOT = Path(__file__).resolve().parents[1]
+# The project's venv (made by `make demo` / `make test`) when there is one: --local needs its Kafka and
+# Cassandra clients, and the `vendlab` commands this script names live there.
+VENV = ROOT / ".venv"
+if (VENV / "bin" / "python").exists() and Path(sys.prefix).resolve() != VENV.resolve():
+    os.execv(str(VENV / "bin" / "python"), [str(VENV / "bin" / "python"), __file__, *sys.argv[1:]])
+sys.path.insert(0, str(ROOT))  # the repository, for vendlab
 
 from vendlab.orchestrate import main  # noqa: E402
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vendlab.models.scenario import write_scenario
+from vendlab.world.scenario import write_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,6 +59,80 @@ def vendlab_env() -> dict:
 def iso(ms: int) -> str:
     """Epoch milliseconds as the events' event_time (ISO-8601 UTC, milliseconds, Z)."""
     return str(np.datetime_as_string(np.datetime64(ms, "ms"), unit="ms")) + "Z"
+
+
+# The services both compose stacks take from docker/compose/ (written once there).
+SHARED_SERVICES = (
+    "kafka",
+    "kafka-ui",
+    "spark-master",
+    "spark-worker-1",
+    "spark-worker-2",
+    "cassandra1",
+    "grafana",
+    "validation",
+    "generator",
+)
+
+
+def compose_file(stack: str) -> dict:
+    """A stack's docker-compose.yml (``lambda`` or ``kappa``), parsed."""
+    import yaml
+
+    return yaml.safe_load((ROOT / stack / "docker-compose.yml").read_text())
+
+
+def sale_line(catalog, eid: str, i: int, qty: int, event_time: str = "2026-01-05T06:00:00.000Z") -> bytes:
+    """A valid sale line: ``catalog``'s i-th product at its i-th machine (modulo their numbers).
+
+    In the generator's compact JSON (no spaces): the Kafka writer finds a line's machine_id by its
+    compact text and keys the record by it; a spaced line goes without a key, to a random partition."""
+    p, m = catalog.products[i % len(catalog.products)], catalog.machines[i % len(catalog.machines)]
+    event = {
+        "event_id": eid,
+        "type": "sale",
+        "machine_id": m.machine_id,
+        "place": m.place,
+        "product": p.product,
+        "category": p.category,
+        "quantity": qty,
+        "unit_price": p.price_cents / 100,
+        "customer_id": "C1",
+        "event_time": event_time,
+    }
+    return json.dumps(event, separators=(",", ":")).encode() + b"\n"
+
+
+@pytest.fixture
+def serve():
+    """serve(data_dir) -> the URL of a dashboard on that data dir (a thread of this process, any free
+    port); each is stopped after the test."""
+    from vendlab.dashboard import start_dashboard_in_thread
+
+    stops = []
+
+    def start(data_dir):
+        url, stop = start_dashboard_in_thread(data_dir, port=0)
+        stops.append(stop)
+        return url
+
+    yield start
+    for stop in stops:
+        stop()
+
+
+def parse_segment(spark, folder: Path, lines: list[bytes], catalog):
+    """``lines`` written as one log segment in ``folder``, read by the text source the jobs use
+    (its lineSep included) and parsed: the parsed frame, one partition, in the file's order."""
+    from pyspark.sql import functions as F
+
+    from vendlab.jobs import parse, sources
+
+    seg = folder / "seg-000000000000-1767592800000.jsonl"
+    seg.write_bytes(b"".join(line + b"\n" for line in lines))
+    raw = spark.read.option("lineSep", "\n").text(str(seg)).select("value", F.col("_metadata.file_name").alias("file"))
+    assert raw.rdd.getNumPartitions() == 1  # one partition: collect() keeps the file's order
+    return parse.parse(sources.file_envelope(raw), sorted(catalog.machine_ids), sorted(catalog.product_names))
 
 
 @pytest.fixture(scope="module")

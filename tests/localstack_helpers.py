@@ -99,7 +99,7 @@ def recount_items_by_product(bootstrap: str, topic: str, seed: int) -> dict[str,
     last: items per product over the valid sales, each event id counted once."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from vendlab.catalog import make_catalog
+    from vendlab.world.catalog import make_catalog
 
     catalog = make_catalog(seed)
     machines, products = catalog.machine_ids, catalog.product_names

@@ -10,8 +10,8 @@ import pytest
 
 from vendlab.answer import compute
 from vendlab.cli import main
-from vendlab.models.scenario import with_validation_views, write_scenario
 from vendlab.store.sqlite import SqliteStore
+from vendlab.world.scenario import with_validation_views, write_scenario
 
 SECTIONS = (
     "1. Least profitable machines",

@@ -12,8 +12,8 @@ from test_dashboard_browser import CHROMIUM, Dom, load_page
 
 from vendlab.answer import compute
 from vendlab.dashboard import start_dashboard_in_thread
-from vendlab.models.scenario import with_validation_views, write_scenario
 from vendlab.store.sqlite import SqliteStore
+from vendlab.world.scenario import with_validation_views, write_scenario
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")]
 

@@ -24,10 +24,10 @@ import pytest
 from conftest import iso
 
 from vendlab.config import embedded
+from vendlab.contract import validate_line
 from vendlab.jobs import batch, parse
 from vendlab.jobs.views import view_rows
-from vendlab.models.scenario import write_scenario
-from vendlab.validate import validate_line
+from vendlab.world.scenario import write_scenario
 
 pytestmark = pytest.mark.spark
 

@@ -244,8 +244,8 @@ def test_a_resumed_run_reports_the_log_it_holds_not_a_rate():
     since the restart."""
     from types import SimpleNamespace
 
-    from vendlab.generator import wall_ms
     from vendlab.runner import Runner
+    from vendlab.world.generator import wall_ms
 
     class Store:
         def read_view(self, job, view):

@@ -6,8 +6,8 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from vendlab import cli
-from vendlab.generator import Manifest
 from vendlab.kafka_log import consumer_config, producer_config, topic_partitions
+from vendlab.world.generator import Manifest
 
 
 def test_commands_registered():

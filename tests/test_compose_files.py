@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
+from conftest import SHARED_SERVICES, compose_file
 
 ROOT = Path(__file__).resolve().parents[1]
 STACKS = ("lambda", "kappa")
@@ -19,36 +19,17 @@ SEED_PORTS = {  # the seed's URLs, plus Cassandra's CQL port and Kafka's host li
 }
 SERVICES = {
     "lambda": {
-        "kafka",
-        "kafka-ui",
+        *SHARED_SERVICES,
         "namenode",
         "datanode1",
         "datanode2",
         "resourcemanager",
         "nodemanager",
-        "spark-master",
-        "spark-worker-1",
-        "spark-worker-2",
-        "cassandra1",
-        "grafana",
-        "validation",
-        "generator",
         "lambda-ingest",
         "lambda-speed",
         "lambda-batch",
     },
-    "kappa": {
-        "kafka",
-        "kafka-ui",
-        "spark-master",
-        "spark-worker-1",
-        "spark-worker-2",
-        "cassandra1",
-        "grafana",
-        "validation",
-        "generator",
-        "kappa-job",
-    },
+    "kappa": {*SHARED_SERVICES, "kappa-job"},
 }
 JOBS = {
     "lambda": {"validation", "generator", "lambda-ingest", "lambda-speed", "lambda-batch"},
@@ -56,12 +37,8 @@ JOBS = {
 }
 
 
-def compose(stack: str) -> dict:
-    return yaml.safe_load((ROOT / stack / "docker-compose.yml").read_text())
-
-
 def services(stack: str) -> dict:
-    return compose(stack)["services"]
+    return compose_file(stack)["services"]
 
 
 def mem_mb(text: str) -> float:
@@ -89,7 +66,7 @@ def test_docker_compose_config_validates(stack):
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_services_network_and_volumes(stack):
-    doc = compose(stack)
+    doc = compose_file(stack)
     assert set(doc["services"]) == SERVICES[stack]
     assert list(doc["networks"]) == [f"{stack}-network"]
     for name, svc in doc["services"].items():
@@ -199,13 +176,13 @@ def test_kafka_package_version_equals_pinned_pyspark():
 def test_spark_workers_cores_fit_the_jobs():
     """Standalone: the streaming jobs' --total-executor-cores must fit the workers, or one starves."""
     from vendlab.orchestrate import STACKS as ORCH
-    from vendlab.orchestrate import Settings
+    from vendlab.orchestrate import StackSettings
 
     for stack in STACKS:
         svcs = services(stack)
         cores = sum(int(svcs[w]["environment"]["SPARK_WORKER_CORES"]) for w in ("spark-worker-1", "spark-worker-2"))
         wanted = 0
-        for p in ORCH[stack].processes(Settings()):
+        for p in ORCH[stack].processes(StackSettings()):
             if "spark://spark-master:7077" in p.command:
                 wanted += int(p.command[p.command.index("--total-executor-cores") + 1])
         assert 0 < wanted <= cores, stack
@@ -277,9 +254,9 @@ def test_yarn_containers_get_java17_and_no_python_paths_that_do_not_exist():
     """The AM and the executor run with JAVA_HOME=/opt/java17 (the Dockerfile copies it there); the nodemanager
     image has no Python (DataFrame-only jobs start no Python worker), so the job must not point YARN at one."""
     from vendlab.orchestrate import STACKS as ORCH
-    from vendlab.orchestrate import Settings
+    from vendlab.orchestrate import StackSettings
 
-    batch = next(p for p in ORCH["lambda"].processes(Settings()) if p.name == "lambda-batch").command
+    batch = next(p for p in ORCH["lambda"].processes(StackSettings()) if p.name == "lambda-batch").command
     conf = dict(batch[i + 1].split("=", 1) for i, a in enumerate(batch) if a == "--conf")
     dockerfile = (ROOT / "docker" / "spark" / "Dockerfile").read_text()
     java_home = re.search(r"^COPY --from=\S+ /opt/java/openjdk (\S+)$", dockerfile, re.M).group(1)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import compose_file
 from test_cassandra_store import parse_schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,7 +128,7 @@ def test_datasource_provisioning():
 
 @pytest.mark.parametrize("stack", ["lambda", "kappa"])
 def test_plugin_pinned_and_compatible_with_grafana(stack):
-    graf = yaml.safe_load((ROOT / stack / "docker-compose.yml").read_text())["services"]["grafana"]
+    graf = compose_file(stack)["services"]["grafana"]
     major = int(graf["image"].split(":")[1].split(".")[0])
     plugin = graf["environment"]["GF_PLUGINS_PREINSTALL_SYNC"]
     pid, version = plugin.split("@")

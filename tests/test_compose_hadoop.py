@@ -9,7 +9,7 @@ import re
 import runpy
 from pathlib import Path
 
-import yaml
+from conftest import compose_file
 
 from vendlab.compose_conf import hadoop_site_files, parse_env_file, read_site_xml
 
@@ -40,7 +40,7 @@ def sites():
 
 
 def services():
-    return yaml.safe_load((ROOT / "lambda" / "docker-compose.yml").read_text())["services"]
+    return compose_file("lambda")["services"]
 
 
 def bind_host(port: int) -> str:

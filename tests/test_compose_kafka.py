@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import yaml
+from conftest import compose_file
 
 from vendlab.compose_conf import kafka_properties
-from vendlab.generator import DEFAULT_START
 from vendlab.kafka_log import TOPIC_CONFIG, topic_create_args
+from vendlab.world.generator import DEFAULT_START
 
 ROOT = Path(__file__).resolve().parents[1]
 LONG_MAX = 2**63 - 1
@@ -30,7 +30,7 @@ TIME_SCALE = 60.0
 
 
 def broker(stack):
-    env = yaml.safe_load((ROOT / stack / "docker-compose.yml").read_text())["services"]["kafka"]["environment"]
+    env = compose_file(stack)["services"]["kafka"]["environment"]
     return kafka_properties(env)
 
 
@@ -120,7 +120,7 @@ def test_docs_say_the_clock_starts_behind():
 def test_the_probe_reaches_a_listener_bound_to_all_addresses(stack):
     """The class of symptom 2 for Kafka: the health probe connects to localhost:9092 inside the container, so
     that listener must bind to all addresses (empty host or 0.0.0.0), not to the container's hostname."""
-    svc = yaml.safe_load((ROOT / stack / "docker-compose.yml").read_text())["services"]["kafka"]
+    svc = compose_file(stack)["services"]["kafka"]
     port = re.search(r"--bootstrap-server localhost:(\d+)", " ".join(svc["healthcheck"]["test"])).group(1)
     listeners = {
         m.group(3): m.group(2)

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
+from conftest import compose_file
 
 from vendlab.compose_conf import hadoop_site_files, mem_limits, mib, parse_env_file
 from vendlab.orchestrate import (
@@ -20,7 +20,7 @@ from vendlab.orchestrate import (
     HADOOP_TOOL_ENV,
     KAFKA_TOOL_ENV,
     SPARK_MIN_HEAP,
-    Settings,
+    StackSettings,
 )
 from vendlab.orchestrate import STACKS as ORCH
 
@@ -38,7 +38,7 @@ JVM_TOOLS = re.compile(r"kafka-[\w-]+\.sh|\bhdfs\b|\byarn\b|\bhadoop\b|\bjava\b|
 
 
 def doc(stack):
-    return yaml.safe_load((ROOT / stack / "docker-compose.yml").read_text())
+    return compose_file(stack)
 
 
 def xmx(opts: str) -> int:
@@ -98,10 +98,10 @@ def needs(stack: str) -> dict[str, int]:
 def test_every_limit_covers_what_runs_in_its_container(stack):
     """Symptom 5: on today's files the three lambda drivers, their Python processes, the master daemon, the
     generator and validation all share spark-master's 2560 MiB; now each job is its own service."""
-    from vendlab.orchestrate import Settings
+    from vendlab.orchestrate import StackSettings
 
     svcs = doc(stack)["services"]
-    for p in ORCH[stack].processes(Settings()):  # each driver, the generator and validation: its own container
+    for p in ORCH[stack].processes(StackSettings()):  # each driver, the generator and validation: its own container
         assert p.name in svcs and "mem_limit" in svcs[p.name], f"{stack}: {p.name} has no service of its own"
     for name, need in needs(stack).items():
         assert need <= mib(svcs[name]["mem_limit"]), (
@@ -128,7 +128,7 @@ def test_spark_min_heap_is_sparks_rule():
 def test_every_spark_jvm_gets_at_least_sparks_minimum_heap(stack):
     """Before: --driver-memory 384m: every driver (kappa-job, lambda-ingest, lambda-speed, lambda-batch) died at
     start with [INVALID_DRIVER_MEMORY] and compose restarted it for ever."""
-    drivers = [p for p in ORCH[stack].processes(Settings()) if "--driver-memory" in p.command]
+    drivers = [p for p in ORCH[stack].processes(StackSettings()) if "--driver-memory" in p.command]
     assert drivers
     for p in drivers:
         for flag, heap in submitted_heaps(p.command).items():
@@ -146,7 +146,7 @@ def test_executors_fit_the_workers_and_yarn(stack):
         yarn = hadoop_site_files(parse_env_file((ROOT / "lambda" / "hadoop.env").read_text()))["yarn-site.xml"]
         batch = next(
             p
-            for p in ORCH["lambda"].processes(__import__("vendlab.orchestrate").orchestrate.Settings())
+            for p in ORCH["lambda"].processes(__import__("vendlab.orchestrate").orchestrate.StackSettings())
             if p.name == "lambda-batch"
         ).command
         conf = dict(batch[i + 1].split("=", 1) for i, a in enumerate(batch) if a == "--conf")

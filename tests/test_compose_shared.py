@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]
 MAKER = ROOT / "docker" / "compose" / "make_stacks.py"
@@ -35,17 +36,7 @@ def test_both_stacks_take_every_shared_service_from_one_place():
             shared
         ), stack
         text = m["render"](stack)
-        for service in (
-            "kafka",
-            "kafka-ui",
-            "spark-master",
-            "spark-worker-1",
-            "spark-worker-2",
-            "cassandra1",
-            "grafana",
-            "validation",
-            "generator",
-        ):
+        for service in SHARED_SERVICES:
             assert f"\n  {service}:\n" in text, (stack, service)
             assert f"\n  {service}:\n" not in source, f"{stack}.in.yml defines {service} again"
         assert "{{" not in text, stack

@@ -1,12 +1,13 @@
-"""The event contract is implemented twice (Spark: vendlab.jobs.parse; Python: vendlab.validate):
+"""The event contract is implemented twice (Spark: vendlab.jobs.parse; Python: vendlab.contract):
 both must give every line the same verdict and the same dead-letter reason."""
 
 import pytest
+from conftest import parse_segment
 
-from vendlab import corpus
-from vendlab.catalog import make_catalog
+from vendlab.contract import validate_line
 from vendlab.jobs import parse
-from vendlab.validate import validate_line
+from vendlab.world import corpus
+from vendlab.world.catalog import make_catalog
 
 CAT = make_catalog(1)
 SALE = (
@@ -194,19 +195,7 @@ def test_python_gives_the_first_broken_check(case):
 def test_spark_gives_the_first_broken_check(spark, tmp_path):
     """Every multi-error line as a log segment through the jobs' text source and parse: the same
     reason as the Python implementation and the contract, line by line."""
-    from pyspark.sql import functions as F
-
-    from vendlab.jobs import sources
-
-    seg = tmp_path / "seg-000000000000-1767592800000.jsonl"
-    seg.write_bytes(b"".join(c.make(1) + b"\n" for c in MULTI))
-    raw = spark.read.option("lineSep", "\n").text(str(seg)).select("value", F.col("_metadata.file_name").alias("file"))
-    assert raw.rdd.getNumPartitions() == 1  # one partition: collect() keeps the file's order
-    rows = (
-        parse.parse(sources.file_envelope(raw), sorted(CAT.machine_ids), sorted(CAT.product_names))
-        .select("reason", "kind")
-        .collect()
-    )
+    rows = parse_segment(spark, tmp_path, [c.make(1) for c in MULTI], CAT).select("reason", "kind").collect()
     assert len(rows) == len(MULTI)
     got = {c.name: r["reason"] for c, r in zip(MULTI, rows)}
     assert got == {c.name: c.reason for c in MULTI}

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from vendlab.dashboard import panels, start_dashboard_in_thread
+from vendlab.dashboard import panels
 from vendlab.dashboard.data import metrics_payload, views_payload
 from vendlab.store import base
 from vendlab.store.base import BatchViewInfo
@@ -26,20 +26,6 @@ def get(url: str) -> tuple[int, dict | bytes]:
     except urllib.error.HTTPError as e:
         status, body, kind = e.code, e.read(), e.headers.get("content-type", "")
     return status, (json.loads(body) if kind.startswith("application/json") else body)
-
-
-@pytest.fixture
-def serve():
-    stops = []
-
-    def start(data_dir):
-        url, stop = start_dashboard_in_thread(data_dir, port=0)
-        stops.append(stop)
-        return url
-
-    yield start
-    for stop in stops:
-        stop()
 
 
 def write_both(store: SqliteStore) -> None:

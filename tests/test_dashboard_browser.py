@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from vendlab.dashboard import start_dashboard_in_thread
 from vendlab.store import base
 from vendlab.store.base import BatchViewInfo
 from vendlab.store.sqlite import SqliteStore
@@ -192,20 +191,6 @@ def load_page(url: str, tmp_path: Path, budget_ms: int = 6000, width: int = 1400
 
 def number(text: str) -> int:
     return int(text.replace(",", "").replace("+", ""))
-
-
-@pytest.fixture
-def serve():
-    stops = []
-
-    def start(data_dir):
-        url, stop = start_dashboard_in_thread(data_dir, port=0)
-        stops.append(stop)
-        return url
-
-    yield start
-    for stop in stops:
-        stop()
 
 
 def test_the_page_shows_the_current_numbers_of_a_store_being_written(tmp_path, serve):

@@ -77,6 +77,22 @@ def _free_port() -> int:
     return port
 
 
+def start_dashboard_command(data_dir, port: int) -> subprocess.Popen:
+    """``vendlab dashboard --data-dir DATA_DIR --port PORT`` in a subprocess, once it has printed its URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vendlab.cli", "dashboard", "--data-dir", str(data_dir), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    line = proc.stdout.readline()
+    if line.strip() != f"vendlab dashboard: http://127.0.0.1:{port}/":
+        proc.kill()
+        raise AssertionError(f"vendlab dashboard printed {line!r}: {proc.communicate()[1]}")
+    return proc
+
+
 def _get(url: str) -> tuple[int, dict]:
     try:
         with urllib.request.urlopen(url, timeout=10) as r:
@@ -90,16 +106,8 @@ def test_started_before_the_run_it_waits_for_views_then_shows_them(tmp_path):
     creates D; the page says "waiting for views" until the store appears, then serves it."""
     d = tmp_path / "not-yet"
     port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vendlab.cli", "dashboard", "--data-dir", str(d), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    proc = start_dashboard_command(d, port)
     try:
-        line = proc.stdout.readline()
-        assert line.strip() == f"vendlab dashboard: http://127.0.0.1:{port}/", proc.stderr.read()
         assert "waiting for views" in proc.stderr.readline()
         status, v = _get(f"http://127.0.0.1:{port}/api/views")
         assert (status, v["store"]) == (503, "waiting") and "views.sqlite" in v["error"]
@@ -143,20 +151,9 @@ def test_bind_refuses_bad_ports_for_the_embedded_server_too():
 
 
 def test_serves_on_127_0_0_1_by_default_prints_its_url_and_stops_on_ctrl_c(data_dir):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vendlab.cli", "dashboard", "--data-dir", str(data_dir), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    port = _free_port()
+    proc = start_dashboard_command(data_dir, port)
     try:
-        line = proc.stdout.readline()
-        assert line.strip() == f"vendlab dashboard: http://127.0.0.1:{port}/", proc.stderr.read()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/views", timeout=10) as r:
             assert json.loads(r.read())["views"]["kappa"]["realtime"] == {"cola": 4}
         listening = [c for c in __import__("psutil").Process(proc.pid).net_connections("tcp") if c.status == "LISTEN"]

@@ -342,9 +342,9 @@ def test_point_4_the_generators_memory_does_not_grow_with_simulated_time(tmp_pat
 
 
 def test_point_4_the_feeder_takes_bounded_chunks_whatever_the_rate(tmp_path):
-    from vendlab.catalog import make_catalog
-    from vendlab.generator import Generator
     from vendlab.runner import MAX_CHUNK_EVENTS, LogFeeder
+    from vendlab.world.catalog import make_catalog
+    from vendlab.world.generator import Generator
 
     gen = Generator(make_catalog(1), 1, 6_000_000, time_scale=100)
     sizes = []
@@ -369,8 +369,8 @@ def test_point_4_the_feeder_takes_bounded_chunks_whatever_the_rate(tmp_path):
 # -- point 5: a run that is not what was asked says so -------------------------------------------
 def test_point_5_warnings_for_a_generator_behind_schedule_and_a_workload_without_sales():
     from vendlab.config import embedded
-    from vendlab.generator import Manifest
     from vendlab.runner import Runner, RunSettings
+    from vendlab.world.generator import Manifest
 
     r = Runner(embedded("/nonexistent"), ["kappa"], RunSettings(duration=10, rate=1_000_000))
     w = r.warnings(None, Manifest(seed=1, settings={}, events=2_000_000, sales=0))

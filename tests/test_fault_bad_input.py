@@ -1,4 +1,4 @@
-"""Bad input: the corpus of vendlab.corpus (not JSON, truncated, missing fields, wrong types, bad
+"""Bad input: the corpus of vendlab.world.corpus (not JSON, truncated, missing fields, wrong types, bad
 quantities and prices, unknown product or machine, absurd timestamps, huge lines, invalid UTF-8,
 plus oddly shaped valid events) through both implementations of the contract, then injected at
 1% into a log that also has 1% duplicate deliveries: every bad line is a dead letter with the
@@ -9,18 +9,17 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from conftest import record
-from pyspark.sql import functions as F
+from conftest import parse_segment, record
 
-from vendlab import corpus, schema
-from vendlab.catalog import make_catalog
+from vendlab import schema
 from vendlab.config import embedded
-from vendlab.jobs import parse, sources
+from vendlab.contract import validate_line
 from vendlab.jobs.streaming import start_view_job
+from vendlab.oracle import Validator
 from vendlab.store import base
 from vendlab.store.sqlite import DEAD_LETTER_RAW_CHARS, SqliteStore
-from vendlab.validate import validate_line
-from vendlab.validation import Validator
+from vendlab.world import corpus
+from vendlab.world.catalog import make_catalog
 
 CATALOG = make_catalog(5)
 CASES = corpus.cases(CATALOG)
@@ -56,17 +55,8 @@ def test_python_gives_the_contract_verdict(case):
 
 def test_spark_gives_the_contract_verdict_through_the_log_source(spark, tmp_path):
     """The lines as a segment file, read by the text source the jobs use (lineSep included)."""
-    log = tmp_path / "log"
-    log.mkdir()
-    seg = log / "seg-000000000000-1767592800000.jsonl"
-    seg.write_bytes(b"".join(c.make(1) + b"\n" for c in CASES))
-    raw = spark.read.option("lineSep", "\n").text(str(seg)).select("value", F.col("_metadata.file_name").alias("file"))
-    assert raw.rdd.getNumPartitions() == 1  # one partition: collect() keeps the file's order
-    rows = (
-        parse.parse(sources.file_envelope(raw), sorted(CATALOG.machine_ids), sorted(CATALOG.product_names))
-        .select("reason", "kind", "quantity", "price_cents", "revenue_cents")
-        .collect()
-    )
+    parsed = parse_segment(spark, tmp_path, [c.make(1) for c in CASES], CATALOG)
+    rows = parsed.select("reason", "kind", "quantity", "price_cents", "revenue_cents").collect()
     assert len(rows) == len(CASES)  # no line split or merged
     got = {c.name: r["reason"] for c, r in zip(CASES, rows)}
     assert got == {c.name: c.reason for c in CASES}

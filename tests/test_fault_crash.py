@@ -30,13 +30,13 @@ from pathlib import Path
 import pytest
 from conftest import record, vendlab_env
 
-from vendlab.catalog import Catalog
 from vendlab.eventlog import list_segments
-from vendlab.generator import Manifest
+from vendlab.oracle import Validator
 from vendlab.runner import with_all_keys
 from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore
-from vendlab.validation import Validator
+from vendlab.world.catalog import Catalog
+from vendlab.world.generator import Manifest
 
 pytestmark = pytest.mark.spark  # each test runs `vendlab run` (Spark) in a subprocess and kills it
 
@@ -111,7 +111,7 @@ elif kind == "handoff":  # kill after publishing a batch view, before retiring t
 if kind in ("handoff", "batch_run"):
     # the run may not end before the kill point is reached, however slow this machine is:
     # draining done, the batch layer keeps running until the test kills the process
-    import vendlab.lambda_arch as la
+    import vendlab.architectures.lambda_ as la
     la.LambdaPipeline.finish = lambda self, drained: time.sleep(3600)
 
 from vendlab.cli import main

@@ -22,13 +22,13 @@ from pathlib import Path
 import pytest
 from conftest import record
 
-from vendlab.catalog import make_catalog
+from vendlab.contract import validate_line
 from vendlab.eventlog import SegmentWriter, list_segments
-from vendlab.generator import Manifest
+from vendlab.oracle import Validator
 from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore
-from vendlab.validate import validate_line
-from vendlab.validation import Validator
+from vendlab.world.catalog import make_catalog
+from vendlab.world.generator import Manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import os, sys, time
 from pathlib import Path
-from vendlab.catalog import make_catalog
+from vendlab.world.catalog import make_catalog
 from vendlab.eventlog import SegmentWriter
-from vendlab.generator import Generator
+from vendlab.world.generator import Generator
 from vendlab.runner import LogFeeder
 
 d, mode, flag = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])

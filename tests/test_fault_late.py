@@ -22,20 +22,20 @@ import os
 from collections import Counter
 
 import numpy as np
-from conftest import iso, record
+from conftest import iso, record, sale_line
 
-from vendlab.catalog import make_catalog
+from vendlab.architectures.lambda_ import read_parts as lambda_views
 from vendlab.config import embedded
 from vendlab.eventlog import SegmentWriter
-from vendlab.generator import Generator, parse_start
 from vendlab.jobs import sources
 from vendlab.jobs.batch import run_batch
 from vendlab.jobs.ingest import INGEST, with_date
 from vendlab.jobs.streaming import start_view_job
-from vendlab.serving import lambda_views
+from vendlab.oracle import Validator
 from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore
-from vendlab.validation import Validator
+from vendlab.world.catalog import make_catalog
+from vendlab.world.generator import Generator, parse_start
 
 T0 = parse_start("2026-01-05T06:00:00Z")
 MIN = 60_000
@@ -49,25 +49,7 @@ class Sales:
         self.n = 0
 
     def line(self, eid: str, i: int, qty: int, at_ms: int) -> bytes:
-        p = self.catalog.products[i % len(self.catalog.products)]
-        m = self.catalog.machines[i % len(self.catalog.machines)]
-        return (
-            json.dumps(
-                {
-                    "event_id": eid,
-                    "type": "sale",
-                    "machine_id": m.machine_id,
-                    "place": m.place,
-                    "product": p.product,
-                    "category": p.category,
-                    "quantity": qty,
-                    "unit_price": p.price_cents / 100,
-                    "customer_id": "C7",
-                    "event_time": iso(at_ms),
-                }
-            ).encode()
-            + b"\n"
-        )
+        return sale_line(self.catalog, eid, i, qty, iso(at_ms))
 
     def fresh(self, k: int, at_ms: int) -> list[bytes]:
         out = []

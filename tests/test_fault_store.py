@@ -19,9 +19,9 @@ from conftest import record
 from vendlab.config import embedded
 from vendlab.jobs import streaming
 from vendlab.jobs.streaming import BatchSink, start_view_job
+from vendlab.oracle import Validator
 from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore, StoreUnavailable
-from vendlab.validation import Validator
 
 DELTAS = [(base.ITEMS_BY_PRODUCT, f"p{i}", 0, i + 1) for i in range(3000)]
 EXPECTED = {f"p{i}": i + 1 for i in range(3000)}

@@ -5,14 +5,15 @@ pieces."""
 import hashlib
 from pathlib import Path
 
+import orjson
 import pytest
 
-from vendlab import generator
-from vendlab.catalog import Catalog, make_catalog
 from vendlab.cli import main
 from vendlab.eventlog import list_segments
 from vendlab.finished_log import FinishedLog, write_log
-from vendlab.generator import Generator, Manifest
+from vendlab.world import generator
+from vendlab.world.catalog import Catalog, make_catalog
+from vendlab.world.generator import Generator, Manifest
 
 # sha256 of the first 30,000 lines, as the generator of commit 3e08a4f wrote them (each event
 # formatted by Arrow string kernels): the pieces-of-text generator must give the very same stream.
@@ -119,3 +120,16 @@ def test_generate_writes_a_finished_log_with_its_segments(tmp_path, capsys):
     assert "events/s" in capsys.readouterr().err
     text = b"".join(Path(s.path).read_bytes() for s in list_segments(d / "log"))
     assert text == Generator(make_catalog(7), 7, 20_000).take(2_500).data
+
+
+def test_the_warm_up_log_is_a_finished_log_with_a_marker_closing_each_segment(tmp_path):
+    from vendlab.warmup import write_warmup_log
+
+    cat = make_catalog(2, machines=4)
+    write_warmup_log(tmp_path, cat, 2_500, segment_lines=1_000)
+    m = Manifest.load(tmp_path / "manifest.json")
+    assert (m.complete, m.segments, m.events) == (True, 3, 2_500)
+    segs = [Path(s.path).read_bytes().splitlines() for s in list_segments(tmp_path / "log")]
+    assert [len(s) for s in segs] == [1_001, 1_001, 501]
+    assert [orjson.loads(s[-1])["event_id"] for s in segs] == ["warmup-1", "warmup-2", "warmup-3"]
+    assert not any(b'"marker"' in line for s in segs for line in s[:-1])

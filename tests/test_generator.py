@@ -3,10 +3,10 @@ from collections import Counter
 import orjson
 
 from vendlab import schema
-from vendlab.catalog import make_catalog
+from vendlab.contract import validate_line
 from vendlab.eventlog import SegmentWriter, list_segments
-from vendlab.generator import BAD_KINDS, Generator, Manifest
-from vendlab.validate import validate_line
+from vendlab.world.catalog import make_catalog
+from vendlab.world.generator import BAD_KINDS, Generator, Manifest
 
 
 def _lines(gen, n, step):

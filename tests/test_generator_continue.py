@@ -17,9 +17,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from vendlab import cli
-from vendlab.catalog import make_catalog
 from vendlab.eventlog import list_segments
-from vendlab.generator import BLOCK, Generator, Manifest
 from vendlab.kafka_log import (
     KafkaLogError,
     KafkaValidator,
@@ -28,10 +26,12 @@ from vendlab.kafka_log import (
     make_feeder,
     topic_partitions,
 )
+from vendlab.oracle import Validator
 from vendlab.runner import continue_generator
 from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore
-from vendlab.validation import Validator
+from vendlab.world.catalog import make_catalog
+from vendlab.world.generator import BLOCK, Generator, Manifest
 
 SEED = 7
 RATE = 20_000.0
@@ -134,25 +134,15 @@ def check_continued(lines_per_run, manifests):
         assert after.first_event_ms == manifests[0].first_event_ms and after.last_event_ms > before.last_event_ms
 
 
+def produce_embedded(data_dir, duration: float, *flags: str) -> list[str]:
+    """``vendlab produce`` on the embedded profile at 20,000 events/s for ``duration`` seconds."""
+    run = ["--rate", "20000", "--duration", str(duration), *flags]
+    return ["produce", "--profile", "embedded", "--data-dir", str(data_dir), "--seed", str(SEED), *run]
+
+
 def test_embedded_produce_started_three_times_continues(catalog, tmp_path):
     d = tmp_path / "d"
-    argv = [
-        "produce",
-        "--profile",
-        "embedded",
-        "--data-dir",
-        str(d),
-        "--seed",
-        str(SEED),
-        "--rate",
-        "20000",
-        "--duration",
-        "0.25",
-        "--bad-rate",
-        "0.02",
-        "--dup-rate",
-        "0.03",
-    ]
+    argv = produce_embedded(d, 0.25, "--bad-rate", "0.02", "--dup-rate", "0.03")
     runs, manifests, done = [], [], set()
     for _ in range(3):
         assert cli.main(argv) == 0
@@ -172,19 +162,7 @@ def test_embedded_produce_started_three_times_continues(catalog, tmp_path):
 
 def test_a_new_log_sets_an_old_manifest_aside(catalog, tmp_path):
     d = tmp_path / "d"
-    argv = [
-        "produce",
-        "--profile",
-        "embedded",
-        "--data-dir",
-        str(d),
-        "--seed",
-        str(SEED),
-        "--rate",
-        "20000",
-        "--duration",
-        "0.1",
-    ]
+    argv = produce_embedded(d, 0.1)
     assert cli.main(argv) == 0
     old = Manifest.load(d / "manifest.json")
     for s in list_segments(d / "log"):

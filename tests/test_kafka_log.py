@@ -12,8 +12,6 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from vendlab import kafka_log
-from vendlab.catalog import make_catalog
-from vendlab.generator import Generator, Manifest
 from vendlab.kafka_log import (
     KafkaLogError,
     KafkaLogWriter,
@@ -27,6 +25,8 @@ from vendlab.kafka_log import (
 )
 from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore
+from vendlab.world.catalog import make_catalog
+from vendlab.world.generator import Generator, Manifest
 
 SEED = 3
 RATE = 40_000.0

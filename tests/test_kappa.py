@@ -5,9 +5,9 @@ import pytest
 
 from vendlab.config import embedded
 from vendlab.jobs.streaming import start_view_job
+from vendlab.oracle import Validator
 from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore
-from vendlab.validation import Validator
 
 
 class Crash(RuntimeError):

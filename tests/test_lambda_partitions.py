@@ -23,15 +23,16 @@ from collections import Counter
 import pytest
 from conftest import iso
 
-from vendlab.catalog import make_catalog
+from vendlab.architectures.lambda_ import add
+from vendlab.architectures.lambda_ import read_parts as lambda_views
 from vendlab.config import embedded
+from vendlab.contract import validate_line
 from vendlab.jobs import batch as jb
 from vendlab.jobs import parse
 from vendlab.jobs.streaming import BatchSink
-from vendlab.serving import add, lambda_views
 from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore
-from vendlab.validate import validate_line
+from vendlab.world.catalog import make_catalog
 
 T0 = 1_767_592_800_000  # 2026-01-05T06:00:00Z
 MIN = 60_000

@@ -24,11 +24,11 @@ import pytest
 from grafana_cql import fill, panel_sums, targets, variable_values
 from localstack_helpers import pids, start_script
 
-from vendlab.generator import Manifest
 from vendlab.localstack.jobs import LocalRunner
 from vendlab.localstack.stack import LocalStack
 from vendlab.store import base
 from vendlab.store.cassandra import CassandraStore
+from vendlab.world.generator import Manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.services

@@ -19,11 +19,11 @@ import pytest
 from grafana_cql import fill, panel_sums, targets, variable_values
 from localstack_helpers import pids, recount_items_by_product, start_script
 
-from vendlab.generator import Manifest
+from vendlab.architectures.lambda_ import read_parts as lambda_views
 from vendlab.localstack.jobs import LocalRunner
-from vendlab.serving import lambda_views
 from vendlab.store import base
 from vendlab.store.cassandra import CassandraStore
+from vendlab.world.generator import Manifest
 
 pytestmark = pytest.mark.services
 

@@ -9,7 +9,7 @@ import pytest
 from vendlab.config import embedded
 from vendlab.jobs import batch, parse
 from vendlab.jobs.ingest import PARSED_BY, start_ingest_job
-from vendlab.models.scenario import write_scenario
+from vendlab.world.scenario import write_scenario
 
 pytestmark = pytest.mark.spark
 
@@ -48,8 +48,8 @@ def test_batch_view_is_the_same_from_parsed_columns_raw_lines_or_another_contrac
 
 
 def test_warm_up_runs_every_job_in_a_scratch_folder_it_removes(spark, tmp_path):
-    from vendlab.catalog import make_catalog
     from vendlab.warmup import warm_up
+    from vendlab.world.catalog import make_catalog
 
     r = warm_up(spark, make_catalog(3), ["kappa", "lambda"], events=3_000, scratch_root=tmp_path)
     assert r["jobs"] == ["warmup_kappa_view", "warmup_lambda_speed", "warmup_lambda_ingest", "warmup_lambda_batch"]

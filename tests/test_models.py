@@ -11,11 +11,11 @@ import numpy as np
 import orjson
 import pytest
 
-from vendlab.catalog import make_catalog
-from vendlab.generator import OUT_OF_SERVICE, RESTOCK_MAX, Generator
 from vendlab.models import defs, evaluate, forecast, risk, stock
 from vendlab.models.hourly import Hourly, views_from_lines
-from vendlab.models.scenario import DAYS_RATE, DAYS_TIME_SCALE
+from vendlab.world.catalog import make_catalog
+from vendlab.world.generator import OUT_OF_SERVICE, RESTOCK_MAX, Generator
+from vendlab.world.scenario import DAYS_RATE, DAYS_TIME_SCALE
 
 SEED = 3
 EVENTS = 150_000

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from vendlab import orchestrate
-from vendlab.orchestrate import PASSWORD_VAR, STACKS, Result, Settings, main
+from vendlab.orchestrate import PASSWORD_VAR, STACKS, Result, StackSettings, main
 from vendlab.store.cassandra import TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -320,7 +320,7 @@ def test_health_wait_times_out_with_a_clear_error(tmp_path):
     assert code == 1
     assert "time-out after 60 s" in err and "cassandra1 (starting)" in err
     assert "docker compose logs cassandra1" in err
-    assert 60 <= fake.clock - fake.t0 <= 60 + Settings.poll_interval
+    assert 60 <= fake.clock - fake.t0 <= 60 + StackSettings.poll_interval
     assert not any("--create" in c for c in fake.calls)  # nothing is set up on an unhealthy stack
 
 
@@ -442,7 +442,7 @@ def test_dry_run_without_docker_from_the_command_line(tmp_path):
 
 
 def test_job_exec_builds_the_command_from_the_environment():
-    settings = Settings.from_env({"VENDLAB_RATE": "5000", "VENDLAB_SEED": "7", "VENDLAB_BATCH_INTERVAL": "30"})
+    settings = StackSettings.from_env({"VENDLAB_RATE": "5000", "VENDLAB_SEED": "7", "VENDLAB_BATCH_INTERVAL": "30"})
     gen = orchestrate.job_process("generator", settings)
     assert gen.command[gen.command.index("--rate") + 1] == "5000"
     assert gen.command[gen.command.index("--seed") + 1] == "7"

@@ -11,18 +11,18 @@ from decimal import ROUND_HALF_UP, Decimal
 import pandas as pd
 import pytest
 
+from vendlab.architectures.lambda_ import read_parts as lambda_views
 from vendlab.config import embedded
+from vendlab.contract import validate_line
 from vendlab.jobs.batch import run_batch
 from vendlab.jobs.ingest import start_ingest_job
 from vendlab.jobs.streaming import start_view_job
 from vendlab.jobs.views import BUCKETED_VIEWS
 from vendlab.models import defs
-from vendlab.models.scenario import write_scenario
-from vendlab.serving import lambda_views
+from vendlab.oracle import Validator
 from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore
-from vendlab.validate import validate_line
-from vendlab.validation import Validator
+from vendlab.world.scenario import write_scenario
 
 EVENTS = 30_000  # a slot every 3.6 simulated seconds: 30 simulated hours
 
@@ -153,10 +153,10 @@ AWKWARD = [  # valid events at the edges of the owner's definitions
 
 
 def test_spark_and_validation_agree_on_awkward_events(spark):
-    from vendlab.catalog import make_catalog
     from vendlab.jobs import parse
     from vendlab.jobs.views import view_rows
     from vendlab.models.hourly import views_from_lines
+    from vendlab.world.catalog import make_catalog
 
     cat = make_catalog(1)
     raw = spark.createDataFrame([(x,) for x in AWKWARD], "value string").selectExpr(

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vendlab import corpus
-from vendlab.catalog import make_catalog
 from vendlab.eventlog import SegmentWriter
+from vendlab.oracle import Validator
 from vendlab.store import base
 from vendlab.store.cassandra import STATEMENTS
 from vendlab.store.sqlite import SqliteStore
-from vendlab.validation import Validator
+from vendlab.world import corpus
+from vendlab.world.catalog import make_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 STACKS = ("lambda", "kappa")
@@ -108,13 +108,12 @@ EVENT_PATHS = [
     "vendlab/dashboard",
     "vendlab/jobs",
     "vendlab/serving.py",
-    "vendlab/validation.py",
-    "vendlab/validate.py",
+    "vendlab/oracle.py",
+    "vendlab/contract.py",
     "vendlab/kafka_log.py",
     "vendlab/runner.py",
-    "vendlab/lambda_arch.py",
-    "vendlab/pipelines.py",
-    "vendlab/corpus.py",
+    "vendlab/architectures",
+    "vendlab/world/corpus.py",
     "vendlab/eventlog.py",
 ]
 

@@ -13,14 +13,15 @@ from collections import Counter
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from conftest import sale_line
 
-from vendlab.catalog import make_catalog
 from vendlab.config import VALIDATION_WINDOW_MS, duration_ms, embedded
 from vendlab.eventlog import SegmentWriter
 from vendlab.kafka_log import KafkaLogWriter, KafkaValidator, LostRecordsError, consumer_config, topic_partitions
+from vendlab.oracle import SeenIds, Validator
 from vendlab.store import base
 from vendlab.store.sqlite import SqliteStore
-from vendlab.validation import SeenIds, Validator
+from vendlab.world.catalog import make_catalog
 
 MIN = 60_000
 T0 = 1_767_592_800_000  # 2026-01-05T06:00:00Z
@@ -78,28 +79,6 @@ def test_a_copy_refreshes_its_id():
     assert seen.replay_from_ms(T0 + 30 * MIN) == T0 + 20 * MIN
 
 
-def sale(catalog, eid: str, qty: int) -> bytes:
-    p, m = catalog.products[qty % len(catalog.products)], catalog.machines[qty % len(catalog.machines)]
-    return (
-        json.dumps(
-            {
-                "event_id": eid,
-                "type": "sale",
-                "machine_id": m.machine_id,
-                "place": m.place,
-                "product": p.product,
-                "category": p.category,
-                "quantity": qty,
-                "unit_price": p.price_cents / 100,
-                "customer_id": "C1",
-                "event_time": "2026-01-05T06:00:00.000Z",
-            },
-            separators=(",", ":"),  # the generator's compact form: the writer keys the record by machine_id
-        ).encode()
-        + b"\n"
-    )
-
-
 def long_log(catalog, segments: int, per_segment: int, window: int):
     """Segments one minute of log time apart; every event delivered twice, the copy up to a
     window of log time later. Yields (log_ms, lines) and the exact truth (each id once)."""
@@ -110,7 +89,7 @@ def long_log(catalog, segments: int, per_segment: int, window: int):
         lines = later.pop(s, [])
         for k in range(per_segment):
             eid, qty = f"s{s}-{k}", 1 + (s + k) % 3
-            line = sale(catalog, eid, qty)
+            line = sale_line(catalog, eid, qty, qty)
             lines.append(line)
             truth[json.loads(line)["product"]] += qty
             later.setdefault(s + 1 + (k % (window // MIN)), []).append(line)  # 1..window minutes later

@@ -22,27 +22,31 @@ from pathlib import Path
 
 import numpy as np
 
-from vendlab.catalog import REFERENCE_ITEMS_PER_MACHINE_DAY, Catalog
 from vendlab.models import defs
 from vendlab.models import forecast as forecast_model
 from vendlab.models import risk as risk_model
 from vendlab.models import stock as stock_model
 from vendlab.models.hourly import HOUR_MS, Hourly
 from vendlab.store import base
+from vendlab.world.catalog import REFERENCE_ITEMS_PER_MACHINE_DAY, Catalog
 
 COMMANDS = ("answer",)
 DAY_MS = 24 * HOUR_MS
 
 
 def add_commands(sub) -> None:
+    from vendlab import architectures
+    from vendlab.serving import sources
+
     p = sub.add_parser("answer", help="the owner's questions answered from a data dir's views (table or JSON)")
     p.add_argument("--data-dir", type=Path, required=True, help="a data dir written by vendlab run / demo")
     p.add_argument(
         "--source",
-        choices=("auto", "kappa", "lambda", "validation"),
+        choices=("auto", *sources()),
         default="auto",
-        help="whose views to read: kappa's real-time view, lambda's serving view or validation "
-        "(default: the first present, in that order)",
+        help="whose views to read: "
+        + ", ".join(a.view_title for a in architectures.ARCHITECTURES)
+        + " or validation (default: the first present, in that order)",
     )
     p.add_argument("--top", type=int, default=5, help="rows per answer (default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -145,7 +149,7 @@ def volume_factor(catalog: Catalog, manifest: dict | None) -> tuple[float, str]:
         return float(econ["volume_factor"]), "manifest"
     settings = (manifest or {}).get("settings") or {}
     if "rate" in settings:
-        from vendlab.generator import Generator
+        from vendlab.world.generator import Generator
 
         g = Generator(
             catalog,
@@ -557,8 +561,8 @@ def answers(
 
 
 def evaluation(d: Hourly, catalog: Catalog, manifest: dict, statsmodels: bool = False) -> dict:
-    from vendlab.generator import Generator
     from vendlab.models import evaluate
+    from vendlab.world.generator import Generator
 
     oracle = None
     settings = manifest.get("settings") or {}
@@ -617,11 +621,15 @@ def _notes(a: dict, q: str) -> list[str]:
 def format_answers(a: dict) -> str:
     import textwrap
 
+    from vendlab import architectures
+
     out = []
     per = a.get("period")
     src = {
-        "kappa": "kappa's real-time view",
-        "lambda": "lambda's serving view (batch + speed)",
+        **{
+            arch.name: arch.view_title + (f" ({arch.view_detail})" if arch.view_detail else "")
+            for arch in architectures.ARCHITECTURES
+        },
         "validation": "the validation view",
     }.get(a.get("source"), a.get("source"))
     if per is None:

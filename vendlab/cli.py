@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import errno
 import json
-import math
 import os
 import signal
 import sys
@@ -20,73 +19,29 @@ import threading
 import time
 from pathlib import Path
 
+from vendlab import answer, architectures, cluster
+from vendlab.bench import cli as bench_cli
+from vendlab.cli_args import (
+    MAX_DURATION,
+    RATE_HELP,
+    SCALE_HELP,
+    SEED_HELP,
+    batch_interval_type,
+    check_time_per_event,
+    data_dir_type,
+    duration_type,
+    events_type,
+    fraction,
+    number,
+    rate_type,
+    seed_type,
+    segment_lines_type,
+    time_scale_type,
+    vendlab_command,
+)
 from vendlab.config import BATCH_INTERVAL_S
-from vendlab.pipelines import ARCHS
-
-
-def _number(kind, lo=None, lo_open=False, hi=None, hi_open=False, what="value"):
-    def parse(text: str):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
-        if not math.isfinite(v):
-            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number: {what} must be a finite number")
-        if lo is not None and (v <= lo if lo_open else v < lo):
-            raise argparse.ArgumentTypeError(f"{text} is too small: {what} must be {'>' if lo_open else '>='} {lo}")
-        if hi is not None and (v >= hi if hi_open else v > hi):
-            raise argparse.ArgumentTypeError(f"{text} is too large: {what} must be {'<' if hi_open else '<='} {hi}")
-        return v
-
-    return parse
-
-
-positive = _number(float, lo=0, lo_open=True, what="it")
-fraction = _number(float, lo=0, hi=1, hi_open=True, what="a fraction in [0, 1)")
-seed_type = _number(int, lo=0, hi=2**32 - 1, what="a seed")
-# The documented ranges of the numeric flags (--help shows them; docs/reliability.md).
-MAX_RATE = 10_000_000
-MAX_TIME_SCALE = 86_400  # a simulated day per wall second
-MAX_DURATION = 86_400
-rate_type = _number(float, lo=0, lo_open=True, hi=MAX_RATE, what="the rate (events/s)")
-time_scale_type = _number(float, lo=0, lo_open=True, hi=MAX_TIME_SCALE, what="the time scale")
-duration_type = _number(float, lo=0, lo_open=True, hi=MAX_DURATION, what="the duration (s)")
-batch_interval_type = _number(float, lo=0.1, hi=3600, what="the batch interval (s)")
-events_type = _number(int, lo=1, hi=1_000_000_000, what="the number of events")
-segment_lines_type = _number(int, lo=1, hi=1_000_000, what="lines per segment")
-
-
-def data_dir_type(text: str) -> Path:
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path: give the data dir's folder, e.g. --data-dir data/run1")
-    return Path(text)
-
-
-def check_time_per_event(parser: argparse.ArgumentParser, args) -> None:
-    """--time-scale / --rate is the simulated time per event: bounded (vendlab.generator)."""
-    from vendlab.generator import MAX_SIM_S_PER_EVENT, MIN_SIM_S_PER_EVENT
-
-    rate, scale = getattr(args, "rate", None), getattr(args, "time_scale", None)
-    if rate is None or scale is None:
-        return
-    per_event = scale / rate
-    if not MIN_SIM_S_PER_EVENT <= per_event <= MAX_SIM_S_PER_EVENT:
-        parser.error(
-            f"--time-scale / --rate is {per_event:.3g} simulated seconds per event; it must be in "
-            f"[{MIN_SIM_S_PER_EVENT:g}, {MAX_SIM_S_PER_EVENT:g}] (coarser, each event spans hours of the "
-            f"fleet's life and memory grows with it; finer, the fleet has no time to sell): e.g. "
-            f"--rate {max(1, int(scale / MAX_SIM_S_PER_EVENT))} or more, "
-            f"--rate {int(scale / MIN_SIM_S_PER_EVENT):,} or less at --time-scale {scale:g}"
-        )
-
-
-RATE_HELP = (
-    f"events per second, (0, {MAX_RATE:,}], with --time-scale / --rate in [1e-05, 60] simulated seconds per event"
-)
-SCALE_HELP = (
-    f"simulated seconds per wall second, (0, {MAX_TIME_SCALE:,}] (default 60: a minute of machine life per second)"
-)
-SEED_HELP = "seed of the fleet and the events, 0..4294967295 (default 1)"
+from vendlab.dashboard import cli as dashboard_cli
+from vendlab.localstack import cli as localstack_cli
 
 
 def _add_run_flags(p: argparse.ArgumentParser, demo: bool = False) -> None:
@@ -142,11 +97,13 @@ def _add_run_flags(p: argparse.ArgumentParser, demo: bool = False) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from vendlab.serving import view_names
+
     ap = argparse.ArgumentParser(prog="vendlab", description="Lambda vs kappa on a fleet of vending machines.")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run one architecture (plus validation) in embedded mode")
-    run.add_argument("--arch", required=True, choices=ARCHS, help="kappa or lambda")
+    run.add_argument("--arch", required=True, choices=architectures.names(), help=" or ".join(architectures.names()))
     _add_run_flags(run)
     run.add_argument(
         "--resume",
@@ -158,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_flags(demo, demo=True)
     demo.add_argument(
         "--port",
-        type=_number(int, lo=1, hi=65535, what="a TCP port"),
+        type=number(int, lo=1, hi=65535, what="a TCP port"),
         default=8050,
         help="port of the dashboard on 127.0.0.1 (default 8050)",
     )
@@ -167,9 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     views = sub.add_parser(
         "views",
         help="print the current views of a data dir (items sold per product)",
-        description="Items sold per product in each view of a data dir: kappa_realtime, "
-        "lambda_batch, lambda_realtime, lambda_serving, validation (those present); "
-        "each name means the same in every data dir.",
+        description="Items sold per product in each view of a data dir: "
+        + ", ".join(view_names())
+        + " (those present); each name means the same in every data dir.",
     )
     views.add_argument("--data-dir", type=data_dir_type, default=None, help="the data dir (embedded profile)")
     views.add_argument(
@@ -233,33 +190,17 @@ def build_parser() -> argparse.ArgumentParser:
         "use), and rebuild lambda's master dataset and views if the data dir has them: the "
         "repair for checkpoints and a store that disagree",
     )
-    for ext in _extensions():
+    for ext in EXTENSIONS:
         ext.add_commands(sub)
     return ap
 
 
-# Command groups that live in their own modules: each has add_commands(subparsers) and
+# Command groups that live in their own modules: each has COMMANDS, add_commands(subparsers) and
 # run(args) -> exit code, and handles the commands it added.
-EXTENSION_MODULES = (
-    "vendlab.cluster",
-    "vendlab.dashboard.cli",
-    "vendlab.bench.cli",
-    "vendlab.answer",
-    "vendlab.localstack.cli",
-)
+EXTENSIONS = (cluster, dashboard_cli, bench_cli, answer, localstack_cli)
 
-
-def _extensions():
-    import importlib
-
-    mods = []
-    for name in EXTENSION_MODULES:
-        try:
-            mods.append(importlib.import_module(name))
-        except ModuleNotFoundError as e:
-            if e.name is None or not name.startswith(e.name):
-                raise  # a real missing dependency inside the module: say so
-    return mods
+# Each command imports what it runs (the runner, the jobs, the stores...) inside its function: the
+# parser and the other commands do not load it.
 
 
 @contextlib.contextmanager
@@ -282,7 +223,7 @@ def stdout_to_stderr():
 
 def cmd_run(args, archs: list[str], data_dir: Path) -> int:
     from vendlab.config import embedded
-    from vendlab.report import format_comparison
+    from vendlab.run_summary import format_comparison
     from vendlab.runner import Runner, RunSettings
     from vendlab.warmup import WARMUP_EVENTS
 
@@ -359,7 +300,7 @@ def cmd_views(args) -> int:
         return 2
     try:
         views = current_views(d, jobs=args.job)
-        missing = [q for q in processed_checkpoints(d) if q in STREAM_JOBS and not applied_batches(d, q)]
+        missing = [q for q in processed_checkpoints(d) if q in stream_jobs() and not applied_batches(d, q)]
     except UnknownJob as e:
         print(f"vendlab: {e}", file=sys.stderr)
         return 2
@@ -388,7 +329,9 @@ def print_views(views: dict, as_json: bool) -> int:
     )
 
 
-STREAM_JOBS = ("kappa", "lambda_speed")  # the view jobs whose rows views.sqlite must hold
+def stream_jobs() -> list[str]:
+    """The view jobs whose rows views.sqlite must hold (vendlab.architectures)."""
+    return [j.store_job for _, j in architectures.all_jobs() if j.kind == architectures.VIEW]
 
 
 def applied_batches(d: Path, job: str) -> bool:
@@ -424,7 +367,7 @@ def cmd_views_compose(args) -> int:
         where = f"the local stack in {args.stack_dir}" if args.stack_dir else f"VENDLAB_CASSANDRA={hosts}"
         print(
             f"vendlab: cannot read keyspace {keyspace!r} on Cassandra at {hosts} ({where}): "
-            f"{str(e)[:200]}. Start it with `vendlab stack up --stack kappa|lambda --dir DIR` "
+            f"{str(e)[:200]}. Start it with `{vendlab_command()} stack up --stack kappa|lambda --dir DIR` "
             f"(or the compose stack), and its jobs",
             file=sys.stderr,
         )
@@ -438,10 +381,10 @@ def cmd_views_compose(args) -> int:
 
 def cmd_generate(args) -> int:
     from vendlab import datadir
-    from vendlab.catalog import make_catalog
     from vendlab.eventlog import list_segments
     from vendlab.finished_log import write_log
-    from vendlab.generator import Generator
+    from vendlab.world.catalog import make_catalog
+    from vendlab.world.generator import Generator
 
     d = args.data_dir
     try:
@@ -589,9 +532,9 @@ def _os_error(e: OSError, args) -> str:
 def main(argv: list[str] | None = None) -> int:
     import sqlite3
 
+    from vendlab.architectures import PipelineFailed
     from vendlab.dashboard.server import DashboardError
     from vendlab.datadir import DataDirError
-    from vendlab.pipelines import PipelineFailed
     from vendlab.runner import RunError
     from vendlab.spark import JavaMissing
     from vendlab.store.sqlite import StoreUnavailable
@@ -616,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_generate(args)
         if args.command == "replay":
             return cmd_replay(args)
-        for ext in _extensions():
+        for ext in EXTENSIONS:
             if args.command in getattr(ext, "COMMANDS", ()):
                 return ext.run(args)
     except (RunError, JavaMissing, DashboardError, DataDirError, StoreUnavailable) as e:
@@ -658,13 +601,13 @@ def cmd_demo(args) -> int:
 
     data_dir = args.data_dir or Path("data/demo")
     if args.data_dir is not None:
-        return cmd_run(args, ["kappa", "lambda"], data_dir)
+        return cmd_run(args, list(architectures.names()), data_dir)
     # The demo's own default folder starts clean each time, under its lock (a demo running there
     # is refused, not emptied under its feet).
     data_dir.mkdir(parents=True, exist_ok=True)
     with datadir.hold(data_dir, "vendlab demo"):
         empty_dir(data_dir)
-        return cmd_run(args, ["kappa", "lambda"], data_dir)
+        return cmd_run(args, list(architectures.names()), data_dir)
 
 
 if __name__ == "__main__":

@@ -19,16 +19,25 @@ import sys
 import threading
 from pathlib import Path
 
+from vendlab.cli_args import fraction, positive, seed_type
 from vendlab.config import BATCH_INTERVAL_S, PROFILES
 
 COMMANDS = ("produce", "validate", "job")
-JOBS = ("kappa", "lambda-speed", "lambda-ingest", "lambda-batch")
+
+
+def job_names() -> tuple[str, ...]:
+    """`vendlab job NAME`: every job of every architecture (vendlab.architectures), view jobs first."""
+    from vendlab import architectures
+    from vendlab.architectures.spec import KINDS
+
+    jobs = sorted(architectures.all_jobs(), key=lambda aj: KINDS.index(aj[1].kind))
+    return tuple(j.command for _, j in jobs)
+
+
 DEFAULT_DATA_DIR = Path("data/cluster")
 
 
 def _profile_flags(p: argparse.ArgumentParser) -> None:
-    from vendlab.cli import seed_type
-
     p.add_argument(
         "--profile",
         choices=PROFILES,
@@ -45,8 +54,6 @@ def _profile_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_commands(sub) -> None:
-    from vendlab.cli import fraction, positive
-
     p = sub.add_parser(
         "produce",
         help="generator -> log (Kafka with --profile compose), at a rate, with markers; "
@@ -63,7 +70,8 @@ def add_commands(sub) -> None:
     _profile_flags(v)
 
     j = sub.add_parser("job", help="run one streaming/batch job of an architecture (on the cluster: via spark-submit)")
-    j.add_argument("name", choices=JOBS, help=", ".join(JOBS))
+    jobs = job_names()
+    j.add_argument("name", choices=jobs, help=", ".join(jobs))
     _profile_flags(j)
     j.add_argument(
         "--batch-interval",
@@ -79,7 +87,35 @@ def _profile(args):
     return make_profile(args.profile, args.data_dir)
 
 
+# What each command reads and writes on the cluster (vendlab.services checks them before starting).
+NEEDS = {
+    "produce": ("kafka",),
+    "validate": ("kafka", "cassandra"),
+    "view": ("kafka", "cassandra", "spark", "hdfs"),  # job kinds (vendlab.architectures.spec)
+    "ingest": ("kafka", "spark", "hdfs"),
+    "batch": ("cassandra", "spark", "hdfs"),
+}
+
+
+def _needs(args) -> tuple[str, tuple[str, ...]]:
+    """(the command as typed, the services it needs)."""
+    if args.command != "job":
+        return f"vendlab {args.command}", NEEDS[args.command]
+    from vendlab import architectures
+
+    job = next(j for _, j in architectures.all_jobs() if j.command == args.name)
+    return f"vendlab job {args.name}", NEEDS[job.kind]
+
+
 def run(args) -> int:
+    from vendlab.services import ServiceUnavailable, require
+
+    command, needs = _needs(args)
+    try:
+        require(_profile(args), needs, command)
+    except ServiceUnavailable as e:
+        _say(str(e))
+        return 2
     if args.command == "produce":
         return cmd_produce(args)
     if args.command == "validate":
@@ -97,7 +133,7 @@ def cmd_produce(args) -> int:
     """Feed the generator into the log. Started again on the same log it continues the stream
     (new event ids, simulated time after the last event, the manifest's counts going on):
     see kafka_log.continue_in_topic and runner.continue_generator."""
-    from vendlab.catalog import make_catalog
+    from vendlab.world.catalog import make_catalog
 
     profile = _profile(args)
     profile.data_dir.mkdir(parents=True, exist_ok=True)
@@ -139,8 +175,8 @@ def cmd_produce(args) -> int:
         where = f"Kafka topic {profile.topic} on {profile.kafka_bootstrap}"
     else:
         from vendlab.eventlog import SegmentWriter
-        from vendlab.generator import Generator, set_aside
         from vendlab.runner import LogFeeder, continue_generator, recover_manifest
+        from vendlab.world.generator import Generator, set_aside
 
         m = recover_manifest(profile)
         if m is not None:
@@ -196,8 +232,8 @@ def cmd_produce(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from vendlab.catalog import make_catalog
     from vendlab.config import open_store
+    from vendlab.world.catalog import make_catalog
 
     profile = _profile(args)
     catalog = make_catalog(args.seed)
@@ -220,7 +256,7 @@ def cmd_validate(args) -> int:
             consumer.close()
             store.close()
         return 0
-    from vendlab.validation import Validator
+    from vendlab.oracle import Validator
 
     _say(f"validation consumer on {profile.log_dir} -> {profile.sqlite_path}")
     try:
@@ -231,36 +267,28 @@ def cmd_validate(args) -> int:
 
 
 def cmd_job(args) -> int:
-    from vendlab.catalog import make_catalog
+    from vendlab import architectures
+    from vendlab.architectures.spec import start_query
     from vendlab.config import open_store
     from vendlab.spark import get_spark
+    from vendlab.world.catalog import make_catalog
 
     profile = _profile(args)
     catalog = make_catalog(args.seed)
     spark = get_spark(profile, app=f"vendlab-{args.name}")
+    arch, job = next((a, j) for a, j in architectures.all_jobs() if j.command == args.name)
     try:
-        if args.name == "kappa":
-            from vendlab.jobs.streaming import start_view_job
-
-            query = start_view_job(spark, profile, catalog, "kappa")
-        elif args.name == "lambda-speed":
-            from vendlab.jobs.streaming import start_view_job
-
-            query = start_view_job(spark, profile, catalog, "lambda_speed", bucket_ms=profile.bucket_ms)
-        elif args.name == "lambda-ingest":
-            from vendlab.jobs.ingest import start_ingest_job
-
-            query = start_ingest_job(spark, profile, catalog=catalog)
-        else:
-            from vendlab.lambda_arch import run_batch_loop
+        if job.kind == architectures.BATCH:
+            from vendlab.architectures.lambda_ import run_batch_loop
 
             store = open_store(profile)
             try:
-                _say(f"lambda batch layer: a batch run every {args.batch_interval:g} s")
+                _say(f"{arch.name} batch layer: a batch run every {args.batch_interval:g} s")
                 run_batch_loop(spark, profile, catalog, store, args.batch_interval)
             finally:
                 store.close()
             return 0
+        query = start_query(job, spark, profile, catalog)
         _say(f"{args.name}: streaming query {query.name or ''} started on {profile.spark_master}")
         query.awaitTermination()
         return 0

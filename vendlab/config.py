@@ -23,19 +23,19 @@ from pathlib import Path
 PROFILES = ("embedded", "compose")
 
 # The validation consumer recognises a duplicate delivered up to this much log time after the
-# previous copy of its id (vendlab.validation.SeenIds); it must be at least the jobs' dedup_delay.
+# previous copy of its id (vendlab.oracle.SeenIds); it must be at least the jobs' dedup_delay.
 # Six times the default delay: kappa's out-of-contract duplicates (later than its delay) stay
 # visible as kappa - validation, and memory holds about rate x window / time_scale ids (at 60x
 # and 2 000 events/s: 120 000 ids, about 15 MB).
 VALIDATION_WINDOW_MS = 60 * 60_000
 
 # Lambda's batch layer pauses this many seconds after each batch run before the next
-# (lambda_arch.run_batch_loop), so a slow run never overlaps the next one. The one default of
+# (architectures.lambda_.run_batch_loop), so a slow run never overlaps the next one. The one default of
 # `vendlab run/demo --batch-interval`, RunSettings, `vendlab job lambda-batch` and the start scripts
-# (the compose stacks' VENDLAB_BATCH_INTERVAL; tests/test_compose_shared.py checks it). Until now
-# they said 20, 30 and 60 s. 20 s: the 120-s demo shows several hand-offs and the speed layer holds
-# few blocks after the cutoff; on a long cluster run the batch run itself (20 s over 1.2M events
-# here, docs/results.md, and growing with the history) soon outweighs the pause anyway.
+# (the compose stacks' VENDLAB_BATCH_INTERVAL; tests/test_compose_shared.py checks it). 20 s: the
+# 120-s demo shows several hand-offs and the speed layer holds few blocks after the cutoff; on a
+# long cluster run the batch run itself (20 s over 1.2M events here, docs/results.md, and growing
+# with the history) soon outweighs the pause anyway.
 BATCH_INTERVAL_S = 20.0
 
 _UNITS_MS = {"millisecond": 1, "second": 1000, "minute": 60_000, "hour": 3_600_000, "day": 86_400_000}

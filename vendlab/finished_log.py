@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from vendlab.eventlog import SegmentWriter
-from vendlab.generator import Generator, Manifest
+from vendlab.world.generator import Generator, Manifest
 
 # mix(data) -> (data, lines): what to write instead of a generated chunk (the corpus tests add
 # lines to each); progress(done, total) after each chunk.

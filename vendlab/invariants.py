@@ -1,5 +1,5 @@
 """What must hold at every moment of a run, not only after the drain: checked by the runner's
-samples (``vendlab.runner``) and by lambda's batch loop after each run (``vendlab.lambda_arch``).
+samples (``vendlab.runner``) and by lambda's batch loop after each run (``vendlab.architectures.lambda_``).
 
 * **Never ahead of the generator** (``over_generated``): a user-facing view never holds more items
   of a product than had been generated when it was read.

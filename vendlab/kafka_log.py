@@ -21,7 +21,7 @@ Feeder
 
 Validation consumer
     ``KafkaValidator``: a plain ``Consumer`` (no Spark) that reads every partition and writes
-    the same views as ``vendlab.validation.Validator`` (whose line logic it reuses) into the
+    the same views as ``vendlab.oracle.Validator`` (whose line logic it reuses) into the
     store, exactly once across restarts:
 
     - the consumed position of each partition is part of the view store: the view
@@ -33,7 +33,7 @@ Validation consumer
       id and the store applies it at most once; ids grow with every batch;
     - on start (and after any failed apply) the consumer reads its offsets from the store,
       re-reads the last window of log time before them to rebuild its seen event ids (a window
-      of ``Profile.validation_window_ms``, as in embedded mode: ``vendlab.validation.SeenIds``),
+      of ``Profile.validation_window_ms``, as in embedded mode: ``vendlab.oracle.SeenIds``),
       and continues from there;
     - it never skips a record: a stored position below a partition's first offset (records
       deleted by retention), records deleted inside the window it re-reads, or an offset reset
@@ -60,8 +60,8 @@ from vendlab import schema
 from vendlab.store import base
 
 if TYPE_CHECKING:  # kept out of the import: the start scripts import this module with the stdlib only
-    from vendlab.catalog import Catalog
     from vendlab.store.base import ViewStore
+    from vendlab.world.catalog import Catalog
 
 DEFAULT_TOPIC = "vendlab-events"
 DEFAULT_PARTITIONS = 6
@@ -393,8 +393,8 @@ def continue_in_topic(
       deleted: the manifest is all that is left), else start afresh (a new topic; an earlier
       manifest is kept aside under another name).
     """
-    from vendlab.generator import Generator, Manifest, set_aside
     from vendlab.runner import continue_generator
+    from vendlab.world.generator import Generator, Manifest, set_aside
 
     say = say or (lambda msg: None)
     m = Manifest.load(manifest_path) if manifest_path.exists() else None
@@ -464,7 +464,7 @@ class KafkaValidator:
         window_ms: int | None = None,
     ):
         from vendlab.config import VALIDATION_WINDOW_MS
-        from vendlab.validation import Validator
+        from vendlab.oracle import Validator
 
         window_ms = window_ms or VALIDATION_WINDOW_MS
         self.consumer = consumer
@@ -667,7 +667,7 @@ class KafkaValidator:
         """Record a copy of an end marker; its id once every partition has delivered one."""
         if not is_end_marker(value):
             return None
-        from vendlab.validate import validate_line
+        from vendlab.contract import validate_line
 
         ev, _ = validate_line(value, self.catalog.machine_ids, self.catalog.product_names)
         if ev is None:

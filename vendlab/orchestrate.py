@@ -47,6 +47,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vendlab import architectures
+from vendlab.architectures.spec import BATCH, YARN
 from vendlab.compose_conf import mem_limits
 from vendlab.config import BATCH_INTERVAL_S
 from vendlab.kafka_log import DEFAULT_PARTITIONS, DEFAULT_TOPIC, END_PREFIX, TOPIC_CONFIG, topic_create_args
@@ -69,7 +71,11 @@ DOCKER_INSTALL = (
 )
 GRAFANA_PLUGIN = "hadesarchitect-cassandra-datasource"
 VALIDATION_JOB = "validation"  # the job name the validation consumer records its markers under (vendlab.store.base)
-MARKER_JOBS = {"kappa-job": "kappa", "lambda-speed": "lambda_speed"}  # streaming process -> its markers' job name
+
+
+def marker_jobs() -> dict[str, str]:
+    """Streaming process -> the job name its latency markers are recorded under (vendlab.architectures)."""
+    return {j.process: j.store_job for a, j in architectures.all_jobs() if j.store_job == a.latency_job}
 
 
 class OrchestrateError(Exception):
@@ -156,7 +162,11 @@ class Process:
 
 
 @dataclass
-class Settings:
+class StackSettings:
+    """What a compose stack's generator and jobs run with, from the stack's .env (VENDLAB_*), and how
+    long the start script waits. Not to be confused with ``runner.RunSettings`` (one embedded run)
+    or ``config.Profile`` (where the log, views and checkpoints live)."""
+
     rate: float = 2000.0
     seed: int = 1
     bad_rate: float = 0.01
@@ -178,7 +188,7 @@ class Settings:
         return {var: f"{getattr(self, k):g}" for k, var in self.ENV.items()}
 
     @classmethod
-    def from_env(cls, environ=os.environ) -> Settings:
+    def from_env(cls, environ=os.environ) -> StackSettings:
         s = cls()
         for k, var in cls.ENV.items():
             if environ.get(var):
@@ -204,7 +214,7 @@ class Stack:
     partitions: int = DEFAULT_PARTITIONS
     extra: dict = field(default_factory=dict)
 
-    def processes(self, s: Settings) -> list[Process]:
+    def processes(self, s: StackSettings) -> list[Process]:
         cli = [PYTHON, "-m", "vendlab.cli"]
         seed = ["--profile", "compose", "--seed", str(s.seed)]
         procs = [
@@ -219,33 +229,20 @@ class Stack:
             ),
         ]
         drv = f"driver heap {DRIVER_MEMORY} + Python driver"
-        if self.name == "kappa":
-            procs.append(
-                Process(
-                    "kappa-job",
-                    standalone_submit("kappa", cores=2) + ["job", "kappa"] + seed,
-                    f"{drv}; executors: 2 cores x {EXECUTOR_MEMORY} on the workers",
+        for job in architectures.get(self.name).jobs:  # the architecture's jobs, in start order
+            if job.runs_on == YARN:
+                submit = yarn_submit(job.command)
+                memory = f"{drv}; on YARN: AM 256m+128m, executor {EXECUTOR_MEMORY}+384m"
+            else:
+                submit = standalone_submit(job.command, cores=job.cores)
+                executors = (
+                    f"executor: 1 core x {EXECUTOR_MEMORY} on a worker"
+                    if job.cores == 1
+                    else f"executors: {job.cores} cores x {EXECUTOR_MEMORY} on the workers"
                 )
-            )
-        else:
-            for job in ("lambda-ingest", "lambda-speed"):
-                procs.append(
-                    Process(
-                        job,
-                        standalone_submit(job, cores=1) + ["job", job] + seed,
-                        f"{drv}; executor: 1 core x {EXECUTOR_MEMORY} on a worker",
-                    )
-                )
-            procs.append(
-                Process(
-                    "lambda-batch",
-                    yarn_submit("lambda-batch")
-                    + ["job", "lambda-batch"]
-                    + seed
-                    + ["--batch-interval", f"{s.batch_interval:g}"],
-                    f"{drv}; on YARN: AM 256m+128m, executor {EXECUTOR_MEMORY}+384m",
-                )
-            )
+                memory = f"{drv}; {executors}"
+            batch = ["--batch-interval", f"{s.batch_interval:g}"] if job.kind == BATCH else []
+            procs.append(Process(job.process, submit + ["job", job.command] + seed + batch, memory))
         return procs
 
 
@@ -301,6 +298,12 @@ def yarn_submit(name: str) -> list[str]:
     ]
 
 
+def stack_jobs(name: str) -> tuple[str, ...]:
+    """The jobs of the stack of architecture ``name``, in start order: validation and the generator, then
+    the architecture's processes (vendlab.architectures)."""
+    return ("validation", "generator") + tuple(j.process for j in architectures.get(name).jobs)
+
+
 COMMON_URLS = (
     ("Grafana (dashboards; user admin, password in {dir}/.env)", "http://127.0.0.1:3000"),
     ("Kafka UI (topic, partitions, consumer lag)", "http://127.0.0.1:9021"),
@@ -323,7 +326,7 @@ STACKS = {
             "cassandra1",
             "grafana",
         ),
-        jobs=("validation", "generator", "lambda-ingest", "lambda-speed", "lambda-batch"),
+        jobs=stack_jobs("lambda"),
         urls=COMMON_URLS
         + (
             ("HDFS namenode (master dataset under /vendlab/master)", "http://127.0.0.1:9870"),
@@ -334,7 +337,7 @@ STACKS = {
     "kappa": Stack(
         name="kappa",
         services=("kafka", "kafka-ui", "spark-master", "spark-worker-1", "spark-worker-2", "cassandra1", "grafana"),
-        jobs=("validation", "generator", "kappa-job"),
+        jobs=stack_jobs("kappa"),
         urls=COMMON_URLS,
     ),
 }
@@ -350,7 +353,7 @@ def read_env_file(path: Path) -> dict[str, str]:
     return out
 
 
-def ensure_env_file(directory: Path, settings: Settings | None = None) -> bool:
+def ensure_env_file(directory: Path, settings: StackSettings | None = None) -> bool:
     """DIR/.env (mode 600): a random Grafana admin password if missing (kept once made), and the run
     settings, replaced by the ones given. True if the file was created."""
     path = directory / ENV_FILE
@@ -429,14 +432,14 @@ class Orchestrator:
         stack: Stack,
         directory: Path,
         runner: CommandRunner | None = None,
-        settings: Settings | None = None,
+        settings: StackSettings | None = None,
         out=sys.stdout,
         memory_check: bool = True,
     ):
         self.stack = stack
         self.dir = Path(directory)
         self.runner = runner or CommandRunner()
-        self.s = settings or Settings()
+        self.s = settings or StackSettings()
         self.out = out
         self.memory_check = memory_check
         self.file = self.dir / "docker-compose.yml"
@@ -831,6 +834,7 @@ class Orchestrator:
         drain = "generator" in running and "validation" in running
         before = self.end_markers(VALIDATION_JOB) if drain else set()
         drained = True
+        markers = marker_jobs()
         for j in order:
             if j not in running:
                 self.say(f"  {j}: not running")
@@ -838,9 +842,7 @@ class Orchestrator:
             self.stop_job(j)
             self.say(f"  {j}: stopped")
             if j == "generator" and drain:
-                drained = self.drain(
-                    before, [MARKER_JOBS[p] for p in self.stack.jobs if p in MARKER_JOBS and p in running]
-                )
+                drained = self.drain(before, [markers[p] for p in self.stack.jobs if p in markers and p in running])
         self.say(f"jobs stopped; the infrastructure still runs ({self.stopped_hint()})")
         return 0 if drained else 1
 
@@ -889,43 +891,43 @@ def main(
         help=f"run the steps on the local stack in DIR (started with `vendlab stack up --stack "
         f"{stack_name} --dir DIR`) instead of docker compose; needs the project's venv",
     )
-    ap.add_argument("--rate", type=float, default=Settings.rate, help="generator events per second (default 2000)")
-    ap.add_argument("--seed", type=int, default=Settings.seed)
-    ap.add_argument("--bad-rate", type=float, default=Settings.bad_rate)
-    ap.add_argument("--dup-rate", type=float, default=Settings.dup_rate)
+    ap.add_argument("--rate", type=float, default=StackSettings.rate, help="generator events per second (default 2000)")
+    ap.add_argument("--seed", type=int, default=StackSettings.seed)
+    ap.add_argument("--bad-rate", type=float, default=StackSettings.bad_rate)
+    ap.add_argument("--dup-rate", type=float, default=StackSettings.dup_rate)
     ap.add_argument(
         "--timeout",
         type=float,
-        default=Settings.health_timeout,
-        help=f"seconds to wait for the services to be healthy (default {Settings.health_timeout:g})",
+        default=StackSettings.health_timeout,
+        help=f"seconds to wait for the services to be healthy (default {StackSettings.health_timeout:g})",
     )
     ap.add_argument(
         "--drain-timeout",
         type=float,
-        default=Settings.drain_timeout,
-        help=f"--stop: seconds to wait for the jobs to drain (default {Settings.drain_timeout:g})",
+        default=StackSettings.drain_timeout,
+        help=f"--stop: seconds to wait for the jobs to drain (default {StackSettings.drain_timeout:g})",
     )
     ap.add_argument(
         "--skip-memory-check",
         action="store_true",
         help="start even if Docker has less memory than the stack's limits add up to",
     )
-    if stack_name == "lambda":
+    if architectures.get(stack_name).job(BATCH) is not None:
         ap.add_argument(
             "--batch-interval",
             type=float,
-            default=Settings.batch_interval,
-            help=f"seconds between batch runs (default {Settings.batch_interval:g})",
+            default=StackSettings.batch_interval,
+            help=f"seconds between batch runs (default {StackSettings.batch_interval:g})",
         )
     args = ap.parse_args(argv)
     if args.local is not None and args.dry_run:
         ap.error("--dry-run prints a compose start's commands; it does not combine with --local")
-    settings = Settings(
+    settings = StackSettings(
         rate=args.rate,
         seed=args.seed,
         bad_rate=args.bad_rate,
         dup_rate=args.dup_rate,
-        batch_interval=getattr(args, "batch_interval", Settings.batch_interval),
+        batch_interval=getattr(args, "batch_interval", StackSettings.batch_interval),
         health_timeout=args.timeout,
         drain_timeout=args.drain_timeout,
     )
@@ -962,7 +964,7 @@ def main(
 
 
 # -- inside a job container -------------------------------------------------------------------
-def job_process(name: str, settings: Settings) -> Process:
+def job_process(name: str, settings: StackSettings) -> Process:
     for stack in STACKS.values():
         for p in stack.processes(settings):
             if p.name == name:
@@ -980,7 +982,7 @@ def exec_main(argv: list[str]) -> int:
         )
         return 2
     try:
-        p = job_process(argv[1], Settings.from_env())
+        p = job_process(argv[1], StackSettings.from_env())
     except OrchestrateError as e:
         print(f"vendlab.orchestrate: {e}", file=sys.stderr)
         return e.code

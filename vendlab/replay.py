@@ -22,11 +22,11 @@ import uuid
 from pathlib import Path
 
 from vendlab import datadir
-from vendlab.catalog import Catalog
 from vendlab.config import Profile
 from vendlab.eventlog import list_segments
-from vendlab.generator import Manifest
 from vendlab.store import base
+from vendlab.world.catalog import Catalog
+from vendlab.world.generator import Manifest
 
 VERSION_RE = re.compile(r"^kappa_v(\d+)$")
 
@@ -105,10 +105,10 @@ def make_served(profile: Profile, store, job: str) -> None:
 
 def rebuild_lambda(spark, profile: Profile, catalog: Catalog, store, log=_log) -> dict:
     """Lambda's state from the log: a new master dataset (ingest), a new speed view, one batch run."""
+    from vendlab.architectures.lambda_ import LAMBDA
     from vendlab.jobs.batch import run_batch
     from vendlab.jobs.ingest import INGEST, start_ingest_job
     from vendlab.jobs.streaming import start_view_job
-    from vendlab.serving import lambda_views
 
     t0 = time.time()
     for p in (profile.checkpoint(INGEST), profile.checkpoint(base.LAMBDA_SPEED), profile.master_path):
@@ -128,7 +128,7 @@ def rebuild_lambda(spark, profile: Profile, catalog: Catalog, store, log=_log) -
     log("rebuilding lambda: one batch run over the new master dataset ...")
     info = run_batch(spark, profile, catalog, store)
     with store.snapshot():
-        views = lambda_views(store)
+        views = LAMBDA.views(store)
     return {
         "seconds": round(time.time() - t0, 2),
         "ingested": ingest["rows_read"],

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from vendlab import datadir, invariants
-from vendlab.catalog import Catalog, make_catalog
+from vendlab import architectures, datadir, invariants
 from vendlab.config import BATCH_INTERVAL_S, Profile, open_store
 from vendlab.eventlog import SegmentWriter, list_segments
-from vendlab.generator import Generator, Manifest, marker_line, wall_ms
+from vendlab.oracle import Validator
 from vendlab.store import base
-from vendlab.validation import Validator
+from vendlab.world.catalog import Catalog, make_catalog
+from vendlab.world.generator import Generator, Manifest, marker_line, wall_ms
 
 MARKER_INTERVAL_S = 0.1
 TICK_S = 0.05
@@ -41,6 +41,9 @@ class RunError(Exception):
 
 @dataclass
 class RunSettings:
+    """One embedded run (`vendlab run` / `demo`): rate, duration, faults, pacing. Where things live is
+    the ``config.Profile``; a compose stack's settings are ``orchestrate.StackSettings``."""
+
     duration: float
     rate: float
     seed: int = 1
@@ -258,17 +261,14 @@ class Runner:
         together; refused with the rebuild command otherwise (vendlab.datadir)."""
         if self.profile.name != "embedded":
             return
-        from vendlab.jobs.ingest import INGEST
-
         d = self.profile.data_dir
         for arch in self.archs:
-            if arch == "kappa":
-                datadir.bind_stream(d, Path(self.profile.checkpoint(base.KAPPA)), base.KAPPA, store, "kappa's view job")
-            elif arch == "lambda":
-                datadir.bind_master(d, Path(self.profile.checkpoint(INGEST)), Path(self.profile.master_path))
-                datadir.bind_stream(
-                    d, Path(self.profile.checkpoint(base.LAMBDA_SPEED)), base.LAMBDA_SPEED, store, "lambda's speed job"
-                )
+            for job in architectures.get(arch).jobs:
+                ckpt = Path(self.profile.checkpoint(job.store_job))
+                if job.kind == architectures.INGEST:
+                    datadir.bind_master(d, ckpt, Path(self.profile.master_path))
+                elif job.kind == architectures.VIEW:
+                    datadir.bind_stream(d, ckpt, job.store_job, store, job.title)
 
     def make_generator(self, catalog: Catalog) -> tuple[Generator, float]:
         """The generator and how long to run it; on --resume, no new events: the recovered
@@ -306,7 +306,6 @@ class Runner:
                 datadir.release(self.profile.data_dir)
 
     def _run(self, catalog: Catalog, store) -> dict:
-        from vendlab.pipelines import make_pipeline
         from vendlab.spark import get_spark
 
         self.log(f"vendlab: data dir {self.profile.data_dir}; starting Spark ({self.profile.spark_master}) ...")
@@ -326,7 +325,9 @@ class Runner:
             self.spark = get_spark(self.profile, ui=self.s.ui)
             if self.s.warmup_events:
                 self._warm_up(catalog)
-            self.pipelines = [make_pipeline(a, self.spark, self.profile, catalog, self.s) for a in self.archs]
+            self.pipelines = [
+                architectures.get(a).pipeline(self.spark, self.profile, catalog, self.s) for a in self.archs
+            ]
             for p in self.pipelines:
                 p.start()
             validator = Validator(

@@ -1,7 +1,7 @@
 """The event contract: one place that says what a valid event is.
 
 Both the Spark jobs (``vendlab.jobs.parse``) and the independent validation consumer
-(``vendlab.validation``) implement the checks below; they share this *specification*,
+(``vendlab.oracle``) implement the checks below; they share this *specification*,
 not code, so that a bug in one implementation shows up as a difference against the other
 and against the generator's manifest.
 

@@ -1,67 +1,52 @@
-"""The serving layer: what a user reads. For lambda, serving = batch view + speed view after
-the batch view's cutoff, read in one consistent snapshot of the store."""
+"""The serving layer: what a user reads, for every architecture of the registry
+(``vendlab.architectures``: each says which store holds it and how to read it; lambda's serving =
+batch view + speed view after the batch view's cutoff) and the validation view, read in one
+consistent snapshot of the store."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from vendlab import architectures
 from vendlab.store import base
 from vendlab.store.base import ViewStore
 
-
-def add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
-    return {k: a.get(k, 0) + b.get(k, 0) for k in sorted(set(a) | set(b))}
+VALIDATION = "validation"  # the source name of the validation consumer's view (job validation)
 
 
-def lambda_views(store: ViewStore, view: str = base.ITEMS_BY_PRODUCT) -> dict[str, dict[str, int]]:
-    """{"batch", "realtime", "serving"}: realtime is the speed view's part after the cutoff."""
-    info = store.current_batch()
-    batch = store.read_batch_view(info.version, view) if info else {}
-    realtime = store.read_view(base.LAMBDA_SPEED, view, min_bucket=info.cutoff_bucket if info else None)
-    return {"batch": batch, "realtime": realtime, "serving": add(batch, realtime)}
-
-
-SOURCES = ("kappa", "lambda", "validation")
+def sources() -> tuple[str, ...]:
+    """What a reader can read: every architecture (registry order), then validation."""
+    return (*architectures.names(), VALIDATION)
 
 
 def sources_present(store: ViewStore) -> list[str]:
-    """The architectures (and validation) whose views this store holds, in SOURCES order."""
-    out = []
-    if store.last_batch_id(base.KAPPA) >= 0:
-        out.append("kappa")
-    if store.last_batch_id(base.LAMBDA_SPEED) >= 0 or store.current_batch() is not None:
-        out.append("lambda")
+    """The architectures (and validation) whose views this store holds, in ``sources()`` order."""
+    out = [a.name for a in architectures.ARCHITECTURES if a.present(store)]
     if store.last_batch_id(base.VALIDATION) >= 0:
-        out.append("validation")
+        out.append(VALIDATION)
     return out
 
 
 def view_reader(store: ViewStore, source: str):
-    """A function view name -> {key: value} reading what ``source`` serves: kappa's real-time
-    view, lambda's serving view (batch + speed after the cutoff) or the validation view.
+    """A function view name -> {key: value} reading what ``source`` serves: an architecture's
+    user-facing view (kappa's real-time view, lambda's serving view) or the validation view.
     Call it inside one store snapshot so that every view comes from the same state."""
-    if source == "kappa":
-        return lambda view: store.read_view(base.KAPPA, view)
-    if source == "lambda":
-        info = store.current_batch()
-        return lambda view: add(
-            store.read_batch_view(info.version, view) if info else {},
-            store.read_view(base.LAMBDA_SPEED, view, min_bucket=info.cutoff_bucket if info else None),
-        )
-    if source == "validation":
+    if source == VALIDATION:
         return lambda view: store.read_view(base.VALIDATION, view)
-    raise ValueError(f"unknown source {source!r}: allowed are {', '.join(SOURCES)}")
+    try:
+        arch = architectures.get(source)
+    except ValueError:
+        raise ValueError(f"unknown source {source!r}: allowed are {', '.join(sources())}") from None
+    return arch.reader(store)
 
 
-# The names `vendlab views` prints: each means the same thing in every data dir (a name is left out
-# when its job is not in the store), so a script that reads "kappa_realtime" never gets lambda's.
-VIEW_NAMES = {
-    "kappa_realtime": "kappa's real-time view (job kappa)",
-    "lambda_batch": "lambda's current batch view",
-    "lambda_realtime": "lambda's speed view at or after the batch view's cutoff (job lambda_speed)",
-    "lambda_serving": "lambda's serving view = lambda_batch + lambda_realtime",
-    "validation": "the validation consumer's view (job validation)",
-}
+def view_names() -> dict[str, str]:
+    """The names `vendlab views` prints (ARCH_PART for each part of each architecture's views, then
+    validation): each means the same thing in every data dir (a name is left out when its job is not
+    in the store), so a script that reads "kappa_realtime" never gets lambda's."""
+    out = {f"{a.name}_{part}": what for a in architectures.ARCHITECTURES for part, what in a.parts.items()}
+    out[VALIDATION] = "the validation consumer's view (job validation)"
+    return out
 
 
 class UnknownJob(ValueError):
@@ -71,7 +56,7 @@ class UnknownJob(ValueError):
 def current_views(
     data_dir: Path, view: str = base.ITEMS_BY_PRODUCT, jobs: list[str] | None = None
 ) -> dict[str, dict[str, int]]:
-    """The views of a data dir, read in one snapshot, under the names of VIEW_NAMES; with ``jobs``,
+    """The views of a data dir, read in one snapshot, under the names of view_names(); with ``jobs``,
     the view of each named job instead (e.g. ``kappa_v2``, a replay into a new view version), keyed
     by the job's name. UnknownJob (its message lists the jobs present) for a job the store lacks."""
     from vendlab.store.sqlite import SqliteStore
@@ -94,15 +79,11 @@ def current_views(
 
 
 def views_of(store: ViewStore, view: str = base.ITEMS_BY_PRODUCT) -> dict[str, dict[str, int]]:
-    """The views under the names of VIEW_NAMES (those present), from any store: SQLite (inside a
+    """The views under the names of view_names() (those present), from any store: SQLite (inside a
     snapshot) or Cassandra (``vendlab views --profile compose``)."""
     out: dict[str, dict[str, int]] = {}
-    if store.last_batch_id(base.KAPPA) >= 0:
-        out["kappa_realtime"] = store.read_view(base.KAPPA, view)
-    if store.last_batch_id(base.LAMBDA_SPEED) >= 0 or store.current_batch() is not None:
-        lam = lambda_views(store, view)
-        out["lambda_batch"] = lam["batch"]
-        out["lambda_realtime"] = lam["realtime"]
-        out["lambda_serving"] = lam["serving"]
-    out["validation"] = store.read_view(base.VALIDATION, view)
+    for a in architectures.ARCHITECTURES:
+        if a.present(store):
+            out.update({f"{a.name}_{part}": v for part, v in a.views(store, view).items()})
+    out[VALIDATION] = store.read_view(base.VALIDATION, view)
     return out

@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from vendlab.catalog import Catalog
 from vendlab.config import Profile, embedded, open_store
+from vendlab.world.catalog import Catalog
 
 # Events of the warm-up log and lines per segment: with one segment per micro-batch, each job runs
 # WARMUP_EVENTS / WARMUP_SEGMENT_LINES micro-batches, enough for the JIT to compile the per-row code
@@ -32,30 +32,24 @@ WARMUP_SEGMENT_LINES = 5_000
 WARMUP_BAD_RATE = 0.01  # a few dead letters and duplicates, so that their paths are warm too
 WARMUP_DUP_RATE = 0.01
 
-# What each architecture runs: view jobs as (job name suffix, bucketed), plus lambda's ingest + batch.
-ARCH_JOBS = {"kappa": ["view"], "lambda": ["speed", "ingest", "batch"]}
-
 
 def write_warmup_log(
     d: Path, catalog: Catalog, events: int, seed: int = 1, segment_lines: int = WARMUP_SEGMENT_LINES
 ) -> None:
-    """A complete log of ``events`` events of ``catalog``'s fleet (with latency markers) in ``d``/log."""
-    from vendlab.eventlog import SegmentWriter
-    from vendlab.generator import Generator, marker_line, wall_ms
+    """A complete log of ``events`` events of ``catalog``'s fleet in ``d``/log, each segment
+    ending with a latency marker (so that the markers' path is warm too)."""
+    from vendlab.finished_log import write_log
+    from vendlab.world.generator import Generator, marker_line, wall_ms
+
+    markers = 0
+
+    def with_marker(data: bytes) -> tuple[bytes, int]:
+        nonlocal markers
+        markers += 1
+        return data + marker_line(f"warmup-{markers}", wall_ms()), data.count(b"\n") + 1
 
     gen = Generator(catalog, seed, 20_000, bad_rate=WARMUP_BAD_RATE, dup_rate=WARMUP_DUP_RATE)
-    # rolled explicitly, after each segment's marker
-    writer = SegmentWriter(d / "log", roll_seconds=1e9, roll_lines=segment_lines + 1_000, fsync=False)
-    left, n = events, 0
-    while left > 0:
-        k = min(left, segment_lines)
-        c = gen.take(k)
-        writer.append(c.data, c.lines, c.first_ms)
-        n += 1
-        writer.append(marker_line(f"warmup-{n}", wall_ms()), 1, gen.now_ms())
-        writer.roll()
-        left -= k
-    writer.close()
+    write_log(d, gen, events, segment_lines, mix=with_marker)
 
 
 def warm_up(
@@ -71,10 +65,10 @@ def warm_up(
 
     ``bucket_ms``: the lambda speed job's event-time bucket (the run profile's). The scratch
     folder is a local temporary folder, so this is for local masters (embedded runs, the bench)."""
+    from vendlab import architectures
+    from vendlab.architectures.lambda_ import batch_session
+    from vendlab.architectures.spec import BATCH, KINDS, start_query
     from vendlab.jobs.batch import run_batch
-    from vendlab.jobs.ingest import start_ingest_job
-    from vendlab.jobs.streaming import start_view_job
-    from vendlab.lambda_arch import batch_session
 
     t0 = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="vendlab-warmup-", dir=scratch_root))
@@ -86,14 +80,11 @@ def warm_up(
         if bucket_ms is not None:
             p = p.with_(bucket_ms=bucket_ms)
         for arch in archs:
-            for kind in ARCH_JOBS[arch]:
-                name = f"warmup_{arch}_{kind}"
-                if kind in ("view", "speed"):
-                    q = start_view_job(
-                        spark, p, catalog, name, bucket_ms=p.bucket_ms if kind == "speed" else None, available_now=True
-                    )
-                elif kind == "ingest":
-                    q = start_ingest_job(spark, p, available_now=True, catalog=catalog)
+            # each job of the architecture (vendlab.architectures), the streaming view jobs first
+            for job in sorted(architectures.get(arch).jobs, key=lambda j: KINDS.index(j.kind)):
+                name = f"warmup_{arch}_{job.role}"
+                if job.kind != BATCH:
+                    q = start_query(job, spark, p, catalog, name=name, available_now=True)
                 else:
                     store = open_store(p)
                     try:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from vendlab.bench.measure import spark_jvm
 from vendlab.bench.worker import Worker
-from vendlab.catalog import Catalog
 from vendlab.jobs.batch import compute_batch_view
 from vendlab.jobs.ingest import start_ingest_job
+from vendlab.world.catalog import Catalog
 
 
 def cpu(p):

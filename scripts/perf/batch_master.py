@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from vendlab.bench.worker import Worker
-from vendlab.catalog import Catalog
 from vendlab.jobs.ingest import start_ingest_job
+from vendlab.world.catalog import Catalog
 
 
 def main():

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import psutil
 
+from vendlab.architectures.lambda_ import batch_session
 from vendlab.bench.measure import spark_jvm
 from vendlab.bench.worker import Worker
-from vendlab.catalog import Catalog
 from vendlab.config import open_store
 from vendlab.jobs import batch
-from vendlab.lambda_arch import batch_session
 from vendlab.store.base import BatchViewInfo
+from vendlab.world.catalog import Catalog
 
 PY = psutil.Process()
 

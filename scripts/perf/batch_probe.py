@@ -14,13 +14,13 @@ from pathlib import Path
 
 import psutil
 
+from vendlab.architectures.lambda_ import batch_session
 from vendlab.bench.measure import spark_jvm
 from vendlab.bench.spark_floor import run_floor
 from vendlab.bench.worker import Worker
-from vendlab.catalog import Catalog
 from vendlab.jobs import batch
 from vendlab.jobs.views import bucket_of, view_plan
-from vendlab.lambda_arch import batch_session
+from vendlab.world.catalog import Catalog
 
 PY = psutil.Process()
 VIEW_INPUT = [

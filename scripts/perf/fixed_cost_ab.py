@@ -22,11 +22,11 @@ import psutil
 
 from vendlab.bench.measure import STATE_KEYS, spark_jvm
 from vendlab.bench.timeparts import markdown, table
-from vendlab.catalog import make_catalog
 from vendlab.config import embedded
 from vendlab.jobs.streaming import SINK_TIMINGS, start_view_job
 from vendlab.spark import get_spark
 from vendlab.warmup import warm_up, write_warmup_log
+from vendlab.world.catalog import make_catalog
 
 LINES = int(os.environ.get("LINES", 1000))
 SEGS = int(os.environ.get("SEGS", 25))

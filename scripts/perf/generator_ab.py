@@ -1,4 +1,4 @@
-"""A/B of the generator: the worktree's vendlab/generator.py against the one of a git revision,
+"""A/B of the generator: the worktree's vendlab/world/generator.py against the one of a git revision,
 interleaved in one process, in process CPU seconds per million events (robust on a loaded
 machine), checking that both make the same bytes.
 
@@ -12,12 +12,14 @@ import sys
 import tempfile
 import time
 
-from vendlab import generator
-from vendlab.catalog import make_catalog
+from vendlab.world import generator
+from vendlab.world.catalog import make_catalog
 
 
 def load_revision(rev: str):
-    src = subprocess.run(["git", "show", f"{rev}:vendlab/generator.py"], capture_output=True, text=True, check=True)
+    src = subprocess.run(
+        ["git", "show", f"{rev}:vendlab/world/generator.py"], capture_output=True, text=True, check=True
+    )
     path = os.path.join(tempfile.mkdtemp(), "generator_at_rev.py")
     with open(path, "w") as f:
         f.write(src.stdout)

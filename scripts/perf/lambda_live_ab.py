@@ -69,9 +69,9 @@ def analyse(db: Path) -> dict:
 def serving_exact(d: Path) -> bool:
     """lambda's serving view (batch + speed after the cutoff) == the manifest, from the run's store."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this tree's vendlab
-    from vendlab.generator import Manifest
     from vendlab.serving import lambda_views
     from vendlab.store.sqlite import SqliteStore
+    from vendlab.world.generator import Manifest
 
     store = SqliteStore(d / "views.sqlite")
     try:

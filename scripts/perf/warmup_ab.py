@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 from vendlab.bench.measure import spark_jvm
-from vendlab.catalog import make_catalog
 from vendlab.config import embedded
 from vendlab.jobs.streaming import start_view_job
 from vendlab.spark import get_spark
 from vendlab.warmup import write_warmup_log
+from vendlab.world.catalog import make_catalog
 
 
 def cpu(p):

@@ -17,6 +17,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from vendlab.cli_args import seed_type
+
 COMMANDS = ("bench",)
 PROFILES = ("embedded", "local-stack")
 
@@ -54,8 +56,6 @@ def add_commands(subparsers) -> None:
         default=None,
         help="scratch folder for logs and checkpoints (default: a temporary folder, removed after)",
     )
-    from vendlab.cli import seed_type
-
     p.add_argument("--seed", type=seed_type, default=1, help="seed of the fleet and the events (default 1)")
 
 

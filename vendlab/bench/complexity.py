@@ -17,11 +17,12 @@ SHARED = [
     "vendlab/jobs/views.py",
     "vendlab/jobs/streaming.py",
     "vendlab/store/base.py",
+    "vendlab/architectures/spec.py",  # what an architecture declares, and the generic pipeline
 ]
 MODULES = {
-    "kappa": SHARED + ["vendlab/pipelines.py"],
-    "lambda": SHARED
-    + ["vendlab/lambda_arch.py", "vendlab/jobs/ingest.py", "vendlab/jobs/batch.py", "vendlab/serving.py"],
+    "kappa": SHARED + ["vendlab/architectures/kappa.py"],
+    # lambda_.py holds its jobs, the serving merge and the batch loop
+    "lambda": SHARED + ["vendlab/architectures/lambda_.py", "vendlab/jobs/ingest.py", "vendlab/jobs/batch.py"],
 }
 JOBS = {
     "kappa": ["stream view job (kappa)"],

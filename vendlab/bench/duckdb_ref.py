@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from vendlab import schema
-from vendlab.catalog import Catalog
-from vendlab.generator import Manifest
+from vendlab.world.catalog import Catalog
+from vendlab.world.generator import Manifest
 
 COLUMNS = {
     "event_id": "VARCHAR",

@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from vendlab import architectures  # noqa: E402
+
 COLORS = {"kappa": "tab:blue", "lambda": "tab:orange", "duckdb": "tab:gray"}
 
 
@@ -51,7 +53,7 @@ def sweep_latency(doc: dict, out: Path) -> str:
 def sweep_backlog(doc: dict, out: Path) -> str:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=False)
     for ax, arch in zip(axes, ("kappa", "lambda")):
-        query = "kappa" if arch == "kappa" else "lambda_speed"
+        query = architectures.get(arch).latency_job
         for p in doc["sweep"].get(arch, []):
             t = [s["t"] for s in p["samples"]]
             b = [s["generated"] - s["processed"].get(query, 0) for s in p["samples"]]

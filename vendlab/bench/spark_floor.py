@@ -15,8 +15,8 @@ from pathlib import Path
 
 from vendlab import schema
 from vendlab.bench.duckdb_ref import COLUMNS
-from vendlab.catalog import Catalog
-from vendlab.generator import Manifest
+from vendlab.world.catalog import Catalog
+from vendlab.world.generator import Manifest
 
 SPARK_TYPES = {"VARCHAR": "STRING", "BIGINT": "BIGINT", "DOUBLE": "DOUBLE"}
 

@@ -116,11 +116,11 @@ def run_rate(stack, rate: float, duration: float, warmup_s: float, seed: int, wo
     """One point of the local-stack sweep (see the module doc)."""
     from confluent_kafka import Consumer, Producer
 
-    from vendlab.catalog import make_catalog
     from vendlab.config import compose
     from vendlab.kafka_log import consumer_config, make_feeder, producer_config
     from vendlab.localstack.jobs import LocalRunner
     from vendlab.store.cassandra import CassandraStore
+    from vendlab.world.catalog import make_catalog
 
     tag = f"r{int(rate)}-{int(time.time())}"  # a new topic, keyspace and checkpoint for every run
     env = stack.env()

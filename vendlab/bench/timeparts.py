@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vendlab import architectures
+
 # The rows of the table: (key, label); "addBatch" parts are indented under it.
 PARTS = (
     ("latestOffset", "latestOffset (source lists new input)"),
@@ -108,14 +110,15 @@ def report_section(sweep: dict) -> list[str]:
     """The bench report's "where the time goes" section: for each architecture's view job, the
     lowest rate of the sweep (a micro-batch's fixed cost) and the highest rate it sustained."""
     cols = {}
-    for arch in ("kappa", "lambda"):
+    for a in architectures.ARCHITECTURES:
+        arch = a.name
         points = [p for p in sweep.get(arch, []) if p.get("time_parts", {}).get("batches")]
         if not points:
             continue
         ok = [p for p in points if p.get("sustainable")]
         for p in dict.fromkeys([points[0]["rate"]] + ([ok[-1]["rate"]] if ok else [])):
             point = next(x for x in points if x["rate"] == p)
-            cols[f"{arch if arch == 'kappa' else 'lambda speed'} @ {p:,.0f}/s"] = point["time_parts"]
+            cols[f"{a.latency_label} @ {p:,.0f}/s"] = point["time_parts"]
     if not cols:
         return []
     return [
@@ -132,7 +135,7 @@ def report_section(sweep: dict) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m vendlab.bench.timeparts", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--arch", choices=("kappa", "lambda"), required=True)
+    ap.add_argument("--arch", choices=architectures.names(), required=True)
     ap.add_argument("--rate", type=float, default=5000)
     ap.add_argument("--duration", type=float, default=30)
     ap.add_argument("--data-dir", required=True)
@@ -149,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     conf = dict(c.split("=", 1) for c in args.conf)
 
     from vendlab.bench.measure import Sampler
-    from vendlab.bench.worker import QUERY, sink_timings
+    from vendlab.bench.worker import query_jobs, sink_timings
     from vendlab.config import embedded
     from vendlab.runner import Runner, RunSettings
     from vendlab.warmup import WARMUP_EVENTS
@@ -172,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     runner.on_start, runner.on_stop = on_start, lambda r: holder["s"].stop()
     res = runner.run()[args.arch]
     s = holder["s"]
-    query = QUERY[args.arch]
+    query = query_jobs()[args.arch]
     out = {
         "arch": args.arch,
         "rate": args.rate,

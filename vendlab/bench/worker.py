@@ -18,16 +18,21 @@ import sys
 import time
 from pathlib import Path
 
+from vendlab import architectures
 from vendlab.bench.measure import Sampler, point_line, sweep_point
-from vendlab.catalog import make_catalog
 from vendlab.config import embedded, open_store
 from vendlab.finished_log import FinishedLog
-from vendlab.generator import Generator, Manifest
 from vendlab.store import base
+from vendlab.world.catalog import make_catalog
+from vendlab.world.generator import Generator, Manifest
 
 DUP_RATE = 0.01
 BAD_RATE = 0.001
-QUERY = {"kappa": base.KAPPA, "lambda": base.LAMBDA_SPEED}
+
+
+def query_jobs() -> dict[str, str]:
+    """Architecture -> the store job (query) whose markers measure its latency (vendlab.architectures)."""
+    return {a.name: a.latency_job for a in architectures.ARCHITECTURES}
 
 
 def sink_timings() -> dict:
@@ -90,7 +95,7 @@ class Worker:
             holder["sampler"].stop()
 
         runner.on_start, runner.on_stop = on_start, on_stop
-        for q in QUERY.values():
+        for q in query_jobs().values():
             sink_timings().pop(q, None)
         result = runner.run()
         if "sampler" not in holder:
@@ -113,8 +118,9 @@ class Worker:
                     [arch], rate, step["duration"], d, validation=False, batch_interval=step.get("batch_interval", 10.0)
                 )
                 r = res[arch]
+                query = query_jobs()[arch]
                 store = SqliteStore(d / "views.sqlite")
-                markers = store.marker_latencies(QUERY[arch])
+                markers = store.marker_latencies(query)
                 store.close()
                 manifest = Manifest.load(d / "manifest.json")
                 v = sweep_point(
@@ -123,18 +129,19 @@ class Worker:
                     markers,
                     runner.feeder.started_ms,
                     sampler,
-                    QUERY[arch],
+                    query,
                     r["drained"],
                     manifest.events,
                     manifest.markers,
-                    list(sink_timings().get(QUERY[arch], [])),
+                    list(sink_timings().get(query, [])),
                     exact=r["exact"],
                     max_overcount=r["max_overcount"],
                     throughput_eps=r["throughput_eps"],
                     offered_eps=round(r["generated"]["events"] / step["duration"], 1),
                 )
-                if arch == "lambda":
-                    ingest = [s["processed"].get("lambda_ingest", 0) for s in sampler.samples]
+                ingest_job = architectures.get(arch).job(architectures.INGEST)
+                if ingest_job is not None:  # the master dataset's backlog and the batch runs (lambda)
+                    ingest = [s["processed"].get(ingest_job.store_job, 0) for s in sampler.samples]
                     v["ingest_backlog_end"] = int(sampler.samples[-1]["generated"] - ingest[-1]) if ingest else None
                     v["batch_runs"] = r.get("batch_runs", [])
                 points.append(v)
@@ -149,11 +156,11 @@ class Worker:
     def exactness(self, step: dict) -> dict:
         d = self.work / "exactness"
         log(
-            f"exactness: kappa and lambda side by side with the validation consumer, "
+            f"exactness: {' and '.join(architectures.names())} side by side with the validation consumer, "
             f"{step['rate']:,.0f} events/s for {step['duration']} s"
         )
         res, sampler, runner = self.live_run(
-            ["kappa", "lambda"],
+            list(architectures.names()),
             step["rate"],
             step["duration"],
             d,
@@ -168,9 +175,9 @@ class Worker:
             }
             out[arch]["max_minus_validation"] = max((s["minus_validation"] for s in r["samples"]), default=None)
             out[arch]["final_minus_validation"] = r["samples"][-1]["minus_validation"] if r["samples"] else None
-            view = r["views"]["realtime" if arch == "kappa" else "serving"]
+            view = r["views"][architectures.get(arch).view_name]
             out[arch]["final_view_minus_validation"] = sum(view.values()) - sum(r["views"]["validation"].values())
-            if arch == "lambda":
+            if architectures.get(arch).job(architectures.BATCH) is not None:
                 out[arch]["handoffs"] = r.get("handoffs")
                 out[arch]["batch_runs"] = r.get("batch_runs")
         shutil.rmtree(d, ignore_errors=True)
@@ -190,8 +197,8 @@ class Worker:
     def replay(self, step: dict) -> dict:
         """Kappa reprocessing: the whole log into a new view version (new job name, new checkpoint),
         with the code of ``vendlab replay`` (vendlab.replay.replay_view)."""
-        from vendlab.catalog import Catalog
         from vendlab.replay import replay_view
+        from vendlab.world.catalog import Catalog
 
         d = Path(step["log_dir"])
         m = Manifest.load(d / "manifest.json")
@@ -224,9 +231,9 @@ class Worker:
 
     def history(self, step: dict) -> dict:
         """Lambda's batch layer as history grows: batch seconds by master-dataset size."""
-        from vendlab.catalog import Catalog
         from vendlab.jobs.batch import run_batch
         from vendlab.jobs.ingest import start_ingest_job
+        from vendlab.world.catalog import Catalog
 
         d = self.work / "history"
         shutil.rmtree(d, ignore_errors=True)
@@ -242,7 +249,7 @@ class Worker:
         from vendlab.bench.measure import spark_jvm
 
         jvm = spark_jvm()
-        from vendlab.lambda_arch import batch_session
+        from vendlab.architectures.lambda_ import batch_session
 
         bspark = batch_session(self.spark)  # as the lambda pipeline runs it
         try:
@@ -330,7 +337,7 @@ class Worker:
         r = warm_up(
             self.spark,
             make_catalog(self.seed),
-            step.get("archs", ["kappa", "lambda"]),
+            step.get("archs", list(architectures.names())),
             step.get("events", 30_000),
             progress=log,
             scratch_root=self.work,

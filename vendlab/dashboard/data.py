@@ -15,13 +15,25 @@ import json
 import time
 from pathlib import Path
 
+from vendlab import architectures
 from vendlab.store import base
 from vendlab.store.base import ViewStore
 
-# Which job stands for which architecture, and which of its views must equal validation.
-ARCH_JOBS = {"kappa": base.KAPPA, "lambda": base.LAMBDA_SPEED}
-EXACT_VIEW = {"kappa": "realtime", "lambda": "serving"}
-METRIC_JOBS = (base.KAPPA, base.LAMBDA_SPEED, base.VALIDATION)
+
+# Which job stands for which architecture (its latency job), and which of its views must equal validation;
+# read from the registry (vendlab.architectures) at each call.
+def arch_jobs() -> dict[str, str]:
+    return {a.name: a.latency_job for a in architectures.ARCHITECTURES}
+
+
+def exact_view() -> dict[str, str]:
+    return {a.name: a.view_name for a in architectures.ARCHITECTURES}
+
+
+def metric_jobs() -> tuple[str, ...]:
+    return (*arch_jobs().values(), base.VALIDATION)
+
+
 # Longest series sent to the page; longer ones are thinned evenly (the last point is kept).
 MAX_POINTS = 1500
 
@@ -44,10 +56,6 @@ def read_manifest(data_dir: Path | None) -> dict | None:
 
 def has_job(store: ViewStore, job: str) -> bool:
     return store.last_batch_id(job) >= 0
-
-
-def has_lambda(store: ViewStore) -> bool:
-    return has_job(store, base.LAMBDA_SPEED) or store.current_batch() is not None
 
 
 def _sum(view: dict[str, int] | None) -> int:
@@ -75,7 +83,7 @@ def _exactness(
     up with validation: expected mid-run), ``differs`` (differs after the run ended and the view
     saw the same newest latency marker as validation: a real error).
     """
-    out = {"arch": arch, "view": EXACT_VIEW[arch], "present": view is not None}
+    out = {"arch": arch, "view": architectures.get(arch).view_name, "present": view is not None}
     if view is None:
         return out | {"state": "absent"}
     diff = {p: view.get(p, 0) - validation.get(p, 0) for p in products}
@@ -104,39 +112,30 @@ def _exactness(
 def views_payload(store: ViewStore, manifest: dict | None = None, view: str = base.ITEMS_BY_PRODUCT) -> dict:
     """Items per product in every view, and each architecture's difference to validation,
     all read in one snapshot of the store."""
-    from vendlab.serving import lambda_views
-
+    archs = architectures.ARCHITECTURES
+    jobs = metric_jobs()
     with snapshot(store):
-        snap = {job: store.last_batch_id(job) for job in METRIC_JOBS}
+        snap = {job: store.last_batch_id(job) for job in jobs}
         info = store.current_batch()
         snap["batch_version"] = info.version if info else None
-        kappa = store.read_view(base.KAPPA, view) if snap[base.KAPPA] >= 0 else None
-        lam = lambda_views(store, view) if (snap[base.LAMBDA_SPEED] >= 0 or info is not None) else None
+        # each architecture's views ({part: {key: value}}), None when the store does not hold it
+        parts = {a.name: a.views(store, view) if a.present(store) else None for a in archs}
+        shown = {a.name: a.view_json(store, parts[a.name]) if parts[a.name] is not None else None for a in archs}
         validation = store.read_view(base.VALIDATION, view)
-        newest = {job: _newest_marker_ms(store, job) for job in METRIC_JOBS}
+        newest = {job: _newest_marker_ms(store, job) for job in jobs}
     expected = (manifest or {}).get("items_by_product") if view == base.ITEMS_BY_PRODUCT else None
-    products = sorted(set(validation) | set(kappa or {}) | set(expected or {}) | set().union(*(lam or {}).values()))
-    views = {
-        "kappa": {"realtime": kappa} if kappa is not None else None,
-        "lambda": (
-            {
-                "batch": lam["batch"],
-                "realtime": lam["realtime"],
-                "serving": lam["serving"],
-                "cutoff_bucket": info.cutoff_bucket if info else None,
-            }
-            if lam is not None
-            else None
-        ),
-        "validation": validation,
-        "manifest": expected,
-    }
-    user_view = {"kappa": kappa, "lambda": lam["serving"] if lam is not None else None}
+    products = sorted(
+        set(validation)
+        | set(expected or {})
+        | set().union(*(k for p in parts.values() if p is not None for k in p.values()))
+    )
+    views = {**shown, "validation": validation, "manifest": expected}
+    user_view = {a.name: parts[a.name][a.view_name] if parts[a.name] is not None else None for a in archs}
     exactness = {
-        arch: _exactness(
-            arch, user_view[arch], validation, products, newest[ARCH_JOBS[arch]], newest[base.VALIDATION], manifest
+        a.name: _exactness(
+            a.name, user_view[a.name], validation, products, newest[a.latency_job], newest[base.VALIDATION], manifest
         )
-        for arch in ARCH_JOBS
+        for a in archs
     }
     rows = []
     for p in products:
@@ -145,19 +144,19 @@ def views_payload(store: ViewStore, manifest: dict | None = None, view: str = ba
             "validation": validation.get(p, 0),
             "manifest": expected.get(p, 0) if expected is not None else None,
         }
-        if kappa is not None:
-            row["kappa_realtime"] = kappa.get(p, 0)
-            row["kappa_diff"] = kappa.get(p, 0) - validation.get(p, 0)
-        if lam is not None:
-            for part in ("batch", "realtime", "serving"):
-                row[f"lambda_{part}"] = lam[part].get(p, 0)
-            row["lambda_diff"] = lam["serving"].get(p, 0) - validation.get(p, 0)
+        for a in archs:
+            if parts[a.name] is None:
+                continue
+            for part, v in parts[a.name].items():
+                row[f"{a.name}_{part}"] = v.get(p, 0)
+            row[f"{a.name}_diff"] = user_view[a.name].get(p, 0) - validation.get(p, 0)
         rows.append(row)
+    present = {a.name: parts[a.name] is not None for a in archs}
     return {
         "view": view,
         "generated_ms": int(time.time() * 1000),
         "snapshot": snap,
-        "present": {"kappa": kappa is not None, "lambda": lam is not None, "validation": snap[base.VALIDATION] >= 0},
+        "present": {**present, "validation": snap[base.VALIDATION] >= 0},
         "run": _run_state(manifest),
         "products": products,
         "views": views,
@@ -202,7 +201,7 @@ def metrics_payload(store: ViewStore, manifest: dict | None = None, bucket_ms: i
     with snapshot(store):
         raw = {
             job: (store.marker_latencies(job), store.micro_batches(job), store.read_view(job, base.DEAD_LETTERS))
-            for job in METRIC_JOBS
+            for job in metric_jobs()
         }
         runs = store.batch_history()
     starts = [lat[0][0] for lat, _, _ in raw.values() if lat] + [mb[0][1] for _, mb, _ in raw.values() if mb]

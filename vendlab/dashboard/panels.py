@@ -87,28 +87,18 @@ class Sources:
     def __init__(self, store: ViewStore, manifest: dict | None):
         self.store = store
         self.manifest = manifest
-        self._lambda: bool | None = None
 
     def view(self, job: str, view: str) -> dict[str, int]:
         """One job's additive view (job: kappa, lambda_speed, validation)."""
         return self.store.read_view(job, view)
 
-    def lambda_serving(self, view: str) -> dict[str, int]:
-        """Lambda's serving view: batch view + speed view after the cutoff."""
-        from vendlab.serving import lambda_views
-
-        return lambda_views(self.store, view)["serving"]
-
     def per_architecture(self, view: str) -> dict[str, dict[str, int]]:
         """The view as each architecture serves it, plus validation: {kappa, lambda, validation},
         leaving out an architecture that is not in this data dir."""
-        from vendlab.dashboard.data import has_job, has_lambda
+        from vendlab import architectures
+        from vendlab.dashboard.data import has_job
 
-        out = {}
-        if has_job(self.store, base.KAPPA):
-            out["kappa"] = self.view(base.KAPPA, view)
-        if has_lambda(self.store):
-            out["lambda"] = self.lambda_serving(view)
+        out = {a.name: a.read(self.store, view) for a in architectures.ARCHITECTURES if a.present(self.store)}
         if has_job(self.store, base.VALIDATION):
             out["validation"] = self.view(base.VALIDATION, view)
         return out
@@ -182,7 +172,7 @@ _answers_lock = threading.Lock()
 def owner_answers(src: Sources) -> dict | None:
     """The answers for this data dir (None without a catalog.json or any owner's view yet)."""
     from vendlab.answer import NoViews, compute
-    from vendlab.catalog import Catalog
+    from vendlab.world.catalog import Catalog
 
     path = getattr(src.store, "path", None)
     if path is None:
@@ -191,9 +181,9 @@ def owner_answers(src: Sources) -> dict | None:
     if not catalog_path.is_file():
         return None
     info = src.store.current_batch()
-    state = tuple(src.store.last_batch_id(j) for j in (base.KAPPA, base.LAMBDA_SPEED, base.VALIDATION)) + (
-        info.version if info else None,
-    )
+    from vendlab.dashboard.data import metric_jobs
+
+    state = tuple(src.store.last_batch_id(j) for j in metric_jobs()) + (info.version if info else None,)
     with _answers_lock:
         hit = _answers.get(str(path))
         if hit and (hit[0] == state or time.monotonic() - hit[1] < ANSWER_TTL_S):

@@ -25,12 +25,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from vendlab.catalog import Catalog
 from vendlab.config import Profile
 from vendlab.jobs import parse
 from vendlab.jobs.ingest import ENVELOPE, ENVELOPE_SCHEMA, PARSED_BY
 from vendlab.jobs.views import BUCKETED_VIEWS, bucket_of, rollup, view_plan
 from vendlab.store.base import BatchViewInfo
+from vendlab.world.catalog import Catalog
 
 
 def master_exists(spark: SparkSession, profile: Profile) -> bool:

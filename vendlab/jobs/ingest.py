@@ -70,20 +70,12 @@ def master_rows(raw: DataFrame, catalog=None) -> DataFrame:
 def start_ingest_job(
     spark: SparkSession, profile: Profile, trigger_seconds: float = 0.0, available_now: bool = False, catalog=None
 ):
-    spark.sparkContext.setLocalProperty("spark.scheduler.pool", INGEST)
-    try:
-        df = master_rows(sources.read_log_stream(spark, profile), catalog)
-        w = (
-            df.writeStream.queryName(INGEST)
-            .format("parquet")
-            .partitionBy("date")
-            .option("path", profile.master_path)
-            .option("checkpointLocation", profile.checkpoint(INGEST))
-        )
-        if available_now:  # ingest what the log holds now, then stop (rebuilds, the warm-up)
-            w = w.trigger(availableNow=True)
-        elif trigger_seconds > 0:
-            w = w.trigger(processingTime=f"{trigger_seconds} seconds")
-        return w.start()
-    finally:
-        spark.sparkContext.setLocalProperty("spark.scheduler.pool", None)
+    w = (
+        master_rows(sources.read_log_stream(spark, profile), catalog)
+        .writeStream.queryName(INGEST)
+        .format("parquet")
+        .partitionBy("date")
+        .option("path", profile.master_path)
+        .option("checkpointLocation", profile.checkpoint(INGEST))
+    )
+    return sources.start_query(spark, INGEST, w, trigger_seconds, available_now)

@@ -1,4 +1,5 @@
-"""Where the streaming jobs read the log: Spark's own file source or Kafka source.
+"""Where the streaming jobs read the log (Spark's own file source or Kafka source), and how they
+start (``start_query``).
 
 Both give the same envelope: ``value`` (the line as text), ``log_partition``, ``log_offset``,
 ``log_ts`` (the log's timestamp: Kafka's record timestamp, or the segment's first-event time
@@ -9,9 +10,33 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
 from vendlab.config import Profile
 from vendlab.eventlog import SEGMENT_GLOB
+
+
+def start_query(
+    spark: SparkSession,
+    pool: str,
+    w: DataStreamWriter,
+    trigger_seconds: float = 0.0,
+    available_now: bool = False,
+) -> StreamingQuery:
+    """Start the query of ``w`` in the fair scheduler's ``pool`` (the query's thread takes the
+    caller's local properties when it starts; vendlab/fairscheduler.xml). ``available_now``: process
+    what the log holds now, then stop (tests, replays, rebuilds, the warm-up); else a micro-batch
+    every ``trigger_seconds``, or as soon as the previous one ends with 0."""
+    sc = spark.sparkContext
+    sc.setLocalProperty("spark.scheduler.pool", pool)
+    try:
+        if available_now:
+            w = w.trigger(availableNow=True)
+        elif trigger_seconds > 0:
+            w = w.trigger(processingTime=f"{trigger_seconds} seconds")
+        return w.start()
+    finally:
+        sc.setLocalProperty("spark.scheduler.pool", None)
 
 
 def read_log_stream(spark: SparkSession, profile: Profile) -> DataFrame:

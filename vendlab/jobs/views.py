@@ -22,6 +22,7 @@ dead-letter lines and its number of input rows; ``rollup`` returns them apart.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import NamedTuple
 
 from pyspark.sql import Column, DataFrame
@@ -41,13 +42,16 @@ def bucket_of(event_ms: Column, bucket_ms: int | None) -> Column:
 
 
 # Step 1: every input row becomes a few *fine* entries, at the finest grain any view
-# needs, and these are summed. Families and their key parts (k1..k5) and values (v0..v5):
+# needs, and these are summed. Each family keeps its fields in the generic columns k1..k5 (keys)
+# and v0..v5 (values), so that one sum serves all; ``rollup`` reads them back under these names:
 SALE, RESTOCK, TELEMETRY, DEAD, DEAD_ROW, MARKER, OTHER = "S", "R", "T", "D", "X", "M", "O"
 #   S  machine, product, hour, place, category   quantity, revenue
 #   R  machine, product, hour                    quantity
 #   T  machine, product (one per stock entry), hour
-#                                                stock; and once per reading the stats of defs.TELEMETRY_STATS
-#   D  reason                                    1          X  dead row (reason, position, key, line)   1
+#                                                the product's units (s0, once exploded); and once per
+#                                                reading the stats of defs.TELEMETRY_STATS
+#   D  reason                                    1 (a dead line)
+#   X  dead row (reason, position, key, line)    1
 #   M  marker id                                 created_ms
 FINE_KEYS = ("k1", "k2", "k3", "k4", "k5")
 FINE_VALUES = ("v0", "v1", "v2", "v3", "v4", "v5")
@@ -200,50 +204,59 @@ SUMS = ("s0",) + FINE_VALUES + ("n",)
 FINE_COLUMNS = ("fam",) + FINE_KEYS + ("bucket",) + SUMS
 
 
-def _key(*parts) -> str:
-    return defs.SEP.join(p for p in parts if p is not None)
-
-
 def rollup(fine_rows) -> tuple[list[base.Delta], list[base.Marker], list[base.DeadLetter], int]:
     """Step 2: summed fine entries (``ViewPlan.rows``, collected) -> the views' deltas
     (view, key, bucket, value), latency markers, dead-letter rows and the number of input rows.
 
+    Each family's entry is read under its own names (the summed columns ``FINE_COLUMNS`` are
+    ``fam, k1..k5, bucket, s0, v0..v5, n``; the table at ``SALE`` says what they hold) and adds
+    to the views it feeds, as ``vendlab.oracle`` adds each event.
+
     Plain Python on a micro-batch's few hundred to few thousand summed entries: a Spark stage
     for it cost a fixed time in every micro-batch, whatever its size (docs/results.md, performance history)."""
-    sums: dict[tuple[str, str, int], int] = {}
+    key = defs.key
+    sums: defaultdict[tuple[str, str, int], int] = defaultdict(int)
     markers: list[base.Marker] = []
     dead: list[base.DeadLetter] = []
     n = 0
-
-    def add(view: str, key: str, bucket, value) -> None:
-        k = (view, key, int(bucket or 0))
-        sums[k] = sums.get(k, 0) + int(value)
-
-    for fam, mach, prod, hour, place, cat, bucket, s0, v0, v1, v2, v3, v4, v5, rows in fine_rows:
-        n += int(rows or 0)
+    for entry in fine_rows:
+        fam = entry[0]
         if fam == SALE:
-            add(base.ITEMS_BY_PRODUCT, _key(prod), bucket, v0)
-            add(base.ITEMS_BY_CATEGORY, _key(cat), bucket, v0)
-            add(base.REVENUE_BY_CATEGORY, _key(cat), bucket, v1)
-            add(defs.REVENUE_BY_MACHINE_HOUR, _key(mach, hour), bucket, v1)
-            add(defs.ITEMS_BY_PLACE_HOUR, _key(place, hour), bucket, v0)
-            add(defs.ITEMS_BY_MACHINE_PRODUCT_HOUR, _key(mach, prod, hour), bucket, v0)
+            _, machine, product, hour, place, category, bucket, _, quantity, revenue, _, _, _, _, rows = entry
+            b = bucket or 0
+            sums[(base.ITEMS_BY_PRODUCT, product, b)] += quantity
+            sums[(base.ITEMS_BY_CATEGORY, category, b)] += quantity
+            sums[(base.REVENUE_BY_CATEGORY, category, b)] += revenue
+            sums[(defs.REVENUE_BY_MACHINE_HOUR, key(machine, hour), b)] += revenue
+            sums[(defs.ITEMS_BY_PLACE_HOUR, key(place, hour), b)] += quantity
+            sums[(defs.ITEMS_BY_MACHINE_PRODUCT_HOUR, key(machine, product, hour), b)] += quantity
         elif fam == RESTOCK:
-            add(defs.RESTOCKED_BY_MACHINE_PRODUCT_HOUR, _key(mach, prod, hour), bucket, v0)
+            _, machine, product, hour, _, _, bucket, _, quantity, _, _, _, _, _, rows = entry
+            sums[(defs.RESTOCKED_BY_MACHINE_PRODUCT_HOUR, key(machine, product, hour), bucket or 0)] += quantity
         elif fam == TELEMETRY:
-            if rows:  # the readings whose first stock entry this is (or with no stock): their stats
-                for stat, v in zip(defs.TELEMETRY_STATS, (v0, v1, v2, v3, v4, v5)):
-                    add(defs.TELEMETRY_BY_MACHINE_HOUR, _key(mach, hour, stat), bucket, v)
-            if prod is not None:
-                add(defs.STOCK_REPORTED_BY_MACHINE_PRODUCT_HOUR, _key(mach, prod, hour), bucket, s0)
+            # one entry per stock product of a reading (product, units); the reading's stats
+            # (defs.TELEMETRY_STATS) on its first entry only, which is the one with rows > 0
+            _, machine, product, hour, _, _, bucket, units, *stats, rows = entry
+            b = bucket or 0
+            if rows:
+                for stat, value in zip(defs.TELEMETRY_STATS, stats):
+                    sums[(defs.TELEMETRY_BY_MACHINE_HOUR, key(machine, hour, stat), b)] += value
+            if product is not None:  # None: a reading with no stock
+                sums[(defs.STOCK_REPORTED_BY_MACHINE_PRODUCT_HOUR, key(machine, product, hour), b)] += units
         elif fam == DEAD:
-            add(base.DEAD_LETTERS, mach, 0, v0)  # k1 holds the reason
+            _, reason, _, _, _, _, _, _, lines, _, _, _, _, _, rows = entry
+            sums[(base.DEAD_LETTERS, reason, 0)] += lines
         elif fam == DEAD_ROW:
-            reason, position, _, raw = mach.split(SEP, 3)  # k1 holds the whole dead row
-            dead.append((reason, raw, position))
+            _, dead_row, _, _, _, _, _, _, _, _, _, _, _, _, rows = entry
+            reason, position, _, line = dead_row.split(SEP, 3)
+            dead.append((reason, line, position))
         elif fam == MARKER:
-            markers.append((mach, int(v0)))  # k1: marker id, v0: its creation time
-    deltas = [(view, key, bucket, value) for (view, key, bucket), value in sums.items()]
+            _, marker_id, _, _, _, _, _, _, created_ms, _, _, _, _, _, rows = entry
+            markers.append((marker_id, created_ms))
+        else:
+            rows = entry[-1]
+        n += rows or 0
+    deltas = [(view, k, bucket, value) for (view, k, bucket), value in sums.items()]
     return deltas, markers, dead, n
 
 

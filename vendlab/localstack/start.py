@@ -21,7 +21,7 @@ from pathlib import Path
 
 from vendlab.localstack.jobs import LocalRunner
 from vendlab.localstack.stack import STATE, LocalStack, StackError
-from vendlab.orchestrate import CommandRunner, OrchestrateError, Orchestrator, Process, Settings, Stack
+from vendlab.orchestrate import CommandRunner, OrchestrateError, Orchestrator, Process, Stack, StackSettings
 
 STOP_WAIT = 120.0  # seconds a job gets to stop after SIGINT before SIGKILL
 
@@ -32,7 +32,7 @@ class LocalOrchestrator(Orchestrator):
         stack: Stack,
         compose_dir: Path,
         stack_dir: Path,
-        settings: Settings | None = None,
+        settings: StackSettings | None = None,
         out=None,
         runner: CommandRunner | None = None,
     ):
@@ -45,7 +45,9 @@ class LocalOrchestrator(Orchestrator):
     # -- the local stack --------------------------------------------------------------------------
     @property
     def up_command(self) -> str:
-        return f"vendlab stack up --stack {self.stack.name} --dir {self.stack_dir}"
+        from vendlab.cli_args import vendlab_command
+
+        return f"{vendlab_command()} stack up --stack {self.stack.name} --dir {self.stack_dir}"
 
     @property
     def local(self) -> LocalRunner:

@@ -1,7 +1,7 @@
 """The owner's views: names, keys and the definitions every implementation follows.
 
 Implemented twice, independently: in Spark (``vendlab.jobs.views.view_rows``, for kappa, lambda's
-speed and batch layers) and in plain Python (``vendlab.validation``). Both are additive sums over
+speed and batch layers) and in plain Python (``vendlab.oracle``). Both are additive sums over
 valid, unique events, keyed with the event's simulated hour ``HOUR`` = the first 13 characters of
 its ``event_time`` (``2026-01-05T06``, UTC), and read as a sum over buckets like every view.
 

@@ -28,9 +28,9 @@ from collections import defaultdict
 
 import numpy as np
 
-from vendlab.catalog import Catalog
 from vendlab.models import forecast, risk, stock
 from vendlab.models.hourly import HOUR_MS, Hourly
+from vendlab.world.catalog import Catalog
 
 
 def _truth_index(manifest: dict):

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from vendlab.catalog import Catalog
 from vendlab.models import stock as stock_model
 from vendlab.models.hourly import HOUR_MS, Hourly
+from vendlab.world.catalog import Catalog
 
 HORIZON_H = 72
 HALF_LIFE_H = 168.0

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from vendlab.catalog import Catalog
 from vendlab.models import defs
+from vendlab.world.catalog import Catalog
 
 HOUR_MS = defs.HOUR_MS
 
@@ -176,7 +176,7 @@ def _rolling_sum(a: np.ndarray, window: int) -> np.ndarray:
 def views_from_lines(data: bytes, catalog: Catalog) -> dict[str, dict[str, int]]:
     """Every view computed in memory from JSON lines, with the validation consumer's code (tests,
     evaluation scenarios without Spark)."""
-    from vendlab.validation import Validator
+    from vendlab.oracle import Validator
 
     v = Validator(".", catalog, store=None)  # type: ignore[arg-type]
     deltas, _, _ = v.deltas_for(data)

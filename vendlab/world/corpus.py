@@ -1,7 +1,7 @@
 """A corpus of bad (and oddly shaped but valid) input lines, each with the verdict the event
 contract in ``vendlab.schema`` gives it: the dead-letter reason, or ``None`` for a valid event.
 
-Both implementations of the contract (``vendlab.jobs.parse`` on Spark, ``vendlab.validate`` in
+Both implementations of the contract (``vendlab.jobs.parse`` on Spark, ``vendlab.contract`` in
 plain Python) must give every line of the corpus exactly this verdict; the fault tests inject
 the corpus into a log (``mix``, ``write_log``) and check that every bad line lands in the dead
 letters with its reason, that the counts match, and that the valid views stay exact.
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from vendlab import schema
-from vendlab.catalog import Catalog
+from vendlab.world.catalog import Catalog
 
 FAMILIES = (
     "not_json",
@@ -689,9 +689,9 @@ def write_log(
     Returns (catalog, manifest, injected): the generator's manifest counts the generated lines
     only; ``injected`` what the corpus added (dead letters by reason, valid edge sales).
     """
-    from vendlab.catalog import make_catalog
     from vendlab.finished_log import write_log as write_finished_log
-    from vendlab.generator import Generator
+    from vendlab.world.catalog import make_catalog
+    from vendlab.world.generator import Generator
 
     catalog = make_catalog(seed, machines=machines)
     gen = Generator(catalog, seed, rate, bad_rate=bad_rate, dup_rate=dup_rate)

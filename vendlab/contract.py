@@ -1,4 +1,4 @@
-"""Plain-Python implementation of the event contract in ``vendlab.schema`` (no Spark).
+"""The event contract, checked in plain Python (no Spark): the specification is ``vendlab.schema``.
 
 Used by the validation consumer and by tests; the Spark jobs implement the same checks in
 ``vendlab.jobs.parse``. Returns ``(event, None)`` for a valid event or ``(None, reason)``.

@@ -33,8 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vendlab import schema
-from vendlab.catalog import HEALTHY_KINDS, HOURLY_PROFILE, REFERENCE_ITEMS_PER_MACHINE_DAY, Catalog
 from vendlab.models.defs import OUT_OF_SERVICE  # error_code of every reading of a broken machine
+from vendlab.world.catalog import HEALTHY_KINDS, HOURLY_PROFILE, REFERENCE_ITEMS_PER_MACHINE_DAY, Catalog
 
 BLOCK = 4096
 # Simulated seconds per event (time_scale / rate). Above the maximum a block of events spans

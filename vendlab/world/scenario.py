@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vendlab.catalog import Catalog, make_catalog
 from vendlab.finished_log import write_log
-from vendlab.generator import Generator, Manifest
+from vendlab.world.catalog import Catalog, make_catalog
+from vendlab.world.generator import Generator, Manifest
 
 # About 5.8 simulated days in 150 000 events: a slot every 3.6 simulated seconds.
 DAYS_RATE, DAYS_TIME_SCALE = 1000.0, 3600.0
@@ -36,8 +36,8 @@ def write_scenario(
 
 
 def with_validation_views(data_dir: Path, catalog: Catalog) -> None:
+    from vendlab.oracle import Validator
     from vendlab.store.sqlite import SqliteStore
-    from vendlab.validation import Validator
 
     store = SqliteStore(Path(data_dir) / "views.sqlite")
     try:

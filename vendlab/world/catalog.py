@@ -254,7 +254,7 @@ HEALTHY_KINDS = {"Gym": 2.0, "Hospital": 1.5, "University": 1.2}
 
 # A real machine sells about this many items a day. The lab's fleet sells far more (the event rate
 # is a throughput knob), so rent and energy are scaled by the run's volume (see
-# ``vendlab.generator.Generator.volume_factor`` and docs/questions.md, "Money").
+# ``vendlab.world.generator.Generator.volume_factor`` and docs/questions.md, "Money").
 REFERENCE_ITEMS_PER_MACHINE_DAY = 150
 
 

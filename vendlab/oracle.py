@@ -1,6 +1,7 @@
-"""The validation view: an independent consumer of the same log, in plain Python (no Spark).
+"""The oracle: the validation view, computed by an independent consumer of the same log in plain
+Python (no Spark).
 
-It reads every complete segment in order, validates each line with ``vendlab.validate``,
+It reads every complete segment in order, validates each line with ``vendlab.contract``,
 drops repeated event ids (``SeenIds``: every id seen within the last ``window_ms`` of log time,
 see docs/architecture.md, "Duplicates"), and writes the same additive views as the jobs under
 job ``validation``, one store batch per segment (batch id = segment number, so re-reading a
@@ -20,13 +21,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from vendlab import schema
-from vendlab.catalog import Catalog
 from vendlab.config import VALIDATION_WINDOW_MS
+from vendlab.contract import price_cents, validate_line
 from vendlab.eventlog import list_segments
 from vendlab.models import defs
 from vendlab.store import base
 from vendlab.store.base import ViewStore
-from vendlab.validate import price_cents, validate_line
+from vendlab.world.catalog import Catalog
 
 
 def add_owner_sale(views: dict, ev: dict, revenue: int) -> None:

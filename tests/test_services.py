@@ -1,0 +1,96 @@
+"""A cluster-mode command run where its services are not: a clear error naming each one and how to
+start it (exit 2, no traceback), before any client library or Spark is started."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vendlab.config import compose, embedded
+from vendlab.services import ServiceUnavailable, endpoints, require
+
+
+def test_the_compose_profile_needs_the_stack_services(tmp_path, monkeypatch):
+    for var in ("VENDLAB_KAFKA", "VENDLAB_CASSANDRA", "VENDLAB_SPARK_MASTER", "VENDLAB_MASTER", "VENDLAB_CHECKPOINTS"):
+        monkeypatch.delenv(var, raising=False)
+    p = compose(tmp_path)
+    got = [(e.service, e.address, e.variable) for e in endpoints(p, ("kafka", "cassandra", "spark", "hdfs"))]
+    assert got == [
+        ("Kafka", "kafka:29092", "VENDLAB_KAFKA"),
+        ("Cassandra", "cassandra1:9042", "VENDLAB_CASSANDRA"),
+        ("the Spark master", "spark-master:7077", "VENDLAB_SPARK_MASTER"),
+        ("HDFS (namenode)", "namenode:8020", "VENDLAB_MASTER"),  # the checkpoints' namenode is the same one
+    ]
+    assert [e.service for e in endpoints(p, ("kafka",))] == ["Kafka"]
+
+
+def test_nothing_to_reach_in_embedded_mode_or_on_yarn(tmp_path):
+    assert endpoints(embedded(tmp_path), ("kafka", "cassandra", "spark", "hdfs")) == []
+    yarn = compose(tmp_path).with_(spark_master="yarn", master_path="/tmp/m", checkpoint_dir="file:///tmp/c")
+    assert [e.service for e in endpoints(yarn, ("spark", "hdfs"))] == []
+
+
+def test_a_listening_service_passes_and_a_closed_port_or_unknown_name_is_named(tmp_path):
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        require(compose(tmp_path).with_(kafka_bootstrap=f"127.0.0.1:{port}"), ("kafka",), "vendlab produce", wait_s=0)
+    # the port is closed now (nothing listens)
+    p = compose(tmp_path).with_(kafka_bootstrap=f"127.0.0.1:{port}", cassandra_hosts=("no-such-host.invalid",))
+    with pytest.raises(ServiceUnavailable) as e:
+        require(p, ("kafka", "cassandra"), "vendlab validate", wait_s=0)
+    msg = str(e.value)
+    assert f"Kafka at 127.0.0.1:{port} (VENDLAB_KAFKA): nothing answers there" in msg
+    assert "Cassandra at no-such-host.invalid:9042 (VENDLAB_CASSANDRA): the name 'no-such-host.invalid' does not" in msg
+    assert "start_kappa.py" in msg and "vendlab stack up" in msg
+
+
+@pytest.mark.parametrize(
+    "argv, variable, value, service",
+    [
+        (["produce", "--rate", "10"], "VENDLAB_KAFKA", "no-such-host.invalid:29092", "Kafka"),
+        (["validate"], "VENDLAB_CASSANDRA", "no-such-host.invalid", "Cassandra"),
+        (["job", "kappa"], "VENDLAB_SPARK_MASTER", "spark://no-such-host.invalid:7077", "the Spark master"),
+    ],
+)
+def test_cluster_commands_say_which_service_is_missing(tmp_path, argv, variable, value, service):
+    env = dict(os.environ, **{variable: value})
+    r = subprocess.run(
+        [sys.executable, "-m", "vendlab.cli", *argv, "--profile", "compose", "--data-dir", str(tmp_path / "d")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert f"{service} at no-such-host.invalid" in r.stderr and "start_lambda.py" in r.stderr
+    assert "Traceback" not in r.stderr and "Exception" not in r.stderr
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "vendlab").exists(), reason="no project venv (make bootstrap)")
+def test_the_start_scripts_use_the_project_venv_and_name_commands_a_user_can_type(tmp_path):
+    """Run with the system's python3 (as `./lambda/start_lambda.py` is, by its shebang) and without the venv
+    on PATH: the script re-runs itself with the venv's python, and the command it names is the venv's."""
+    system_python = shutil.which("python3", path="/usr/bin:/bin")
+    if system_python is None:
+        pytest.skip("no python3 in /usr/bin or /bin")
+    r = subprocess.run(
+        [system_python, "lambda/start_lambda.py", "--local", str(tmp_path / "none"), "--status"],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"start one with: .venv/bin/vendlab stack up --stack lambda --dir {tmp_path / 'none'}" in r.stdout + r.stderr

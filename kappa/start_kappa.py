@@ -6,17 +6,14 @@
 ./kappa/start_kappa.py --status | --stop | --down
 """
 
-import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-# The project's venv (made by `make demo` / `make test`) when there is one: --local needs its Kafka and
-# Cassandra clients, and the `vendlab` commands this script names live there.
-VENV = ROOT / ".venv"
-if (VENV / "bin" / "python").exists() and Path(sys.prefix).resolve() != VENV.resolve():
-    os.execv(str(VENV / "bin" / "python"), [str(VENV / "bin" / "python"), __file__, *sys.argv[1:]])
-sys.path.insert(0, str(ROOT))  # the repository, for vendlab
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for vendlab
+
+from vendlab.project_venv import use_project_venv  # noqa: E402  (standard library only)
+
+use_project_venv(__file__)  # the project's venv when there is one (--local needs its clients)
 
 from vendlab.orchestrate import main  # noqa: E402
 

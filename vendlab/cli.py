@@ -37,11 +37,11 @@ from vendlab.cli_args import (
     seed_type,
     segment_lines_type,
     time_scale_type,
-    vendlab_command,
 )
 from vendlab.config import BATCH_INTERVAL_S
 from vendlab.dashboard import cli as dashboard_cli
 from vendlab.localstack import cli as localstack_cli
+from vendlab.project_venv import vendlab_command
 
 
 def _add_run_flags(p: argparse.ArgumentParser, demo: bool = False) -> None:

@@ -74,19 +74,3 @@ SCALE_HELP = (
     f"simulated seconds per wall second, (0, {MAX_TIME_SCALE:,}] (default 60: a minute of machine life per second)"
 )
 SEED_HELP = "seed of the fleet and the events, 0..4294967295 (default 1)"
-
-
-def vendlab_command() -> str:
-    """How to type `vendlab` here: `vendlab` when it is on PATH (venv activated, or installed), else the
-    project's venv's (``.venv/bin/vendlab``, what `make demo` / `make test` create)."""
-    import shutil
-
-    if shutil.which("vendlab"):
-        return "vendlab"
-    venv = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "vendlab"
-    if not venv.exists():
-        return "vendlab"
-    try:
-        return str(venv.relative_to(Path.cwd()))
-    except ValueError:
-        return str(venv)

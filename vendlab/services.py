@@ -21,7 +21,7 @@ from vendlab.config import Profile
 
 
 def how_to_start() -> str:
-    from vendlab.cli_args import vendlab_command
+    from vendlab.project_venv import vendlab_command
 
     return (
         "Start the stack with ./kappa/start_kappa.py or ./lambda/start_lambda.py (Docker; they run this command "

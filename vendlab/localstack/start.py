@@ -45,7 +45,7 @@ class LocalOrchestrator(Orchestrator):
     # -- the local stack --------------------------------------------------------------------------
     @property
     def up_command(self) -> str:
-        from vendlab.cli_args import vendlab_command
+        from vendlab.project_venv import vendlab_command
 
         return f"{vendlab_command()} stack up --stack {self.stack.name} --dir {self.stack_dir}"
 

@@ -28,6 +28,10 @@ def test_the_compose_profile_needs_the_stack_services(tmp_path, monkeypatch):
         ("HDFS (namenode)", "namenode:8020", "VENDLAB_MASTER"),  # the checkpoints' namenode is the same one
     ]
     assert [e.service for e in endpoints(p, ("kafka",))] == ["Kafka"]
+    bare = p.with_(kafka_bootstrap="broker", cassandra_hosts=("c1", "c2:9142"), spark_master="spark://m")
+    got = [e.address for e in endpoints(bare, ("kafka", "cassandra", "spark"))]
+    # a host without a port gets the service's default; Cassandra's driver uses one port for every host
+    assert got == ["broker:9092", "c1:9142", "c2:9142", "m:7077"]
 
 
 def test_nothing_to_reach_in_embedded_mode_or_on_yarn(tmp_path):

@@ -97,14 +97,18 @@ NEEDS = {
 }
 
 
+def _job(name: str):
+    """(architecture, job) of a `vendlab job` name (the parser allows only the registry's)."""
+    from vendlab import architectures
+
+    return next((a, j) for a, j in architectures.all_jobs() if j.command == name)
+
+
 def _needs(args) -> tuple[str, tuple[str, ...]]:
     """(the command as typed, the services it needs)."""
     if args.command != "job":
         return f"vendlab {args.command}", NEEDS[args.command]
-    from vendlab import architectures
-
-    job = next(j for _, j in architectures.all_jobs() if j.command == args.name)
-    return f"vendlab job {args.name}", NEEDS[job.kind]
+    return f"vendlab job {args.name}", NEEDS[_job(args.name)[1].kind]
 
 
 def run(args) -> int:
@@ -276,7 +280,7 @@ def cmd_job(args) -> int:
     profile = _profile(args)
     catalog = make_catalog(args.seed)
     spark = get_spark(profile, app=f"vendlab-{args.name}")
-    arch, job = next((a, j) for a, j in architectures.all_jobs() if j.command == args.name)
+    arch, job = _job(args.name)
     try:
         if job.kind == architectures.BATCH:
             from vendlab.architectures.lambda_ import run_batch_loop

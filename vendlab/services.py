@@ -46,22 +46,26 @@ class Endpoint:
         return f"{self.host}:{self.port}"
 
 
+def _host_port(text: str, default_port: int) -> tuple[str, int]:
+    host, sep, port = text.strip().rpartition(":")
+    return (host, int(port)) if sep else (port, default_port)
+
+
 def endpoints(profile: Profile, needs: tuple[str, ...]) -> list[Endpoint]:
     """The addresses behind ``needs`` (any of "kafka", "cassandra", "spark", "hdfs") in ``profile``;
     addresses that are not host:port services (local files, ``yarn``, ``local[...]``) are left out."""
     out = []
     if "kafka" in needs and profile.log == "kafka":
         for b in profile.kafka_bootstrap.split(","):
-            host, _, port = b.strip().rpartition(":")
-            out.append(Endpoint("Kafka", host, int(port or 9092), "VENDLAB_KAFKA"))
+            out.append(Endpoint("Kafka", *_host_port(b, 9092), "VENDLAB_KAFKA"))
     if "cassandra" in needs and profile.store == "cassandra":
-        for h in profile.cassandra_hosts:
-            host, sep, port = h.rpartition(":")
-            out.append(Endpoint("Cassandra", host if sep else port, int(port) if sep else 9042, "VENDLAB_CASSANDRA"))
+        from vendlab.store.cassandra import _split_host  # the driver's own reading: one port for every host
+
+        names, port = _split_host(profile.cassandra_hosts)
+        out += [Endpoint("Cassandra", name, port, "VENDLAB_CASSANDRA") for name in names]
     if "spark" in needs and profile.spark_master.startswith("spark://"):
         for hp in profile.spark_master[len("spark://") :].split(","):
-            host, _, port = hp.rpartition(":")
-            out.append(Endpoint("the Spark master", host, int(port or 7077), "VENDLAB_SPARK_MASTER"))
+            out.append(Endpoint("the Spark master", *_host_port(hp, 7077), "VENDLAB_SPARK_MASTER"))
     if "hdfs" in needs:
         for path, var in ((profile.master_path, "VENDLAB_MASTER"), (profile.checkpoint_dir, "VENDLAB_CHECKPOINTS")):
             u = urlsplit(path)

@@ -165,19 +165,6 @@ def continue_generator(catalog: Catalog, m: Manifest, settings: dict | None = No
     m.complete = False
     if settings is not None:
         Generator(catalog, **settings).check_continues(m)
-    if m.resume is None and m.events:  # a manifest from before generators could continue: its counts only
-        st = m.settings
-        gen = Generator(
-            catalog,
-            m.seed,
-            st["rate"],
-            st["time_scale"],
-            start=st["start"],
-            bad_rate=st["bad_rate"],
-            dup_rate=st["dup_rate"],
-        )
-        gen.manifest = m
-        return gen
     return Generator.from_manifest(catalog, m)
 
 

@@ -960,7 +960,8 @@ class Generator:
 
     @classmethod
     def from_manifest(cls, catalog: Catalog, m: Manifest) -> Generator:
-        """A generator with the settings of ``m``, continuing its stream."""
+        """A generator with the settings of ``m``, continuing its stream (from a manifest written before
+        generators could continue, only its counts go on)."""
         st = m.settings
         gen = cls(
             catalog,
@@ -971,7 +972,10 @@ class Generator:
             bad_rate=st["bad_rate"],
             dup_rate=st["dup_rate"],
         )
-        gen.resume(m)
+        if m.resume is None and m.events:
+            gen.manifest = m
+        else:
+            gen.resume(m)
         return gen
 
     def check_continues(self, m: Manifest) -> None:

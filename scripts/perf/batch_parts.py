@@ -53,6 +53,20 @@ class Clock:
         self.t = self._now()
 
 
+def publish(c, store, version, rows, cutoff, events, t0):
+    """The last step of both step-by-step runs: publish the batch view, as run_batch does."""
+    info = BatchViewInfo(
+        version=version,
+        cutoff_bucket=int(cutoff),
+        published_ms=int(time.time() * 1000),
+        events=events,
+        seconds=round(time.monotonic() - t0, 3),
+    )
+    store.publish_batch_view(info, rows)
+    c.step("publish (store)")
+    return c.steps, sorted(rows), int(cutoff), events
+
+
 def old_run(spark, profile, catalog, store, jvm, version):
     """The batch run as it was before issue 15's batch work (commit 9eba23c), step by step."""
     from pyspark.sql import functions as F
@@ -84,16 +98,7 @@ def old_run(spark, profile, catalog, store, jvm, version):
     rows = [(v, k, val) for v, k, _, val in deltas]
     c.step("rollup (Python)", rows=len(rows))
     valid.unpersist()
-    info = BatchViewInfo(
-        version=version,
-        cutoff_bucket=int(cutoff),
-        published_ms=int(time.time() * 1000),
-        events=events,
-        seconds=round(time.monotonic() - t0, 3),
-    )
-    store.publish_batch_view(info, rows)
-    c.step("publish (store)")
-    return c.steps, sorted(rows), int(cutoff), events
+    return publish(c, store, version, rows, cutoff, events, t0)
 
 
 def new_run(spark, profile, catalog, store, jvm, version):
@@ -120,16 +125,7 @@ def new_run(spark, profile, catalog, store, jvm, version):
     deltas, _, _, _ = rollup(got)
     rows = [(v, k, val) for v, k, _, val in deltas]
     c.step("rollup (Python)", rows=len(rows))
-    info = BatchViewInfo(
-        version=version,
-        cutoff_bucket=int(cutoff),
-        published_ms=int(time.time() * 1000),
-        events=events,
-        seconds=round(time.monotonic() - t0, 3),
-    )
-    store.publish_batch_view(info, rows)
-    c.step("publish (store)")
-    return c.steps, sorted(rows), int(cutoff), events
+    return publish(c, store, version, rows, cutoff, events, t0)
 
 
 def whole_run(spark, profile, catalog, store, jvm, version):

@@ -62,7 +62,7 @@ def master_rows(raw: DataFrame, catalog=None) -> DataFrame:
     if catalog is None:
         return with_date(raw)
     machines, products = sorted(catalog.machine_ids), sorted(catalog.product_names)
-    # dedup_key is per delivery (a fresh uuid for a malformed line): the batch layer deduplicates by event_id
+    # dedup_key is per delivery (a key of its own for a malformed line): the batch layer deduplicates by event_id
     parsed = parse.parse(raw, machines, products).drop("dedup_key")
     return with_date(parsed.withColumn(PARSED_BY, F.lit(parse.contract_version(machines, products))))
 

@@ -77,6 +77,12 @@ class Profile:
     event_time_skew_ms: int = 10 * 60_000
     # Lambda speed view: event-time bucket of its rows; the batch cutoff is a bucket boundary.
     bucket_ms: int = 60_000
+    # Lambda's ingest job writes the master dataset once every this many seconds (Spark's
+    # processing-time trigger), not as fast as it can: nothing reads the master dataset but the batch
+    # layer, every BATCH_INTERVAL_S at most, while each micro-batch costs the same ~0.3-0.4 s of planning
+    # and tasks however small it is, taken from the user-facing streaming views on the same cores, and
+    # writes its own small files, which each batch run opens again (docs/results.md, issue 15).
+    ingest_trigger_s: float = 5.0
     max_files_per_trigger: int = 50
     max_offsets_per_trigger: int = 2_000_000
     spark_conf: dict = field(default_factory=dict)

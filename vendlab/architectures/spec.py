@@ -124,7 +124,7 @@ def start_query(job: Job, spark, profile, catalog, name: str | None = None, avai
     if job.kind == INGEST:
         from vendlab.jobs.ingest import start_ingest_job
 
-        kw = {"available_now": True} if available_now else {}
+        kw = {"available_now": True} if available_now else {"trigger_seconds": profile.ingest_trigger_s}
         return start_ingest_job(spark, profile, catalog=catalog, **kw)
     raise ValueError(f"job {job.command} is a {job.kind} job, not a streaming query")
 

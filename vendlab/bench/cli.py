@@ -196,6 +196,7 @@ def run(args) -> int:
                 {"kind": "make_log", "log_dir": str(replay_dir), "events": plan["replay_events"]},
                 {"kind": "floor", "log_dir": str(replay_dir)},
                 {"kind": "replay", "log_dir": str(replay_dir)},
+                {"kind": "line_cost", "log_dir": str(replay_dir)},
                 {"kind": "history", "sizes": plan["history"]},
             ],
         }
@@ -304,6 +305,8 @@ def run(args) -> int:
                 "lambda_batch": _ratio(lam["batch_eps"], floor["spark_floor_eps"]),
             },
             "spark_floor_to_duckdb": _ratio(floor["spark_floor_eps"], duck["duckdb_eps"]),
+            # where a replayed line's JVM CPU goes, step by step (vendlab/bench/linecost.py)
+            "line_cost": steps["line_cost"]["result"],
             # The replay log is written by vendlab.finished_log, as `vendlab generate` writes one.
             "generator": steps["make_log"]["result"],
             "warmup": steps["warmup"]["result"] if "warmup" in steps else None,

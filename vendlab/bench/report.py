@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vendlab.bench import timeparts
+from vendlab.bench import linecost, timeparts
 
 
 def f(v, unit="", nd=0):
@@ -176,6 +176,8 @@ def write_report(doc: dict, path: Path) -> None:
             f"every view, the sink).\n"
         )
     L.append("![throughput vs duckdb](throughput_vs_duckdb.png)\n")
+    if doc.get("line_cost"):
+        L.extend(linecost.report_section(doc["line_cost"], doc.get("spark_floor")))
 
     L.append("## Complexity\n")
     L.append("| | services (compose) | jobs | lines of code | moving parts |")

@@ -7,6 +7,7 @@ real JVM (a JVM's heap cannot change once it runs).
 SPEC: {"master", "driver_memory", "work_dir", "seed", "steps": [{"kind": ..., ...}, ...]}.
 Kinds: ``sweep`` (each architecture alone at rising rates), ``exactness`` (both side by side
 with the validation consumer), ``replay`` (kappa: the whole log into a new view version),
+``line_cost`` (where a replayed line's JVM CPU goes, step by step: vendlab.bench.linecost),
 ``history`` (lambda: batch run time as the master dataset grows). Progress goes to stderr.
 """
 
@@ -228,6 +229,28 @@ class Worker:
         }
         log(f"  -> {out['replay_eps']:,.0f} events/s, {r['seconds']:.1f} s, exact={out['exact']}")
         return out
+
+    def line_cost(self, step: dict) -> dict:
+        """Where a replayed line's cost goes (vendlab.bench.linecost), over the replay log: checkpoints
+        in this worker's scratch folder, the last cut's view rows dropped from the log's store after."""
+        from vendlab.bench.linecost import run_line_cost
+        from vendlab.bench.measure import spark_jvm
+        from vendlab.world.catalog import Catalog
+
+        d = Path(step["log_dir"])
+        m = Manifest.load(d / "manifest.json")
+        scratch = self.work / "linecost-checkpoints"
+        shutil.rmtree(scratch, ignore_errors=True)
+        p = self.profile(d, max_files_per_trigger=step.get("max_files_per_trigger", 10))
+        p = p.with_(checkpoint_dir=str(scratch))
+        log(f"line cost: kappa's replay plan cut after each step, over {m.events:,} events ...")
+        store = open_store(p)
+        catalog = Catalog.load(d / "catalog.json")
+        r = run_line_cost(self.spark, p, catalog, store, m.events, spark_jvm(), step.get("rounds", 3), log=log)
+        store.drop_jobs([j for j in store.jobs() if j.startswith("linecost_")])
+        shutil.rmtree(scratch, ignore_errors=True)
+        log("  -> " + ", ".join(f"{s['step']} {s['us_per_event']:.2f}" for s in r["steps"]) + " us per event")
+        return r
 
     def history(self, step: dict) -> dict:
         """Lambda's batch layer as history grows: batch seconds by master-dataset size."""

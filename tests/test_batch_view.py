@@ -109,3 +109,34 @@ def test_batch_view_equals_the_plain_definition_over_partitions_duplicates_late_
     assert len({v for v, _ in expected}) >= 8
     late = json.loads(next(ln for *_, ln in rows if '"late-1"' in ln))
     assert (("items_by_product", late["product"]) in expected) and _ms(late["event_time"]) // profile.bucket_ms < cutoff
+
+
+def test_a_batch_session_with_a_task_cap_gives_the_same_view_and_runs_at_most_that_many_tasks(spark, tmp_path):
+    """Embedded lambda's batch layer shares the JVM with the streaming queries and runs at most
+    ``Profile.shared_batch_tasks`` tasks at a time (``batch_session(spark, max_tasks)``): the same
+    view, every stage of its jobs in at most that many tasks."""
+    from vendlab.architectures.lambda_ import batch_session
+
+    profile = embedded(tmp_path, lateness_ms=2 * HOUR, bucket_ms=15 * 60_000)
+    catalog, rows = scenario_log(tmp_path)
+    # the log as files, four of them (a scan of four tasks without the cap), like the master dataset
+    envelope(spark, rows).repartition(4).write.parquet(str(tmp_path / "log.parquet"))
+    free = batch.batch_view_of(spark.read.parquet(str(tmp_path / "log.parquet")), profile, catalog)
+    capped_session = batch_session(spark, max_tasks=1)
+    sc = spark.sparkContext
+    group = "vendlab-test-batch-cap"
+    sc.setJobGroup(group, "capped batch view")
+    try:
+        log = capped_session.read.parquet(str(tmp_path / "log.parquet"))
+        capped = batch.batch_view_of(log, profile, catalog)
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+    assert sorted(capped[0]) == sorted(free[0]) and capped[1:] == free[1:]
+    tracker = sc.statusTracker()
+    tasks = [
+        tracker.getStageInfo(stage).numTasks
+        for job in tracker.getJobIdsForGroup(group)
+        for stage in tracker.getJobInfo(job).stageIds
+        if tracker.getStageInfo(stage) and tracker.getStageInfo(stage).numCompletedTasks > 0
+    ]
+    assert tasks and max(tasks) == 1, tasks

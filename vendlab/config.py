@@ -83,6 +83,11 @@ class Profile:
     # and tasks however small it is, taken from the user-facing streaming views on the same cores, and
     # writes its own small files, which each batch run opens again (docs/results.md, issue 15).
     ingest_trigger_s: float = 5.0
+    # Lambda in embedded mode: the batch layer runs in the JVM of the streaming queries and runs at
+    # most this many tasks at a time (0: as many as there are cores), so that the speed and kappa
+    # views keep a core while a batch run goes on (Spark's FAIR pools act only between tasks and have
+    # no maximum share). On the cluster the batch layer is its own application with its own cores.
+    shared_batch_tasks: int = 1
     max_files_per_trigger: int = 50
     max_offsets_per_trigger: int = 2_000_000
     spark_conf: dict = field(default_factory=dict)

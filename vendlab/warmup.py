@@ -88,7 +88,7 @@ def warm_up(
                 else:
                     store = open_store(p)
                     try:
-                        run_batch(batch_session(spark), p, catalog, store)
+                        run_batch(batch_session(spark, p.shared_batch_tasks), p, catalog, store)
                     finally:
                         store.close()
                     jobs.append(name)

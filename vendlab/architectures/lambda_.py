@@ -109,11 +109,18 @@ BATCH_SQL_CONF = {
 }
 
 
-def batch_session(spark):
-    """A session for the batch layer: the same SparkContext (cores, JVM, caches), its own SQL conf."""
+def batch_session(spark, max_tasks: int = 0):
+    """A session for the batch layer: the same SparkContext (cores, JVM, caches), its own SQL conf;
+    with ``max_tasks``, its jobs run at most that many tasks at a time (``Profile.shared_batch_tasks``:
+    measured in docs/results.md, issue 15's afternoon round)."""
+    from vendlab.jobs.batch import MAX_TASKS_CONF
+
     s = spark.newSession()
     for k, v in BATCH_SQL_CONF.items():
         s.conf.set(k, v)
+    if max_tasks:
+        s.conf.set(MAX_TASKS_CONF, str(max_tasks))
+        s.conf.set("spark.sql.shuffle.partitions", str(max_tasks))
     return s
 
 
@@ -126,14 +133,15 @@ def run_batch_loop(
     stop: threading.Event | None = None,
     on_run=None,
     before_run=None,
+    max_tasks: int = 0,
 ) -> None:
     """Run the batch layer every ``interval_s`` seconds until ``stop`` is set; ``before_run()`` and
-    ``on_run(info)`` are called around each run."""
+    ``on_run(info)`` are called around each run; ``max_tasks``: see ``batch_session``."""
     from vendlab.jobs.batch import run_batch
 
     stop = stop or threading.Event()
     spark.sparkContext.setLocalProperty("spark.scheduler.pool", BATCH_POOL)
-    bspark = batch_session(spark)
+    bspark = batch_session(spark, max_tasks)
     while not stop.wait(interval_s):
         if before_run:
             before_run()
@@ -175,6 +183,8 @@ class LambdaPipeline(Pipeline):
                 # a reader fetches the version served just before the run (the one it may
                 # still be completing when the run retires speed rows)
                 before_run=lambda: self.reader_promise.fetch(store),
+                # in embedded mode the batch layer shares this JVM's cores with the streaming queries
+                max_tasks=self.profile.shared_batch_tasks,
             )
         except BaseException as e:  # surfaced by check(), never swallowed
             if not self.stop_event.is_set():

@@ -274,7 +274,9 @@ class Worker:
         jvm = spark_jvm()
         from vendlab.architectures.lambda_ import batch_session
 
-        bspark = batch_session(self.spark)  # as the lambda pipeline runs it
+        # the batch layer alone, on every core (as on the cluster, where it is its own application);
+        # a live run shares the cores with the streaming queries (Profile.shared_batch_tasks)
+        bspark = batch_session(self.spark)
         try:
             done = 0
             for size in step["sizes"]:

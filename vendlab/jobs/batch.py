@@ -79,6 +79,14 @@ def batch_view_of(master: DataFrame, profile: Profile, catalog: Catalog):
 
 ROWS_PER_TASK = 100_000  # master rows per deduplication task (see _batch_view)
 
+# A session setting (architectures.lambda_.batch_session): at most this many tasks of the batch
+# layer at a time, 0 or unset for no cap.
+MAX_TASKS_CONF = "vendlab.batch.maxTasks"
+
+
+def max_tasks(df: DataFrame) -> int:
+    return int(df.sparkSession.conf.get(MAX_TASKS_CONF, "0") or 0)
+
 
 def cutoff_and_rows(parsed: DataFrame, profile: Profile) -> tuple[int | None, int]:
     """(the newest event time of the snapshot as the cutoff rule takes it, rows read): one scan of a
@@ -109,6 +117,9 @@ def _batch_view(parsed: DataFrame, profile: Profile):
     events before the cutoff, deduplicates them and sums their fine entries by view key. The filter
     on the bucket runs before the deduplication: every copy of an event carries the same event time,
     so a copy is below the cutoff exactly when its original is (the same premise as the hand-off)."""
+    cap = max_tasks(parsed)
+    if cap:  # every stage in at most ``cap`` tasks (the session's shuffle partitions are set to it too)
+        parsed = parsed.coalesce(cap)
     newest, events = cutoff_and_rows(parsed, profile)
     if newest is None:
         return [], 0, events
@@ -116,12 +127,17 @@ def _batch_view(parsed: DataFrame, profile: Profile):
     before = parsed.filter(
         (F.col("kind") != "dead") & (bucket_of(F.col("event_ms"), profile.bucket_ms) < F.lit(cutoff_bucket))
     )
-    # Deduplicate in tasks of ~ROWS_PER_TASK rows, not in spark.sql.shuffle.partitions (2) tasks over
-    # half of history each: Spark does not preempt a running task, so the speed layer's micro-batches
-    # wait for a core until one ends (the pools of vendlab/fairscheduler.xml act only between tasks).
-    # Partitioned by event_id already, the deduplication adds no shuffle and sorts once.
-    tasks = max(2, -(-events // ROWS_PER_TASK))
-    unique = before.repartition(tasks, "event_id").dropDuplicates(["event_id"])
+    if cap:
+        # into the session's shuffle partitions (= cap); an explicit repartition would make Spark
+        # drop the coalesce above (adjacent repartitions collapse) and scan in as many tasks as files
+        unique = before.dropDuplicates(["event_id"])
+    else:
+        # Deduplicate in tasks of ~ROWS_PER_TASK rows, not in spark.sql.shuffle.partitions (2) tasks over
+        # half of history each: Spark does not preempt a running task, so the speed layer's micro-batches
+        # wait for a core until one ends (the pools of vendlab/fairscheduler.xml act only between tasks).
+        # Partitioned by event_id already, the deduplication adds no shuffle and sorts once.
+        tasks = max(2, -(-events // ROWS_PER_TASK))
+        unique = before.repartition(tasks, "event_id").dropDuplicates(["event_id"])
     fine = view_plan(profile.bucket_ms, with_side_outputs=False).rows(unique, before_bucket=cutoff_bucket)
     deltas, _, _, _ = rollup(fine.collect())
     return [(view, key, value) for view, key, _, value in deltas], int(cutoff_bucket), events

@@ -17,6 +17,7 @@ stamped far in the future (its time capped at log time + skew for the cutoff).
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 from datetime import datetime
 
@@ -133,10 +134,12 @@ def test_a_batch_session_with_a_task_cap_gives_the_same_view_and_runs_at_most_th
         sc.setLocalProperty("spark.jobGroup.id", None)
     assert sorted(capped[0]) == sorted(free[0]) and capped[1:] == free[1:]
     tracker = sc.statusTracker()
-    tasks = [
-        tracker.getStageInfo(stage).numTasks
-        for job in tracker.getJobIdsForGroup(group)
-        for stage in tracker.getJobInfo(job).stageIds
-        if tracker.getStageInfo(stage) and tracker.getStageInfo(stage).numCompletedTasks > 0
-    ]
-    assert tasks and max(tasks) == 1, tasks
+    deadline = time.monotonic() + 30  # the tracker follows Spark's listener bus, which may lag behind
+    while True:
+        jobs = [tracker.getJobInfo(j) for j in tracker.getJobIdsForGroup(group)]
+        if (jobs and all(j and j.status == "SUCCEEDED" for j in jobs)) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    stages = [tracker.getStageInfo(s) for j in jobs for s in j.stageIds]
+    tasks = [st.numTasks for st in stages if st is not None]
+    assert len(jobs) >= 2 and tasks and max(tasks) == 1, (len(jobs), tasks)

@@ -97,12 +97,12 @@ def test_numbers_come_from_a_real_run(bench):
     assert gen["events"] == replay["events"] and gen["cpu_s_per_million"] > 0
     assert gen["generate_eps"] == pytest.approx(gen["events"] / gen["seconds"], rel=0.05)
     assert doc["duckdb_eps"] > 0
-    # where a replayed line's JVM CPU goes: every cut read the whole replay log, the steps add up to
-    # the last cut (the replay itself), and each cut is one more step of the same plan
+    # where a replayed line's JVM CPU goes: every cut of every round read the whole replay log and was
+    # timed, and the replay (parse, dedup, views, sink) cost more JVM CPU than reading the lines alone
     lc = doc["line_cost"]
     assert lc["complete"] is True and lc["events"] == replay["events"]
     assert [s["step"] for s in lc["steps"]] == ["scan", "contract", "dedup", "views", "sink"]
     assert all(s["rows_read"] >= replay["events"] for s in lc["steps"])
-    assert sum(s["us_per_event"] for s in lc["steps"]) == pytest.approx(lc["total_us_per_event"], abs=0.05)
-    assert lc["total_us_per_event"] > 0
+    assert all(len(s["rounds_us_per_event"]) == lc["rounds"] for s in lc["steps"])
+    assert lc["total_us_per_event"] > lc["steps"][0]["cumulative_us_per_event"] > 0
     assert doc["complexity"]["lambda"]["n_services"] > doc["complexity"]["kappa"]["n_services"] > 0

@@ -156,6 +156,8 @@ class LambdaPipeline(Pipeline):
     def __init__(self, arch: Architecture, spark, profile, catalog, settings):
         from vendlab.config import open_store
 
+        # the ingest writes at least twice per batch interval, so that every batch run finds new history
+        profile = profile.with_(ingest_trigger_s=min(profile.ingest_trigger_s, settings.batch_interval / 2))
         super().__init__(arch, spark, profile, catalog, settings)
         self.stop_event = threading.Event()
         self._open_store = lambda: open_store(profile)

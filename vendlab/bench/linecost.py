@@ -80,7 +80,8 @@ def run_line_cost(spark, profile, catalog, store, events: int, jvm, rounds: int 
                     .queryName(job)
                     .option("checkpointLocation", profile.checkpoint(job))
                 )
-                info = _wait(sources.start_query(spark, job, w, available_now=True), job, log=lambda m: None)
+                q = sources.start_query(spark, "linecost", w, available_now=True)  # one scheduler pool
+                info = _wait(q, job, log=lambda m: None)
             cpu, secs = _cpu(jvm) - c0, time.perf_counter() - t0
             runs[step].append({"cpu_us": cpu / events * 1e6, "seconds": secs, "rows": info["rows_read"]})
             if log:
@@ -114,6 +115,8 @@ def run_line_cost(spark, profile, catalog, store, events: int, jvm, rounds: int 
 
 def report_section(lc: dict, floor: dict | None) -> list[str]:
     """The bench report's table: each step's JVM CPU per event, and its share of the replay's."""
+    if not lc.get("steps"):
+        return ["## Where a line's cost goes\n", f"Not measured: {lc.get('skipped', 'no result')}.\n"]
     total = lc["total_us_per_event"] or 1.0
     out = [
         "## Where a line's cost goes\n",
@@ -143,14 +146,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("log_dir", help="a data dir with a finished log (catalog.json, manifest.json, log/)")
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args(argv)
+    import shutil
+    import tempfile
+
+    from vendlab import datadir
     from vendlab.bench.worker import Worker
 
-    d = Path(args.log_dir)
-    w = Worker({"work_dir": str(d / "linecost-work"), "driver_memory": "4g"})
-    w.start_spark()
-    w.warmup({"events": 20_000})
-    r = w.line_cost({"log_dir": str(d), "rounds": args.rounds})
-    w.spark.stop()
+    d = Path(args.log_dir).resolve()
+    work = Path(tempfile.mkdtemp(prefix="vendlab-linecost-"))
+    # its last cut writes view rows (dropped after) into the data dir's store: one writer at a time
+    with datadir.hold(d, "python -m vendlab.bench.linecost"):
+        w = Worker({"work_dir": str(work), "driver_memory": "4g"})
+        try:
+            w.start_spark()
+            w.warmup({"events": 20_000})
+            r = w.line_cost({"log_dir": str(d), "rounds": args.rounds})
+        finally:
+            if w.spark is not None:
+                w.spark.stop()
+            shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(r))
     print("\n".join(report_section(r, None)), file=sys.stderr)
     return 0

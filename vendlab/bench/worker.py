@@ -243,12 +243,19 @@ class Worker:
         shutil.rmtree(scratch, ignore_errors=True)
         p = self.profile(d, max_files_per_trigger=step.get("max_files_per_trigger", 10))
         p = p.with_(checkpoint_dir=str(scratch))
+        jvm = spark_jvm()
+        if jvm is None:
+            log("line cost: no Spark JVM process found to measure; skipped")
+            return {"events": m.events, "steps": [], "complete": False, "skipped": "no Spark JVM process found"}
         log(f"line cost: kappa's replay plan cut after each step, over {m.events:,} events ...")
         store = open_store(p)
-        catalog = Catalog.load(d / "catalog.json")
-        r = run_line_cost(self.spark, p, catalog, store, m.events, spark_jvm(), step.get("rounds", 3), log=log)
-        store.drop_jobs([j for j in store.jobs() if j.startswith("linecost_")])
-        shutil.rmtree(scratch, ignore_errors=True)
+        try:
+            catalog = Catalog.load(d / "catalog.json")
+            r = run_line_cost(self.spark, p, catalog, store, m.events, jvm, step.get("rounds", 3), log=log)
+        finally:  # the cuts' view rows and checkpoints go, whatever happened
+            store.drop_jobs([j for j in store.jobs() if j.startswith("linecost_")])
+            store.close()
+            shutil.rmtree(scratch, ignore_errors=True)
         log("  -> " + ", ".join(f"{s['step']} {s['us_per_event']:.2f}" for s in r["steps"]) + " us per event")
         return r
 

@@ -178,14 +178,20 @@ def parse(raw: DataFrame, machines: list[str], products: list[str]) -> DataFrame
     out = out.withColumn("event_ms", F.when(ok & F.col("event_time").isNotNull(), F.unix_millis(F.col("ts"))))
     out = out.withColumn("price_cents", F.when(ok, price_cents))
     out = out.withColumn("revenue_cents", F.when(ok & (F.col("type") == schema.SALE), price_cents * F.col("quantity")))
-    # Valid events are deduplicated by event_id; every malformed line is kept, under a fresh random
-    # key (two equal malformed lines in one segment share their position, and both count).
-    # Performance: a Java UUID through reflect(), not Spark's uuid(). Spark gives uuid() a new
-    # random seed in every micro-batch and writes the seed into the generated code, so the parse's
-    # last stage was compiled again for every micro-batch and ran cold (a fixed seed is replaced
-    # too); reflect() is evaluated outside generated code (it has none), so the code is the same
-    # in every micro-batch and is compiled once (docs/results.md, performance history).
-    dead_key = F.concat(F.lit("!"), F.reflect(F.lit("java.util.UUID"), F.lit("randomUUID")))
+    # Valid events are deduplicated by event_id; every malformed line is kept, under a key of its own.
+    # A Kafka record's position (topic-partition@offset) is unique and the same if Spark runs a task
+    # again (a lost executor on the cluster). A segment file's lines share their position (two equal
+    # malformed lines in one segment both count), so a random part tells them apart: files are read
+    # in local mode, which does not run a task again.
+    # Performance: the random part is a Java UUID through reflect(), not Spark's uuid(). Spark gives
+    # uuid() a new seed in every micro-batch and writes the seed into the generated code, so the
+    # parse's last stage was compiled again for every micro-batch and ran cold (a fixed seed is
+    # replaced too); reflect() has no generated code of its own, so the stage's code is the same in
+    # every micro-batch and is compiled once (docs/results.md, performance history).
+    random_part = F.when(
+        F.col("log_offset").isNull(), F.reflect(F.lit("java.util.UUID"), F.lit("randomUUID"))
+    )  # null for Kafka: concat_ws skips it
+    dead_key = F.concat_ws("#", F.lit("!"), F.col("position"), random_part)
     out = out.withColumn("dedup_key", F.when(ok, F.col("event_id")).otherwise(dead_key))
     return out.drop("ts")
 

@@ -38,20 +38,18 @@ LABELS = {
 
 
 def _cut(spark, profile, catalog, step: str):
-    """The replay's streaming plan up to ``step`` (not ``sink``: that is the replay itself)."""
-    from vendlab.jobs import parse, sources
-    from vendlab.jobs.views import view_plan
+    """The replay's streaming plan up to ``step`` (not ``sink``: that is the replay itself); the
+    deduplicated and the fine streams are the view job's own (``jobs.streaming``)."""
+    from vendlab.jobs import parse, sources, streaming
 
-    df = sources.read_log_stream(spark, profile)
     if step == "scan":
-        return df
-    df = parse.parse(df, sorted(catalog.machine_ids), sorted(catalog.product_names))
+        return sources.read_log_stream(spark, profile)
     if step == "contract":
-        return df
-    df = parse.deduplicate(df, profile.dedup_delay)
+        raw = sources.read_log_stream(spark, profile)
+        return parse.parse(raw, sorted(catalog.machine_ids), sorted(catalog.product_names))
     if step == "dedup":
-        return df
-    return view_plan(None).fine(df)
+        return streaming.parsed_stream(spark, profile, catalog)
+    return streaming.fine_stream(spark, profile, catalog, None)
 
 
 def _cpu(jvm) -> float:

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import iso, sale_line
 from grafana_cql import fill, panel_sums, targets, variable_values
 from localstack_helpers import pids, start_script
 
@@ -333,3 +334,100 @@ def test_records_outlive_the_brokers_retention_check(kappa_stack, kappa_main):
         c.close()
     assert sum(high.values()) > 0
     assert low == {p: 0 for p in parts}, f"the broker deleted records: earliest offsets {low} (latest {high})"
+
+
+# A backlog of 30 minutes of the generator at its default 60x (30 h of log time) in 3 partitions whose
+# density runs opposite ways: a dense start, an even spread, a dense end (the places' hourly profiles,
+# exaggerated). Spark's Kafka source shares a maxOffsetsPerTrigger cap out by lag in records, so a capped
+# first micro-batch would end the third partition ~29 h of log time ahead of the first, and the watermark
+# (the newest log time minus 10 minutes) would drop the others' events for good.
+BACKLOG_START_MS = 1_767_571_200_000  # 2026-01-05T00:00:00Z, where the generator's simulated clock starts
+BACKLOG_SPAN_MS = 30 * 3_600_000
+BACKLOG_DUP_EVERY = 40  # one event in 40 delivered again one minute of log time later, in its partition
+
+
+def backlog_records(catalog) -> list[tuple[int, int, bytes, str, int]]:
+    """(partition, log ms, line, event id, quantity) of the backlog, in each partition's log order."""
+    span, start = BACKLOG_SPAN_MS, BACKLOG_START_MS
+    dense = 3000
+    times = {
+        0: [i * (span // 60) // dense for i in range(dense)] + [span // 60 + i * span // 200 for i in range(190)],
+        1: [i * span // 1200 for i in range(1200)],
+        2: [i * (span - span // 30) // 200 for i in range(200)]
+        + [span - span // 30 + i * (span // 30) // dense for i in range(dense)],
+    }
+    out = []
+    n = 0
+    for part, offsets in times.items():
+        for t in offsets:
+            ms = start + t
+            qty = 1 + n % 3
+            eid = f"bl-{part}-{n}"
+            out.append((part, ms, sale_line(catalog, eid, n, qty, iso(ms)), eid, qty))
+            if n % BACKLOG_DUP_EVERY == 0:
+                out.append((part, ms + 60_000, sale_line(catalog, eid, n, qty, iso(ms)), eid, qty))
+            n += 1
+    return sorted(out, key=lambda r: (r[0], r[1]))
+
+
+def test_kappa_exact_after_a_30_minute_backlog_in_unevenly_dense_partitions(kappa_stack):
+    """The whole backlog is in the topic before the kappa job starts (a job outage, a stall): the job
+    reads it without dropping any valid event, equal to the validation consumer and to the lines' own
+    sum over distinct event ids."""
+    from confluent_kafka import Producer
+
+    from vendlab.world.catalog import make_catalog
+
+    tag, topic, keyspace = "backlog", "vendlab-backlog", "vendlab_backlog"
+    catalog = make_catalog(SEED)
+    records = backlog_records(catalog)
+    want: dict[str, int] = {}
+    seen = set()
+    for _part, _ms, line, eid, qty in records:
+        if eid not in seen:
+            seen.add(eid)
+            product = json.loads(line)["product"]
+            want[product] = want.get(product, 0) + qty
+    data = kappa_stack.dir / f"run-{tag}"
+    data.mkdir(exist_ok=True)
+    runner = LocalRunner(
+        kappa_stack,
+        {
+            "VENDLAB_TOPIC": topic,
+            "VENDLAB_KEYSPACE": keyspace,
+            "VENDLAB_CHECKPOINTS": f"{kappa_stack.env()['VENDLAB_CHECKPOINTS']}/{tag}",
+        },
+        tag=f"{tag}-",
+    )
+    runner.ensure_topic()
+    runner.ensure_schema()
+    producer = Producer({"bootstrap.servers": kappa_stack.env()["VENDLAB_KAFKA"], "enable.idempotence": True})
+    for part, ms, line, _eid, _qty in records:
+        producer.produce(topic, value=line.rstrip(b"\n"), partition=part, timestamp=ms)
+        producer.poll(0)
+    assert producer.flush(60) == 0, "the backlog was not all delivered"
+    seed = ["--profile", "compose", "--seed", str(SEED), "--data-dir", str(data)]
+    store = CassandraStore((kappa_stack.env()["VENDLAB_CASSANDRA"],), keyspace)
+    try:
+        runner.launch("validation", runner.cli("validate", *seed))
+        runner.launch("kappa", runner.submit("kappa", 2, "job", "kappa", *seed))
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        views = {}
+        while time.monotonic() < deadline:
+            for job in ("validation", "kappa"):
+                assert runner.running(job), f"{job} stopped: see {runner.log(job)}"
+            views = {job: store.read_view(job, base.ITEMS_BY_PRODUCT) for job in (base.KAPPA, base.VALIDATION)}
+            if views[base.KAPPA] == views[base.VALIDATION] == want:
+                break
+            time.sleep(2)
+        print(
+            f"\nbacklog of {len(records)} records ({len(seen)} events) in 3 partitions: kappa "
+            f"{sum(views.get(base.KAPPA, {}).values())} items, validation "
+            f"{sum(views.get(base.VALIDATION, {}).values())}, expected {sum(want.values())}",
+            file=sys.stderr,
+        )
+        assert views[base.VALIDATION] == want, f"validation differs {logs_hint(kappa_stack)}"
+        assert views[base.KAPPA] == want, f"kappa lost or doubled events after the backlog {logs_hint(kappa_stack)}"
+    finally:
+        runner.stop_all()
+        store.close()

@@ -89,6 +89,9 @@ class Profile:
     # no maximum share). On the cluster the batch layer is its own application with its own cores.
     shared_batch_tasks: int = 1
     max_files_per_trigger: int = 50
+    # Kafka records per micro-batch of lambda's ingest job (no watermark there). The deduplicating view
+    # jobs never cap their Kafka reads: a cap shared out by lag leaves partitions apart in log time
+    # and the watermark would drop the lagging ones' events (vendlab.jobs.sources.read_log_stream).
     max_offsets_per_trigger: int = 2_000_000
     spark_conf: dict = field(default_factory=dict)
 
@@ -129,8 +132,24 @@ def embedded(data_dir: Path | str, **overrides) -> Profile:
     )
 
 
+# The cluster's streaming state (the deduplication's event ids) in RocksDB, Spark's own provider, with
+# bounded memory: an uncapped micro-batch after a long outage holds every event id of the backlog until
+# the watermark moves past them, far more than the default provider keeps on a worker's heap (it keeps
+# each state version whole in memory). Spark stores the provider in a query's checkpoint: a query
+# started with the default provider keeps it. Changelog checkpointing writes only each batch's changes.
+CLUSTER_STATE_CONF = {
+    "spark.sql.streaming.stateStore.providerClass": (
+        "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+    ),
+    "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+    "spark.sql.streaming.stateStore.rocksdb.boundedMemoryUsage": "true",
+    "spark.sql.streaming.stateStore.rocksdb.maxMemoryUsageMB": "256",
+}
+
+
 def compose(data_dir: Path | str, **overrides) -> Profile:
     env = os.environ.get
+    overrides["spark_conf"] = {**CLUSTER_STATE_CONF, **overrides.get("spark_conf", {})}
     return Profile(
         name="compose",
         data_dir=Path(data_dir).resolve(),

@@ -71,7 +71,7 @@ def start_ingest_job(
     spark: SparkSession, profile: Profile, trigger_seconds: float = 0.0, available_now: bool = False, catalog=None
 ):
     w = (
-        master_rows(sources.read_log_stream(spark, profile), catalog)
+        master_rows(sources.read_log_stream(spark, profile, profile.max_offsets_per_trigger), catalog)
         .writeStream.queryName(INGEST)
         .format("parquet")
         .partitionBy("date")

@@ -39,7 +39,21 @@ def start_query(
         sc.setLocalProperty("spark.scheduler.pool", None)
 
 
-def read_log_stream(spark: SparkSession, profile: Profile) -> DataFrame:
+def read_log_stream(spark: SparkSession, profile: Profile, max_offsets: int | None = None) -> DataFrame:
+    """The log as a stream. ``max_offsets``: Spark's ``maxOffsetsPerTrigger`` for Kafka, only for a job
+    without a watermark (lambda's ingest); a deduplicating job reads every partition to its newest record
+    in each micro-batch (``None``).
+
+    Why a deduplicating job must not cap: Spark's Kafka source shares a cap out among the partitions by
+    their lag in records, not by log time, so after a backlog a capped micro-batch leaves a sparse
+    partition behind a dense one in log time. The deduplication's watermark is one for the whole query
+    (the newest log time read, minus ``Profile.dedup_delay``), and ``dropDuplicatesWithinWatermark``
+    drops every row older than it: the lagging partition's valid events would be dropped for good while
+    validation counts them. Uncapped, a micro-batch ends every partition at the same instant of the
+    producer, whose partitions advance together in log time (it writes the chunks in log-time order),
+    so no partition can fall behind another by more than what the producer has in flight
+    (docs/architecture.md, "Deduplication after a backlog"). The file log has one partition: its cap
+    (``maxFilesPerTrigger``, whole segments in log order) is safe."""
     if profile.log == "files":
         raw = (
             spark.readStream.format("text")
@@ -56,9 +70,10 @@ def read_log_stream(spark: SparkSession, profile: Profile) -> DataFrame:
             .option("subscribe", profile.topic)
             .option("startingOffsets", "earliest")
             .option("failOnDataLoss", "true")
-            .option("maxOffsetsPerTrigger", profile.max_offsets_per_trigger)
-            .load()
         )
+        if max_offsets is not None:
+            raw = raw.option("maxOffsetsPerTrigger", max_offsets)
+        raw = raw.load()
         return kafka_envelope(raw)
     raise ValueError(f"unknown log {profile.log!r}: allowed are files, kafka")
 

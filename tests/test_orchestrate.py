@@ -302,6 +302,7 @@ def test_docker_with_too_little_memory_stops_before_anything_starts(tmp_path):
     code, out, err = run("lambda", fake, tmp_path)
     assert code == 2
     assert "Docker has 7.6 GiB" in err and "Settings > Resources > Memory" in err
+    assert "[wsl2]" in err and ".wslconfig" in err  # WSL 2's VM is sized there, not in Docker Desktop
     assert not any("up" in c for c in fake.calls)
     code, _, _ = run("lambda", fake, tmp_path, "--skip-memory-check")
     assert code == 0

@@ -512,7 +512,8 @@ class Orchestrator:
                 f"Docker has {have / 1024:.1f} GiB of memory; the {self.stack.name} stack's containers have limits "
                 f"adding up to {need / 1024:.1f} GiB (docs/compose.md, Resources), so the kernel would kill some "
                 f"of them. Give Docker at least {-(-need // 1024)} GiB (Docker Desktop: Settings > Resources > "
-                f"Memory), or run the smaller stack (kappa), or start anyway with --skip-memory-check.",
+                f"Memory; Docker Desktop on WSL 2 has no such setting: `memory=` under `[wsl2]` in "
+                f"%UserProfile%\\.wslconfig, then `wsl --shutdown`), or run the smaller stack (kappa), or start anyway with --skip-memory-check.",
                 2,
             )
         self.say(f"  Docker has {have / 1024:.1f} GiB; the stack's limits add up to {need / 1024:.1f} GiB")

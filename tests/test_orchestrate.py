@@ -36,10 +36,12 @@ class FakeDocker:
         exited=(),
         mem_gib=16.0,
         topic_config=None,
+        failing=(),
     ):
         self.stack = STACKS[stack]
         self.services = self.stack.services
         self.exited = set(exited)
+        self.failing = set(failing)  # jobs that exit at once: compose restarts them (State "restarting")
         self.docker, self.daemon, self.up = docker, daemon, up
         self.healthy_after = healthy_after
         self.never_healthy = set(never_healthy)
@@ -99,6 +101,8 @@ class FakeDocker:
                 for job in ("validation", "kappa", "lambda_speed"):
                     self.markers.setdefault(job, set()).add(f"end-1-{len(self.calls)}")
             return Result(0)
+        if sub[0] == "logs":
+            return Result(0, "".join(f"{j}  | the log was produced with --rate 2000 (now 20000)\n" for j in sub[3:]))
         if sub[0] == "down":
             self.up = False
             self.jobs.clear()
@@ -115,7 +119,10 @@ class FakeDocker:
                 lines.append(
                     json.dumps({"Service": s, "State": "running", "Health": "healthy" if healthy else "starting"})
                 )
-            lines += [json.dumps({"Service": j, "State": "running", "Health": "healthy"}) for j in sorted(self.jobs)]
+            lines += [
+                json.dumps({"Service": j, "State": "restarting" if j in self.failing else "running", "Health": ""})
+                for j in sorted(self.jobs)
+            ]
             return Result(0, "\n".join(lines) + "\n")
         assert sub[0] == "exec", sub
         rest = sub[1:]
@@ -499,8 +506,43 @@ def test_new_flags_replace_the_run_settings_in_env_in_place(tmp_path):
     assert run("kappa", fake, tmp_path)[0] == 0
     before = orchestrate.read_env_file(tmp_path / ".env")
     assert run("kappa", fake, tmp_path, "--stop")[0] == 0
+    fake.topics.clear()  # a new log (docker compose down -v): another rate is a new stream
     assert run("kappa", fake, tmp_path, "--rate", "5000")[0] == 0
     text = (tmp_path / ".env").read_text()
     after = orchestrate.read_env_file(tmp_path / ".env")
     assert after["VENDLAB_RATE"] == "5000" and text.count("VENDLAB_RATE=") == 1
     assert after[PASSWORD_VAR] == before[PASSWORD_VAR] and after["COMPOSE_PROFILES"] == "jobs"
+
+
+def test_another_rate_on_an_existing_stream_is_refused_before_any_job_starts(tmp_path):
+    """The generator continues the topic's stream and refuses other stream settings (exit 2), which compose's
+    restart: on-failure would repeat for ever: the start script refuses them first, says both ways out, and
+    leaves .env with the stream's settings (so the next plain start continues it)."""
+    fake = FakeDocker("kappa", up=False)
+    assert run("kappa", fake, tmp_path)[0] == 0
+    assert run("kappa", fake, tmp_path, "--stop")[0] == 0
+    started = len([c for c in fake.calls if "--no-deps" in c])
+    code, out, err = run("kappa", fake, tmp_path, "--rate", "20000")
+    assert code == 2
+    assert "made with --rate 2000" in err and "would refuse --rate 20000" in err
+    assert "./kappa/start_kappa.py --rate 2000" in err and "down -v" in err
+    assert len([c for c in fake.calls if "--no-deps" in c]) == started, "a job was started"
+    assert orchestrate.read_env_file(tmp_path / ".env")["VENDLAB_RATE"] == "2000"
+    assert run("kappa", fake, tmp_path)[0] == 0  # the stream continues with its own settings
+
+
+def test_a_new_topic_takes_any_rate(tmp_path):
+    fake = FakeDocker("kappa", up=False)
+    assert run("kappa", fake, tmp_path)[0] == 0
+    assert run("kappa", fake, tmp_path, "--down")[0] == 0
+    fake.topics.clear()  # docker compose down -v: a new log
+    assert run("kappa", fake, tmp_path, "--rate", "20000")[0] == 0
+    assert orchestrate.read_env_file(tmp_path / ".env")["VENDLAB_RATE"] == "20000"
+
+
+def test_a_job_that_does_not_stay_up_fails_the_start_with_its_last_lines(tmp_path):
+    fake = FakeDocker("kappa", up=False, failing={"generator"})
+    code, out, err = run("kappa", fake, tmp_path)
+    assert code == 1
+    assert "did not stay up: generator (restarting)" in err and "--rate 2000 (now 20000)" in err
+    assert "127.0.0.1:3000" not in out, "success printed for a failing job"

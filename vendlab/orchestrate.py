@@ -58,6 +58,13 @@ from vendlab.store.cassandra import TABLES, schema_cql
 ENV_FILE = ".env"
 PASSWORD_VAR = "GRAFANA_ADMIN_PASSWORD"
 JOBS_PROFILE = "jobs"
+# The settings that make the generator's stream: a restarted generator continues the stream in the topic
+# and refuses other values of these (world.generator.Generator.check_continues, exit 2), which compose's
+# `restart: on-failure` would then restart for ever. The start script refuses them up front instead.
+STREAM_SETTINGS = ("VENDLAB_SEED", "VENDLAB_RATE", "VENDLAB_BAD_RATE", "VENDLAB_DUP_RATE")
+# After starting the jobs, the start script waits this long and checks that every job is still running
+# and was not restarted, before it prints success (a job that exits at once is restarted by compose).
+JOB_SETTLE_S = 20.0
 SUBMIT = "/opt/vendlab/submit.py"  # launcher baked into the Spark image (docker/spark/submit.py)
 PYTHON = "/opt/vendlab/venv/bin/python"
 HDFS_DIRS = ("/vendlab/master", "/vendlab/checkpoints", "/user/hadoop")
@@ -443,6 +450,8 @@ class Orchestrator:
         self.out = out
         self.memory_check = memory_check
         self.file = self.dir / "docker-compose.yml"
+        self.previous_env: dict[str, str] = {}  # DIR/.env as the previous start left it (prepare_run)
+        self.topic_created = False  # ensure_topic made the topic in this start: no stream in it yet
         self.compose = ["docker", "compose", "-f", str(self.file)]
         self.jobs_compose = self.compose + ["--profile", JOBS_PROFILE]
 
@@ -590,6 +599,7 @@ class Orchestrator:
                 self.exec("kafka", kt + topic_create_args(self.stack.topic, self.stack.partitions), env=KAFKA_TOOL_ENV),
             )
             self.say(f"  topic {self.stack.topic}: created ({self.stack.partitions} partitions, no retention)")
+            self.topic_created = True
             return True
         kc = [
             "/opt/kafka/bin/kafka-configs.sh",
@@ -671,6 +681,76 @@ class Orchestrator:
     def stop_job(self, name: str) -> None:
         self.must(f"stopping {name}", self.runner.run(self.jobs_compose + ["stop", name], timeout=300))
 
+    def check_stream_settings(self) -> None:
+        """Refuse, before any job starts, stream settings other than the ones the topic's stream was made
+        with (the previous start's, in DIR/.env), unless this start created the topic: the generator
+        would refuse them at each of compose's restarts. DIR/.env gets the stream's settings back."""
+        if self.dry or self.topic_created or "generator" in self.running_jobs():
+            return
+        new = self.s.env()
+        changed = {
+            k: (self.previous_env[k], new[k])
+            for k in STREAM_SETTINGS
+            if k in self.previous_env and k in new and self.previous_env[k] != new[k]
+        }
+        if not changed:
+            return
+        ensure_env_file(self.dir, StackSettings.from_env({**new, **{k: old for k, (old, _) in changed.items()}}))
+        flag = {var: "--" + k.replace("_", "-") for k, var in StackSettings.ENV.items()}
+        was = " ".join(f"{flag[k]} {old}" for k, (old, _) in changed.items())
+        asked = " ".join(f"{flag[k]} {v}" for k, (_, v) in changed.items())
+        name = self.stack.name
+        raise OrchestrateError(
+            f"the topic {self.stack.topic} holds a stream made with {was}; a restarted generator continues that "
+            f"stream with the same settings and would refuse {asked} (exit 2) at every restart.\n"
+            f"  to continue the stream: ./{name}/start_{name}.py {was}\n"
+            f"  to start a new stream with {asked} (a new log, the views from zero): "
+            f"cd {name} && docker compose --profile {JOBS_PROFILE} down -v, then ./{name}/start_{name}.py {asked}",
+            2,
+        )
+
+    def check_jobs_stay_up(self) -> None:
+        """Wait JOB_SETTLE_S, then every job must be running and not restarted since its start (compose
+        restarts a failing job: running alone does not show it); else name them with their last lines."""
+        if self.dry:
+            return
+        before = self.restart_counts()
+        self.say(f"  checking that the jobs stay up ({JOB_SETTLE_S:.0f} s)")
+        self.runner.sleep(JOB_SETTLE_S)
+        ps = self.services()
+        after = self.restart_counts(ps)
+        bad = {}
+        for j in self.stack.jobs:
+            state = ps.get(j, {}).get("State", "missing")
+            if state != "running":
+                bad[j] = state
+            elif after.get(j, 0) > before.get(j, 0):
+                bad[j] = f"restarted {after[j] - before.get(j, 0)} time(s)"
+        if not bad:
+            return
+        logs = self.runner.run(self.jobs_compose + ["logs", "--tail", "15", *bad], timeout=60)
+        raise OrchestrateError(
+            "these jobs did not stay up: "
+            + ", ".join(f"{j} ({why})" for j, why in bad.items())
+            + f"\n  their last lines (cd {self.stack.name} && docker compose logs JOB for more):\n"
+            + (logs.out or logs.err).rstrip(),
+            1,
+        )
+
+    def restart_counts(self, ps: dict[str, dict] | None = None) -> dict[str, int]:
+        """Each job container's restart count (``docker inspect``), for the containers ps names."""
+        ps = self.services() if ps is None else ps
+        names = {ps[j]["Name"]: j for j in self.stack.jobs if ps.get(j, {}).get("Name")}
+        if not names:
+            return {}
+        r = self.runner.run(["docker", "inspect", "--format", "{{.Name}} {{.RestartCount}}", *names], timeout=60)
+        out = {}
+        for line in r.out.splitlines() if r.code == 0 else []:
+            name, _, count = line.strip().lstrip("/").partition(" ")
+            if name in names and count.isdigit():
+                out[names[name]] = int(count)
+        return out
+
     def start_jobs(self) -> None:
         running = set() if self.dry else self.running_jobs()
         for p in self.stack.processes(self.s):
@@ -734,7 +814,9 @@ class Orchestrator:
                 f"[0/6] {self.dir / ENV_FILE}: Grafana password if missing, run settings "
                 + " ".join(f"{k}={v}" for k, v in self.s.env().items())
             )
-        elif ensure_env_file(self.dir, self.s):
+        else:
+            self.previous_env = read_env_file(self.dir / ENV_FILE)
+        if not self.dry and ensure_env_file(self.dir, self.s):
             self.say(f"created {self.dir / ENV_FILE} with a random Grafana admin password")
 
     def platform_title(self) -> str:
@@ -765,6 +847,7 @@ class Orchestrator:
                 f"  {ENV_FILE}: {PROFILES_VAR}={JOBS_PROFILE}: from now on plain `docker compose up -d` and "
                 "`docker compose down` include the jobs"
             )
+        self.check_jobs_stay_up()
 
     def states(self) -> dict[str, str]:
         """Each infrastructure service and job -> its state, for --status."""
@@ -810,6 +893,7 @@ class Orchestrator:
         if self.stack.hdfs:
             self.ensure_hdfs()
         self.say(f"[5/{n}] the jobs (profile {JOBS_PROFILE}): " + ", ".join(self.stack.jobs))
+        self.check_stream_settings()
         self.start_jobs()
         self.after_jobs()
         self.say(f"[6/{n}] open")

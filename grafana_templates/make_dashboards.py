@@ -2,7 +2,7 @@
 
 Every query is CQL on the tables of vendlab/store/schema.cql (tests/test_compose_grafana.py checks
 tables and columns). The Cassandra plugin splits rows into one frame per value of the first
-column; the table panels merge them, sum the partial rows per product (groupBy), and compute
+column; the table panels sum each frame's rows per product (groupBy, per frame), merge them, and compute
 serving = batch + real-time and the difference against validation (must read 0).
 
 Sums of two queries are "Add field from calculation" in mode reduceRow (sum over the named fields,
@@ -50,8 +50,10 @@ def row_sum(alias, fields):
 
 
 def grouped(fields, calcs=(), keep=None):
+    # groupBy first: it runs per frame (one frame per product and query, the plugin's split), so each query
+    # gives one row per product; merge then joins one row per query. merge first joined a batch row into
+    # *every* speed row of its product (one per bucket) and the sums counted it k times (docs/dashboard.md).
     tr = [
-        {"id": "merge", "options": {}},
         {
             "id": "groupBy",
             "options": {
@@ -61,6 +63,7 @@ def grouped(fields, calcs=(), keep=None):
                 }
             },
         },
+        {"id": "merge", "options": {}},
     ]
     for alias, left, op, right in calcs:
         if op == "+":  # null-safe, and works when one side's query returned nothing (see the docstring)
@@ -215,8 +218,6 @@ PRECURSORS = {
 def owner_transform(parts, alias, key_label, eur, extra=()):
     """Merge the parts (one per target), sum them per key, optionally cents -> EUR, name the key."""
     tr = [
-        {"id": "merge", "options": {}},
-        *extra,
         {
             "id": "groupBy",
             "options": {
@@ -226,6 +227,8 @@ def owner_transform(parts, alias, key_label, eur, extra=()):
                 }
             },
         },
+        {"id": "merge", "options": {}},  # after groupBy: see grouped()
+        *extra,
         row_sum(alias, [f"{p} (sum)" for p in parts]),
     ]
     if eur:

@@ -240,15 +240,17 @@ def apply_transformations(transformations: list[dict], frames: list[dict[str, li
 
 def evaluate(panel: dict, rows_by_alias: dict[str, dict[str, int]]) -> dict[str, dict]:
     """The panel's table, {column: {product: value}}, for the given query results (alias -> {key: value})."""
+    import grafana_frames as gf  # the plugin's frames and Grafana's transformations, from their sources
+
     frames = []
     for t in panel["targets"]:
         alias = _alias(t["target"])
         rows = [{"view_key": k, alias: v} for k, v in rows_by_alias.get(alias, {}).items()]
-        if rows:  # a query with no rows gives no frame
-            frames.append(_frame(rows))
-    f = apply_transformations(panel["transformations"], frames)
-    key = next(n for n in f if n not in {"difference", "serving"} and isinstance(f[n][0], str))
-    return {n: dict(zip(f[key], v)) for n, v in f.items() if n != key}
+        frames += gf.plugin_frames(t["refId"], ["view_key", alias], rows)  # no rows: no frame
+    return {
+        k: {p: (int(x) if isinstance(x, float) and x == int(x) else x) for p, x in v.items()}
+        for k, v in gf.table(gf.apply(panel["transformations"], frames)).items()
+    }
 
 
 LAMBDA_ITEMS_CASES = {

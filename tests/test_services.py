@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,72 @@ def test_the_start_scripts_use_the_project_venv_and_name_commands_a_user_can_typ
     )
     assert r.returncode == 2, r.stdout + r.stderr
     assert f"start one with: .venv/bin/vendlab stack up --stack lambda --dir {tmp_path / 'none'}" in r.stdout + r.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_service_that_starts_listening_later_is_waited_for_with_progress(tmp_path, capsys):
+    """A job started before its service listens (a stack still starting, Cassandra restarting) waits for it."""
+    import threading
+
+    port = _free_port()
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+
+    def listen_later():
+        time.sleep(2.0)
+        server.bind(("127.0.0.1", port))
+        server.listen()
+
+    t = threading.Thread(target=listen_later, daemon=True)
+    t.start()
+    try:
+        t0 = time.monotonic()
+        p = compose(tmp_path).with_(cassandra_hosts=(f"127.0.0.1:{port}",))
+        require(p, ("cassandra",), "vendlab job kappa", wait_s=30, progress_s=0.5)
+        assert 1.5 < time.monotonic() - t0 < 15
+    finally:
+        t.join()
+        server.close()
+    err = capsys.readouterr().err
+    assert f"vendlab: waiting for Cassandra at 127.0.0.1:{port} (connection refused): " in err
+    assert " s of 30 s" in err
+
+
+def test_a_port_that_never_opens_hits_the_bound_set_by_the_variable(tmp_path, monkeypatch, capsys):
+    port = _free_port()
+    monkeypatch.setenv("VENDLAB_SERVICE_WAIT_S", "2")
+    p = compose(tmp_path).with_(kafka_bootstrap=f"127.0.0.1:{port}")
+    t0 = time.monotonic()
+    with pytest.raises(ServiceUnavailable) as e:
+        require(p, ("kafka",), "vendlab produce", progress_s=0.5)
+    assert 1.5 < time.monotonic() - t0 < 10
+    msg = str(e.value)
+    assert f"Kafka at 127.0.0.1:{port} (VENDLAB_KAFKA): nothing answers there" in msg
+    assert "VENDLAB_SERVICE_WAIT_S" in msg and "start_kappa.py" in msg and "vendlab stack up" in msg
+    assert " s of 2 s" in capsys.readouterr().err
+
+
+def test_an_unresolved_name_fails_without_waiting_the_bound(tmp_path):
+    p = compose(tmp_path).with_(kafka_bootstrap=f"127.0.0.1:{_free_port()}", cassandra_hosts=("no-such-host.invalid",))
+    t0 = time.monotonic()
+    with pytest.raises(ServiceUnavailable) as e:
+        require(p, ("kafka", "cassandra"), "vendlab validate", wait_s=300)
+    assert time.monotonic() - t0 < 30
+    assert "does not resolve" in str(e.value) and "Kafka at 127.0.0.1" in str(e.value)
+
+
+def test_the_wait_bound_variable(monkeypatch):
+    from vendlab.services import DEFAULT_WAIT_S, wait_bound_s
+
+    monkeypatch.delenv("VENDLAB_SERVICE_WAIT_S", raising=False)
+    assert wait_bound_s() == DEFAULT_WAIT_S == 300
+    monkeypatch.setenv("VENDLAB_SERVICE_WAIT_S", "12.5")
+    assert wait_bound_s() == 12.5
+    monkeypatch.setenv("VENDLAB_SERVICE_WAIT_S", "soon")
+    with pytest.raises(ServiceUnavailable, match="VENDLAB_SERVICE_WAIT_S"):
+        wait_bound_s()

@@ -5,14 +5,21 @@ compose stack, where the start scripts start them once every service is healthy.
 elsewhere, the names ``kafka``, ``cassandra1``, ``spark-master`` and ``namenode`` do not resolve,
 and each client library fails its own way (a librdkafka metadata error, Cassandra's
 ``UnresolvableContactPoints``, a Java ``UnknownHostException`` inside Spark's stack trace).
-``require`` checks each needed address first (name resolution, then a TCP connect, retried for a
-few seconds so that a service still starting is waited for) and names the service, the address,
-the variable that sets it and how to start it.
+``require`` checks each needed address first (name resolution, then a TCP connect) and names the
+service, the address, the variable that sets it and how to start it.
+
+A service that resolves but does not answer (yet) is waited for, up to ``VENDLAB_SERVICE_WAIT_S``
+seconds (default 300): a job started while Cassandra restarts, or before a freshly started stack's
+services listen, runs once they answer instead of exiting 2 after a few seconds (nothing restarts a
+job process that exits; the 10-s bound this replaces made a job that was still starting when a test
+stopped Cassandra for 10 s exit for good). A progress line goes to stderr every few seconds.
 """
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -76,12 +83,33 @@ def endpoints(profile: Profile, needs: tuple[str, ...]) -> list[Endpoint]:
     return out
 
 
-def _problem(e: Endpoint, timeout_s: float) -> str | None:
-    """None if ``e`` accepts a TCP connection, else what is wrong with it."""
+WAIT_VARIABLE = "VENDLAB_SERVICE_WAIT_S"
+DEFAULT_WAIT_S = 300.0
+PROGRESS_S = 5.0  # a progress line on stderr this often while waiting
+
+
+def wait_bound_s() -> float:
+    """How long ``require`` waits for a service that does not answer: ``VENDLAB_SERVICE_WAIT_S`` seconds
+    (default 300; 0 checks once)."""
+    text = os.environ.get(WAIT_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_WAIT_S
+    try:
+        value = float(text)
+    except ValueError:
+        raise ServiceUnavailable(f"{WAIT_VARIABLE}={text!r} is not a number of seconds") from None
+    return max(0.0, value)
+
+
+UNRESOLVED = "does not resolve"
+
+
+def _problem(e: Endpoint, timeout_s: float) -> tuple[str, str] | None:
+    """None if ``e`` accepts a TCP connection, else (what is wrong, the short reason for a progress line)."""
     try:
         infos = socket.getaddrinfo(e.host, e.port, type=socket.SOCK_STREAM)
     except socket.gaierror:
-        return f"the name {e.host!r} does not resolve"
+        return f"the name {e.host!r} {UNRESOLVED}", "name not resolved"
     last = ""
     for family, kind, proto, _, addr in infos:
         try:
@@ -91,22 +119,46 @@ def _problem(e: Endpoint, timeout_s: float) -> str | None:
                 return None
         except OSError as err:
             last = err.strerror or str(err)
-    return f"nothing answers there ({last})"
+    return f"nothing answers there ({last})", last.lower() or "no answer"
 
 
-def require(profile: Profile, needs: tuple[str, ...], command: str, wait_s: float = 10.0) -> None:
-    """Raise ServiceUnavailable naming every needed service that cannot be reached within ``wait_s``."""
+def require(
+    profile: Profile,
+    needs: tuple[str, ...],
+    command: str,
+    wait_s: float | None = None,
+    progress_s: float = PROGRESS_S,
+) -> None:
+    """Wait until every needed service accepts a connection; raise ServiceUnavailable naming each one that
+    does not within ``wait_s`` seconds (default: ``VENDLAB_SERVICE_WAIT_S``, else 300)."""
+    bound = wait_bound_s() if wait_s is None else max(0.0, wait_s)
     pending = endpoints(profile, needs)
-    deadline = time.monotonic() + wait_s
+    started = time.monotonic()
+    next_progress = started + progress_s
     while True:
         problems = [(e, p) for e in pending if (p := _problem(e, timeout_s=2.0)) is not None]
-        # a name that does not resolve will not start resolving by waiting: do not wait for it
-        if not problems or time.monotonic() >= deadline or all("resolve" in p for _, p in problems):
+        now = time.monotonic()
+        # A name that does not resolve fails at once, without waiting the bound. Outside a stack (the usual
+        # cause: a command run by hand, a mistyped variable) it will not start resolving, and minutes of
+        # waiting would only hide the error. Inside Docker a name resolves once its container exists and
+        # while it runs, so an unresolved name there means the container is gone or stopped: the command
+        # exits 2 and compose's restart policy (restart: on-failure) starts it again.
+        if not problems or now - started >= bound or any(UNRESOLVED in p[0] for _, p in problems):
             break
+        if now >= next_progress:
+            for e, (_, reason) in problems:
+                print(
+                    f"vendlab: waiting for {e.service} at {e.address} ({reason}): "
+                    f"{now - started:.0f} s of {bound:.0f} s ({WAIT_VARIABLE} sets the bound)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            next_progress = now + progress_s
         pending = [e for e, _ in problems]
-        time.sleep(1.0)
+        time.sleep(min(1.0, max(0.0, bound - (now - started))))
     if problems:
-        lines = [f"  {e.service} at {e.address} ({e.variable}): {p}" for e, p in problems]
+        lines = [f"  {e.service} at {e.address} ({e.variable}): {p}" for e, (p, _) in problems]
+        waited = f" (waited {time.monotonic() - started:.0f} s; {WAIT_VARIABLE} sets the bound)" if bound > 0 else ""
         raise ServiceUnavailable(
-            f"{command}: cannot reach the services it needs:\n" + "\n".join(lines) + f"\n{how_to_start()}."
+            f"{command}: cannot reach the services it needs{waited}:\n" + "\n".join(lines) + f"\n{how_to_start()}."
         )

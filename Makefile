@@ -4,8 +4,10 @@
 demo: bootstrap
 	.venv/bin/vendlab demo
 
+# on two processes (pytest-xdist): the files with services tests in one group, one after the other and first,
+# every other file a group of its own on the other process (tests/conftest.py); the 15 slowest at the end
 test: bootstrap-test
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder --durations=15
 
 # the tests that need neither Spark nor a browser nor a service (markers in pyproject.toml; tests/conftest.py),
 # on two processes (pytest-xdist; a test file stays in one process, so its module fixtures are made once)

@@ -22,10 +22,48 @@ from vendlab.world.scenario import write_scenario
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# A test phase (setup, call, teardown) longer than this many seconds prints a line as it ends, so that a long
+# run says what it is doing instead of a wall of dots (VENDLAB_SLOW_TEST_S; 0 prints none).
+SLOW_REPORT_S = float(os.environ.get("VENDLAB_SLOW_TEST_S", "20"))
+SERVICES_GROUP = "services"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker hook, which reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
+    """Marks ``spark`` tests, and groups tests for ``make test`` (``pytest -n 2 --dist loadgroup``): each file
+    is one group, so a module fixture is made once; every file with a ``services`` test joins one group, run
+    by one worker one after the other (two local stacks at once would fight over 2 cores), and first, since
+    it is the longest: the other worker takes the rest."""
     for item in items:
         if "spark" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.spark)
+    services_files = {item.path for item in items if item.get_closest_marker("services")}
+    for item in items:
+        group = SERVICES_GROUP if item.path in services_files else item.path.name
+        item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: item.path not in services_files)  # stable: the order within a file is kept
+
+
+
+def pytest_runtest_logreport(report):
+    """Under xdist this runs in each worker (whose output nobody sees: skipped) and again in the controller,
+    where ``report.node`` says which worker ran the test."""
+    if not SLOW_REPORT_S or report.duration < SLOW_REPORT_S or os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    reporter = _CONFIG[0].pluginmanager.get_plugin("terminalreporter") if _CONFIG else None
+    if reporter is None:
+        return
+    node = getattr(report, "node", None)
+    worker = f"[{node.gateway.id}] " if node is not None else ""
+    reporter.write("\n")
+    reporter.write_line(f"{worker}{report.when} took {report.duration:.0f} s, {report.outcome}: {report.nodeid}")
+
+
+_CONFIG: list = []  # the pytest config, for the terminal reporter (set in pytest_configure)
+
+
+def pytest_configure(config):
+    _CONFIG.append(config)
 
 
 @pytest.fixture(scope="session")

@@ -238,3 +238,25 @@ def test_start_script_local_on_a_stopped_or_other_stack_says_which_and_how(tmp_p
     assert (
         r.returncode == 0 and re.search(r"kafka\s+stopped", r.stdout) and re.search(r"kappa-job\s+stopped", r.stdout)
     ), r.stdout
+
+
+def test_maven_progress_comes_while_mvn_runs_not_after(monkeypatch, capsys):
+    """A first download of the jars takes minutes: the progress lines come as Maven's transfers do."""
+    import sys
+
+    script = (
+        "import sys, time\n"
+        "for i in range(3):\n"
+        "    print(f'[INFO] Downloaded from central: https://x/a{i}.jar (2.0 MB at 1 MB/s)', flush=True)\n"
+        "    time.sleep(0.3)\n"
+        "print('[ERROR] Failed to read artifact descriptor', flush=True)\n"
+        "sys.exit(1)\n"
+    )
+    monkeypatch.setattr(maven, "PROGRESS_EVERY_S", 0.0)
+    code, out = maven._run_with_progress([sys.executable, "-c", script], "kafka", quiet=False)
+    err = capsys.readouterr().err
+    assert code == 1 and len(out) == 4
+    assert "kafka: 1 artifacts downloaded (2.0 MB)" in err and "kafka: 3 artifacts downloaded (6.0 MB)" in err
+    assert "Failed to read artifact descriptor" in err
+    code, _ = maven._run_with_progress([sys.executable, "-c", script], "kafka", quiet=True)
+    assert code == 1 and capsys.readouterr().err == ""

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from vendlab.spark import JAVA_HINT, JavaMissing, check_java
@@ -87,19 +88,59 @@ def classpath(component: str, cache_dir: Path, quiet: bool = False) -> list[str]
         f"-Dmdep.outputFile={out}",
         "-Dmdep.includeScope=runtime",
     ]
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if not quiet:
-        # Maven's progress: the artifacts it downloaded (nothing when the local repository has them).
-        for line in r.stdout.splitlines():
-            if "Downloaded from" in line or "ERROR" in line:
-                print("  " + line.split("] ", 1)[-1][:160], file=sys.stderr, flush=True)
-    if r.returncode != 0:
-        tail = "\n  ".join(r.stdout.strip().splitlines()[-8:])
+    returncode, output = _run_with_progress(cmd, component, quiet)
+    if returncode != 0:
+        tail = "\n  ".join(output[-8:])
         raise RuntimeError(
-            f"mvn could not resolve the {component} jars (exit {r.returncode}):\n  {tail}\n"
+            f"mvn could not resolve the {component} jars (exit {returncode}):\n  {tail}\n"
             f"  run it yourself to see everything: {' '.join(cmd[:-2])}"
         )
     return [j for j in out.read_text().strip().split(":") if j]
+
+
+PROGRESS_EVERY_S = 5.0
+
+
+def _run_with_progress(cmd: list[str], component: str, quiet: bool) -> tuple[int, list[str]]:
+    """Runs mvn, reading its output as it comes: unless quiet, a line every PROGRESS_EVERY_S seconds with the
+    artifacts downloaded so far (a first download of the jars takes minutes), an ERROR line at once, and a
+    summary at the end. Returns (exit code, output lines)."""
+    output: list[str] = []
+    downloads, kb, started, shown = 0, 0.0, time.monotonic(), time.monotonic()
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            output.append(line)
+            if "Downloaded from" in line:
+                downloads += 1
+                m = _SIZE.search(line)
+                if m:
+                    kb += float(m.group(1)) * (1024 if m.group(2) == "MB" else 1 if m.group(2) == "kB" else 1 / 1024)
+            if quiet:
+                continue
+            if "ERROR" in line:
+                print("  " + line.split("] ", 1)[-1][:160], file=sys.stderr, flush=True)
+            if downloads and time.monotonic() - shown >= PROGRESS_EVERY_S:
+                shown = time.monotonic()
+                print(
+                    f"  {component}: {downloads} artifacts downloaded ({kb / 1024:.1f} MB) in "
+                    f"{shown - started:.0f} s ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        returncode = proc.wait()
+    if not quiet and downloads:
+        print(
+            f"  {component}: {downloads} artifacts downloaded ({kb / 1024:.1f} MB) in {time.monotonic() - started:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+    return returncode, output
+
+
+# Maven's transfer line: "Downloaded from central: https://.../x.jar (1.2 MB at 3.4 MB/s)"
+_SIZE = re.compile(r"\((\d+(?:\.\d+)?) (B|kB|MB) at ")
 
 
 def resolve_all(cache_dir: Path, components=COMPONENTS, quiet: bool = False) -> dict[str, list[str]]:

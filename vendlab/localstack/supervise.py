@@ -36,7 +36,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 INITIAL_BACKOFF_S = 0.1  # Docker's defaultTimeout
@@ -96,7 +96,7 @@ def describe_exit(code: int | None) -> str:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def status_path(pid_file: Path) -> Path:

@@ -21,7 +21,9 @@ def add_commands(sub) -> None:
     up.add_argument("--stack", required=True, choices=("kappa", "lambda"), help="which compose stack")
     up.add_argument("--dir", type=Path, required=True, help="folder for the stack's state, logs and data")
     up.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for health (default 300)")
-    st = ss.add_parser("status", help="each service's address, pid, version and health")
+    st = ss.add_parser(
+        "status", help="each service's address, pid, version and health; each job's state, restarts, last exit code"
+    )
     st.add_argument("--dir", type=Path, required=True)
     st.add_argument("--json", action="store_true", help="one JSON object on stdout")
     dn = ss.add_parser("down", help="stop what `up` started (by pid); data kept unless --purge")
@@ -69,6 +71,17 @@ def print_status(status: dict) -> None:
     for name, s in status["services"].items():
         state = "healthy" if s["healthy"] else "running, not healthy" if s["running"] else "stopped"
         print(f"  {name:16} {state:22} {s['address']:32} pid {s['pid'] or '-':<8} {s['version']}")
+    jobs = status.get("jobs") or {}
+    if jobs:
+        from vendlab.localstack.supervise import describe_exit
+
+        print("jobs (restarted by their compose service's restart policy):")
+        for name, j in jobs.items():
+            state = "running" if j["running"] and j["state"] == "running" else j["state"] or "?"
+            print(
+                f"  {name:16} {state:22} restart {j['restart']:<14} restarts {j['restarts']:<4} "
+                f"last exit {describe_exit(j['last_exit_code']):<12} pid {j['pid'] or '-':<8} log {j['log']}"
+            )
     env = status.get("env") or {}
     if env:
         print("client environment (export these to run vendlab produce/validate/job against it):")

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from vendlab.localstack import supervise
 from vendlab.localstack.stack import REPO, LocalStack, StackError, pid_alive
 
 SUBMIT = REPO / "docker" / "spark" / "submit.py"
@@ -25,6 +26,7 @@ SUBMIT = REPO / "docker" / "spark" / "submit.py"
 CONTAINER_TOOLS = {"/opt/kafka/bin/kafka-topics.sh": "kafka-topics", "/opt/kafka/bin/kafka-configs.sh": "kafka-configs"}
 # the addresses in a start script's container commands: the jobs' variables of the compose file that hold them
 ADDRESS_VARS = ("VENDLAB_KAFKA",)
+LAUNCH_WAIT_S = 30.0  # for a job's supervisor to start it (a Python start-up, under load)
 
 
 class LocalRunner:
@@ -190,40 +192,149 @@ class LocalRunner:
         return self.stack.dir / "logs" / f"job-{self.tag}{name}.log"
 
     def pid(self, name: str) -> int | None:
+        """The job's own pid (the supervisor rewrites it at each restart): the process a test kills."""
         f = self._pid_file(name)
-        return int(f.read_text()) if f.exists() else None
+        try:
+            return int(f.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _status_file(self, name: str) -> Path:
+        return supervise.status_path(self._pid_file(name))
+
+    def status(self, name: str) -> dict | None:
+        """The supervisor's record of a job: restart policy, restarts, last exit code, state, log (None:
+        never launched here)."""
+        return supervise.read_status(self._status_file(name))
+
+    def _supervisor(self, name: str) -> int | None:
+        st = self.status(name)
+        return st.get("supervisor_pid") if st else None
+
+    def restart_policy(self, service: str) -> str:
+        """The compose service's ``restart`` value (``no`` for a name that is not a service there)."""
+        from vendlab.localstack import composefile as cf
+
+        services = cf.load(self.stack.stack, self.stack.root).services
+        value = (services.get(service) or {}).get("restart")
+        return "no" if value in (None, False) else str(value)
+
+    @staticmethod
+    def _reap(pid: int) -> int | None:
+        """The exit status of a finished child of this process (None: not ours, or still running)."""
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        return os.waitstatus_to_exitcode(status) if done else None
 
     def running(self, name: str) -> bool:
-        pid = self.pid(name)
+        """The job runs, or its supervisor waits to restart it (compose's "restarting" state)."""
+        sup = self._supervisor(name)
+        if sup is not None:
+            self._reap(sup)
+            return supervise.alive(sup)
+        pid = self.pid(name)  # a job launched without a supervisor (before there was one)
         if pid is None:
             return False
-        try:  # reap a finished child of ours
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return False
-        except ChildProcessError:
-            pass
+        self._reap(pid)
         return pid_alive(pid, "vendlab")
 
-    def launch(self, name: str, argv: list[str]) -> bool:
-        """Start ``argv`` unless a process of that name runs (nothing starts twice)."""
+    def launch(self, name: str, argv: list[str], service: str | None = None) -> bool:
+        """Start ``argv`` unless a process of that name runs (nothing starts twice), under a supervisor
+        (vendlab.localstack.supervise) applying the restart policy of the compose service ``service``
+        (default: ``name``; a name that is no compose service gets ``no``)."""
         if self.running(name):
             return False
+        policy = self.restart_policy(service or name)
+        try:
+            supervise.parse_policy(policy)
+        except supervise.PolicyError as e:
+            raise StackError(f"the compose service {service or name} of the {self.stack.stack} stack: {e}") from e
         self.log(name).parent.mkdir(parents=True, exist_ok=True)
+        pid_file, status_file = self._pid_file(name), self._status_file(name)
+        pid_file.unlink(missing_ok=True)
+        status_file.unlink(missing_ok=True)
+        sup_argv = [
+            sys.executable,
+            "-m",
+            supervise.MARKER,
+            "--name",
+            f"{self.tag}{name}",
+            "--pid-file",
+            str(pid_file),
+            "--restart",
+            policy,
+            "--log",
+            str(self.log(name)),
+            "--",
+            *argv,
+        ]
         with open(self.log(name), "ab") as log:
             p = subprocess.Popen(
-                argv,
+                sup_argv,
                 env=self.env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                start_new_session=True,  # outlives the command that launched it
                 cwd=self.stack.dir,
             )
-        self._pid_file(name).write_text(str(p.pid))
+        # the job's pid is known once the supervisor has started it (callers print it at once)
+        deadline = time.monotonic() + LAUNCH_WAIT_S
+        while time.monotonic() < deadline:
+            st = self.status(name)
+            if st and (st.get("pid") or st.get("state") != "starting"):
+                break
+            if p.poll() is not None:
+                if not self.status(name):
+                    raise StackError(f"the supervisor of {name} exited {p.returncode}: see {self.log(name)}")
+                break
+            time.sleep(0.02)
+        else:
+            raise StackError(f"the supervisor of {name} did not start it within {LAUNCH_WAIT_S:g} s: {self.log(name)}")
         return True
 
     def signal(self, name: str, sig: int = signal.SIGINT, wait: float = 60.0) -> bool:
+        """Stop a job on purpose (never restarted): ``sig`` to its supervisor, which forwards it to the job
+        and ends with it; SIGKILL to the job after ``wait`` seconds."""
+        sup = self._supervisor(name)
+        if sup is None:
+            return self._signal_unsupervised(name, sig, wait)
+        if not self.running(name):
+            return False
+        try:
+            if sig in supervise.FORWARDED:
+                os.kill(sup, sig)
+            else:  # SIGKILL (or any other): the supervisor first, so that nothing restarts the job
+                os.kill(sup, signal.SIGKILL)
+                self._kill_job(name, sig)
+        except ProcessLookupError:
+            pass
+        end = time.monotonic() + wait
+        while time.monotonic() < end and self.running(name):
+            time.sleep(0.3)
+        if self.running(name):
+            self._kill_job(name, signal.SIGKILL)  # the supervisor, stopping, ends with it
+            end = time.monotonic() + 5
+            while time.monotonic() < end and self.running(name):
+                time.sleep(0.1)
+            if self.running(name):
+                os.kill(sup, signal.SIGKILL)
+                time.sleep(0.2)
+                self.running(name)
+        self._pid_file(name).unlink(missing_ok=True)
+        return True
+
+    def _kill_job(self, name: str, sig: int) -> None:
+        pid = self.pid(name)
+        if pid is not None:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def _signal_unsupervised(self, name: str, sig: int, wait: float) -> bool:
         pid = self.pid(name)
         if pid is None or not self.running(name):
             return False
@@ -242,7 +353,27 @@ class LocalRunner:
         return True
 
     def wait(self, name: str, timeout: float) -> int | None:
-        """Wait for a process to end by itself; its exit code (None: still running at the time-out)."""
+        """Wait for a job to end by itself, restarts included (an on-failure job that fails is restarted:
+        it has ended once it exits 0 or its supervisor gives up); its last exit code (negative: killed by
+        that signal), None: still running at the time-out."""
+        sup = self._supervisor(name)
+        if sup is None:
+            return self._wait_unsupervised(name, timeout)
+        end = time.monotonic() + timeout
+        while True:
+            code = self._reap(sup)
+            if code is not None or not supervise.alive(sup):
+                break
+            if time.monotonic() >= end:
+                return None
+            time.sleep(0.5)
+        self._pid_file(name).unlink(missing_ok=True)
+        st = self.status(name) or {}
+        if st.get("last_exit_code") is not None:
+            return st["last_exit_code"]
+        return code if code is not None else 0
+
+    def _wait_unsupervised(self, name: str, timeout: float) -> int | None:
         pid = self.pid(name)
         end = time.monotonic() + timeout
         while pid is not None and time.monotonic() < end:
@@ -258,8 +389,12 @@ class LocalRunner:
         return None
 
     def stop_all(self) -> None:
-        for f in sorted((self.stack.dir / "jobs").glob(f"{self.tag}*.pid")):
-            self.signal(f.stem[len(self.tag) :], signal.SIGINT, wait=30)
+        jobs = self.stack.dir / "jobs"
+        names = {f.stem for f in jobs.glob(f"{self.tag}*.pid")}
+        # a job waiting for its restart, whatever its pid file says
+        names |= {f.name[: -len(supervise.STATUS_SUFFIX)] for f in jobs.glob(f"{self.tag}*{supervise.STATUS_SUFFIX}")}
+        for stem in sorted(names):
+            self.signal(stem[len(self.tag) :], signal.SIGINT, wait=30)
 
 
 def _must(what: str, r: subprocess.CompletedProcess) -> None:

@@ -816,8 +816,13 @@ class LocalStack:
             time.sleep(1.0)
 
     def status(self) -> dict:
-        """{stack, dir, services: {name: {address, pid, version, healthy, running, log}}, env}."""
+        """{stack, dir, services: {name: {address, pid, version, healthy, running, log}}, env, jobs: {name:
+        {running, state, pid, supervisor_pid, restart, restarts, last_exit_code, last_exit_at, started_at,
+        log}}} (jobs: those launched by vendlab.localstack.jobs, from their supervisors' status files)."""
+        from vendlab.localstack.supervise import jobs_status
+
         out = {"stack": self.stack, "dir": str(self.dir), "services": {}, "env": self.env()}
+        out["jobs"] = jobs_status(self.dir / "jobs")
         for name, rec in self.state.get("services", {}).items():
             running = bool(rec.get("pid")) and pid_alive(rec["pid"], str(self.dir))
             out["services"][name] = {

@@ -118,32 +118,68 @@ class LocalOrchestrator(Orchestrator):
     def running_jobs(self) -> set[str]:
         return {j for j in self.stack.jobs if self.local.running(j)}
 
+    def _restarts(self, name: str) -> int:
+        return (self.local.status(name) or {}).get("restarts", 0)
+
+    def start_jobs(self) -> None:
+        # a job that fails at once is restarted by its supervisor (restart: on-failure), as by compose:
+        # running alone does not show it, its restart count does (after_jobs)
+        self._restarts_before = {j: self._restarts(j) for j in self.stack.jobs}
+        super().start_jobs()
+
     def start_job(self, p: Process) -> None:
         argv = self._must_local(self.local.localize, p.command)
-        self.local.launch(p.name, argv)
-        self.say(f"  {p.name}: started, pid {self.local.pid(p.name)} ({p.memory}; log: {self.local.log(p.name)})")
+        self._must_local(self.local.launch, p.name, argv)
+        self._restarts_before[p.name] = 0
+        st = self.local.status(p.name) or {}
+        self.say(
+            f"  {p.name}: started, pid {self.local.pid(p.name)} ({p.memory}; restart: {st.get('restart', 'no')}; "
+            f"log: {self.local.log(p.name)})"
+        )
 
     def stop_job(self, name: str) -> None:
         self.local.signal(name, signal.SIGINT, wait=STOP_WAIT)
 
     def after_jobs(self) -> None:
+        from vendlab.localstack.supervise import describe_exit
+
         time.sleep(2)  # a job that fails at once (bad flag, missing jar) shows here rather than in --status
-        dead = [j for j in self.stack.jobs if not self.local.running(j)]
-        if dead:
+        before = getattr(self, "_restarts_before", {})
+        bad = {}
+        for j in self.stack.jobs:
+            st = self.local.status(j) or {}
+            last = describe_exit(st.get("last_exit_code"))
+            if not self.local.running(j):
+                bad[j] = f"stopped, exit {last}"
+            elif self._restarts(j) > before.get(j, 0):
+                bad[j] = f"restarted {self._restarts(j) - before.get(j, 0)} time(s), last exit {last}"
+        if bad:
             raise OrchestrateError(
-                "these jobs stopped right after their start: "
-                + ", ".join(f"{j} (log: {self.local.log(j)})" for j in dead),
+                "these jobs did not stay up after their start: "
+                + ", ".join(f"{j} ({why}; log: {self.local.log(j)})" for j, why in bad.items()),
                 1,
             )
 
     def states(self) -> dict[str, str]:
+        from vendlab.localstack.supervise import describe_exit
+
         out = {}
         for name, s in self.local.stack.status()["services"].items():
             out[name] = ("running healthy" if s["healthy"] else "running" if s["running"] else "stopped") + (
                 f"  {s['address']}" if s["running"] else ""
             )
         for j in self.stack.jobs:
-            out[j] = f"running  pid {self.local.pid(j)}" if self.local.running(j) else "stopped"
+            st = self.local.status(j) or {}
+            if self.local.running(j):
+                out[j] = (
+                    f"running  pid {self.local.pid(j)}"
+                    if st.get("state", "running") == "running"
+                    else f"{st['state']} (pid {self.local.pid(j)} exited)"
+                )
+            else:
+                out[j] = "stopped"
+            if st:
+                out[j] += f"  restarts {st.get('restarts', 0)}, last exit {describe_exit(st.get('last_exit_code'))}"
         return out
 
     def stopped_hint(self) -> str:

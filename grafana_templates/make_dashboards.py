@@ -351,6 +351,9 @@ def kappa():
     return dashboard("vendlab-kappa", "vendlab: kappa", panels)
 
 
+NEWEST_RUN = "SELECT max({column}) AS {column} FROM vendlab.batch_runs WHERE lab = 'lambda'"
+
+
 def lambda_():
     speed = view_sum("lambda_speed", "realtime", extra=" AND bucket >= ${cutoff}")
     # "batch" is a reserved word of CQL (BEGIN BATCH): Cassandra rejects it as an alias (found on a real
@@ -362,13 +365,17 @@ def lambda_():
     val = view_sum("validation", "validation")
     items = [target("A", speed), target("B", batch), target("C", val)]
     calc = [("serving", "realtime (sum)", "+", "batch_view (sum)"), ("difference", "serving", "-", "validation (sum)")]
+    # The newest published run's version and cutoff, as aggregates: Cassandra answers an aggregate without
+    # GROUP BY with one row even when batch_runs has none (a fresh stack, before the first batch run), and
+    # the plugin turns that row's null into 0 (gocql scans a null bigint as 0). So before the first run
+    # version = 0 (versions start at 1: no batch view, the batch side adds nothing) and cutoff = 0 (every
+    # speed bucket: none is retired before the first run): serving = the speed layer alone. A variable
+    # whose query returns no row is empty in Grafana and every view query became invalid CQL
+    # ("version =  AND", "bucket >= "). max(cutoff_bucket) is the newest run's cutoff because a run never
+    # moves the cutoff back (vendlab/jobs/batch.py run_batch). docs/compose.md, "Before the first batch run".
     variables = [
-        variable(
-            "version", "SELECT version FROM vendlab.batch_runs WHERE lab = 'lambda' LIMIT 1", "batch view version"
-        ),
-        variable(
-            "cutoff", "SELECT cutoff_bucket FROM vendlab.batch_runs WHERE lab = 'lambda' LIMIT 1", "batch cutoff bucket"
-        ),
+        variable("version", NEWEST_RUN.format(column="version"), "batch view version (0: none yet)"),
+        variable("cutoff", NEWEST_RUN.format(column="cutoff_bucket"), "batch cutoff bucket (0: none yet)"),
     ]
     runs = (
         "SELECT lab, events, published_at FROM vendlab.batch_runs WHERE lab = 'lambda' "

@@ -4,13 +4,17 @@
   ``options.range.from.valueOf()`` into scopedVars, Grafana's template service replaces them).
 - dashboard variables: the plugin reads a variable's query as ``query.query`` (src/VariableQueryEditor.tsx
   edits a CassandraVariableQuery object); the backend (pkg/plugin/plugin.go, makeVariableFromRow) makes
-  each row's first column the value, formatted with Go's ``%v`` (a bigint prints as its digits). A
-  variable stored as a plain string, or whose query returns no row, has no value: ``${name}`` is empty.
+  each row's first column the value, formatted with Go's ``%v`` (a bigint prints as its digits); a null
+  arrives as its type's zero value (gocql v1.7.0 scans a null bigint as 0: tests/grafana_frames.py
+  ``go_value``). A variable stored as a plain string, or whose query returns no row, has no value: Grafana
+  12.2 makes ``${name}`` empty.
 """
 
 from __future__ import annotations
 
 import re
+
+from grafana_frames import go_value
 
 
 def targets(dashboard: dict):
@@ -30,9 +34,10 @@ def variable_values(dashboard: dict, session) -> dict[str, str]:
         q = var.get("query")
         value = ""
         if isinstance(q, dict) and q.get("query"):
-            rows = list(session.execute(q["query"]))
-            if rows and rows[0][0] is not None:
-                value = str(rows[0][0])
+            result = session.execute(q["query"])
+            rows = list(result)
+            if rows:
+                value = str(go_value(rows[0][0], result.column_types[0].typename))
         values[var["name"]] = value
     return values
 

@@ -1,9 +1,11 @@
 """What a Grafana table panel of the dashboards shows, from the rows in Cassandra: a model in three steps.
 
 1. **Cassandra** runs the panel's CQL (``cql_rows``): the dashboards' shapes only (``SELECT col | sum(col) AS
-   alias | col AS alias ... WHERE col = v AND col >= v GROUP BY cols``), rows in clustering order, one output
-   row per group of consecutive rows, the first row's value for a plain column. The GROUP BY must follow
-   Cassandra's rule (primary-key columns in primary-key order, a column restricted by ``=`` may be left out).
+   alias | max(col) AS alias | col AS alias ... WHERE col = v AND col >= v GROUP BY cols``), rows in clustering
+   order, one output row per group of consecutive rows, the first row's value for a plain column. The GROUP BY
+   must follow Cassandra's rule (primary-key columns in primary-key order, a column restricted by ``=`` may be
+   left out). An aggregate without GROUP BY gives one row even when no row matches (``max`` null, ``sum``
+   0), as a real Cassandra 5.0 does (tests/test_grafana_cassandra.py).
 2. **The Cassandra plugin** (HadesArchitect/GrafanaCassandraDatasource v3.3.0) shapes them into frames
    (``plugin_frames``): pkg/cassandra/session.go ``Select`` groups the rows by the string of their *first*
    column (a Go map, so the frames come in no fixed order); pkg/plugin/plugin.go ``makeDataFrames`` /
@@ -30,6 +32,8 @@ from __future__ import annotations
 
 import math
 import re
+from functools import cache
+from pathlib import Path
 
 # -- 1. Cassandra -------------------------------------------------------------------------------------------
 # primary keys of the tables the dashboards' view panels read (vendlab/store/schema.cql)
@@ -60,14 +64,16 @@ def cql_rows(cql: str, tables: dict[str, list[dict]]) -> tuple[list[str], list[d
         assert cm, f"condition {c!r} of {cql}"
         conds.append((cm[1], cm[2], _value(cm[3])))
     ops = {"=": lambda a, b: a == b, ">=": lambda a, b: a >= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b}
+    types = column_types().get(table, {})
     rows = [r for r in tables.get(table, []) if all(ops[op](r[col], v) for col, op, v in conds)]
     rows.sort(key=lambda r: tuple(r[c] for c in clust), reverse=table in DESC_CLUSTERING)
     selectors = []
     for s in select.split(","):
-        sm = re.fullmatch(r"(?:(sum)\((\w+)\)|(\w+))(?: AS (\w+))?", s.strip())
+        sm = re.fullmatch(r"(?:(sum|max)\((\w+)\)|(\w+))(?: AS (\w+))?", s.strip())
         assert sm, f"selector {s!r} of {cql}"
         fn, arg, col, alias = sm.groups()
-        selectors.append((fn, arg or col, alias or (f"system.sum({arg})" if fn else col)))
+        assert (arg or col) in types, f"column {arg or col!r} is not in table {table}: {cql}"
+        selectors.append((fn, arg or col, alias or (f"system.{fn}({arg})" if fn else col)))
     names = [alias for _, _, alias in selectors]
     aggregate = any(fn for fn, _, _ in selectors)
     if group_by:
@@ -90,17 +96,49 @@ def cql_rows(cql: str, tables: dict[str, list[dict]]) -> tuple[list[str], list[d
         groups = [rows] if aggregate else [[r] for r in rows]
     out = []
     for g in groups:
-        if not g:
+        if not g and not (aggregate and not group_by):  # no GROUP BY: one row, even for no rows
             continue
-        out.append({alias: (sum(r[arg] for r in g) if fn else g[0][arg]) for fn, arg, alias in selectors})
+        out.append({alias: _select(fn, [r[arg] for r in g]) for fn, arg, alias in selectors})
     if limit:
         out = out[: int(limit)]
     return names, out
 
 
+def _select(fn: str | None, values: list):
+    if fn == "sum":
+        return sum(values)
+    if fn == "max":
+        return max(values) if values else None
+    return values[0] if values else None
+
+
+SCHEMA_CQL = Path(__file__).resolve().parents[1] / "vendlab" / "store" / "schema.cql"
+
+
+@cache
+def column_types() -> dict[str, dict[str, str]]:
+    """table -> {column: CQL type} of vendlab/store/schema.cql."""
+    body = "\n".join(ln.split("--", 1)[0] for ln in SCHEMA_CQL.read_text().splitlines())
+    out = {}
+    for m in re.finditer(r"CREATE TABLE IF NOT EXISTS\s+(?:\w+\.)?(\w+)\s*\((.*?)\)\s*(?:WITH[^;]*)?;", body, re.S):
+        out[m[1]] = dict(re.findall(r"^\s*(\w+)\s+(\w+)\s*,", m[2], re.M))
+    return out
+
+
 # -- 2. the plugin --------------------------------------------------------------------------------------------
 def _go_string(v) -> str:  # session.go toString
     return v if isinstance(v, str) else f"{v:d}" if isinstance(v, int) else str(v)
+
+
+# What gocql (v1.7.0, the plugin's go.mod) gives for a null: MapScan (helpers.go) scans into a new value of the
+# column's Go type (RowData: TypeInfo.NewWithError, *int64 for a bigint), and unmarshalBigInt(null) stores
+# decBigInt(no bytes) = 0 (marshal.go); pkg/cassandra/row.go says "nulls are not supported yet". So a null
+# reaches the plugin as its type's zero value: 0 for the integer types, "" for text.
+GO_ZERO = {"bigint": 0, "int": 0, "smallint": 0, "tinyint": 0, "counter": 0, "double": 0, "float": 0, "text": ""}
+
+
+def go_value(v, cql_type: str):
+    return GO_ZERO[cql_type] if v is None else v
 
 
 def plugin_frames(ref_id: str, columns: list[str], rows: list[dict], order=None) -> list[dict]:
@@ -328,11 +366,26 @@ def apply(transformations: list[dict], frames: list[dict]) -> list[dict]:
 
 # -- the panel ------------------------------------------------------------------------------------------------
 def fill_variables(dashboard: dict, tables: dict[str, list[dict]]) -> dict[str, str]:
-    """Each query variable's value: the first column of its query's first row (plugin.go makeVariableFromRow)."""
+    """Each query variable's value as a panel query sees it.
+
+    The plugin (pkg/plugin/plugin.go GetVariables, makeVariableFromRow) makes one option per row, its value the
+    first column formatted with Go's ``%v`` (a null arrives as its type's zero value: ``go_value``). Grafana
+    12.2 (@grafana/scenes 6.28, MultiValueVariable.getStateUpdateGivenNewOptions) picks the first option for a
+    single-value variable whose current value is not among the options, and with *no* option (no row) sets
+    the value to '' (to ``$__all`` with includeAll, which then stays All when options come back); the
+    interpolation (sceneInterpolator, formatters ``csv``, the plugin's default format) writes '' for it."""
     values = {}
+    types = column_types()
     for v in dashboard.get("templating", {}).get("list", []):
-        _, rows = cql_rows(v["query"]["query"], tables)
-        values[v["name"]] = _go_string(next(iter(rows[0].values()))) if rows else ""
+        cql = v["query"]["query"]
+        assert not v.get("includeAll") and not v.get("multi"), "an All/multi variable is not modelled"
+        _, rows = cql_rows(cql, tables)
+        if not rows:
+            values[v["name"]] = ""
+            continue
+        table = re.search(r"FROM (?:vendlab\.)?(\w+)", cql)[1]
+        column = re.match(r"SELECT (?:\w+\()?(\w+)", cql)[1]
+        values[v["name"]] = _go_string(go_value(next(iter(rows[0].values())), types[table][column]))
     return values
 
 

@@ -259,7 +259,7 @@ def test_grafana_variables_come_from_integers_the_batch_layer_writes():
         for name, v in variables.items():
             q = v.get("query")  # the plugin reads {"query": CQL} (tests/test_compose_grafana.py)
             q = q.get("query") if isinstance(q, dict) else None
-            m = re.match(r"SELECT (\w+) FROM vendlab\.batch_runs\b", q or "")
+            m = re.match(r"SELECT max\((\w+)\) AS \w+ FROM vendlab\.batch_runs\b", q or "")
             assert m, f"{f.name}: variable {name} reads {q!r}"
             assert re.search(rf"\b{m.group(1)}\s+(int|bigint)\b", cql), f"{m.group(1)} is not an integer column"
 

@@ -1,0 +1,116 @@
+"""The lambda dashboard's queries on a real Cassandra 5.0 before and after the first batch run.
+
+Only Cassandra, started here as a local process from the compose file's settings (vendlab.localstack, as the
+local stacks start it), with the schema of vendlab/store/schema.cql and rows written by CassandraStore as the
+jobs write them. The variables are filled as the plugin and Grafana 12.2 fill them (tests/grafana_cql.py), each
+panel query runs on Cassandra, and the items panel's rows go through the plugin's frames and Grafana's
+transformations (tests/grafana_frames.py). A fresh stack must show serving = speed only = validation until the
+first batch run (issue 25: the variables were empty and every lambda view query was invalid CQL), and the
+batch + speed hand-off after it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import grafana_frames as gf
+import pytest
+from grafana_cql import fill, targets, variable_values
+
+from vendlab.store import base
+from vendlab.store.base import BatchViewInfo
+
+pytestmark = pytest.mark.services
+
+ROOT = Path(__file__).resolve().parents[1]
+DASH = json.loads((ROOT / "grafana_templates" / "dashboards" / "lambda.json").read_text())
+SPEED = {  # (bucket, product) -> items, as the speed job writes them (event-time buckets)
+    (100, "water"): 3,
+    (100, "chips"): 2,
+    (101, "water"): 1,
+    (102, "chips"): 4,
+    (102, "apple"): 5,
+}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """Cassandra alone (the kappa stack's settings; the lambda stack's are the same file's), one per module,
+    stopped by pid at the end; its log stays in the printed folder."""
+    from vendlab.localstack.stack import LocalStack
+    from vendlab.store.cassandra import CassandraStore
+
+    d = tmp_path_factory.mktemp("grafana-cassandra")
+    stack = LocalStack(d, "kappa")
+    stack.load()
+    s = stack.cassandra()
+    try:
+        s.pid = stack._spawn(s)  # one service of the stack's plan, the way LocalStack.up starts each
+        stack.state.setdefault("services", {})[s.name] = stack._record(s)
+        stack.write_state()
+        stack._wait(s, time.monotonic() + 300)
+        st = CassandraStore((s.address,), "vendlab", create_schema=True)
+        yield st
+        st.close()
+    finally:
+        stack.down()
+        print(f"\nCassandra stopped; its log is in {d / 'logs'}")
+
+
+def run_panels(store) -> tuple[dict[str, str], dict[str, int]]:
+    """(the variables, the items panel's serving column): every lambda query runs on Cassandra."""
+    variables = variable_values(DASH, store.session)
+    now = int(time.time() * 1000)
+    errors = []
+    for title, t in targets(DASH):
+        cql = fill(t["target"], variables, now - 3_600_000, now + 60_000)
+        try:
+            store.session.execute(cql)
+        except Exception as e:  # every failing panel query is listed, not only the first
+            errors.append(f"{title} ({t['refId']}): {cql}\n    {str(e)[:200]}")
+    assert not errors, "panel queries that fail on Cassandra 5.0:\n  " + "\n  ".join(errors)
+    (items,) = [p for p in DASH["panels"] if p["id"] == 1]
+    frames = []
+    for t in items["targets"]:
+        result = store.session.execute(fill(t["target"], variables, 0, now))
+        rows = [dict(zip(result.column_names, r)) for r in result]
+        frames += gf.plugin_frames(t["refId"], list(result.column_names), rows)
+    table = gf.table(gf.apply(items["transformations"], frames))
+    assert table["difference"] == {k: 0 for k in table["difference"]}, table
+    return variables, {k: int(v) for k, v in table["serving"].items()}
+
+
+def test_lambda_dashboard_before_and_after_the_first_batch_run(store):
+    deltas = [(base.ITEMS_BY_PRODUCT, k, b, n) for (b, k), n in SPEED.items()]
+    assert store.apply_batch(base.LAMBDA_SPEED, 0, deltas, rows=len(deltas))
+    total = {}
+    for (_, k), n in SPEED.items():
+        total[k] = total.get(k, 0) + n
+    assert store.apply_batch(base.VALIDATION, 0, [(base.ITEMS_BY_PRODUCT, k, 0, n) for k, n in total.items()])
+
+    # before the first batch run: version 0 (no batch view), cutoff 0 (every speed bucket)
+    variables, serving = run_panels(store)
+    assert variables == {"version": "0", "cutoff": "0"}
+    assert serving == total == store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT)
+    # because the variable queries on an empty batch_runs give one row, a null (the plugin sees 0), not "no row"
+    for v in DASH["templating"]["list"]:
+        assert [tuple(r) for r in store.session.execute(v["query"]["query"])] == [(None,)], v["name"]
+
+    # the first batch run covers the buckets before 102, and a later one before 103; serving stays exact
+    for version, cutoff in ((1, 102), (2, 103)):
+        covered: dict[str, int] = {}
+        for (b, k), n in SPEED.items():
+            if b < cutoff:
+                covered[k] = covered.get(k, 0) + n
+        info = BatchViewInfo(version, cutoff, int(time.time() * 1000), sum(SPEED.values()), 0.5)
+        store.publish_batch_view(info, [(base.ITEMS_BY_PRODUCT, k, n) for k, n in covered.items()])
+        variables, serving = run_panels(store)
+        assert variables == {"version": str(version), "cutoff": str(cutoff)}
+        # the same values the newest row gives (the variables' queries before: ... LIMIT 1)
+        newest = store.session.execute("SELECT version, cutoff_bucket FROM batch_runs WHERE lab = 'lambda' LIMIT 1")
+        assert tuple(newest.one()) == (version, cutoff)
+        assert serving == total, (version, serving)
+        store.retire_buckets(base.LAMBDA_SPEED, cutoff, [base.ITEMS_BY_PRODUCT])
+        assert run_panels(store)[1] == total, ("after retiring", version)

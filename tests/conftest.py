@@ -44,7 +44,6 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.path not in services_files)  # stable: the order within a file is kept
 
 
-
 def pytest_runtest_logreport(report):
     """Under xdist this runs in each worker (whose output nobody sees: skipped) and again in the controller,
     where ``report.node`` says which worker ran the test."""

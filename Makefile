@@ -9,10 +9,11 @@ demo: bootstrap
 test: bootstrap-test
 	.venv/bin/python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder --durations=15
 
-# the tests that need neither Spark nor a browser nor a service (markers in pyproject.toml; tests/conftest.py),
-# on two processes (pytest-xdist; a test file stays in one process, so its module fixtures are made once)
+# the tests that need neither Spark nor a browser nor a service and take under about a second each (markers in
+# pyproject.toml; tests/conftest.py), on two processes (pytest-xdist; a test file stays in one process, so its
+# module fixtures are made once)
 test-fast: bootstrap
-	.venv/bin/python -m pytest -q -n 2 --dist loadfile -m "not spark and not browser and not services"
+	.venv/bin/python -m pytest -q -n 2 --dist loadfile -m "not spark and not browser and not services and not slow"
 
 # ruff (pinned in requirements.txt, configured in pyproject.toml): the lint rules, then the formatting
 lint: bootstrap

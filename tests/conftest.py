@@ -4,7 +4,7 @@ Test tiers (markers declared in pyproject.toml): ``spark`` is put here on every 
 fixture, directly or through another fixture; a test that starts Spark another way (a ``vendlab`` command in a
 subprocess, a runner in process) carries the marker itself, as do ``browser`` and ``services`` tests.
 One local stack (vendlab stack up) per test module that asks for ``kappa_stack`` or ``lambda_stack``.
-``make test-fast`` runs what is left: ``-m "not spark and not browser and not services"``.
+``make test-fast`` runs what is left, without the ``slow`` ones: ``-m "not spark and not browser and not services and not slow"``.
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ def _answer(capsys, *args) -> tuple[int, str]:
     return rc, capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_json_answers_name_real_machines_and_places_and_add_up(scenario, capsys):
     d, catalog, manifest = scenario
     rc, out = _answer(capsys, "--data-dir", str(d), "--json", "--top", "7")

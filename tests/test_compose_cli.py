@@ -40,6 +40,7 @@ def test_wrong_job_name_exits_2(capsys):
     assert e.value.code == 2 and "lambda-batch" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_produce_compose_profile_into_kafka(tmp_path, monkeypatch):
     owner = Producer(producer_config("unused:9092", **{"test.mock.num.brokers": 1, "log_level": 3}))
     bootstrap = ",".join(f"{b.host}:{b.port}" for b in owner.list_topics(timeout=10).brokers.values())

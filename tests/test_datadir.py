@@ -321,6 +321,7 @@ def test_point_4_the_help_documents_every_range(capsys):
         assert "10,000,000]" in text and "[1e-05, 60] simulated seconds per event" in text and "86,400]" in text
 
 
+@pytest.mark.slow
 def test_point_4_the_generators_memory_does_not_grow_with_simulated_time(tmp_path):
     """The coarsest allowed time per event (60 simulated s): memory stays that of a chunk."""
     code = (
@@ -428,6 +429,7 @@ def test_point_5_generate_warns_of_a_log_without_sales(tmp_path, capsys):
 
 
 # -- point 6 and 7: errors are messages with a next step ------------------------------------------
+@pytest.mark.slow
 def test_point_6_damaged_files_and_a_missing_master_are_messages_not_tracebacks(tmp_path, log_factory):
     d = tmp_path / "d"
     log_factory(d, events=2_000)

@@ -37,6 +37,7 @@ def test_each_sample_shows_its_command_and_the_doc_shows_every_command_it_ran(s)
         assert cmd in text, f"{s.name}: `{cmd}` ran for the sample but the document does not show it"
 
 
+@pytest.mark.slow
 def test_exact_samples_match_what_their_commands_print(tmp_path):
     runner = samples.Runner(tmp_path)
     stale = {s.name: s for s in EXACT if runner.output(s) != s.body}

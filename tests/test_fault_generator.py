@@ -126,6 +126,7 @@ def check_recovered_manifest(d: Path, catalog, n_segments: int) -> Manifest:
 
 
 @pytest.mark.parametrize("mode", ["tmp_written", "prepared", "renamed"])
+@pytest.mark.slow
 def test_killed_during_a_segment_roll(tmp_path, mode):
     d = tmp_path / "run"
     kill_generator(d, mode)
@@ -159,6 +160,7 @@ def test_killed_during_a_segment_roll(tmp_path, mode):
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.slow
 def test_killed_at_a_random_instant(tmp_path, seed):
     d = tmp_path / "run"
     kill_generator(d, "random", after_s=random.Random(seed).uniform(0.3, 1.2))
@@ -185,6 +187,7 @@ def test_a_reopened_writer_never_stamps_a_segment_behind_the_log(tmp_path):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.slow
 def test_produce_stopped_by_a_signal_writes_its_end_marker_and_manifest(tmp_path, sig):
     """`vendlab produce` stopped by SIGINT (Ctrl-C, the compose jobs' stop_signal, the start scripts' --stop) or
     SIGTERM ends its stream: the end marker is the log's last line and the manifest is complete. Before the fix

@@ -182,6 +182,7 @@ def test_a_store_that_stays_locked_gives_up_with_a_clear_message(tmp_path):
     assert store.apply_batch(base.KAPPA, 0, DELTAS)  # the lock gone: it goes through
 
 
+@pytest.mark.slow
 def test_publish_and_retire_are_retried_too(tmp_path):
     path = tmp_path / "views.sqlite"
     store = SqliteStore(path, attempt_timeout_s=0.2, backoff_s=0.2, max_backoff_s=0.5, log=lambda m: None)

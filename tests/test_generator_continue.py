@@ -221,6 +221,7 @@ def offsets_now(bootstrap, topic):
 
 
 @pytest.mark.parametrize("manifest_between", ["kept", "lost", "stale"])
+@pytest.mark.slow
 def test_kafka_producer_started_again_continues_the_stream(cluster, catalog, tmp_path, manifest_between):
     """start, stop, start again; between the runs the producer's manifest is kept (continue from
     it), lost (a new container: rebuilt from the topic) or stale (saved before the last records:
@@ -279,6 +280,7 @@ def test_kafka_producer_started_again_continues_the_stream(cluster, catalog, tmp
     assert f1.end_marker != f2.end_marker != f3.end_marker
 
 
+@pytest.mark.slow
 def test_kafka_topic_end_read_back(cluster, catalog, tmp_path):
     topic = "t-tail"
     produce(cluster, catalog, topic, tmp_path / "m.json", duration=0.1)
@@ -292,6 +294,7 @@ def test_kafka_topic_end_read_back(cluster, catalog, tmp_path):
     c.close()
 
 
+@pytest.mark.slow
 def test_kafka_producer_with_other_settings_is_refused(cluster, catalog, tmp_path):
     topic = "t-settings"
     produce(cluster, catalog, topic, tmp_path / "m.json", duration=0.1)

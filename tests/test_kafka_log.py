@@ -120,6 +120,7 @@ def test_produce_keys_partitions_order_and_timestamps(cluster, catalog, tmp_path
     assert first_sale["event_time"].startswith("2026-01-05T")
 
 
+@pytest.mark.slow
 def test_validation_counts_equal_manifest(cluster, catalog, tmp_path):
     topic = "t-validate"
     manifest, end_marker = feed(cluster, catalog, tmp_path, topic)
@@ -157,6 +158,7 @@ class FlakyStore:
 
 
 @pytest.mark.parametrize("after", [False, True])
+@pytest.mark.slow
 def test_validation_exactly_once_across_failures_and_restarts(cluster, catalog, tmp_path, after):
     topic = f"t-restart-{after}"
     manifest, end_marker = feed(cluster, catalog, tmp_path, topic)

@@ -17,6 +17,10 @@ from vendlab.world.catalog import make_catalog
 from vendlab.world.generator import OUT_OF_SERVICE, RESTOCK_MAX, Generator
 from vendlab.world.scenario import DAYS_RATE, DAYS_TIME_SCALE
 
+# about six simulated days of a fleet, built once for the module (5 s), and a test that simulates several
+# rates: the slow tier (make test), not make test-fast
+pytestmark = pytest.mark.slow
+
 SEED = 3
 EVENTS = 150_000
 

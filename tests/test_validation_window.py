@@ -142,6 +142,7 @@ def drain(v: KafkaValidator, topic, consumer) -> None:
         v.poll()
 
 
+@pytest.mark.slow
 def test_kafka_validator_exact_bounded_and_replays_only_the_window(cluster, tmp_path):
     producer, bootstrap = cluster
     catalog = make_catalog(6)
@@ -228,6 +229,7 @@ def test_records_deleted_after_a_restart_position_stop_validation(cluster, tmp_p
     c2.close()
 
 
+@pytest.mark.slow
 def test_an_offset_reset_while_reading_is_lost_records_not_a_skip(cluster, tmp_path):
     """The broker answers "offset out of range" (the position's records were deleted under the
     running consumer); with auto.offset.reset=error librdkafka reports it instead of jumping."""

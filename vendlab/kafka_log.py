@@ -150,11 +150,12 @@ def consumer_config(bootstrap: str, **extra) -> dict:
 
 
 def topic_create_args(
-    topic: str = DEFAULT_TOPIC, partitions: int = DEFAULT_PARTITIONS, replication: int = 1
+    topic: str = DEFAULT_TOPIC, partitions: int = DEFAULT_PARTITIONS, replication: int = 1, config: dict | None = None
 ) -> list[str]:
-    """Arguments of kafka-topics.sh that create the topic as the producer expects it."""
+    """Arguments of kafka-topics.sh that create the topic as the producer expects it (``config``: the topic
+    config, TOPIC_CONFIG unless given; the scaled-out stacks add min.insync.replicas)."""
     args = ["--create", "--topic", topic, "--partitions", str(partitions), "--replication-factor", str(replication)]
-    for k, v in TOPIC_CONFIG.items():
+    for k, v in (TOPIC_CONFIG if config is None else config).items():
         args += ["--config", f"{k}={v}"]
     return args
 

@@ -81,6 +81,16 @@ TOPIC_CONFIG = {
     "message.timestamp.before.max.ms": str(MAX_TIMESTAMP_AHEAD_MS),
     "message.timestamp.after.max.ms": str(MAX_TIMESTAMP_AHEAD_MS),
 }
+# On three brokers (docker-compose.ha.yml, `--nodes 3`) each partition has three replicas and a write
+# acknowledged under the producer's acks=all is on at least two: one broker may go, nothing is lost.
+HA_MIN_INSYNC = 2
+
+
+def topic_config(nodes: int = 1) -> dict[str, str]:
+    """The topic's config on a stack of ``nodes`` brokers: TOPIC_CONFIG, and min.insync.replicas on more than one."""
+    return {**TOPIC_CONFIG, "min.insync.replicas": str(HA_MIN_INSYNC)} if nodes > 1 else dict(TOPIC_CONFIG)
+
+
 OFFSETS_VIEW = "log_offsets"
 CONSUMER_GROUP = "vendlab-validation"
 END_PREFIX = "end-"

@@ -51,7 +51,15 @@ from vendlab import architectures
 from vendlab.architectures.spec import BATCH, YARN
 from vendlab.compose_conf import mem_limits
 from vendlab.config import BATCH_INTERVAL_S
-from vendlab.kafka_log import DEFAULT_PARTITIONS, DEFAULT_TOPIC, END_PREFIX, TOPIC_CONFIG, topic_create_args
+from vendlab.kafka_log import (
+    DEFAULT_PARTITIONS,
+    DEFAULT_TOPIC,
+    END_PREFIX,
+    HA_MIN_INSYNC,
+    TOPIC_CONFIG,
+    topic_config,
+    topic_create_args,
+)
 from vendlab.spark import submit_confs
 from vendlab.store.cassandra import TABLES, schema_cql
 
@@ -231,7 +239,7 @@ class Stack:
     def topic_config(self) -> dict[str, str]:
         """The topic's config: TOPIC_CONFIG, and on three brokers min.insync.replicas=2 (with the producer's
         acks=all a write is acknowledged once two replicas have it: one broker may go, none is lost)."""
-        return {**TOPIC_CONFIG, "min.insync.replicas": str(HA_MIN_INSYNC)} if self.nodes > 1 else dict(TOPIC_CONFIG)
+        return topic_config(self.nodes)
 
     def compose_files(self) -> tuple[str, ...]:
         """The compose files of every ``docker compose`` call, in merge order."""
@@ -278,7 +286,6 @@ HA_FILE = "docker-compose.ha.yml"  # made by docker/compose/make_stacks.py from 
 WORKERS_FILE = "docker-compose.workers.yml"  # written by the start script for --spark-workers above 2 (git-ignored)
 NODES_ALLOWED = (1, 3)
 HA_NODES = {"kafka": ("kafka", "kafka2", "kafka3"), "cassandra1": ("cassandra1", "cassandra2", "cassandra3")}
-HA_MIN_INSYNC = 2
 BASE_WORKERS = 2  # spark-worker-1 and spark-worker-2, in docker-compose.yml
 WORKERS_ALLOWED = range(2, 9)
 # what docker-compose.ha.yml's x-ha-clients gives every client (tests/test_compose_ha.py checks it is the same);

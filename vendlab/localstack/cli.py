@@ -33,7 +33,7 @@ def add_commands(sub) -> None:
     )
     up.add_argument(
         "--spark-workers",
-        type=_positive,
+        type=_workers,
         default=None,
         metavar="N",
         help="Spark workers (default: the compose file's spark-worker-1 and -2)",
@@ -48,15 +48,21 @@ def add_commands(sub) -> None:
     dn.add_argument("--purge", action="store_true", help="also remove the data, configuration and logs")
 
 
-def _positive(text: str) -> int:
+def _workers(text: str) -> int:
+    """The start scripts' rule for --spark-workers (vendlab.orchestrate.WORKERS_ALLOWED), one place."""
     import argparse
+
+    from vendlab.orchestrate import WORKERS_ALLOWED
 
     try:
         n = int(text)
     except ValueError:
         n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: allowed is a whole number of 1 or more")
+    if n not in WORKERS_ALLOWED:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: allowed are {WORKERS_ALLOWED.start} to {WORKERS_ALLOWED.stop - 1} (the jobs take 2 cores, "
+            "one per worker)"
+        )
     return n
 
 

@@ -472,3 +472,23 @@ def test_schema_replication_is_the_stacks_and_the_default_file_unchanged():
     assert replication_from_env({}) == 1 and replication_from_env({"VENDLAB_CASSANDRA_REPLICATION": "3"}) == 3
     with pytest.raises(ValueError, match="VENDLAB_CASSANDRA_REPLICATION"):
         replication_from_env({"VENDLAB_CASSANDRA_REPLICATION": "0"})
+
+
+@PARAMS
+def test_the_start_scripts_memory_reader_agrees_with_yaml_on_the_overlay(stack):
+    ha = yaml.safe_load((ROOT / stack / HA_FILE).read_text())["services"]
+    assert mem_limits(ROOT / stack / HA_FILE) == {
+        n: int(s["mem_limit"][:-1]) for n, s in ha.items() if "mem_limit" in s
+    }
+
+
+def test_down_names_the_recorded_files_too(tmp_path):
+    fake = ScaledDocker("kappa", nodes=3, workers=3, up=False)
+    assert run("kappa", fake, tmp_path, "--nodes", "3", "--spark-workers", "3")[0] == 0
+    (tmp_path / WORKERS_FILE).unlink()  # rewritten from docker-compose.yml by the next call that needs it
+    fake.files.clear()
+    code, out, err = run("kappa", fake, tmp_path, "--down")
+    assert code == 0, err
+    assert any("down" in c for c in fake.raw)
+    assert fake.files and all(len(f) == 3 and f[2].endswith(WORKERS_FILE) for f in fake.files)
+    assert (tmp_path / WORKERS_FILE).exists()

@@ -439,3 +439,56 @@ def test_dry_run_nodes_3_prints_both_files_and_the_scaled_memory(stack, tmp_path
     limits = {**mem_limits(ROOT / stack / "docker-compose.yml"), **mem_limits(ROOT / stack / HA_FILE)}
     assert f"add up to {sum(limits.values())} MiB" in out
     assert f"-f {tmp_path / HA_FILE}" in out
+
+
+@PARAMS
+def test_docs_state_the_scaled_out_sums(stack):
+    """docs/compose.md's table of the scaled-out stacks: what --nodes 3 adds, infrastructure, jobs, total,
+    from the mem_limit values of both files (the start script sums the same)."""
+    limits = {**mem_limits(ROOT / stack / "docker-compose.yml"), **mem_limits(ROOT / stack / HA_FILE)}
+    added = sum(v for n, v in limits.items() if n in ("kafka2", "kafka3", "cassandra2", "cassandra3"))
+    jobs = sum(v for n, v in limits.items() if n in STACKS[stack].jobs)
+    total = sum(limits.values())
+    text = (ROOT / "docs" / "compose.md").read_text()
+    table = text[text.index("| scaled-out stack | lambda | kappa |") :]
+    table = table[: table.index("\n\n")]
+    rows = {ln.split("|")[1].strip(): [c.strip() for c in ln.split("|")[2:4]] for ln in table.splitlines()[2:]}
+    col = ("lambda", "kappa").index(stack)
+    assert rows["added by `--nodes 3`: kafka2, kafka3, cassandra2, cassandra3"][col] == f"{added} MiB"
+    assert rows["infrastructure, `--nodes 3`"][col] == f"{total - jobs} MiB"
+    assert rows["jobs"][col] == f"{jobs} MiB"
+    assert rows["**total, `--nodes 3`**"][col] == f"**{total} MiB = {total / 1024:.1f} GiB**"
+    assert rows["each worker above 2 (`--spark-workers N`)"][col] == f"+ {limits['spark-worker-2']} MiB"
+
+
+def test_schema_replication_is_the_stacks_and_the_default_file_unchanged():
+    from vendlab.store.cassandra import replication_from_env, schema_cql, schema_statements
+
+    assert schema_cql() == schema_cql(replication=1)
+    assert "'replication_factor': 1}" in schema_statements()[0]
+    three = schema_statements("vendlab", 3)
+    assert "'replication_factor': 3}" in three[0] and three[1:] == schema_statements()[1:]
+    assert "'replication_factor': 3}" in schema_statements("lab2", 3)[0] and "lab2" in schema_statements("lab2", 3)[0]
+    assert replication_from_env({}) == 1 and replication_from_env({"VENDLAB_CASSANDRA_REPLICATION": "3"}) == 3
+    with pytest.raises(ValueError, match="VENDLAB_CASSANDRA_REPLICATION"):
+        replication_from_env({"VENDLAB_CASSANDRA_REPLICATION": "0"})
+
+
+@PARAMS
+def test_the_start_scripts_memory_reader_agrees_with_yaml_on_the_overlay(stack):
+    ha = yaml.safe_load((ROOT / stack / HA_FILE).read_text())["services"]
+    assert mem_limits(ROOT / stack / HA_FILE) == {
+        n: int(s["mem_limit"][:-1]) for n, s in ha.items() if "mem_limit" in s
+    }
+
+
+def test_down_names_the_recorded_files_too(tmp_path):
+    fake = ScaledDocker("kappa", nodes=3, workers=3, up=False)
+    assert run("kappa", fake, tmp_path, "--nodes", "3", "--spark-workers", "3")[0] == 0
+    (tmp_path / WORKERS_FILE).unlink()  # rewritten from docker-compose.yml by the next call that needs it
+    fake.files.clear()
+    code, out, err = run("kappa", fake, tmp_path, "--down")
+    assert code == 0, err
+    assert any("down" in c for c in fake.raw)
+    assert fake.files and all(len(f) == 3 and f[2].endswith(WORKERS_FILE) for f in fake.files)
+    assert (tmp_path / WORKERS_FILE).exists()

@@ -7,6 +7,8 @@ Standard library only (the start scripts run with any Python 3.10+).
     ./lambda/start_lambda.py --stop       stop the generator, let the jobs drain its end marker, then stop them
                                           (the infrastructure keeps running)
     ./lambda/start_lambda.py --down       stop the jobs, then `docker compose down` (volumes kept)
+    ./lambda/start_lambda.py --nodes 3    three Kafka brokers and three Cassandra nodes (docker-compose.ha.yml in every
+                                          docker compose call; --spark-workers N adds workers 3..N; kept in .env)
     ./lambda/start_lambda.py --local DIR  the same steps on a local stack (`vendlab stack up --stack lambda
                                           --dir DIR`): vendlab.localstack.start (needs the project's venv)
 

@@ -305,3 +305,10 @@ def test_ensure_schema_runs_every_statement(session):
     CassandraStore(session=session, create_schema=True, retry_backoff_s=0)
     created = [c for c, _ in session.log if c.startswith("CREATE")]
     assert len(created) == len(schema_statements())
+
+
+def test_ensure_schema_creates_the_keyspace_with_the_stacks_replication(session):
+    """The scaled-out stacks (VENDLAB_CASSANDRA_REPLICATION=3) ask for 3 copies; the default stays 1."""
+    CassandraStore(session=session, create_schema=True, retry_backoff_s=0, replication=3)
+    keyspace = next(c for c, _ in session.log if c.startswith("CREATE KEYSPACE"))
+    assert "'replication_factor': 3}" in keyspace

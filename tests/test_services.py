@@ -168,3 +168,33 @@ def test_the_wait_bound_variable(monkeypatch):
     monkeypatch.setenv("VENDLAB_SERVICE_WAIT_S", "soon")
     with pytest.raises(ServiceUnavailable, match="VENDLAB_SERVICE_WAIT_S"):
         wait_bound_s()
+
+
+def test_a_service_of_several_addresses_is_there_when_one_answers(tmp_path, capsys):
+    """A scaled-out stack with one broker and one Cassandra node away (stopped: in Docker their names no
+    longer resolve): a job starts on the others, and names the ones away once."""
+    with socket.socket() as kafka1, socket.socket() as cass2:
+        for s in (kafka1, cass2):
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+        k, c = kafka1.getsockname()[1], cass2.getsockname()[1]
+        closed = _free_port()
+        p = compose(tmp_path).with_(
+            kafka_bootstrap=f"127.0.0.1:{k},kafka2.invalid:29092,127.0.0.1:{closed}",
+            cassandra_hosts=("cassandra1.invalid", f"127.0.0.1:{c}"),
+        )
+        t0 = time.monotonic()
+        require(p, ("kafka", "cassandra"), "vendlab job kappa", wait_s=30)
+        assert time.monotonic() - t0 < 10  # no waiting for the ones away
+    err = capsys.readouterr().err
+    assert "Kafka at kafka2.invalid:29092 does not answer (name not resolved); going on with its other" in err
+    assert f"Kafka at 127.0.0.1:{closed} does not answer" in err
+
+
+def test_a_service_none_of_whose_addresses_resolves_fails_at_once(tmp_path):
+    p = compose(tmp_path).with_(kafka_bootstrap="kafka.invalid:29092,kafka2.invalid:29092")
+    t0 = time.monotonic()
+    with pytest.raises(ServiceUnavailable) as e:
+        require(p, ("kafka",), "vendlab produce", wait_s=30)
+    assert time.monotonic() - t0 < 10
+    assert "kafka.invalid:29092" in str(e.value) and "kafka2.invalid:29092" in str(e.value)

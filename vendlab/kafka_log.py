@@ -81,6 +81,16 @@ TOPIC_CONFIG = {
     "message.timestamp.before.max.ms": str(MAX_TIMESTAMP_AHEAD_MS),
     "message.timestamp.after.max.ms": str(MAX_TIMESTAMP_AHEAD_MS),
 }
+# On three brokers (docker-compose.ha.yml, `--nodes 3`) each partition has three replicas and a write
+# acknowledged under the producer's acks=all is on at least two: one broker may go, nothing is lost.
+HA_MIN_INSYNC = 2
+
+
+def topic_config(nodes: int = 1) -> dict[str, str]:
+    """The topic's config on a stack of ``nodes`` brokers: TOPIC_CONFIG, and min.insync.replicas on more than one."""
+    return {**TOPIC_CONFIG, "min.insync.replicas": str(HA_MIN_INSYNC)} if nodes > 1 else dict(TOPIC_CONFIG)
+
+
 OFFSETS_VIEW = "log_offsets"
 CONSUMER_GROUP = "vendlab-validation"
 END_PREFIX = "end-"
@@ -150,11 +160,12 @@ def consumer_config(bootstrap: str, **extra) -> dict:
 
 
 def topic_create_args(
-    topic: str = DEFAULT_TOPIC, partitions: int = DEFAULT_PARTITIONS, replication: int = 1
+    topic: str = DEFAULT_TOPIC, partitions: int = DEFAULT_PARTITIONS, replication: int = 1, config: dict | None = None
 ) -> list[str]:
-    """Arguments of kafka-topics.sh that create the topic as the producer expects it."""
+    """Arguments of kafka-topics.sh that create the topic as the producer expects it (``config``: the topic
+    config, TOPIC_CONFIG unless given; the scaled-out stacks add min.insync.replicas)."""
     args = ["--create", "--topic", topic, "--partitions", str(partitions), "--replication-factor", str(replication)]
-    for k, v in TOPIC_CONFIG.items():
+    for k, v in (TOPIC_CONFIG if config is None else config).items():
         args += ["--config", f"{k}={v}"]
     return args
 

@@ -7,6 +7,8 @@ Standard library only (the start scripts run with any Python 3.10+).
     ./lambda/start_lambda.py --stop       stop the generator, let the jobs drain its end marker, then stop them
                                           (the infrastructure keeps running)
     ./lambda/start_lambda.py --down       stop the jobs, then `docker compose down` (volumes kept)
+    ./lambda/start_lambda.py --nodes 3    three Kafka brokers and three Cassandra nodes (docker-compose.ha.yml in every
+                                          docker compose call; --spark-workers N adds workers 3..N; kept in .env)
     ./lambda/start_lambda.py --local DIR  the same steps on a local stack (`vendlab stack up --stack lambda
                                           --dir DIR`): vendlab.localstack.start (needs the project's venv)
 
@@ -44,14 +46,22 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from vendlab import architectures
 from vendlab.architectures.spec import BATCH, YARN
 from vendlab.compose_conf import mem_limits
 from vendlab.config import BATCH_INTERVAL_S
-from vendlab.kafka_log import DEFAULT_PARTITIONS, DEFAULT_TOPIC, END_PREFIX, TOPIC_CONFIG, topic_create_args
+from vendlab.kafka_log import (
+    DEFAULT_PARTITIONS,
+    DEFAULT_TOPIC,
+    END_PREFIX,
+    HA_MIN_INSYNC,
+    TOPIC_CONFIG,
+    topic_config,
+    topic_create_args,
+)
 from vendlab.spark import submit_confs
 from vendlab.store.cassandra import TABLES, schema_cql
 
@@ -220,6 +230,26 @@ class Stack:
     topic: str = DEFAULT_TOPIC
     partitions: int = DEFAULT_PARTITIONS
     extra: dict = field(default_factory=dict)
+    nodes: int = 1  # Kafka brokers and Cassandra nodes: 1, or 3 with docker-compose.ha.yml (--nodes 3)
+    spark_workers: int = 2  # spark-worker-1 ... spark-worker-N (--spark-workers N; 3 on come from WORKERS_FILE)
+
+    @property
+    def replication(self) -> int:
+        """The topic's replication factor and the keyspace's: one copy per node."""
+        return self.nodes
+
+    def topic_config(self) -> dict[str, str]:
+        """The topic's config: TOPIC_CONFIG, and on three brokers min.insync.replicas=2 (with the producer's
+        acks=all a write is acknowledged once two replicas have it: one broker may go, none is lost)."""
+        return topic_config(self.nodes)
+
+    def compose_files(self) -> tuple[str, ...]:
+        """The compose files of every ``docker compose`` call, in merge order."""
+        return (
+            ("docker-compose.yml",)
+            + ((HA_FILE,) if self.nodes > 1 else ())
+            + ((WORKERS_FILE,) if self.spark_workers > BASE_WORKERS else ())
+        )
 
     def processes(self, s: StackSettings) -> list[Process]:
         cli = [PYTHON, "-m", "vendlab.cli"]
@@ -251,6 +281,123 @@ class Stack:
             batch = ["--batch-interval", f"{s.batch_interval:g}"] if job.kind == BATCH else []
             procs.append(Process(job.process, submit + ["job", job.command] + seed + batch, memory))
         return procs
+
+
+# -- the topology: --nodes, --spark-workers ------------------------------------------------------
+HA_FILE = "docker-compose.ha.yml"  # made by docker/compose/make_stacks.py from <stack>.ha.in.yml
+WORKERS_FILE = "docker-compose.workers.yml"  # written by the start script for --spark-workers above 2 (git-ignored)
+NODES_ALLOWED = (1, 3)
+HA_NODES = {"kafka": ("kafka", "kafka2", "kafka3"), "cassandra1": ("cassandra1", "cassandra2", "cassandra3")}
+BASE_WORKERS = 2  # spark-worker-1 and spark-worker-2, in docker-compose.yml
+WORKERS_ALLOWED = range(2, 9)
+# what docker-compose.ha.yml's x-ha-clients gives every client (tests/test_compose_ha.py checks it is the same);
+# the extra workers' file repeats it, as `extends` takes spark-worker-2 from docker-compose.yml alone
+HA_CLIENT_ENV = {
+    "VENDLAB_KAFKA": "kafka:29092,kafka2:29092,kafka3:29092",
+    "VENDLAB_CASSANDRA": "cassandra1,cassandra2,cassandra3",
+    "VENDLAB_CASSANDRA_REPLICATION": "3",
+}
+TOPOLOGY_VARS = {"nodes": "VENDLAB_NODES", "spark_workers": "VENDLAB_SPARK_WORKERS"}
+COMPOSE_FILE_VAR = "COMPOSE_FILE"
+
+
+def worker_name(i: int) -> str:
+    return f"spark-worker-{i}"
+
+
+def scaled(stack: Stack, nodes: int = 1, spark_workers: int = BASE_WORKERS) -> Stack:
+    """``stack`` with ``nodes`` Kafka brokers and Cassandra nodes and ``spark_workers`` Spark workers: its
+    infrastructure services in start order (kafka, kafka2, kafka3, ...; cassandra1, cassandra2, cassandra3)."""
+    if nodes not in NODES_ALLOWED:
+        raise OrchestrateError(
+            f"--nodes {nodes}: allowed are 1 (the default stack) and 3 (docker-compose.ha.yml: three Kafka "
+            "brokers, three Cassandra nodes)",
+            2,
+        )
+    if spark_workers not in WORKERS_ALLOWED:
+        raise OrchestrateError(
+            f"--spark-workers {spark_workers}: allowed are {WORKERS_ALLOWED.start} to {WORKERS_ALLOWED.stop - 1} "
+            f"(at least 2: the jobs take 2 cores, one per worker; each worker adds 1152 MiB)",
+            2,
+        )
+    out = []
+    for s in stack.services:
+        if s.startswith("spark-worker-"):
+            if s == worker_name(1):
+                out += [worker_name(i) for i in range(1, spark_workers + 1)]
+            continue
+        out += HA_NODES.get(s, (s,)) if nodes > 1 else (s,)
+    return replace(stack, services=tuple(out), nodes=nodes, spark_workers=spark_workers)
+
+
+def _block(text: str, first: str, end: str) -> list[str]:
+    """The lines of ``text`` from the line ``first`` up to (not including) the next line matching ``end``,
+    less trailing blank lines."""
+    lines = text.splitlines()
+    i = lines.index(first)
+    j = next((k for k in range(i + 1, len(lines)) if re.match(end, lines[k])), len(lines))
+    out = lines[i:j]
+    while out and not out[-1].strip():
+        out.pop()
+    return out
+
+
+def workers_overlay(stack: Stack, base_text: str) -> str:
+    """The compose file of the workers above spark-worker-2 (WORKERS_FILE), from the stack's docker-compose.yml
+    text (``base_text``): its ``x-spark`` template and, for each worker, spark-worker-2's definition under the
+    worker's name (image, command, memory, probe, restart policy, network). Not compose's ``extends``:
+    docker-compose 1.29 refuses to extend a service with ``depends_on``."""
+    template = _block(base_text, "x-spark: &spark", r"^\S")
+    worker = _block(base_text, f"  {worker_name(2)}:", r"^  \S")
+    lines = [
+        f"# Written by start_{stack.name}.py --spark-workers {stack.spark_workers} (vendlab/orchestrate.py, "
+        "workers_overlay) from docker-compose.yml: each worker",
+        "# as spark-worker-2 under its own name. Rewritten at each start: do not edit.",
+        *template,
+        "",
+        "services:",
+    ]
+    for i in range(BASE_WORKERS + 1, stack.spark_workers + 1):
+        lines += [ln.replace(worker_name(2), worker_name(i)) for ln in worker]
+        if stack.nodes > 1:  # as docker-compose.ha.yml gives spark-worker-2
+            lines += ["    environment:", "      <<: *spark-env"] + [
+                f'      {k}: "{v}"' for k, v in HA_CLIENT_ENV.items()
+            ]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def record_topology(directory: Path, stack: Stack) -> bool:
+    """DIR/.env: VENDLAB_NODES / VENDLAB_SPARK_WORKERS (the next --status, --stop, --down use them) and
+    COMPOSE_FILE (plain `docker compose` then reads the same files) for a topology other than the default;
+    removed for the default one. True if the file changed."""
+    path = directory / ENV_FILE
+    keys = (*TOPOLOGY_VARS.values(), COMPOSE_FILE_VAR)
+    lines = [ln for ln in path.read_text().splitlines() if ln.partition("=")[0].strip() not in keys]
+    lines = [ln for ln in lines if ln != TOPOLOGY_COMMENT]
+    if stack.compose_files() != ("docker-compose.yml",):
+        lines += [
+            TOPOLOGY_COMMENT,
+            f"{TOPOLOGY_VARS['nodes']}={stack.nodes}",
+            f"{TOPOLOGY_VARS['spark_workers']}={stack.spark_workers}",
+            f"{COMPOSE_FILE_VAR}={os.pathsep.join(stack.compose_files())}",
+        ]
+    text = "\n".join(lines) + "\n"
+    if path.read_text() == text:
+        return False
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return True
+
+
+TOPOLOGY_COMMENT = "# the topology of the last start (--nodes, --spark-workers) and its compose files"
+
+
+def recorded_topology(directory: Path) -> dict[str, int]:
+    """{"nodes": 3, "spark_workers": 4} as the last start recorded in DIR/.env (empty: the default)."""
+    env = read_env_file(directory / ENV_FILE)
+    return {k: int(env[v]) for k, v in TOPOLOGY_VARS.items() if env.get(v, "").isdigit()}
 
 
 def standalone_submit(name: str, cores: int) -> list[str]:
@@ -427,10 +574,23 @@ def parse_ps(text: str) -> dict[str, dict]:
     return {i["Service"]: i for i in items}
 
 
-def topic_config_problems(describe: str) -> dict[str, str]:
-    """kafka-configs.sh --describe output -> {key: wanted} for each TOPIC_CONFIG entry not set as wanted."""
+def topic_config_problems(describe: str, wanted: dict[str, str] | None = None) -> dict[str, str]:
+    """kafka-configs.sh --describe output -> {key: wanted} for each entry of ``wanted`` (TOPIC_CONFIG) not set
+    as wanted."""
     found = dict(re.findall(r"\b([a-z][a-z0-9.]+)=(-?\w+)", describe))
-    return {k: v for k, v in TOPIC_CONFIG.items() if found.get(k) != v}
+    return {k: v for k, v in (TOPIC_CONFIG if wanted is None else wanted).items() if found.get(k) != v}
+
+
+def topic_replication(describe: str) -> int | None:
+    """``kafka-topics.sh --describe --topic T`` output -> the topic's replication factor (None if not shown)."""
+    m = re.search(r"ReplicationFactor:\s*(\d+)", describe)
+    return int(m.group(1)) if m else None
+
+
+def keyspace_replication(cqlsh_out: str) -> int | None:
+    """cqlsh's output of ``SELECT replication FROM system_schema.keyspaces ...`` -> the replication factor."""
+    m = re.search(r"'replication_factor':\s*'(\d+)'", cqlsh_out)
+    return int(m.group(1)) if m else None
 
 
 class Orchestrator:
@@ -450,9 +610,10 @@ class Orchestrator:
         self.out = out
         self.memory_check = memory_check
         self.file = self.dir / "docker-compose.yml"
+        self.files = [self.dir / name for name in stack.compose_files()]  # base, then the overlays
         self.previous_env: dict[str, str] = {}  # DIR/.env as the previous start left it (prepare_run)
         self.topic_created = False  # ensure_topic made the topic in this start: no stream in it yet
-        self.compose = ["docker", "compose", "-f", str(self.file)]
+        self.compose = ["docker", "compose"] + [a for f in self.files for a in ("-f", str(f))]
         self.jobs_compose = self.compose + ["--profile", JOBS_PROFILE]
 
     @property
@@ -463,7 +624,13 @@ class Orchestrator:
         print(msg, file=self.out, flush=True)
 
     def limits(self) -> dict[str, int]:
-        return mem_limits(self.file)
+        out = {}
+        for f in self.files:
+            if f.name == WORKERS_FILE:  # each extends spark-worker-2, memory limit included
+                out.update({s: out[worker_name(2)] for s in self.stack.services if s.startswith("spark-worker-")})
+            else:
+                out.update(mem_limits(f))
+        return out
 
     # -- plumbing ---------------------------------------------------------------------------
     def exec(self, service: str, args: list[str], input: str | None = None, env: dict | None = None) -> Result:
@@ -593,14 +760,20 @@ class Orchestrator:
     def ensure_topic(self) -> bool:
         kt = ["/opt/kafka/bin/kafka-topics.sh", "--bootstrap-server", "kafka:29092"]
         listed = self.must("listing Kafka topics", self.exec("kafka", kt + ["--list"], env=KAFKA_TOOL_ENV))
-        if self.stack.topic not in listed.out.split():
-            self.must(
-                f"creating topic {self.stack.topic}",
-                self.exec("kafka", kt + topic_create_args(self.stack.topic, self.stack.partitions), env=KAFKA_TOOL_ENV),
+        st = self.stack
+        if st.topic not in listed.out.split():
+            args = (
+                topic_create_args(st.topic, st.partitions)
+                if st.nodes == 1
+                else topic_create_args(st.topic, st.partitions, st.replication, st.topic_config())
             )
-            self.say(f"  topic {self.stack.topic}: created ({self.stack.partitions} partitions, no retention)")
+            self.must(f"creating topic {st.topic}", self.exec("kafka", kt + args, env=KAFKA_TOOL_ENV))
+            copies = f", replication {st.replication}, min.insync.replicas {HA_MIN_INSYNC}" if st.nodes > 1 else ""
+            self.say(f"  topic {st.topic}: created ({st.partitions} partitions{copies}, no retention)")
             self.topic_created = True
             return True
+        if st.nodes > 1:
+            self.check_topic_replication(kt)
         kc = [
             "/opt/kafka/bin/kafka-configs.sh",
             "--bootstrap-server",
@@ -614,7 +787,7 @@ class Orchestrator:
             f"reading the config of topic {self.stack.topic}",
             self.exec("kafka", kc + ["--describe"], env=KAFKA_TOOL_ENV),
         )
-        wrong = topic_config_problems(described.out)
+        wrong = topic_config_problems(described.out, self.stack.topic_config())
         if not wrong:
             self.say(f"  topic {self.stack.topic}: exists, config as wanted")
             return False
@@ -633,12 +806,58 @@ class Orchestrator:
         q = "SELECT table_name FROM system_schema.tables WHERE keyspace_name = 'vendlab'"
         r = self.must("reading the Cassandra schema", self.exec("cassandra1", ["cqlsh", "-e", q]))
         have = {w for w in r.out.split()}
+        if self.stack.nodes > 1 and have:
+            self.check_keyspace_replication()
         if set(TABLES) <= have and not self.dry:
             self.say("  Cassandra keyspace vendlab: exists")
             return False
-        self.must("creating the Cassandra keyspace and tables", self.exec("cassandra1", ["cqlsh"], input=schema_cql()))
-        self.say(f"  Cassandra keyspace vendlab: created ({len(TABLES)} tables)")
+        self.must(
+            "creating the Cassandra keyspace and tables",
+            self.exec("cassandra1", ["cqlsh"], input=schema_cql(replication=self.stack.replication)),
+        )
+        copies = f", replication {self.stack.replication}" if self.stack.nodes > 1 else ""
+        self.say(f"  Cassandra keyspace vendlab: created ({len(TABLES)} tables{copies})")
         return True
+
+    def start_over_hint(self) -> str:
+        name = self.stack.name
+        files = " ".join(f"-f {f.name}" for f in self.files)
+        return (
+            f"a stack started with another --nodes left its volumes: start over with "
+            f"cd {name} && docker compose {files} --profile {JOBS_PROFILE} down -v (drops the log and the views), "
+            f"then ./{name}/start_{name}.py --nodes {self.stack.nodes}"
+        )
+
+    def check_topic_replication(self, kt: list[str]) -> None:
+        """On three brokers an existing topic must have 3 replicas: one made by a single-broker start has 1, and
+        with the brokers' min.insync.replicas=2 every acks=all write to it would fail (NOT_ENOUGH_REPLICAS)."""
+        r = self.must(
+            f"describing topic {self.stack.topic}",
+            self.exec("kafka", kt + ["--describe", "--topic", self.stack.topic], env=KAFKA_TOOL_ENV),
+        )
+        rf = topic_replication(r.out)
+        if rf is not None and rf < self.stack.replication:
+            raise OrchestrateError(
+                f"the topic {self.stack.topic} has replication factor {rf}; the {self.stack.nodes}-broker stack "
+                f"needs {self.stack.replication} (min.insync.replicas {HA_MIN_INSYNC}): {self.start_over_hint()}",
+                2,
+            )
+
+    def check_keyspace_replication(self) -> None:
+        q = "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = 'vendlab'"
+        r = self.must("reading the keyspace's replication", self.exec("cassandra1", ["cqlsh", "-e", q]))
+        rf = keyspace_replication(r.out)
+        if rf is not None and rf != self.stack.replication:
+            raise OrchestrateError(
+                f"the Cassandra keyspace vendlab has replication factor {rf}; the {self.stack.nodes}-node stack "
+                f"needs {self.stack.replication} (LOCAL_QUORUM = 2 of 3): {self.start_over_hint()}",
+                2,
+            )
+
+    def cql(self, query: str) -> list[str]:
+        """cqlsh -e in cassandra1; on three nodes at QUORUM (cqlsh reads at ONE by default: one replica, which
+        may not have a write the jobs made at LOCAL_QUORUM yet)."""
+        return ["cqlsh", "-e", (f"CONSISTENCY QUORUM; {query}" if self.stack.nodes > 1 else query)]
 
     def ensure_hdfs(self) -> bool:
         # After a restart the namenode stays in safe mode until the datanodes have reported their blocks.
@@ -766,12 +985,12 @@ class Orchestrator:
             f"SELECT marker_id FROM vendlab.markers WHERE job = '{job}' "
             f"AND marker_id >= '{END_PREFIX}' AND marker_id < '{END_PREFIX[:-1]}.'"
         )
-        r = self.exec("cassandra1", ["cqlsh", "-e", q])
+        r = self.exec("cassandra1", self.cql(q))
         return set(re.findall(rf"(?<![\w-]){END_PREFIX}[\w-]+", r.out)) if r.code == 0 else set()
 
     def newest_batch(self, job: str) -> int | None:
         q = f"SELECT batch_id FROM vendlab.applied WHERE job = '{job}' ORDER BY batch_id DESC LIMIT 1"
-        r = self.exec("cassandra1", ["cqlsh", "-e", q])
+        r = self.exec("cassandra1", self.cql(q))
         ids = re.findall(r"^\s*(\d+)\s*$", r.out, re.M) if r.code == 0 else []
         return int(ids[0]) if ids else None
 
@@ -818,6 +1037,28 @@ class Orchestrator:
             self.previous_env = read_env_file(self.dir / ENV_FILE)
         if not self.dry and ensure_env_file(self.dir, self.s):
             self.say(f"created {self.dir / ENV_FILE} with a random Grafana admin password")
+        self.prepare_topology()
+
+    def prepare_topology(self) -> None:
+        """--nodes / --spark-workers: the extra workers' compose file, and the topology in DIR/.env."""
+        st = self.stack
+        if st.compose_files() == ("docker-compose.yml",) and not recorded_topology(self.dir):
+            return
+        files = " + ".join(st.compose_files())
+        if self.dry:
+            self.say(
+                f"  topology: {st.nodes} Kafka broker(s) and Cassandra node(s), {st.spark_workers} Spark workers: {files}"
+                + (
+                    f" ({WORKERS_FILE} written: spark-worker-3 ... {worker_name(st.spark_workers)})"
+                    if WORKERS_FILE in files
+                    else ""
+                )
+            )
+            return
+        if st.spark_workers > BASE_WORKERS:
+            (self.dir / WORKERS_FILE).write_text(workers_overlay(st, self.file.read_text()))
+        if record_topology(self.dir, st):
+            self.say(f"  {ENV_FILE}: the topology ({files}; {COMPOSE_FILE_VAR} for plain `docker compose`)")
 
     def platform_title(self) -> str:
         return "Docker, Compose v2 and Docker's memory"
@@ -827,7 +1068,10 @@ class Orchestrator:
         self.check_memory()
 
     def check_reachable(self) -> None:
-        """Before --status / --stop: the platform answers."""
+        """Before --status / --stop: the platform answers (and the extra workers' file, which every docker
+        compose call names, is there)."""
+        if self.stack.spark_workers > BASE_WORKERS and not self.dry and not (self.dir / WORKERS_FILE).exists():
+            (self.dir / WORKERS_FILE).write_text(workers_overlay(self.stack, self.file.read_text()))
         self.check_docker()
 
     def infra_title(self) -> str:
@@ -997,6 +1241,20 @@ def main(
         action="store_true",
         help="start even if Docker has less memory than the stack's limits add up to",
     )
+    ap.add_argument(
+        "--nodes",
+        type=int,
+        metavar="N",
+        help="Kafka brokers and Cassandra nodes: 1 (default) or 3 (docker-compose.ha.yml: replication 3, "
+        "min.insync.replicas 2, QUORUM); kept in .env for the next --status/--stop/--down",
+    )
+    ap.add_argument(
+        "--spark-workers",
+        type=int,
+        metavar="N",
+        help=f"Spark workers spark-worker-1 ... -N, {WORKERS_ALLOWED.start} (default) to {WORKERS_ALLOWED.stop - 1}; "
+        f"those above 2 from {WORKERS_FILE}, written by the start; kept in .env like --nodes",
+    )
     if architectures.get(stack_name).job(BATCH) is not None:
         ap.add_argument(
             "--batch-interval",
@@ -1007,6 +1265,11 @@ def main(
     args = ap.parse_args(argv)
     if args.local is not None and args.dry_run:
         ap.error("--dry-run prints a compose start's commands; it does not combine with --local")
+    if args.local is not None and (args.nodes is not None or args.spark_workers is not None):
+        ap.error(
+            "--nodes and --spark-workers choose the compose files; with --local the topology is the local "
+            "stack's (vendlab stack up ... --dir DIR)"
+        )
     settings = StackSettings(
         rate=args.rate,
         seed=args.seed,
@@ -1016,10 +1279,17 @@ def main(
         health_timeout=args.timeout,
         drain_timeout=args.drain_timeout,
     )
-    if args.dry_run:
-        runner = DryRunner(stack, out)
     compose_dir = directory or Path(__file__).resolve().parents[1] / stack_name
     try:
+        if args.local is None:
+            recorded = recorded_topology(compose_dir)  # the last start's, unless given again
+            stack = scaled(
+                stack,
+                recorded.get("nodes", 1) if args.nodes is None else args.nodes,
+                recorded.get("spark_workers", BASE_WORKERS) if args.spark_workers is None else args.spark_workers,
+            )
+        if args.dry_run:
+            runner = DryRunner(stack, out)
         if args.local is not None:
             try:
                 from vendlab.localstack.start import LocalOrchestrator

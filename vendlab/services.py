@@ -130,20 +130,43 @@ def require(
     progress_s: float = PROGRESS_S,
 ) -> None:
     """Wait until every needed service accepts a connection; raise ServiceUnavailable naming each one that
-    does not within ``wait_s`` seconds (default: ``VENDLAB_SERVICE_WAIT_S``, else 300)."""
+    does not within ``wait_s`` seconds (default: ``VENDLAB_SERVICE_WAIT_S``, else 300).
+
+    A service of several addresses (three brokers in VENDLAB_KAFKA, three Cassandra nodes in
+    VENDLAB_CASSANDRA) is there when one of them answers: its client bootstraps from any one and finds
+    the others itself (librdkafka's bootstrap list, the driver's contact points), so a job started while
+    one node of a scaled-out stack is away runs instead of waiting for it; that node is named once."""
     bound = wait_bound_s() if wait_s is None else max(0.0, wait_s)
-    pending = endpoints(profile, needs)
+    all_endpoints = endpoints(profile, needs)
     started = time.monotonic()
     next_progress = started + progress_s
+    reached: set[str] = set()  # services one of whose addresses answered
     while True:
-        problems = [(e, p) for e in pending if (p := _problem(e, timeout_s=2.0)) is not None]
+        pending = [e for e in all_endpoints if e.service not in reached]
+        checked = [(e, _problem(e, timeout_s=2.0)) for e in pending]
+        for e, p in checked:
+            if p is None:
+                reached.add(e.service)
+        others = [(e, p) for e, p in checked if p is not None and e.service in reached]
+        for e, (_, reason) in others:
+            print(
+                f"vendlab: {e.service} at {e.address} does not answer ({reason}); going on with its other addresses",
+                file=sys.stderr,
+                flush=True,
+            )
+        problems = [(e, p) for e, p in checked if p is not None and e.service not in reached]
         now = time.monotonic()
         # A name that does not resolve fails at once, without waiting the bound. Outside a stack (the usual
         # cause: a command run by hand, a mistyped variable) it will not start resolving, and minutes of
         # waiting would only hide the error. Inside Docker a name resolves once its container exists and
         # while it runs, so an unresolved name there means the container is gone or stopped: the command
-        # exits 2 and compose's restart policy (restart: on-failure) starts it again.
-        if not problems or now - started >= bound or any(UNRESOLVED in p[0] for _, p in problems):
+        # exits 2 and compose's restart policy (restart: on-failure) starts it again. With several
+        # addresses, only when none of them resolves.
+        # (every address of a service not reached is in problems: each was checked and none answered)
+        all_unresolved = any(
+            all(UNRESOLVED in p[0] for e, p in problems if e.service == svc) for svc in {e.service for e, _ in problems}
+        )
+        if not problems or now - started >= bound or all_unresolved:
             break
         if now >= next_progress:
             for e, (_, reason) in problems:
@@ -154,7 +177,6 @@ def require(
                     flush=True,
                 )
             next_progress = now + progress_s
-        pending = [e for e, _ in problems]
         time.sleep(min(1.0, max(0.0, bound - (now - started))))
     if problems:
         lines = [f"  {e.service} at {e.address} ({e.variable}): {p}" for e, (p, _) in problems]

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Writes kappa/docker-compose.yml and lambda/docker-compose.yml from docker/compose/: the services both stacks
+"""Writes kappa/docker-compose.yml and lambda/docker-compose.yml from docker/compose/, and their scaled-out
+overlays kappa/docker-compose.ha.yml and lambda/docker-compose.ha.yml (from <stack>.ha.in.yml: three Kafka
+brokers, three Cassandra nodes; started by `start_<stack>.py --nodes 3`): the services both stacks
 run (Kafka, Kafka UI, the Spark master and workers, Cassandra, Grafana, the generator and the validation
 consumer, and the x-spark / x-job templates) are written once, in shared.in.yml; each stack's own part (its
 header, its Spark settings, HDFS and YARN for lambda, its jobs, networks and volumes) in <stack>.in.yml.
@@ -26,6 +28,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 STACKS = ("kappa", "lambda")
+# written file in <stack>/ -> its source in docker/compose/
+FILES = {"docker-compose.yml": "{stack}.in.yml", "docker-compose.ha.yml": "{stack}.ha.in.yml"}
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
@@ -41,14 +45,15 @@ def fragments() -> dict[str, str]:
     return {name: text.rstrip("\n") + "\n" for name, text in out.items()}
 
 
-def render(stack: str) -> str:
+def render(stack: str, source: str = "{stack}.in.yml") -> str:
     shared = fragments()
     values = {"stack": stack}
+    source = source.format(stack=stack)
     out = [
-        f"# Made by docker/compose/make_stacks.py from docker/compose/{stack}.in.yml and shared.in.yml: edit "
+        f"# Made by docker/compose/make_stacks.py from docker/compose/{source} and shared.in.yml: edit "
         "those,\n# then run `python3 docker/compose/make_stacks.py` (tests/test_compose_shared.py checks it).\n"
     ]
-    for line in (HERE / f"{stack}.in.yml").read_text().splitlines(keepends=True):
+    for line in (HERE / source).read_text().splitlines(keepends=True):
         if line.startswith("#@ "):
             continue  # a note for the reader of the source
         if line.startswith("#@set "):
@@ -57,7 +62,7 @@ def render(stack: str) -> str:
         elif line.startswith("#@include "):
             name = line.split()[1]
             if name not in shared:
-                raise SystemExit(f"{stack}.in.yml includes {name!r}; shared.in.yml has {', '.join(shared)}")
+                raise SystemExit(f"{source} includes {name!r}; shared.in.yml has {', '.join(shared)}")
             out.append(shared[name])
         else:
             out.append(line)
@@ -65,7 +70,7 @@ def render(stack: str) -> str:
     for line in "".join(out).splitlines(keepends=True):
         for name in PLACEHOLDER.findall(line):
             if name not in values:
-                raise SystemExit(f"{{{{{name}}}}} has no value for {stack}: add '#@set {name} ...' to {stack}.in.yml")
+                raise SystemExit(f"{{{{{name}}}}} has no value for {stack}: add '#@set {name} ...' to {source}")
         if PLACEHOLDER.fullmatch(line.strip()) and not values[line.strip()[2:-2]]:
             continue
         lines.append(PLACEHOLDER.sub(lambda m: values[m.group(1)], line))
@@ -73,7 +78,7 @@ def render(stack: str) -> str:
 
 
 def expected() -> dict[Path, str]:
-    return {ROOT / stack / "docker-compose.yml": render(stack) for stack in STACKS}
+    return {ROOT / stack / name: render(stack, source) for stack in STACKS for name, source in FILES.items()}
 
 
 def main(argv: list[str]) -> int:

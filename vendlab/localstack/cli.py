@@ -1,6 +1,6 @@
 """``vendlab stack``: the compose stacks' services as local processes (loaded by vendlab.cli).
 
-vendlab stack up --stack kappa|lambda --dir DIR
+vendlab stack up --stack kappa|lambda --dir DIR [--nodes 1|3] [--spark-workers N]
 vendlab stack status --dir DIR [--json]
 vendlab stack down --dir DIR [--purge]
 """
@@ -20,7 +20,24 @@ def add_commands(sub) -> None:
     up = ss.add_parser("up", help="start Kafka, Cassandra, (lambda: HDFS, YARN) and Spark on 127.0.0.1")
     up.add_argument("--stack", required=True, choices=("kappa", "lambda"), help="which compose stack")
     up.add_argument("--dir", type=Path, required=True, help="folder for the stack's state, logs and data")
-    up.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for health (default 300)")
+    up.add_argument(
+        "--timeout", type=float, default=None, help="seconds to wait for health (default 300; 600 with --nodes 3)"
+    )
+    up.add_argument(
+        "--nodes",
+        type=int,
+        choices=(1, 3),
+        default=None,
+        help="1: one Kafka broker and one Cassandra node (docker-compose.yml, the default); 3: three of each "
+        "(with docker-compose.ha.yml: replication 3, min.insync.replicas 2, QUORUM)",
+    )
+    up.add_argument(
+        "--spark-workers",
+        type=_workers,
+        default=None,
+        metavar="N",
+        help="Spark workers (default: the compose file's spark-worker-1 and -2)",
+    )
     st = ss.add_parser(
         "status", help="each service's address, pid, version and health; each job's state, restarts, last exit code"
     )
@@ -31,6 +48,24 @@ def add_commands(sub) -> None:
     dn.add_argument("--purge", action="store_true", help="also remove the data, configuration and logs")
 
 
+def _workers(text: str) -> int:
+    """The start scripts' rule for --spark-workers (vendlab.orchestrate.WORKERS_ALLOWED), one place."""
+    import argparse
+
+    from vendlab.orchestrate import WORKERS_ALLOWED
+
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n not in WORKERS_ALLOWED:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: allowed are {WORKERS_ALLOWED.start} to {WORKERS_ALLOWED.stop - 1} (the jobs take 2 cores, "
+            "one per worker)"
+        )
+    return n
+
+
 def run(args) -> int:
     from vendlab.localstack.composefile import ComposeError
     from vendlab.localstack.maven import ToolMissing
@@ -38,7 +73,8 @@ def run(args) -> int:
 
     try:
         if args.stack_command == "up":
-            status = LocalStack(args.dir, args.stack).up(timeout=args.timeout)
+            stack = LocalStack(args.dir, args.stack, nodes=args.nodes, spark_workers=args.spark_workers)
+            status = stack.up(timeout=args.timeout or (600.0 if stack.nodes > 1 else 300.0))
             print_status(status)
             return 0
         if not (args.dir / "stack.json").exists():

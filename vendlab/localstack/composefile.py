@@ -26,6 +26,10 @@ from vendlab.compose_conf import parse_env_file
 
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = ("kappa", "lambda")
+# The scaled-out topology: the overlay next to each stack's docker-compose.yml, which
+# `docker compose -f docker-compose.yml -f docker-compose.ha.yml` and `start_*.py --nodes 3` use.
+HA_OVERLAY = "docker-compose.ha.yml"
+NODES = (1, 3)
 
 
 class ComposeError(Exception):
@@ -75,13 +79,48 @@ class ComposeStack:
         return sorted(s for s in self.services if s.startswith(prefix))
 
 
-def load(stack: str, root: Path = ROOT) -> ComposeStack:
+def load(stack: str, root: Path = ROOT, nodes: int = 1) -> ComposeStack:
+    """The stack's compose file; with ``nodes=3`` merged with its HA overlay as ``docker compose -f
+    docker-compose.yml -f docker-compose.ha.yml`` merges them (see ``merge``)."""
     if stack not in STACKS:
         raise ComposeError(f"unknown stack {stack!r}: allowed are {', '.join(STACKS)}")
+    if nodes not in NODES:
+        raise ComposeError(f"--nodes {nodes}: allowed are {', '.join(map(str, NODES))}")
     path = root / stack / "docker-compose.yml"
     if not path.exists():
         raise ComposeError(f"{path} not found")
-    return ComposeStack(stack, path, yaml.safe_load(path.read_text()) or {})
+    doc = yaml.safe_load(path.read_text()) or {}
+    if nodes > 1:
+        ha = path.parent / HA_OVERLAY
+        if not ha.exists():
+            raise ComposeError(f"{ha} not found (the {nodes}-node topology of the {stack} stack)")
+        doc = merge(doc, yaml.safe_load(ha.read_text()) or {})
+    return ComposeStack(stack, path, doc)
+
+
+# Compose's merge rules for the keys the local stack reads (compose-spec "Merge and override"):
+# mappings merge key by key, `environment` (list or mapping form) merges by variable, and the
+# sequences compose appends to are appended; any other value of the overlay replaces the base's.
+_APPENDED = ("ports", "expose", "volumes", "env_file", "dns", "extra_hosts")
+
+
+def merge(base, over, key: str = ""):
+    if key in ("environment", "labels"):
+        return {**_as_mapping(base), **_as_mapping(over)}
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = merge(base[k], v, k) if k in base else v
+        return out
+    if key in _APPENDED and isinstance(base, list) and isinstance(over, list):
+        return base + [v for v in over if v not in base]
+    return over
+
+
+def _as_mapping(value) -> dict:
+    if isinstance(value, list):
+        return dict(str(item).partition("=")[::2] for item in value)
+    return dict(value or {})
 
 
 # -- Kafka ----------------------------------------------------------------------------------------------
@@ -130,25 +169,38 @@ def kafka_listeners(env: dict[str, str]) -> dict[str, int]:
 
 
 def relocate_kafka(
-    env: dict[str, str], ports: dict[str, int], log_dir: Path, host: str = "127.0.0.1"
+    env: dict[str, str],
+    ports: dict[str, int],
+    log_dir: Path,
+    host: str = "127.0.0.1",
+    peers: dict[str, dict[int, int]] | None = None,
 ) -> dict[str, str]:
     """Only addresses and the data folder change: every listener keeps its name and protocol, and
     gets ``host`` and its new port (``ports``: listener name -> port); the quorum voters follow the
-    controller listener's port."""
+    controller listener's port. ``peers`` (the other brokers of a cluster: compose service name ->
+    {container port: local port}) relocates an address naming another broker, such as its entry in
+    KAFKA_CONTROLLER_QUORUM_VOTERS (``2@kafka2:29093``), to that broker's local port."""
     old = kafka_listeners(env)
     missing = [n for n in old if n not in ports]
     if missing:
         raise ComposeError(f"no local port for Kafka listener(s) {', '.join(missing)}")
     by_old_port = {old[n]: ports[n] for n in old}
+    peers = peers or {}
+
+    def local(m: re.Match) -> str:
+        name, port = m.group(2), int(m.group(3))
+        table = peers.get(name, by_old_port)
+        if port not in table:
+            if name in peers:
+                raise ComposeError(f"{m.group(0)!r} names a port that {name} does not listen on")
+            return f"{m.group(1)}{host}:{port}"
+        return f"{m.group(1)}{host}:{table[port]}"
+
     out = dict(env)
     for var in KAFKA_ADDRESS_VARS:
         if var not in out:
             continue
-        out[var] = re.sub(
-            r"(@|://)([^:,@/]*):(\d+)",
-            lambda m: f"{m.group(1)}{host}:{by_old_port.get(int(m.group(3)), int(m.group(3)))}",
-            out[var],
-        )
+        out[var] = re.sub(r"(@|://)([^:,@/]*):(\d+)", local, out[var])
     out["KAFKA_LOG_DIRS"] = str(log_dir)
     return out
 

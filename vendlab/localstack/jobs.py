@@ -53,7 +53,7 @@ class LocalRunner:
 
     # -- set-up steps ---------------------------------------------------------------------------------
     def ensure_topic(self) -> bool:
-        from vendlab.kafka_log import topic_create_args
+        from vendlab.kafka_log import DEFAULT_PARTITIONS, topic_config, topic_create_args
 
         env = self.env()
         topic = env.get("VENDLAB_TOPIC", "vendlab-events")
@@ -62,7 +62,9 @@ class LocalRunner:
         _must("listing Kafka topics", listed)
         if topic in listed.stdout.split():
             return False
-        _must(f"creating topic {topic}", self.run(kt + topic_create_args(topic)))
+        nodes = self.stack.nodes  # one copy per broker, as the start scripts create it
+        args = topic_create_args(topic, DEFAULT_PARTITIONS, nodes, topic_config(nodes))
+        _must(f"creating topic {topic}", self.run(kt + args))
         return True
 
     def ensure_schema(self) -> None:
@@ -70,7 +72,10 @@ class LocalRunner:
 
         env = self.env()
         store = CassandraStore(
-            tuple(env["VENDLAB_CASSANDRA"].split(",")), env.get("VENDLAB_KEYSPACE", "vendlab"), create_schema=True
+            tuple(env["VENDLAB_CASSANDRA"].split(",")),
+            env.get("VENDLAB_KEYSPACE", "vendlab"),
+            create_schema=True,
+            replication=self.stack.nodes,
         )
         store.close()
 

@@ -174,6 +174,8 @@ class LocalStack:
         root: Path = cf.ROOT,
         out=sys.stderr,
         overrides: dict | None = None,
+        nodes: int | None = None,
+        spark_workers: int | None = None,
     ):
         self.dir = Path(directory).resolve()
         self.root = root
@@ -196,6 +198,18 @@ class LocalStack:
         # extra broker settings for tests (e.g. a short log.retention.check.interval.ms): KAFKA_* variables
         # added on top of the compose file's, so the image's own rule turns them into properties too
         self.overrides = dict(overrides if overrides is not None else self.state.get("overrides", {}))
+        # the topology: 1 (docker-compose.yml) or 3 (with docker-compose.ha.yml: three Kafka brokers,
+        # three Cassandra nodes); kept in stack.json so that status, stop and start see the same nodes
+        old_nodes = self.state.get("nodes", 1)
+        if nodes is not None and state and nodes != old_nodes and state.get("services"):
+            raise StackError(
+                f"{self.dir} holds a {old_nodes}-node {stack} stack, not {nodes}: use another --dir, "
+                f"or `vendlab stack down --dir {self.dir} --purge` first"
+            )
+        self.nodes = nodes if nodes is not None else old_nodes
+        if spark_workers is not None and spark_workers < 1:
+            raise StackError(f"--spark-workers {spark_workers}: allowed is a whole number of 1 or more")
+        self.spark_workers = spark_workers if spark_workers is not None else self.state.get("spark_workers")
 
     # -- state ----------------------------------------------------------------------------------------
     def read_state(self) -> dict:
@@ -248,7 +262,7 @@ class LocalStack:
     def load(self) -> None:
         """Java and Maven, the compose file, the jars (resolved once, then from the cache)."""
         self.java, _ = maven.check_tools()
-        self.compose = cf.load(self.stack, self.root)
+        self.compose = cf.load(self.stack, self.root, nodes=self.nodes)
         comps = ["kafka", "cassandra", "spark-kafka"] + (["hadoop"] if self.stack == "lambda" else [])
         self.cp = maven.resolve_all(maven.cache_dir(), comps)
         self.check_versions()
@@ -256,7 +270,7 @@ class LocalStack:
 
     def plan(self) -> list[Service]:
         self.load()
-        services = [self.kafka(), self.cassandra()]
+        services = [*self.kafka_brokers(), *self.cassandra_nodes()]
         if self.stack == "lambda":
             services += self.hadoop()
         services += self.spark()
@@ -282,17 +296,34 @@ class LocalStack:
                 )
 
     # Kafka ------------------------------------------------------------------------------------------
-    def kafka(self) -> Service:
-        env = cf.kafka_env(self.compose.environment("kafka"))
+    def broker_names(self) -> list[str]:
+        """The compose file's Kafka brokers, in its order: kafka (and kafka2, kafka3 with --nodes 3)."""
+        return [n for n, v in self.compose.services.items() if str(v.get("image", "")).startswith("apache/kafka")]
+
+    def kafka_brokers(self) -> list[Service]:
+        return [self.kafka(name) for name in self.broker_names()]
+
+    def _kafka_env(self, name: str) -> dict[str, str]:
+        env = cf.kafka_env(self.compose.environment(name))
         env.update(self.overrides)
+        return env
+
+    def kafka(self, name: str = "kafka") -> Service:
+        env = self._kafka_env(name)
         listeners = cf.kafka_listeners(env)
-        ports = {name: self.port(f"kafka.{name}") for name in listeners}
-        local = cf.relocate_kafka(env, ports, self.data("kafka") / "log")
-        # compose names the broker kafka (alias broker) on the inter-broker (containers') listener
+        # every broker's listeners get local ports first: a broker's voters name the other brokers
+        local_ports = {}
+        for b in self.broker_names():
+            b_listeners = cf.kafka_listeners(self._kafka_env(b))
+            local_ports[b] = {cport: self.port(f"{b}.{ln}") for ln, cport in b_listeners.items()}
+        ports = {ln: local_ports[name][cport] for ln, cport in listeners.items()}
+        local = cf.relocate_kafka(env, ports, self.data(name) / "log", peers=local_ports)
+        # compose names the broker by its service (the first one also by its alias broker) on the
+        # inter-broker (containers') listener
         inner = env.get("KAFKA_INTER_BROKER_LISTENER_NAME", "PLAINTEXT")
-        for host in ("kafka", "broker"):
+        for host in (name, "broker") if name == self.broker_names()[0] else (name,):
             self.hostmap[f"{host}:{listeners[inner]}"] = f"{HOST}:{ports[inner]}"
-        conf = self.conf("kafka")
+        conf = self.conf(name)
         (conf / "default").mkdir(exist_ok=True)
         (conf / "mounted").mkdir(exist_ok=True)
         (conf / "final").mkdir(exist_ok=True)
@@ -332,8 +363,8 @@ class LocalStack:
 
         boot = f"{HOST}:{ports[inner]}"
         return Service(
-            name="kafka",
-            compose="kafka",
+            name=name,
+            compose=name,
             argv=[
                 self.java,
                 *heap,
@@ -359,13 +390,41 @@ class LocalStack:
         )
 
     # Cassandra --------------------------------------------------------------------------------------
-    def cassandra(self) -> Service:
-        env = self.compose.environment("cassandra1")
-        native, storage, jmx = self.port("cassandra.native"), self.port("cassandra.storage"), self.port("cassandra.jmx")
-        self.hostmap["cassandra1:9042"] = f"{HOST}:{native}"
-        self.hostmap["cassandra1"] = f"{HOST}:{native}"
-        d = self.data("cassandra")
-        conf = self.conf("cassandra")
+    def cassandra_names(self) -> list[str]:
+        """The compose file's Cassandra nodes, in its order: cassandra1 (and cassandra2, cassandra3)."""
+        return [n for n, v in self.compose.services.items() if str(v.get("image", "")).startswith("cassandra:")]
+
+    def cassandra_nodes(self) -> list[Service]:
+        names = self.cassandra_names()
+        nodes = [self.cassandra(n) for n in names]
+        # one node joins at a time, as the overlay's depends_on (service_healthy) orders them: two
+        # nodes bootstrapping at once is refused ("Other bootstrapping/leaving/moving nodes detected")
+        for prev, node in zip(nodes, nodes[1:]):
+            node.needs = (prev.name,)
+        return nodes
+
+    def cassandra_host(self, name: str) -> str:
+        """Node i of the cluster listens on 127.0.0.i, every node on the same ports: the Python
+        driver takes one port for all its contact points and the peers it discovers (the
+        CassandraStore's hosts share one port), so nodes differ by address, as ccm runs them."""
+        return f"127.0.0.{self.cassandra_names().index(name) + 1}"
+
+    def cassandra(self, name: str = "cassandra1") -> Service:
+        env = self.compose.environment(name)
+        native, storage = self.port("cassandra.native"), self.port("cassandra.storage")
+        first = name == self.cassandra_names()[0]
+        jmx = self.port("cassandra.jmx" if first else f"{name}.jmx")
+        host = self.cassandra_host(name)
+        self.hostmap[f"{name}:9042"] = f"{host}:{native}"
+        self.hostmap[name] = f"{host}:{native}"
+        d = self.data("cassandra" if first else name)
+        conf = self.conf("cassandra" if first else name)
+        # CASSANDRA_SEEDS as the image's docker-entrypoint.sh reads it (a comma list of host names;
+        # default: the node's own address), each name relocated to its local address
+        seeds = [x.strip() for x in env.get("CASSANDRA_SEEDS", "").split(",") if x.strip()] or [name]
+        seed_hosts = ",".join(
+            f"{self.cassandra_host(x) if x in self.cassandra_names() else x}:{storage}" for x in seeds
+        )
         y = {
             "cluster_name": "Test Cluster",
             "num_tokens": 16,
@@ -375,12 +434,12 @@ class LocalStack:
             "seed_provider": [
                 {
                     "class_name": "org.apache.cassandra.locator.SimpleSeedProvider",
-                    "parameters": [{"seeds": f"{HOST}:{storage}"}],
+                    "parameters": [{"seeds": seed_hosts}],
                 }
             ],
             "endpoint_snitch": "SimpleSnitch",
-            "listen_address": HOST,
-            "rpc_address": HOST,
+            "listen_address": host,
+            "rpc_address": host,
             "storage_port": storage,
             "native_transport_port": native,
             "start_native_transport": True,
@@ -399,8 +458,8 @@ class LocalStack:
         (conf / "logback.xml").write_text(LOGBACK_XML)
         cp = self.cp["cassandra"]
         return Service(
-            name="cassandra1",
-            compose="cassandra1",
+            name=name,
+            compose=name,
             argv=[
                 self.java,
                 *cf.cassandra_heap(env),
@@ -420,7 +479,7 @@ class LocalStack:
             ],
             env=dict(os.environ),
             ports={"native": native, "storage": storage, "jmx": jmx},
-            address=f"{HOST}:{native}",
+            address=f"{host}:{native}",
             version=maven.jar_version(cp, "cassandra-all") or "?",
             health=lambda s: _cassandra_ok(s.address),
             extra={"heap": cf.cassandra_heap(env), "HEAP_NEWSIZE": env.get("HEAP_NEWSIZE", "")},
@@ -625,11 +684,11 @@ class LocalStack:
                 extra={"webui": f"http://{HOST}:{mweb}"},
             )
         )
-        for w in self.compose.services_like("spark-worker"):
-            env = {k: v for k, v in self.compose.environment(w).items() if k.startswith("SPARK_")}
+        for w, template in self.worker_names():
+            env = {k: v for k, v in self.compose.environment(template).items() if k.startswith("SPARK_")}
             wport, wweb = self.port(f"{w}.port"), self.port(f"{w}.webui")
             work = self.data(w)
-            args = _arg_map(self.compose.service(w)["command"], {"--webui-port": str(wweb)})
+            args = _arg_map(self.compose.service(template)["command"], {"--webui-port": str(wweb)})
             args = [relocate(a, self.hostmap) for a in args[1:]]
             out.append(
                 Service(
@@ -655,6 +714,16 @@ class LocalStack:
                 )
             )
         return out
+
+    def worker_names(self) -> list[tuple[str, str]]:
+        """(worker, the compose service it is configured from): the compose file's spark-worker-1, -2,
+        ..., or with --spark-workers N the first N of them and, past them, spark-worker-3, -4, ...
+        configured as the last one (what `docker compose up --scale` would add)."""
+        named = self.compose.services_like("spark-worker")
+        if not named:
+            raise StackError(f"the {self.stack} compose file has no spark-worker service")
+        n = self.spark_workers or len(named)
+        return [(named[i], named[i]) if i < len(named) else (f"spark-worker-{i + 1}", named[-1]) for i in range(n)]
 
     def spark_conf_dir(self) -> Path:
         """spark-defaults.conf with Spark's Kafka source on spark.jars (the compose image bakes it in)."""
@@ -736,6 +805,8 @@ class LocalStack:
     def up(self, timeout: float = 300.0) -> dict:
         services = self.plan()
         self.state["stack"] = self.stack
+        self.state["nodes"] = self.nodes
+        self.state["spark_workers"] = self.spark_workers
         self.state["overrides"] = self.overrides
         known = self.state.setdefault("services", {})
         started: list[str] = []
@@ -1000,7 +1071,7 @@ def _kafka_ok(bootstrap: str) -> bool:
 
 def _cassandra_ok(address: str) -> bool:
     host, port = address.rsplit(":", 1)
-    if not port_open(int(port)):
+    if not port_open(int(port), host):
         return False
     try:
         from cassandra.cluster import Cluster
@@ -1049,7 +1120,7 @@ def _health_of(name: str, rec: dict) -> bool:
     """Health from a stack.json record (status, restarts)."""
     ports = rec.get("ports", {})
     ns = type("S", (), {"ports": ports, "address": rec["address"]})
-    if name == "kafka":
+    if name.startswith("kafka") and name != "kafka-ui":
         return _kafka_ok(rec["address"])
     if name.startswith("cassandra"):
         return _cassandra_ok(rec["address"])

@@ -36,8 +36,16 @@ class LocalOrchestrator(Orchestrator):
         out=None,
         runner: CommandRunner | None = None,
     ):
+        import json
         import sys
 
+        from vendlab.orchestrate import BASE_WORKERS, scaled
+
+        # the topology is the local stack's (`vendlab stack up --nodes 3 --spark-workers N`): the topic and
+        # the keyspace get its replication, the health check its nodes
+        state_file = Path(stack_dir) / STATE
+        state = json.loads(state_file.read_text()) if state_file.exists() else {}
+        stack = scaled(stack, state.get("nodes") or 1, state.get("spark_workers") or BASE_WORKERS)
         super().__init__(stack, compose_dir, runner or CommandRunner(), settings, out or sys.stdout)
         self.stack_dir = Path(stack_dir).resolve()
         self._local: LocalRunner | None = None

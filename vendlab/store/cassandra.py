@@ -27,6 +27,7 @@ batch that is half-written at that instant can show for a refresh; Python reader
 
 from __future__ import annotations
 
+import os
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -92,9 +93,22 @@ STATEMENTS = {
 _PENDING_SENTINEL = ("", 0, "")
 
 
-def schema_cql(keyspace: str = KEYSPACE) -> str:
-    """The CQL schema file's text, for ``keyspace``."""
+REPLICATION_VARIABLE = "VENDLAB_CASSANDRA_REPLICATION"  # the keyspace's replication factor (compose overlays: 3)
+_REPLICATION_DEFAULT = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+
+
+def schema_cql(keyspace: str = KEYSPACE, replication: int = 1) -> str:
+    """The CQL schema file's text, for ``keyspace`` with ``replication`` copies of each row (SimpleStrategy:
+    the stacks run one data centre; the file says 1, the scaled-out stacks ask for 3)."""
     text = resources.files("vendlab.store").joinpath("schema.cql").read_text()
+    if replication != 1:
+        if replication < 1:
+            raise ValueError(f"replication {replication}: a keyspace needs at least 1 copy of each row")
+        assert _REPLICATION_DEFAULT in text, "schema.cql's keyspace replication is not the one this code replaces"
+        text = text.replace(
+            _REPLICATION_DEFAULT,
+            _REPLICATION_DEFAULT.replace("'replication_factor': 1", f"'replication_factor': {replication}"),
+        )
     return (
         text
         if keyspace == KEYSPACE
@@ -104,10 +118,18 @@ def schema_cql(keyspace: str = KEYSPACE) -> str:
     )
 
 
-def schema_statements(keyspace: str = KEYSPACE) -> list[str]:
+def schema_statements(keyspace: str = KEYSPACE, replication: int = 1) -> list[str]:
     """The schema file split into statements (comments dropped)."""
-    lines = [ln.split("--", 1)[0] for ln in schema_cql(keyspace).splitlines()]
+    lines = [ln.split("--", 1)[0] for ln in schema_cql(keyspace, replication).splitlines()]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def replication_from_env(environ=os.environ) -> int:
+    """``VENDLAB_CASSANDRA_REPLICATION`` (the compose overlays set 3), default 1."""
+    text = environ.get(REPLICATION_VARIABLE, "").strip() or "1"
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{REPLICATION_VARIABLE}={text!r}: a whole number of copies, 1 or more")
+    return int(text)
 
 
 def _retryable_errors() -> tuple[type[BaseException], ...]:
@@ -180,10 +202,12 @@ class CassandraStore(ViewStore):
         keyspace: str = KEYSPACE,
         session=None,
         create_schema: bool = False,
+        replication: int = 1,
         max_attempts: int = 4,
         retry_backoff_s: float = 0.5,
     ):
         self.keyspace = keyspace
+        self.replication = replication  # the keyspace's, when this store creates it (create_schema)
         self.max_attempts = max_attempts
         self.retry_backoff_s = retry_backoff_s
         self.retries = 0  # client-side re-executions (observable in tests and logs)
@@ -205,7 +229,7 @@ class CassandraStore(ViewStore):
         return isinstance(error, _retryable_errors())
 
     def ensure_schema(self) -> None:
-        for stmt in schema_statements(self.keyspace):
+        for stmt in schema_statements(self.keyspace, self.replication):
             self._execute(stmt, None)
 
     def _stmt(self, name: str):

@@ -27,6 +27,7 @@ CONTAINER_TOOLS = {"/opt/kafka/bin/kafka-topics.sh": "kafka-topics", "/opt/kafka
 # the addresses in a start script's container commands: the jobs' variables of the compose file that hold them
 ADDRESS_VARS = ("VENDLAB_KAFKA",)
 LAUNCH_WAIT_S = 30.0  # for a job's supervisor to start it (a Python start-up, under load)
+KILL_WAIT_S = 5.0  # for a job to end after SIGKILL (the supervisor reaps it and writes its status)
 
 
 class LocalRunner:
@@ -311,19 +312,21 @@ class LocalRunner:
                 self._kill_job(name, sig)
         except ProcessLookupError:
             pass
-        end = time.monotonic() + wait
-        while time.monotonic() < end and self.running(name):
-            time.sleep(0.3)
-        if self.running(name):
+        if not self._ended(name, wait):
             self._kill_job(name, signal.SIGKILL)  # the supervisor, stopping, ends with it
-            end = time.monotonic() + 5
-            while time.monotonic() < end and self.running(name):
-                time.sleep(0.1)
-            if self.running(name):
+            if not self._ended(name, KILL_WAIT_S):
                 os.kill(sup, signal.SIGKILL)
-                time.sleep(0.2)
-                self.running(name)
+                self._ended(name, KILL_WAIT_S)
         self._pid_file(name).unlink(missing_ok=True)
+        return True
+
+    def _ended(self, name: str, timeout: float, poll: float = 0.1) -> bool:
+        """Wait up to ``timeout`` seconds for the job (and its supervisor) to end; whether it did."""
+        end = time.monotonic() + timeout
+        while self.running(name):
+            if time.monotonic() >= end:
+                return False
+            time.sleep(poll)
         return True
 
     def _kill_job(self, name: str, sig: int) -> None:
@@ -342,13 +345,9 @@ class LocalRunner:
             os.kill(pid, sig)
         except ProcessLookupError:
             return False
-        end = time.monotonic() + wait
-        while time.monotonic() < end and self.running(name):
-            time.sleep(0.3)
-        if self.running(name):
-            os.kill(pid, signal.SIGKILL)
-            time.sleep(0.5)
-            self.running(name)
+        if not self._ended(name, wait):
+            self._kill_job(name, signal.SIGKILL)
+            self._ended(name, KILL_WAIT_S)
         self._pid_file(name).unlink(missing_ok=True)
         return True
 

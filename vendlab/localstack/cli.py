@@ -82,6 +82,14 @@ def print_status(status: dict) -> None:
                 f"  {name:16} {state:22} restart {j['restart']:<14} restarts {j['restarts']:<4} "
                 f"last exit {describe_exit(j['last_exit_code']):<12} pid {j['pid'] or '-':<8} log {j['log']}"
             )
+        lost = sorted(n for n, j in jobs.items() if j["state"] in ("orphaned", "killed", "unknown"))
+        if lost:
+            print(
+                f"  ({', '.join(lost)}: the supervisor was killed and could not record the job's end. orphaned: "
+                f"the job still runs and nothing restarts it (`vendlab stack stop --dir {status['dir']} NAME`, "
+                f"then `start`, supervises it again); killed: the job is gone too (`start` starts it again); "
+                f"unknown: cannot be told)"
+            )
     env = status.get("env") or {}
     if env:
         print("client environment (export these to run vendlab produce/validate/job against it):")

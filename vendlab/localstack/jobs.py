@@ -229,12 +229,22 @@ class LocalRunner:
             return None
         return os.waitstatus_to_exitcode(status) if done else None
 
+    def observe(self, name: str) -> dict | None:
+        """The job's state now (supervise.observe: ``orphaned`` when its supervisor was killed and the job
+        still runs, ``killed`` when both are gone), None: never launched here."""
+        st = self.status(name)
+        if st is None:
+            return None
+        if st.get("supervisor_pid"):
+            self._reap(st["supervisor_pid"])
+        return supervise.observe(st)
+
     def running(self, name: str) -> bool:
-        """The job runs, or its supervisor waits to restart it (compose's "restarting" state)."""
-        sup = self._supervisor(name)
-        if sup is not None:
-            self._reap(sup)
-            return supervise.alive(sup)
+        """The job runs, or its supervisor waits to restart it (compose's "restarting" state); a job whose
+        supervisor was killed and that still runs (orphaned) runs too: nothing starts it twice."""
+        seen = self.observe(name)
+        if seen is not None and self._supervisor(name) is not None:
+            return seen["running"]
         pid = self.pid(name)  # a job launched without a supervisor (before there was one)
         if pid is None:
             return False
@@ -304,6 +314,12 @@ class LocalRunner:
             return self._signal_unsupervised(name, sig, wait)
         if not self.running(name):
             return False
+        if not supervise.alive(sup):  # orphaned: the supervisor was killed, the job runs on; stop it by its pid
+            stopped = self._signal_unsupervised(name, sig, wait)
+            supervise.update_status(
+                self._status_file(name), state="stopped", pid=None, last_exit_at=supervise.now_iso()
+            )
+            return stopped
         try:
             if sig in supervise.FORWARDED:
                 os.kill(sup, sig)
@@ -361,7 +377,7 @@ class LocalRunner:
         end = time.monotonic() + timeout
         while True:
             code = self._reap(sup)
-            if code is not None or not supervise.alive(sup):
+            if code is not None or not self.running(name):
                 break
             if time.monotonic() >= end:
                 return None

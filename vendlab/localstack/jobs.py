@@ -10,6 +10,7 @@ job NAME`` with the memory flags of the compose stacks' submits.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -251,13 +252,13 @@ class LocalRunner:
         self._reap(pid)
         return pid_alive(pid, "vendlab")
 
-    def launch(self, name: str, argv: list[str], service: str | None = None) -> bool:
+    def launch(self, name: str, argv: list[str], service: str | None = None, restart: str | None = None) -> bool:
         """Start ``argv`` unless a process of that name runs (nothing starts twice), under a supervisor
-        (vendlab.localstack.supervise) applying the restart policy of the compose service ``service``
-        (default: ``name``; a name that is no compose service gets ``no``)."""
+        (vendlab.localstack.supervise) applying the restart policy ``restart``, by default the compose
+        service ``service``'s (default: ``name``; a name that is no compose service gets ``no``)."""
         if self.running(name):
             return False
-        policy = self.restart_policy(service or name)
+        policy = restart if restart is not None else self.restart_policy(service or name)
         try:
             supervise.parse_policy(policy)
         except supervise.PolicyError as e:
@@ -278,6 +279,7 @@ class LocalRunner:
             policy,
             "--log",
             str(self.log(name)),
+            *(["--extra-env", json.dumps(self.extra_env)] if self.extra_env else []),
             "--",
             *argv,
         ]
@@ -305,6 +307,16 @@ class LocalRunner:
         else:
             raise StackError(f"the supervisor of {name} did not start it within {LAUNCH_WAIT_S:g} s: {self.log(name)}")
         return True
+
+    def relaunch(self, name: str) -> bool:
+        """Start a stopped job again (``vendlab stack start``) under a new supervisor, with what its status
+        file records: the command, the restart policy and the variables its launcher added; False: it
+        runs (or is orphaned: its supervisor was killed and it runs on)."""
+        st = self.status(name)
+        if not st or not st.get("argv"):
+            raise StackError(f"{self.tag}{name}: no recorded command in {self._status_file(name)}")
+        again = LocalRunner(self.stack, {**self.extra_env, **st.get("extra_env", {})}, self.tag)
+        return again.launch(name, st["argv"], restart=st.get("restart", "no"))
 
     def signal(self, name: str, sig: int = signal.SIGINT, wait: float = 60.0) -> bool:
         """Stop a job on purpose (never restarted): ``sig`` to its supervisor, which forwards it to the job
@@ -403,13 +415,17 @@ class LocalRunner:
             time.sleep(0.5)
         return None
 
-    def stop_all(self) -> None:
+    def names(self) -> list[str]:
+        """Every job launched here (a pid file or a status file in DIR/jobs), without the tag."""
         jobs = self.stack.dir / "jobs"
         names = {f.stem for f in jobs.glob(f"{self.tag}*.pid")}
         # a job waiting for its restart, whatever its pid file says
         names |= {f.name[: -len(supervise.STATUS_SUFFIX)] for f in jobs.glob(f"{self.tag}*{supervise.STATUS_SUFFIX}")}
-        for stem in sorted(names):
-            self.signal(stem[len(self.tag) :], signal.SIGINT, wait=30)
+        return sorted(stem[len(self.tag) :] for stem in names)
+
+    def stop_all(self, wait: float = 30.0) -> list[str]:
+        """Stop every job on purpose (SIGINT; SIGKILL after ``wait`` s); the names of those that ran."""
+        return [name for name in self.names() if self.signal(name, signal.SIGINT, wait=wait)]
 
 
 def _must(what: str, r: subprocess.CompletedProcess) -> None:

@@ -209,7 +209,9 @@ def update_status(path: Path, status: dict | None = None, **changes) -> dict:
 
 
 class Supervisor:
-    def __init__(self, name: str, argv: list[str], pid_file: Path, restart: str, log: str = ""):
+    def __init__(
+        self, name: str, argv: list[str], pid_file: Path, restart: str, log: str = "", extra_env: dict | None = None
+    ):
         self.name = name
         self.argv = argv
         self.pid_file = pid_file
@@ -233,6 +235,7 @@ class Supervisor:
             "started_at": None,
             "log": log,
             "argv": argv,
+            "extra_env": dict(extra_env or {}),  # what the launcher added to the stack's environment
         }
 
     def say(self, msg: str) -> None:
@@ -311,13 +314,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pid-file", type=Path, required=True, help="the job's pid, written at each (re)start")
     p.add_argument("--restart", default="no", help="compose's restart policy: no, on-failure[:N], always, ...")
     p.add_argument("--log", default="", help="the job's log (recorded in the status for `stack status`)")
+    p.add_argument(
+        "--extra-env",
+        type=json.loads,
+        default={},
+        help="JSON: the variables the launcher added to the stack's environment (recorded, for `vendlab stack start`)",
+    )
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- ARGV...")
     a = p.parse_args(argv)
     command = a.command[1:] if a.command[:1] == ["--"] else a.command
     if not command:
         p.error("no command to run (after --)")
     try:
-        sup = Supervisor(a.name, command, a.pid_file, a.restart, a.log)
+        sup = Supervisor(a.name, command, a.pid_file, a.restart, a.log, a.extra_env)
     except PolicyError as e:
         p.error(str(e))
     return sup.run()

@@ -267,3 +267,22 @@ def test_a_job_stopped_on_purpose_is_not_restarted_and_start_runs_its_recorded_c
     os.kill(second, signal.SIGKILL)  # the policy applies again: a crash is restarted
     wait_for(lambda: (s := runner.status("flaky")) and s["restarts"] == 1 and s["state"] == "running", 10, "restart")
     assert (stack.dir / "job-runs").read_text() == "3"
+
+
+@pytest.mark.slow
+def test_down_stops_the_jobs_first_then_the_services(stack, capfd):
+    d = str(stack.dir)
+    assert cli(capfd, "start", "--dir", d, "datanode1")[0] == 0
+    svc = stack.read_state()["services"]["datanode1"]["pid"]
+    runner = LocalRunner(stack)
+    assert runner.launch("flaky", job(JOB))
+    wait_for(lambda: (stack.dir / "job-runs").exists(), 10, "the job's run")
+    jpid = runner.pid("flaky")
+
+    code, _, err = cli(capfd, "down", "--dir", d)
+    assert code == 0, err
+    assert (stack.dir / "job-saw").read_text() == "running", "the job was stopped after its service"
+    assert err.index("flaky: stopped (job)") < err.index("datanode1: stopped"), err
+    assert gone(jpid) and not supervise.alive(svc, d), "down left a process behind"
+    time.sleep(0.5)
+    assert (stack.dir / "job-runs").read_text() == "1" and runner.status("flaky")["state"] == "stopped"

@@ -965,7 +965,12 @@ class LocalStack:
         self._wait(s, time.monotonic() + timeout)
 
     def down(self, purge: bool = False) -> list[str]:
+        """Stop the jobs launched on the stack (on purpose: none is restarted into a stopping stack, none
+        is left behind), then the services in the reverse of their start order."""
         stopped = []
+        for name in self._runner().stop_all() if self._has_jobs() else []:
+            stopped.append(name)
+            self.say(f"{name}: stopped (job)")
         for name in reversed(list(self.state.get("services", {}))):
             if self.stop_service(name):
                 stopped.append(name)

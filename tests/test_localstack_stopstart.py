@@ -286,3 +286,24 @@ def test_down_stops_the_jobs_first_then_the_services(stack, capfd):
     assert gone(jpid) and not supervise.alive(svc, d), "down left a process behind"
     time.sleep(0.5)
     assert (stack.dir / "job-runs").read_text() == "1" and runner.status("flaky")["state"] == "stopped"
+
+
+def test_a_started_service_gets_the_environment_up_gave_it(tmp_path, monkeypatch):
+    """stack.json records a service's environment as a difference from the shell's (env, env_unset), and
+    start_service rebuilds it from the shell of then: added, changed and removed variables."""
+    from vendlab.localstack.stack import Service, _service_env
+
+    monkeypatch.setenv("KAFKA_HEAP_OPTS", "-Xmx9g")  # the shell's, dropped by up for the broker
+    monkeypatch.setenv("SPARK_WORKER_CORES", "8")
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_HEAP_OPTS"}
+    env |= {"SPARK_WORKER_CORES": "1", "SPARK_DAEMON_JAVA_OPTS": f"-Dvendlab.stack={tmp_path}"}
+    (tmp_path / "stack.json").write_text(json.dumps({"stack": "kappa", "services": {}, "ports": {}}))
+    s = Service("w", "w", ["x"], env, {}, "a", "v", health=lambda s: True)
+    rec = LocalStack(tmp_path)._record(s)
+    assert rec["env"] == {"SPARK_WORKER_CORES": "1", "SPARK_DAEMON_JAVA_OPTS": f"-Dvendlab.stack={tmp_path}"}
+    assert rec["env_unset"] == ["KAFKA_HEAP_OPTS"]
+    assert _service_env(json.loads(json.dumps(rec))) == env
+    monkeypatch.setenv("VENDLAB_LATER", "1")  # the shell of `start` may differ: its variables pass through
+    assert _service_env(rec) == env | {"VENDLAB_LATER": "1"}
+    old = {k: v for k, v in rec.items() if k not in ("env", "env_unset")} | {"extra": {"conf": "/c"}}
+    assert _service_env(old)["HADOOP_CONF_DIR"] == "/c", "a stack.json of before keeps working"

@@ -84,6 +84,23 @@ def test_a_killed_supervisor_and_job_is_killed_not_running(runner):
     assert not runner.running("flaky")
 
 
+def test_the_start_scripts_status_shows_an_orphaned_job(runner):
+    """./kappa/start_kappa.py --local D --status (LocalOrchestrator.states) read the stale record too."""
+    from vendlab.localstack.start import LocalOrchestrator
+
+    o = LocalOrchestrator.__new__(LocalOrchestrator)
+    o._local, o.stack = runner, type("S", (), {"jobs": ("flaky",)})()
+    assert runner.launch("flaky", job(SLEEPER))
+    st = runner.status("flaky")
+    assert o.states()["flaky"].startswith(f"running  pid {st['pid']}")
+    os.kill(st["supervisor_pid"], signal.SIGKILL)
+    wait_for(lambda: not supervise.alive(st["supervisor_pid"]), 10, "the supervisor's end")
+    assert o.states()["flaky"].startswith(f"orphaned  pid {st['pid']}"), o.states()
+    os.kill(st["pid"], signal.SIGKILL)
+    wait_for(lambda: gone(st["pid"]), 10, "the job's end")
+    assert o.states()["flaky"].startswith("killed"), o.states()
+
+
 def test_observe_without_the_jobs_start_time_cannot_tell():
     """A record of an older supervisor (no pid_start) whose pid exists: unknown, not running."""
     st = {"supervisor_pid": 2**22 + 7, "state": "running", "pid": os.getpid()}

@@ -2,6 +2,8 @@
 
 vendlab stack up --stack kappa|lambda --dir DIR [--nodes 1|3] [--spark-workers N]
 vendlab stack status --dir DIR [--json]
+vendlab stack stop --dir DIR SERVICE [SERVICE...]    (a service of stack.json or a job: on purpose, not restarted)
+vendlab stack start --dir DIR SERVICE [SERVICE...]   (again, waited for until healthy; a job under its supervisor)
 vendlab stack down --dir DIR [--purge]
 """
 
@@ -16,7 +18,7 @@ COMMANDS = ("stack",)
 
 def add_commands(sub) -> None:
     p = sub.add_parser("stack", help="run a compose stack's services as local processes (no Docker)")
-    ss = p.add_subparsers(dest="stack_command", required=True, metavar="up|status|down")
+    ss = p.add_subparsers(dest="stack_command", required=True, metavar="up|status|stop|start|down")
     up = ss.add_parser("up", help="start Kafka, Cassandra, (lambda: HDFS, YARN) and Spark on 127.0.0.1")
     up.add_argument("--stack", required=True, choices=("kappa", "lambda"), help="which compose stack")
     up.add_argument("--dir", type=Path, required=True, help="folder for the stack's state, logs and data")
@@ -43,6 +45,21 @@ def add_commands(sub) -> None:
     )
     st.add_argument("--dir", type=Path, required=True)
     st.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    stop = ss.add_parser(
+        "stop",
+        help="stop services or jobs on purpose (a job's restart policy does not restart it), by their status names",
+    )
+    stop.add_argument("--dir", type=Path, required=True)
+    stop.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds before SIGKILL (default 60: the jobs' stop_grace_period)"
+    )
+    stop.add_argument("names", nargs="+", metavar="SERVICE", help="e.g. kafka, cassandra1, spark-worker-1, kappa-job")
+    start = ss.add_parser(
+        "start", help="start stopped services (waited for until healthy, as up does) or jobs (under their supervisor)"
+    )
+    start.add_argument("--dir", type=Path, required=True)
+    start.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for health (default 300)")
+    start.add_argument("names", nargs="+", metavar="SERVICE", help="e.g. kafka, cassandra1, spark-worker-1, kappa-job")
     dn = ss.add_parser("down", help="stop what `up` started (by pid); data kept unless --purge")
     dn.add_argument("--dir", type=Path, required=True)
     dn.add_argument("--purge", action="store_true", help="also remove the data, configuration and logs")
@@ -92,6 +109,10 @@ def run(args) -> int:
             else:
                 print_status(status)
             return 0 if all(s["healthy"] for s in status["services"].values()) else 1
+        if args.stack_command in ("stop", "start"):
+            getattr(stack, args.stack_command)(args.names, timeout=args.timeout)
+            print_status(stack.status(), only=args.names)
+            return 0
         stack.down(purge=args.purge)
         return 0
     except (StackError, ComposeError, ToolMissing) as e:
@@ -102,7 +123,15 @@ def run(args) -> int:
         return 2
 
 
-def print_status(status: dict) -> None:
+def print_status(status: dict, only: list[str] | None = None) -> None:
+    """The status as text; ``only``: just those services and jobs (after stop/start), no environment."""
+    if only is not None:
+        status = {
+            **status,
+            "services": {n: s for n, s in status["services"].items() if n in only},
+            "jobs": {n: j for n, j in (status.get("jobs") or {}).items() if n in only},
+            "env": {},
+        }
     print(f"{status['stack']} stack in {status['dir']}")
     for name, s in status["services"].items():
         state = "healthy" if s["healthy"] else "running, not healthy" if s["running"] else "stopped"
@@ -117,6 +146,14 @@ def print_status(status: dict) -> None:
             print(
                 f"  {name:16} {state:22} restart {j['restart']:<14} restarts {j['restarts']:<4} "
                 f"last exit {describe_exit(j['last_exit_code']):<12} pid {j['pid'] or '-':<8} log {j['log']}"
+            )
+        lost = sorted(n for n, j in jobs.items() if j["state"] in ("orphaned", "killed", "unknown"))
+        if lost:
+            print(
+                f"  ({', '.join(lost)}: the supervisor was killed and could not record the job's end. orphaned: "
+                f"the job still runs and nothing restarts it (`vendlab stack stop --dir {status['dir']} NAME`, "
+                f"then `start`, supervises it again); killed: the job is gone too (`start` starts it again); "
+                f"unknown: cannot be told)"
             )
     env = status.get("env") or {}
     if env:

@@ -10,6 +10,7 @@ job NAME`` with the memory flags of the compose stacks' submits.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -27,6 +28,7 @@ CONTAINER_TOOLS = {"/opt/kafka/bin/kafka-topics.sh": "kafka-topics", "/opt/kafka
 # the addresses in a start script's container commands: the jobs' variables of the compose file that hold them
 ADDRESS_VARS = ("VENDLAB_KAFKA",)
 LAUNCH_WAIT_S = 30.0  # for a job's supervisor to start it (a Python start-up, under load)
+KILL_WAIT_S = 5.0  # for a job to end after SIGKILL (the supervisor reaps it and writes its status)
 
 
 class LocalRunner:
@@ -233,25 +235,35 @@ class LocalRunner:
             return None
         return os.waitstatus_to_exitcode(status) if done else None
 
+    def observe(self, name: str) -> dict | None:
+        """The job's state now (supervise.observe: ``orphaned`` when its supervisor was killed and the job
+        still runs, ``killed`` when both are gone), None: never launched here."""
+        st = self.status(name)
+        if st is None:
+            return None
+        if st.get("supervisor_pid"):
+            self._reap(st["supervisor_pid"])
+        return supervise.observe(st)
+
     def running(self, name: str) -> bool:
-        """The job runs, or its supervisor waits to restart it (compose's "restarting" state)."""
-        sup = self._supervisor(name)
-        if sup is not None:
-            self._reap(sup)
-            return supervise.alive(sup)
+        """The job runs, or its supervisor waits to restart it (compose's "restarting" state); a job whose
+        supervisor was killed and that still runs (orphaned) runs too: nothing starts it twice."""
+        seen = self.observe(name)
+        if seen is not None and self._supervisor(name) is not None:
+            return seen["running"]
         pid = self.pid(name)  # a job launched without a supervisor (before there was one)
         if pid is None:
             return False
         self._reap(pid)
         return pid_alive(pid, "vendlab")
 
-    def launch(self, name: str, argv: list[str], service: str | None = None) -> bool:
+    def launch(self, name: str, argv: list[str], service: str | None = None, restart: str | None = None) -> bool:
         """Start ``argv`` unless a process of that name runs (nothing starts twice), under a supervisor
-        (vendlab.localstack.supervise) applying the restart policy of the compose service ``service``
-        (default: ``name``; a name that is no compose service gets ``no``)."""
+        (vendlab.localstack.supervise) applying the restart policy ``restart``, by default the compose
+        service ``service``'s (default: ``name``; a name that is no compose service gets ``no``)."""
         if self.running(name):
             return False
-        policy = self.restart_policy(service or name)
+        policy = restart if restart is not None else self.restart_policy(service or name)
         try:
             supervise.parse_policy(policy)
         except supervise.PolicyError as e:
@@ -272,6 +284,7 @@ class LocalRunner:
             policy,
             "--log",
             str(self.log(name)),
+            *(["--extra-env", json.dumps(self.extra_env)] if self.extra_env else []),
             "--",
             *argv,
         ]
@@ -300,6 +313,16 @@ class LocalRunner:
             raise StackError(f"the supervisor of {name} did not start it within {LAUNCH_WAIT_S:g} s: {self.log(name)}")
         return True
 
+    def relaunch(self, name: str) -> bool:
+        """Start a stopped job again (``vendlab stack start``) under a new supervisor, with what its status
+        file records: the command, the restart policy and the variables its launcher added; False: it
+        runs (or is orphaned: its supervisor was killed and it runs on)."""
+        st = self.status(name)
+        if not st or not st.get("argv"):
+            raise StackError(f"{self.tag}{name}: no recorded command in {self._status_file(name)}")
+        again = LocalRunner(self.stack, {**self.extra_env, **st.get("extra_env", {})}, self.tag)
+        return again.launch(name, st["argv"], restart=st.get("restart", "no"))
+
     def signal(self, name: str, sig: int = signal.SIGINT, wait: float = 60.0) -> bool:
         """Stop a job on purpose (never restarted): ``sig`` to its supervisor, which forwards it to the job
         and ends with it; SIGKILL to the job after ``wait`` seconds."""
@@ -308,6 +331,12 @@ class LocalRunner:
             return self._signal_unsupervised(name, sig, wait)
         if not self.running(name):
             return False
+        if not supervise.alive(sup):  # orphaned: the supervisor was killed, the job runs on; stop it by its pid
+            stopped = self._signal_unsupervised(name, sig, wait)
+            supervise.update_status(
+                self._status_file(name), state="stopped", pid=None, last_exit_at=supervise.now_iso()
+            )
+            return stopped
         try:
             if sig in supervise.FORWARDED:
                 os.kill(sup, sig)
@@ -316,19 +345,21 @@ class LocalRunner:
                 self._kill_job(name, sig)
         except ProcessLookupError:
             pass
-        end = time.monotonic() + wait
-        while time.monotonic() < end and self.running(name):
-            time.sleep(0.3)
-        if self.running(name):
+        if not self._ended(name, wait):
             self._kill_job(name, signal.SIGKILL)  # the supervisor, stopping, ends with it
-            end = time.monotonic() + 5
-            while time.monotonic() < end and self.running(name):
-                time.sleep(0.1)
-            if self.running(name):
+            if not self._ended(name, KILL_WAIT_S):
                 os.kill(sup, signal.SIGKILL)
-                time.sleep(0.2)
-                self.running(name)
+                self._ended(name, KILL_WAIT_S)
         self._pid_file(name).unlink(missing_ok=True)
+        return True
+
+    def _ended(self, name: str, timeout: float, poll: float = 0.1) -> bool:
+        """Wait up to ``timeout`` seconds for the job (and its supervisor) to end; whether it did."""
+        end = time.monotonic() + timeout
+        while self.running(name):
+            if time.monotonic() >= end:
+                return False
+            time.sleep(poll)
         return True
 
     def _kill_job(self, name: str, sig: int) -> None:
@@ -347,13 +378,9 @@ class LocalRunner:
             os.kill(pid, sig)
         except ProcessLookupError:
             return False
-        end = time.monotonic() + wait
-        while time.monotonic() < end and self.running(name):
-            time.sleep(0.3)
-        if self.running(name):
-            os.kill(pid, signal.SIGKILL)
-            time.sleep(0.5)
-            self.running(name)
+        if not self._ended(name, wait):
+            self._kill_job(name, signal.SIGKILL)
+            self._ended(name, KILL_WAIT_S)
         self._pid_file(name).unlink(missing_ok=True)
         return True
 
@@ -367,7 +394,7 @@ class LocalRunner:
         end = time.monotonic() + timeout
         while True:
             code = self._reap(sup)
-            if code is not None or not supervise.alive(sup):
+            if code is not None or not self.running(name):
                 break
             if time.monotonic() >= end:
                 return None
@@ -393,13 +420,17 @@ class LocalRunner:
             time.sleep(0.5)
         return None
 
-    def stop_all(self) -> None:
+    def names(self) -> list[str]:
+        """Every job launched here (a pid file or a status file in DIR/jobs), without the tag."""
         jobs = self.stack.dir / "jobs"
         names = {f.stem for f in jobs.glob(f"{self.tag}*.pid")}
         # a job waiting for its restart, whatever its pid file says
         names |= {f.name[: -len(supervise.STATUS_SUFFIX)] for f in jobs.glob(f"{self.tag}*{supervise.STATUS_SUFFIX}")}
-        for stem in sorted(names):
-            self.signal(stem[len(self.tag) :], signal.SIGINT, wait=30)
+        return sorted(stem[len(self.tag) :] for stem in names)
+
+    def stop_all(self, wait: float = 30.0) -> list[str]:
+        """Stop every job on purpose (SIGINT; SIGKILL after ``wait`` s); the names of those that ran."""
+        return [name for name in self.names() if self.signal(name, signal.SIGINT, wait=wait)]
 
 
 def _must(what: str, r: subprocess.CompletedProcess) -> None:

@@ -37,6 +37,7 @@ from pathlib import Path
 from vendlab.compose_conf import hadoop_site_files, site_xml
 from vendlab.localstack import composefile as cf
 from vendlab.localstack import maven
+from vendlab.localstack.supervise import describe_exit
 
 STATE = "stack.json"
 HOST = "127.0.0.1"
@@ -172,14 +173,14 @@ class LocalStack:
         directory: Path | str,
         stack: str | None = None,
         root: Path = cf.ROOT,
-        out=sys.stderr,
+        out=None,
         overrides: dict | None = None,
         nodes: int | None = None,
         spark_workers: int | None = None,
     ):
         self.dir = Path(directory).resolve()
         self.root = root
-        self.out = out
+        self.out = out if out is not None else sys.stderr  # the stderr of now, not of the import
         state = self.read_state()
         if stack is None:
             if not state:
@@ -846,6 +847,9 @@ class LocalStack:
             "log": str(self.log(s.name)),
             "argv": s.argv,
             "extra": s.extra,
+            # the service's environment as a difference from this one's, for start_service
+            "env": {k: v for k, v in s.env.items() if os.environ.get(k) != v},
+            "env_unset": sorted(k for k in os.environ if k not in s.env),
         }
 
     def _spawn(self, s: Service) -> int:
@@ -906,6 +910,84 @@ class LocalStack:
             }
         return out
 
+    # -- one service or job on purpose: vendlab stack stop|start ----------------------------------------
+    def _runner(self):
+        from vendlab.localstack.jobs import LocalRunner
+
+        return LocalRunner(self)
+
+    def names(self) -> tuple[list[str], list[str]]:
+        """(the services of stack.json in their start order, the jobs launched on this stack)."""
+        return list(self.state.get("services", {})), self._runner().names() if self._has_jobs() else []
+
+    def _has_jobs(self) -> bool:
+        return (self.dir / "jobs").is_dir()  # (a LocalRunner makes it: not made here for nothing)
+
+    def _named(self, names: list[str]) -> tuple[list[str], list[str]]:
+        services, jobs = self.names()
+        unknown = [n for n in names if n not in services and n not in jobs]
+        if unknown:
+            raise StackError(
+                f"no service or job named {', '.join(unknown)} in the {self.stack} stack in {self.dir}; "
+                f"services: {', '.join(services) or '(none)'}; jobs: {', '.join(jobs) or '(none launched)'}"
+            )
+        return [n for n in services if n in names], [n for n in jobs if n in names]
+
+    def stop(self, names: list[str], timeout: float = 60.0) -> None:
+        """Stop services and jobs on purpose: the jobs first (SIGINT to the supervisor, which forwards it
+        and does not restart the job), then the services in the reverse of their start order (SIGTERM);
+        SIGKILL after ``timeout`` seconds."""
+        services, jobs = self._named(names)
+        runner = self._runner()
+        for name in jobs:
+            st = runner.observe(name) or {}
+            if not runner.running(name):
+                self.say(f"{name}: not running ({st.get('state') or 'stopped'})")
+                continue
+            self.say(f"{name}: stopping (SIGINT, SIGKILL after {timeout:g} s)")
+            runner.signal(name, signal.SIGINT, wait=timeout)
+            st = runner.status(name) or {}
+            self.say(
+                f"{name}: stopped on purpose (exit {describe_exit(st.get('last_exit_code'))}); restart "
+                f"{st.get('restart', 'no')} does not restart it: `vendlab stack start --dir {self.dir} {name}` does"
+            )
+        for name in reversed(services):
+            rec = self.state["services"][name]
+            pid = rec.get("pid")
+            if self.stop_service(name, timeout):
+                self.say(f"{name}: stopped (pid {pid}, SIGTERM)")
+            else:
+                self.say(f"{name}: not running")
+            rec["pid"] = None
+            self.write_state()
+
+    def start(self, names: list[str], timeout: float = 300.0) -> None:
+        """Start stopped services (in their start order, each waited for until healthy, as ``up`` does),
+        then stopped jobs under a new supervisor with their recorded command and restart policy."""
+        services, jobs = self._named(names)
+        deadline = time.monotonic() + timeout
+        for name in services:
+            self.start_service(name, max(1.0, deadline - time.monotonic()))
+        runner = self._runner()
+        for name in jobs:
+            seen = runner.observe(name) or {}
+            if not runner.relaunch(name):
+                self.say(
+                    f"{name}: already running (pid {seen.get('pid') or runner.pid(name)}"
+                    + (
+                        "; orphaned: its supervisor was killed, nothing restarts it: stop it and start it "
+                        "to supervise it again)"
+                        if seen.get("state") == "orphaned"
+                        else ")"
+                    )
+                )
+                continue
+            st = runner.status(name) or {}
+            self.say(
+                f"{name}: started (pid {st.get('pid')}, supervisor {st.get('supervisor_pid')}, restart "
+                f"{st.get('restart', 'no')}, log {st.get('log')})"
+            )
+
     def stop_service(self, name: str, timeout: float = 30.0) -> bool:
         rec = self.state.get("services", {}).get(name)
         if not rec or not rec.get("pid") or not pid_alive(rec["pid"], str(self.dir)):
@@ -920,12 +1002,13 @@ class LocalStack:
         """Start one stopped service again (same argv, same ports, same data)."""
         rec = self.state["services"][name]
         if rec.get("pid") and pid_alive(rec["pid"], str(self.dir)):
+            self.say(f"{name}: already running (pid {rec['pid']})")
             return
         s = Service(
             name=name,
             compose=rec["compose"],
             argv=rec["argv"],
-            env=dict(os.environ) | _service_env(rec),
+            env=_service_env(rec),
             ports=rec["ports"],
             address=rec["address"],
             version=rec["version"],
@@ -934,7 +1017,9 @@ class LocalStack:
         s.pid = self._spawn(s)
         rec["pid"] = s.pid
         self.write_state()
+        self.say(f"{name}: started (pid {s.pid}, {s.address}, log {self.log(name)})")
         self._wait(s, time.monotonic() + timeout)
+        self.say(f"{name}: healthy")
 
     def restart_kafka(self, overrides: dict[str, str], timeout: float = 180.0) -> None:
         """Stop the broker, add KAFKA_* ``overrides`` to the compose file's (the image's rule turns them
@@ -951,7 +1036,12 @@ class LocalStack:
         self._wait(s, time.monotonic() + timeout)
 
     def down(self, purge: bool = False) -> list[str]:
+        """Stop the jobs launched on the stack (on purpose: none is restarted into a stopping stack, none
+        is left behind), then the services in the reverse of their start order."""
         stopped = []
+        for name in self._runner().stop_all() if self._has_jobs() else []:
+            stopped.append(name)
+            self.say(f"{name}: stopped (job)")
         for name in reversed(list(self.state.get("services", {}))):
             if self.stop_service(name):
                 stopped.append(name)
@@ -968,11 +1058,16 @@ class LocalStack:
 
 
 def _service_env(rec: dict) -> dict[str, str]:
-    """The environment a restarted service needs beyond the current one (Spark and Hadoop daemons)."""
-    extra = rec.get("extra", {})
-    env = {}
-    if "conf" in extra:
-        env["HADOOP_CONF_DIR"] = extra["conf"]
+    """A restarted service's environment: this one, changed as its record says (``env``, ``env_unset``:
+    what ``up`` gave it, e.g. the Spark workers' SPARK_WORKER_* and SPARK_DAEMON_JAVA_OPTS, the Hadoop
+    daemons' HADOOP_CONF_DIR and JAVA_HOME, Kafka without the KAFKA_* of this shell). A record written
+    before those fields: HADOOP_CONF_DIR only."""
+    unset = set(rec.get("env_unset", ()))
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    if "env" in rec:
+        return env | rec["env"]
+    if "conf" in rec.get("extra", {}):
+        env["HADOOP_CONF_DIR"] = rec["extra"]["conf"]
     return env
 
 

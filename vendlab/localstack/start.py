@@ -178,14 +178,16 @@ class LocalOrchestrator(Orchestrator):
             )
         for j in self.stack.jobs:
             st = self.local.status(j) or {}
+            seen = self.local.observe(j) or {}
             if self.local.running(j):
+                state = seen.get("state") or "running"
                 out[j] = (
-                    f"running  pid {self.local.pid(j)}"
-                    if st.get("state", "running") == "running"
-                    else f"{st['state']} (pid {self.local.pid(j)} exited)"
+                    f"{state}  pid {self.local.pid(j)}"
+                    if state in ("running", "orphaned")
+                    else f"{state} (pid {self.local.pid(j)} exited)"
                 )
             else:
-                out[j] = "stopped"
+                out[j] = "stopped" if seen.get("state") in (None, "stopped") else seen["state"]
             if st:
                 out[j] += f"  restarts {st.get('restarts', 0)}, last exit {describe_exit(st.get('last_exit_code'))}"
         return out

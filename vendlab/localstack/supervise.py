@@ -123,21 +123,71 @@ def alive(pid: int | None, marker: str = MARKER) -> bool:
     return state != "Z" and marker in cmd
 
 
+def proc_start(pid: int | None) -> int | None:
+    """When the process started (clock ticks since boot, /proc/PID/stat field 22): with the pid, which
+    process it is (a reused pid, or one a job's exec turned into java, is told apart by it)."""
+    if not pid:
+        return None
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def job_alive(st: dict) -> bool | None:
+    """The job of a status record still runs (True), does not (False), or cannot be told (None: a record
+    written before the job's start time was recorded, and a process with its pid exists)."""
+    pid = st.get("pid")
+    started = proc_start(pid)
+    if started is None:
+        return False
+    if st.get("pid_start") is None:
+        return None
+    try:
+        zombie = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z"
+    except OSError:
+        return False
+    return started == st["pid_start"] and not zombie
+
+
+def observe(st: dict) -> dict:
+    """What a job's status record means now: ``running`` (the job runs or waits for its restart),
+    ``state``, ``pid``, ``supervisor_pid``, ``supervised``. The record is the supervisor's: while it is
+    alive it tells the truth. After it died without writing (``kill -9``), a record saying ``running``
+    or ``restarting`` is stale; then the job's own pid decides: ``orphaned`` (the job still runs, nothing
+    restarts it), ``killed`` (gone too), ``unknown`` (cannot be told)."""
+    sup = st.get("supervisor_pid")
+    if alive(sup):
+        return {
+            "running": True,
+            "state": st.get("state"),
+            "pid": st.get("pid"),
+            "supervisor_pid": sup,
+            "supervised": True,
+        }
+    state = st.get("state")
+    if state not in ("starting", "running", "restarting"):
+        return {"running": False, "state": state, "pid": None, "supervisor_pid": None, "supervised": False}
+    job = job_alive(st) if state == "running" else False
+    return {
+        "running": bool(job),
+        "state": "orphaned" if job else "unknown" if job is None else "killed",
+        "pid": st.get("pid") if job is not False else None,
+        "supervisor_pid": None,
+        "supervised": False,
+    }
+
+
 def jobs_status(jobs_dir: Path) -> dict[str, dict]:
-    """Every job with a status file in ``jobs_dir`` (DIR/jobs) -> its status, with ``running`` (its
-    supervisor is alive: the job runs or waits for its restart) and its pid if it runs."""
+    """Every job with a status file in ``jobs_dir`` (DIR/jobs) -> its status: the record as ``observe``
+    reads it now, with its restart policy, restarts, last exit and log."""
     out = {}
     for f in sorted(Path(jobs_dir).glob("*" + STATUS_SUFFIX)):
         st = read_status(f)
         if st is None:
             continue
-        name = f.name[: -len(STATUS_SUFFIX)]
-        running = alive(st.get("supervisor_pid"))
-        out[name] = {
-            "running": running,
-            "state": st.get("state") if running or st.get("state") not in ("running", "restarting") else "killed",
-            "pid": st.get("pid") if running else None,
-            "supervisor_pid": st.get("supervisor_pid") if running else None,
+        out[f.name[: -len(STATUS_SUFFIX)]] = {
+            **observe(st),
             "restart": st.get("restart", "no"),
             "restarts": st.get("restarts", 0),
             "last_exit_code": st.get("last_exit_code"),
@@ -148,8 +198,20 @@ def jobs_status(jobs_dir: Path) -> dict[str, dict]:
     return out
 
 
+def update_status(path: Path, status: dict | None = None, **changes) -> dict:
+    """Write a job's status record (atomically): ``status`` (default: the file's) with ``changes``."""
+    status = dict(status if status is not None else read_status(path) or {})
+    status.update(changes)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(status, indent=1))
+    tmp.replace(path)
+    return status
+
+
 class Supervisor:
-    def __init__(self, name: str, argv: list[str], pid_file: Path, restart: str, log: str = ""):
+    def __init__(
+        self, name: str, argv: list[str], pid_file: Path, restart: str, log: str = "", extra_env: dict | None = None
+    ):
         self.name = name
         self.argv = argv
         self.pid_file = pid_file
@@ -163,6 +225,7 @@ class Supervisor:
             "name": name,
             "supervisor_pid": os.getpid(),
             "pid": None,
+            "pid_start": None,
             "restart": self.restart,
             "max_retries": self.max_retries,
             "restarts": 0,
@@ -172,16 +235,14 @@ class Supervisor:
             "started_at": None,
             "log": log,
             "argv": argv,
+            "extra_env": dict(extra_env or {}),  # what the launcher added to the stack's environment
         }
 
     def say(self, msg: str) -> None:
         print(f"vendlab supervise {now_iso()}: {self.name}: {msg}", file=sys.stderr, flush=True)
 
     def write(self, **changes) -> None:
-        self.status.update(changes)
-        tmp = self.status_file.with_name(self.status_file.name + ".tmp")
-        tmp.write_text(json.dumps(self.status, indent=1))
-        tmp.replace(self.status_file)
+        self.status = update_status(self.status_file, self.status, **changes)
 
     def on_signal(self, sig, _frame) -> None:
         self.stopping = sig
@@ -202,7 +263,7 @@ class Supervisor:
         tmp = self.pid_file.with_name(self.pid_file.name + ".tmp")
         tmp.write_text(str(self.child.pid))
         tmp.replace(self.pid_file)
-        self.write(state="running", pid=self.child.pid, started_at=now_iso())
+        self.write(state="running", pid=self.child.pid, pid_start=proc_start(self.child.pid), started_at=now_iso())
         if self.stopping is not None:  # a stop asked while it started
             self.on_signal(self.stopping, None)
         return True
@@ -253,13 +314,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pid-file", type=Path, required=True, help="the job's pid, written at each (re)start")
     p.add_argument("--restart", default="no", help="compose's restart policy: no, on-failure[:N], always, ...")
     p.add_argument("--log", default="", help="the job's log (recorded in the status for `stack status`)")
+    p.add_argument(
+        "--extra-env",
+        type=json.loads,
+        default={},
+        help="JSON: the variables the launcher added to the stack's environment (recorded, for `vendlab stack start`)",
+    )
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- ARGV...")
     a = p.parse_args(argv)
     command = a.command[1:] if a.command[:1] == ["--"] else a.command
     if not command:
         p.error("no command to run (after --)")
     try:
-        sup = Supervisor(a.name, command, a.pid_file, a.restart, a.log)
+        sup = Supervisor(a.name, command, a.pid_file, a.restart, a.log, a.extra_env)
     except PolicyError as e:
         p.error(str(e))
     return sup.run()

@@ -105,3 +105,31 @@ def test_a_stack_folder_keeps_its_topology(tmp_path):
     assert LocalStack(tmp_path).nodes == 3
     with pytest.raises(StackError, match="holds a 3-node kappa stack, not 1"):
         LocalStack(tmp_path, "kappa", nodes=1)
+
+
+def test_cqlsh_consistency_command_sets_the_level_of_the_local_query():
+    """The start scripts' drain reads `cqlsh -e "CONSISTENCY QUORUM; SELECT ..."` on three nodes: on a local
+    stack the CONSISTENCY shell command sets the statement's level; it is not sent as CQL (a syntax error,
+    which made every drain on a 3-node local stack wait its whole time-out)."""
+    from cassandra import ConsistencyLevel
+
+    from vendlab.localstack.jobs import LocalRunner
+
+    class Session:
+        def __init__(self):
+            self.seen = []
+
+        def execute(self, stmt):
+            self.seen.append(stmt)
+            return [("kappa", 3)]
+
+    runner = object.__new__(LocalRunner)
+    runner._cql = Session()
+    r = runner.cql(["cqlsh", "-e", "CONSISTENCY QUORUM; SELECT job, n FROM t WHERE a = 'x;y'"])
+    assert (r.code, r.out) == (0, "kappa | 3\n")
+    (stmt,) = runner._cql.seen
+    assert stmt.query_string == "SELECT job, n FROM t WHERE a = 'x;y'"
+    assert stmt.consistency_level == ConsistencyLevel.QUORUM
+    assert runner.cql(["cqlsh", "-e", "SELECT 1"]).code == 0 and runner._cql.seen[-1] == "SELECT 1"
+    bad = runner.cql(["cqlsh", "-e", "CONSISTENCY MOST; SELECT 1"])
+    assert bad.code == 1 and "MOST is not a consistency level" in bad.err

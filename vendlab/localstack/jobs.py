@@ -31,6 +31,10 @@ LAUNCH_WAIT_S = 30.0  # for a job's supervisor to start it (a Python start-up, u
 KILL_WAIT_S = 5.0  # for a job to end after SIGKILL (the supervisor reaps it and writes its status)
 
 
+# ``CONSISTENCY LEVEL; query`` as cqlsh -e takes it
+_CONSISTENCY = re.compile(r"\s*CONSISTENCY\s+(\w+)\s*;\s*(.*)", re.IGNORECASE | re.DOTALL)
+
+
 class LocalRunner:
     def __init__(self, stack: LocalStack, extra_env: dict[str, str] | None = None, tag: str = ""):
         self.stack = stack
@@ -130,18 +134,35 @@ class LocalRunner:
         from vendlab.orchestrate import Result
         from vendlab.store.cassandra import _split_host, connect
 
+        consistency = None
         if "-e" in argv:
-            statements = [argv[argv.index("-e") + 1]]
+            query = argv[argv.index("-e") + 1]
+            # cqlsh's own CONSISTENCY command before the query (the start scripts read at QUORUM on three
+            # nodes): a shell command, not CQL, so it sets the level of the statement here
+            m = _CONSISTENCY.match(query)
+            if m:
+                consistency, query = m.group(1).upper(), m.group(2)
+            statements = [query]
         else:
             lines = [ln.split("--", 1)[0] for ln in (input or "").splitlines()]
             statements = [st.strip() for st in "\n".join(lines).split(";") if st.strip()]
         try:
+            from cassandra import ConsistencyLevel
+            from cassandra.query import SimpleStatement
+
+            if consistency is not None and consistency not in ConsistencyLevel.name_to_value:
+                return Result(1, "", f"Improper CONSISTENCY command: {consistency} is not a consistency level")
             if self._cql is None:
                 names, port = _split_host(self.env()["VENDLAB_CASSANDRA"].split(","))
                 self._cql = connect(names, port)
             out = []
             for st in statements:
-                out += [" | ".join(str(v) for v in row) for row in self._cql.execute(st)]
+                stmt = (
+                    SimpleStatement(st, consistency_level=ConsistencyLevel.name_to_value[consistency])
+                    if consistency
+                    else st
+                )
+                out += [" | ".join(str(v) for v in row) for row in self._cql.execute(stmt)]
         except Exception as e:  # what cqlsh would print: the server's or the driver's error
             return Result(1, "", f"{type(e).__name__}: {e}")
         return Result(0, "".join(ln + "\n" for ln in out))

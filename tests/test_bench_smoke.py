@@ -24,7 +24,7 @@ def bench(tmp_path_factory):
         [sys.executable, "-m", "vendlab.cli", "bench", "--quick", "--out", str(out), "--work-dir", str(work)],
         capture_output=True,
         text=True,
-        timeout=400,
+        timeout=1200,  # a hang guard: about 300 s on a loaded 2-core machine
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, json.loads((out / "results.json").read_text()), proc.stderr

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VENDLAB = [sys.executable, "-m", "vendlab.cli"]
 
 
-def vl(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def vl(*argv: str, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run(
         VENDLAB + [str(a) for a in argv], capture_output=True, text=True, timeout=timeout, env=vendlab_env(), cwd=ROOT
     )
@@ -119,7 +119,7 @@ def finished_kappa(tmp_path_factory):
         second = vl(
             "run", "--arch", "kappa", "--data-dir", d, "--duration", "8", "--rate", "2000", "--seed", "2", "--json"
         )
-        out, err = first.communicate(timeout=300)
+        out, err = first.communicate(timeout=900)
     finally:
         if first.poll() is None:
             first.kill()

@@ -54,8 +54,11 @@ def read_all(bootstrap, topic) -> list:
     parts = topic_partitions(c, topic)
     ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
     c.assign([TopicPartition(topic, p, 0) for p in parts])
-    out, deadline = [], time.monotonic() + 30
-    while sum(1 for m in out) < sum(ends.values()) and time.monotonic() < deadline:
+    # 300 s is a hang guard, not a speed bound: on a loaded 2-core machine 30 s returned a short read
+    # that failed the count below with no word of why (make test-fast at load 20).
+    out, deadline = [], time.monotonic() + 300
+    while len(out) < sum(ends.values()):
+        assert time.monotonic() < deadline, f"read {len(out)} of {sum(ends.values())} records of {topic} in 300 s"
         out += [m for m in c.consume(10_000, 0.5) if not m.error()]
     c.close()
     return out

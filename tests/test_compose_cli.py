@@ -75,3 +75,16 @@ def test_produce_compose_profile_into_kafka(tmp_path, monkeypatch):
     assert total == 1 + m.events + (m.markers - 1) + len(parts)
     assert (tmp_path / "catalog.json").exists()
     del owner
+
+
+def test_the_cluster_batch_job_says_what_each_run_did(capsys):
+    """A batch run on the cluster leaves a line in its log (it printed nothing per run: a two-minute run on
+    a loaded laptop looked like a hang)."""
+    from vendlab import cluster
+    from vendlab.store.base import BatchViewInfo
+
+    cluster._say_batch_run(
+        BatchViewInfo(version=3, cutoff_bucket=29460124, published_ms=0, events=79384, seconds=68.94)
+    )
+    err = capsys.readouterr().err
+    assert "batch run: version 3, cutoff bucket 29460124, 79,384 master-dataset rows, 68.9 s" in err

@@ -17,6 +17,7 @@ import argparse
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from vendlab.cli_args import fraction, positive, seed_type
@@ -270,6 +271,14 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def _say_batch_run(info) -> None:
+    """A line in the batch job's log for each run: what the batch layer did, and how long it took."""
+    _say(
+        f"{time.strftime('%H:%M:%S')} batch run: version {info.version}, cutoff bucket {info.cutoff_bucket}, "
+        f"{info.events:,} master-dataset rows, {info.seconds:.1f} s"
+    )
+
+
 def cmd_job(args) -> int:
     from vendlab import architectures
     from vendlab.architectures.spec import start_query
@@ -288,7 +297,7 @@ def cmd_job(args) -> int:
             store = open_store(profile)
             try:
                 _say(f"{arch.name} batch layer: a batch run every {args.batch_interval:g} s")
-                run_batch_loop(spark, profile, catalog, store, args.batch_interval)
+                run_batch_loop(spark, profile, catalog, store, args.batch_interval, on_run=_say_batch_run)
             finally:
                 store.close()
             return 0

@@ -1125,24 +1125,33 @@ class Orchestrator:
                 f"(nothing is run; answers assumed: the stack not yet set up)"
             )
         self.prepare_run()
-        self.say(f"[1/{n}] {self.platform_title()}")
+        t = self._step(None, f"[1/{n}] {self.platform_title()}")
         self.check_platform()
-        self.say(f"[2/{n}] the {self.stack.name} stack's infrastructure: {self.infra_title()}")
+        t = self._step(t, f"[2/{n}] the {self.stack.name} stack's infrastructure: {self.infra_title()}")
         self.infra_up()
-        self.say(f"[3/{n}] waiting for every service to be healthy")
+        t = self._step(t, f"[3/{n}] waiting for every service to be healthy")
         self.wait_healthy()
-        self.say(f"[4/{n}] Kafka topic, Cassandra tables" + (", HDFS folders" if self.stack.hdfs else ""))
+        t = self._step(t, f"[4/{n}] Kafka topic, Cassandra tables" + (", HDFS folders" if self.stack.hdfs else ""))
         self.ensure_topic()
         self.ensure_schema()
         if self.stack.hdfs:
             self.ensure_hdfs()
-        self.say(f"[5/{n}] the jobs (profile {JOBS_PROFILE}): " + ", ".join(self.stack.jobs))
+        t = self._step(t, f"[5/{n}] the jobs (profile {JOBS_PROFILE}): " + ", ".join(self.stack.jobs))
         self.check_stream_settings()
         self.start_jobs()
         self.after_jobs()
-        self.say(f"[6/{n}] open")
+        self._step(t, f"[6/{n}] open")
         self.print_urls()
         return 0
+
+    def _step(self, started: float | None, title: str) -> float:
+        """Print the next step's title, after the time the previous one took (when a second or more: a
+        half-minute step should say so, not leave the user wondering); returns the new step's start."""
+        now = time.monotonic()
+        if started is not None and not self.dry and now - started >= 1:
+            self.say(f"  (took {now - started:.0f} s)")
+        self.say(title)
+        return now
 
     def status(self) -> int:
         self.check_reachable()

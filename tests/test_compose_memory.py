@@ -179,7 +179,7 @@ def test_the_start_scripts_reader_agrees_with_yaml(stack):
 @pytest.mark.parametrize("stack", STACKS)
 def test_sums_are_the_ones_the_docs_state(stack):
     """Symptom 9: the sums per stack (infrastructure, jobs, total) as docs/compose.md states them, and every
-    service's limit in its table. Lambda (12.3 GiB) does not fit Docker Desktop's default VM of a 16 GB laptop:
+    service's limit in its table. Lambda (12.5 GiB) does not fit Docker Desktop's default VM of a 16 GB laptop:
     the start script compares the total with `docker info`'s MemTotal first (tests/test_orchestrate.py)."""
     svcs = doc(stack)["services"]
     limits = {n: mib(s["mem_limit"]) for n, s in svcs.items()}
@@ -201,4 +201,11 @@ def test_sums_are_the_ones_the_docs_state(stack):
     assert f"{(total - jobs)} MiB" in rows["infrastructure"][col]
     assert f"{jobs} MiB" in rows["jobs"][col]
     assert f"{total} MiB = {total / 1024:.1f} GiB" in rows["**total**"][col].replace("**", "")
+    # the summary figures above the table and in the README's stack commands (they said 12.3 / 6.8 GiB
+    # while the table said 12.5 / 7.0)
+    gib = f"{total / 1024:.1f} GiB"
+    assert f"{gib} for {stack}" in text[: text.index("| service | lambda | kappa |")], f"docs/compose.md: {gib}"
+    readme = (ROOT / "README.md").read_text()
+    line = next(ln for ln in readme.splitlines() if ln.startswith(f"./{stack}/start_{stack}.py "))
+    assert f"needs {gib} for Docker" in line, line
     assert "docker info" in text and "--skip-memory-check" in text

@@ -56,9 +56,9 @@ def read_all(bootstrap, topic) -> list:
     c.assign([TopicPartition(topic, p, 0) for p in parts])
     # 300 s is a hang guard, not a speed bound: on a loaded 2-core machine 30 s returned a short read
     # that failed the count below with no word of why (make test-fast at load 20).
-    out, deadline = [], time.monotonic() + 300
-    while len(out) < sum(ends.values()):
-        assert time.monotonic() < deadline, f"read {len(out)} of {sum(ends.values())} records of {topic} in 300 s"
+    out, want, deadline = [], sum(ends.values()), time.monotonic() + 300
+    while len(out) < want:
+        assert time.monotonic() < deadline, f"read {len(out)} of {want} records of {topic} in 300 s"
         out += [m for m in c.consume(10_000, 0.5) if not m.error()]
     c.close()
     return out

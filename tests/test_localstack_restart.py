@@ -71,12 +71,12 @@ def gone(pid: int) -> bool:
     another command. Not ``not supervise.alive``: a process being killed shows an empty command line
     (its memory released) a moment before it turns Z, and the product (supervise.job_alive) still counts
     it as running then; that made a test see "gone" here and "orphaned" from the product (CI, stop 32)."""
+    stat = supervise.proc_stat(pid)
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, IndexError):
+    except OSError:
         return True
-    return state in ("Z", "X") or (bool(cmd) and b"vendlab-test" not in cmd)
+    return stat is None or stat[0] in ("Z", "X") or (bool(cmd) and b"vendlab-test" not in cmd)
 
 
 # -- the policy, as Docker's restart manager decides ---------------------------------------------------

@@ -1147,7 +1147,7 @@ class Orchestrator:
     def _step(self, started: float | None, title: str) -> float:
         """Print the next step's title, after the time the previous one took (when a second or more: a
         half-minute step should say so, not leave the user wondering); returns the new step's start."""
-        now = time.monotonic()
+        now = self.runner.now()
         if started is not None and not self.dry and now - started >= 1:
             self.say(f"  (took {now - started:.0f} s)")
         self.say(title)

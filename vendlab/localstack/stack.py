@@ -37,7 +37,7 @@ from pathlib import Path
 from vendlab.compose_conf import hadoop_site_files, site_xml
 from vendlab.localstack import composefile as cf
 from vendlab.localstack import maven
-from vendlab.localstack.supervise import describe_exit
+from vendlab.localstack.supervise import describe_exit, proc_stat
 
 STATE = "stack.json"
 HOST = "127.0.0.1"
@@ -130,10 +130,10 @@ def pid_alive(pid: int, marker: str) -> bool:
         try:
             os.kill(pid, 0)
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            stat = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()
         except (OSError, ProcessLookupError):
             return False
-        if stat[0] == "Z":
+        stat = proc_stat(pid)
+        if stat is None or stat[0] == "Z":
             return False
         if cmd.strip() or time.monotonic() > deadline:
             return marker in cmd

@@ -117,20 +117,31 @@ def alive(pid: int | None, marker: str = MARKER) -> bool:
     try:
         os.kill(pid, 0)
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except (OSError, ProcessLookupError, IndexError):
+    except (OSError, ProcessLookupError):
         return False
-    return state != "Z" and marker in cmd
+    stat = proc_stat(pid)
+    return stat is not None and stat[0] != "Z" and marker in cmd
+
+
+def proc_stat(pid: int | None) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (the state first, the start time at index 19),
+    None when there is no such process. The name is cut off at its last ")": it may hold spaces and ")"."""
+    if not pid:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    except OSError:
+        return None
+    return fields or None
 
 
 def proc_start(pid: int | None) -> int | None:
     """When the process started (clock ticks since boot, /proc/PID/stat field 22): with the pid, which
     process it is (a reused pid, or one a job's exec turned into java, is told apart by it)."""
-    if not pid:
-        return None
+    stat = proc_stat(pid)
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[19])
-    except (OSError, IndexError, ValueError):
+        return int(stat[19]) if stat else None
+    except (IndexError, ValueError):
         return None
 
 
@@ -143,11 +154,8 @@ def job_alive(st: dict) -> bool | None:
         return False
     if st.get("pid_start") is None:
         return None
-    try:
-        zombie = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z"
-    except OSError:
-        return False
-    return started == st["pid_start"] and not zombie
+    stat = proc_stat(pid)
+    return stat is not None and started == st["pid_start"] and stat[0] != "Z"
 
 
 def observe(st: dict) -> dict:

@@ -1,7 +1,8 @@
 """CassandraStore's statement logic, without a server.
 
 A fake session interprets the few CQL shapes the store uses (INSERT upserts by primary key,
-SELECT/DELETE with equality and one range restriction, LIMIT, clustering order) over tables
+SELECT/DELETE with equality and range restrictions, LIMIT, clustering order, USING TIMESTAMP and
+WRITETIME, a batch applied all or nothing) over tables
 parsed from vendlab/store/schema.cql, records every statement, and can fail on demand: a
 retryable time-out (the store must retry) or a crash (the store must stay exactly once).
 """
@@ -9,6 +10,7 @@ retryable time-out (the store must retry) or a crash (the store must stay exactl
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -57,9 +59,27 @@ class FakePrepared:
         self.is_idempotent = False
 
 
+class FakeBatch:
+    """Stands for the driver's BatchStatement (``vendlab.store.cassandra.new_batch``): the statements in order."""
+
+    def __init__(self):
+        self.items: list[tuple[FakePrepared, tuple]] = []
+        self.is_idempotent = False
+
+    def add(self, stmt, params):
+        self.items.append((stmt, tuple(params)))
+
+
+@pytest.fixture(autouse=True)
+def fake_batches(monkeypatch):
+    monkeypatch.setattr("vendlab.store.cassandra.new_batch", FakeBatch)
+
+
 class FakeSession:
     def __init__(self, tables: dict):
         self.schema = tables
+        self.clock = 0  # the write timestamp of a statement without USING TIMESTAMP
+        self.batches: list[FakeBatch] = []
         self.data: dict[str, dict[tuple, dict]] = {t: {} for t in tables}
         self.log: list[tuple[str, tuple]] = []
         self.keyspace = None
@@ -82,6 +102,16 @@ class FakeSession:
             return FakeFuture(error=e)
 
     def execute(self, stmt, params=None):
+        if isinstance(stmt, FakeBatch):  # all or nothing: a failure of one statement leaves the data as it was
+            for f in self._fail:
+                if f[1] > 0 and any(f[0](st.query_string, p) for st, p in stmt.items):
+                    f[1] -= 1
+                    raise f[2]()
+            self.batches.append(stmt)
+            for st, p in stmt.items:
+                self.log.append((st.query_string, p))
+                self._run(st.query_string, list(p))
+            return []
         cql = stmt.query_string if isinstance(stmt, FakePrepared) else stmt
         params = tuple(params or ())
         for f in self._fail:
@@ -96,18 +126,25 @@ class FakeSession:
         s = " ".join(cql.split())
         if s.upper().startswith("CREATE"):
             return []
-        m = re.match(r"INSERT INTO (?:\w+\.)?(\w+) \(([^)]*)\) VALUES \(([^)]*)\)$", s)
+        self.clock = max(self.clock + 1, int(time.time() * 1_000_000))  # microseconds, as the driver's
+        m = re.match(r"INSERT INTO (?:\w+\.)?(\w+) \(([^)]*)\) VALUES \(([^)]*)\)( USING TIMESTAMP \?)?$", s)
         if m:
             t = self.schema[m.group(1)]
             cols = [c.strip() for c in m.group(2).split(",")]
             assert set(cols) <= set(t["columns"]), cols
+            stamp = params.pop() if m.group(4) else self.clock
             row = dict(zip(cols, params))
             key = tuple(row[c] for c in t["pk"] + t["ck"])
-            self.data[m.group(1)].setdefault(key, {}).update(row)
+            old = self.data[m.group(1)].get(key)
+            if old is None or old["WRITETIME(value)"] <= stamp:  # the newer write wins, as in Cassandra
+                self.data[m.group(1)].setdefault(key, {}).update(row, **{"WRITETIME(value)": stamp})
             return []
-        m = re.match(r"(SELECT (.*?)|DELETE) FROM (?:\w+\.)?(\w+) WHERE (.*?)(?: LIMIT (\?|\d+))?$", s)
+        m = re.match(
+            r"(SELECT (.*?)|DELETE) FROM (?:\w+\.)?(\w+)( USING TIMESTAMP \?)? WHERE (.*?)(?: LIMIT (\?|\d+))?$", s
+        )
         assert m, f"unsupported CQL in fake: {s}"
-        table, where, limit = m.group(3), m.group(4), m.group(5)
+        table, where, limit = m.group(3), m.group(5), m.group(6)
+        stamp = params.pop(0) if m.group(4) else self.clock
         t = self.schema[table]
         conds = []
         for part in where.split(" AND "):
@@ -116,11 +153,12 @@ class FakeSession:
             conds.append((c, op, params.pop(0) if v == "?" else v))
         if limit == "?":
             limit = params.pop(0)
-        ops = {"=": lambda a, b: a == b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b}
+        ops = {"=": lambda a, b: a == b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
         keys = [k for k, r in self.data[table].items() if all(ops[op](r.get(c), v) for c, op, v in conds)]
         if m.group(1) == "DELETE":
             for k in keys:
-                del self.data[table][k]
+                if self.data[table][k]["WRITETIME(value)"] <= stamp:  # a tombstone hides older writes only
+                    del self.data[table][k]
             return []
         rows = [self.data[table][k] for k in keys]
         for c in reversed(t["ck"]):
@@ -128,7 +166,7 @@ class FakeSession:
         if limit is not None:
             rows = rows[: int(limit)]
         cols = [c.strip() for c in m.group(2).split(",")]
-        assert set(cols) <= set(t["columns"]), cols
+        assert set(cols) <= set(t["columns"]) | {"WRITETIME(value)"}, cols
         return [tuple(r.get(c) for c in cols) for r in rows]
 
 
@@ -312,3 +350,119 @@ def test_ensure_schema_creates_the_keyspace_with_the_stacks_replication(session)
     CassandraStore(session=session, create_schema=True, retry_backoff_s=0, replication=3)
     keyspace = next(c for c, _ in session.log if c.startswith("CREATE KEYSPACE"))
     assert "'replication_factor': 3}" in keyspace
+
+
+# -- compaction ---------------------------------------------------------------------------------
+def _live_rows(session, job, view):
+    return sorted((k[2], k[3], k[4]) for k in session.data["view_rows"] if k[0] == job and k[1] == view)
+
+
+def _many_batches(store, job="kappa", n=12, first=0):
+    for b in range(first, first + n):
+        store.apply_batch(job, b, [("items_by_product", "cola", 0, b + 1), ("items_by_product", "water", 0, 1)])
+
+
+def test_compaction_folds_committed_batches_and_reads_stay_equal(session):
+    store = CassandraStore(session=session, retry_backoff_s=0, compact_rows=0)
+    _many_batches(store)
+    before = store.read_view("kappa", "items_by_product")
+    assert len(_live_rows(session, "kappa", "items_by_product")) == 24
+    assert store.compact("kappa") == 22
+    assert _live_rows(session, "kappa", "items_by_product") == [(0, "cola", -1), (0, "water", -1)]
+    assert store.read_view("kappa", "items_by_product") == before == {"cola": 78, "water": 12}
+    # What Grafana computes (a sum of every row, applied or not) equals the reader's view too.
+    grafana = {}
+    for k, r in session.data["view_rows"].items():
+        if k[:2] == ("kappa", "items_by_product"):
+            grafana[k[3]] = grafana.get(k[3], 0) + r["value"]
+    assert grafana == before
+    # A replay of a folded batch is still skipped; new batches add on top of the fold; a second fold is equal.
+    assert not store.apply_batch("kappa", 3, [("items_by_product", "cola", 0, 1000)])
+    _many_batches(store, n=3, first=12)
+    assert store.read_view("kappa", "items_by_product") == {"cola": 78 + 13 + 14 + 15, "water": 15}
+    assert store.compact("kappa") == 6
+    assert store.read_view("kappa", "items_by_product") == {"cola": 120, "water": 15}
+    assert store.compact("kappa") == 0  # nothing left to fold
+
+
+def test_compaction_runs_every_compact_rows_rows(session):
+    store = CassandraStore(session=session, retry_backoff_s=0, compact_rows=10)
+    _many_batches(store, n=4)  # 8 rows: no compaction yet
+    assert len(_live_rows(session, "kappa", "items_by_product")) == 8 and not session.batches
+    _many_batches(store, n=1, first=4)  # 10 rows: folded after the commit
+    assert _live_rows(session, "kappa", "items_by_product") == [(0, "cola", -1), (0, "water", -1)]
+    assert all(b.is_idempotent for b in session.batches)
+    assert store.read_view("kappa", "items_by_product") == {"cola": 15, "water": 5}
+    with pytest.raises(ValueError, match="compact_rows -1"):
+        CassandraStore(session=session, compact_rows=-1)
+
+
+def test_each_fold_is_one_batch_with_its_delete(session, monkeypatch):
+    """The -1 row of a (bucket, key) and the delete of the rows it replaces travel in the same batch, so no
+    reader sees both (counted twice) or neither (lost), whatever the split into batches."""
+    monkeypatch.setattr("vendlab.store.cassandra.FOLDS_PER_BATCH", 2)
+    store = CassandraStore(session=session, retry_backoff_s=0, compact_rows=0)
+    for b in range(3):
+        store.apply_batch("kappa", b, [("items_by_product", f"p{i}", 0, 1) for i in range(5)])
+    store.compact("kappa")
+    assert len(session.batches) == 3  # 5 folds, 2 per batch
+    for batch in session.batches:
+        puts = [p[3] for st, p in batch.items if st.query_string.startswith("INSERT")]
+        dels = [p[4] for st, p in batch.items if st.query_string.startswith("DELETE")]
+        assert puts == dels and puts
+    assert store.read_view("kappa", "items_by_product") == {f"p{i}": 3 for i in range(5)}
+
+
+def test_compaction_that_fails_midway_loses_nothing_and_is_retried(session, monkeypatch):
+    monkeypatch.setattr("vendlab.store.cassandra.FOLDS_PER_BATCH", 1)
+    store = CassandraStore(session=session, retry_backoff_s=0, compact_rows=6, max_attempts=1)
+    session.fail(lambda cql, p: cql.startswith("DELETE FROM view_rows USING") and p[4] == "water", times=1)
+    _many_batches(store, n=3)  # 6 rows: the fold of cola lands, the one of water times out
+    assert store.read_view("kappa", "items_by_product") == {"cola": 6, "water": 3}
+    assert (0, "water", 0) in _live_rows(session, "kappa", "items_by_product")
+    _many_batches(store, n=1, first=3)  # the next commit retries the compaction
+    assert _live_rows(session, "kappa", "items_by_product") == [(0, "cola", -1), (0, "water", -1)]
+    assert store.read_view("kappa", "items_by_product") == {"cola": 10, "water": 4}
+
+
+def test_compaction_leaves_an_uncommitted_attempt_alone(store, session):
+    _many_batches(store, n=2)
+    session.fail(lambda cql, p: cql.startswith("INSERT INTO applied"), times=1, exc=lambda: Crash("killed"))
+    with pytest.raises(Crash):
+        store.apply_batch("kappa", 2, [("items_by_product", "cola", 0, 50)])
+    store.apply_batch("kappa", 3, [("items_by_product", "cola", 0, 7)])  # (a writer that skipped batch 2)
+    store.compact("kappa")
+    assert (0, "cola", 2) in _live_rows(session, "kappa", "items_by_product")  # not folded, not deleted
+    assert store.read_view("kappa", "items_by_product") == {"cola": 1 + 2 + 7, "water": 2}
+    assert store.apply_batch("kappa", 2, [("items_by_product", "cola", 0, 50)])  # its retry counts once
+    assert store.read_view("kappa", "items_by_product") == {"cola": 60, "water": 2}
+
+
+def test_fold_is_stamped_above_the_rows_it_replaces(store, session):
+    _many_batches(store, n=2)
+    far = 10**18  # a row written by a writer whose clock ran ahead
+    for r in session.data["view_rows"].values():
+        r["WRITETIME(value)"] = far
+    store.compact("kappa")
+    assert _live_rows(session, "kappa", "items_by_product") == [(0, "cola", -1), (0, "water", -1)]
+    assert store.read_view("kappa", "items_by_product") == {"cola": 3, "water": 2}
+
+
+def test_compaction_keeps_buckets_apart(store, session):
+    for b in range(4):
+        store.apply_batch(
+            "lambda_speed", b, [("items_by_product", "cola", 10 + b % 2, 1), ("items_by_product", "water", 12, 2)]
+        )
+    before = store.read_view_buckets("lambda_speed", "items_by_product", 11)
+    store.compact("lambda_speed")
+    assert (
+        store.read_view_buckets("lambda_speed", "items_by_product", 11)
+        == before
+        == {
+            ("cola", 11): 2,
+            ("water", 12): 8,
+        }
+    )
+    assert store.read_view("lambda_speed", "items_by_product", min_bucket=10) == {"cola": 4, "water": 8}
+    assert store.retire_buckets("lambda_speed", 12, ["items_by_product"]) == 2
+    assert store.read_view("lambda_speed", "items_by_product") == {"water": 8}

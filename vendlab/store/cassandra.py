@@ -13,7 +13,16 @@ Cassandra has no multi-table transactions, so ``apply_batch`` is made exactly on
 
 A reader sums ``view_rows`` over the batch ids that ``applied`` holds, so a half-written
 batch is invisible, and a replay (same batch id) overwrites its own rows instead of adding to
-them. A batch that Spark replays after a crash has the same content; one that differs (the
+them.
+
+**Compaction** keeps a view's partition small over hours: every ``compact_rows`` rows a job has
+written, ``compact`` folds the rows of its committed micro-batches into one row per (bucket, key)
+with the batch id ``COMPACTED`` (-1), which readers count as committed. Each (bucket, key) is folded
+by one single-partition batch (an upsert of the -1 row and a range delete of the folded batch ids):
+Cassandra applies a single-partition batch as one mutation, atomically and in isolation, so a
+reader (Grafana's sums included) sees either the rows or their fold, never both or neither. Only
+committed batches are folded, and a committed batch is never written again (step 1), so nothing is
+counted twice; the fold's writes carry a timestamp above every row they replace. A batch that Spark replays after a crash has the same content; one that differs (the
 Kafka validation consumer's batches are cut by time) is handled by step 2.
 
 Every statement is prepared and marked idempotent; the retry policy retries server time-outs
@@ -39,6 +48,9 @@ KEYSPACE = "vendlab"
 LAB = "lambda"  # partition of batch_runs
 DEAD_LETTER_RAW_CHARS = 2000
 IN_FLIGHT = 64  # concurrent async writes per call
+COMPACTED = -1  # batch id of the row that holds the sum of a (bucket, key)'s folded micro-batches
+COMPACT_ROWS = 20_000  # view rows a job writes between two compactions (0: never compact)
+FOLDS_PER_BATCH = 100  # (bucket, key) folds per CQL batch: each fold's two statements stay together
 
 # Names of the CQL tables this module uses (tests check they all exist in schema.cql).
 TABLES = ("view_rows", "batch_rows", "applied", "job_views", "markers", "dead_letters", "batch_views", "batch_runs")
@@ -47,10 +59,14 @@ STATEMENTS = {
     # reads
     "is_applied": "SELECT batch_id FROM applied WHERE job = ? AND batch_id = ?",
     "applied_ids": "SELECT batch_id FROM applied WHERE job = ?",
+    "applied_ids_from": "SELECT batch_id FROM applied WHERE job = ? AND batch_id >= ?",
     "last_batch": "SELECT batch_id FROM applied WHERE job = ? LIMIT 1",
     "micro_batches": "SELECT batch_id, applied_ms, row_count FROM applied WHERE job = ?",
     "pending_rows": "SELECT view_name, bucket, view_key FROM batch_rows WHERE job = ? AND batch_id = ?",
     "view_rows": "SELECT bucket, view_key, batch_id, value FROM view_rows WHERE job = ? AND view_name = ?",
+    "view_rows_stamped": (
+        "SELECT bucket, view_key, batch_id, value, WRITETIME(value) FROM view_rows WHERE job = ? AND view_name = ?"
+    ),
     "view_rows_from": (
         "SELECT bucket, view_key, batch_id, value FROM view_rows WHERE job = ? AND view_name = ? AND bucket >= ?"
     ),
@@ -81,6 +97,19 @@ STATEMENTS = {
     "put_dead": ("INSERT INTO dead_letters (job, batch_id, seq, reason, raw, position) VALUES (?, ?, ?, ?, ?, ?)"),
     "put_applied": ("INSERT INTO applied (job, batch_id, applied_ms, applied_at, row_count) VALUES (?, ?, ?, ?, ?)"),
     "retire": "DELETE FROM view_rows WHERE job = ? AND view_name = ? AND bucket < ?",
+    # compaction: the fold of a (bucket, key) and the delete of the batch ids it folded, in one batch
+    "put_fold": (
+        "INSERT INTO view_rows (job, view_name, bucket, view_key, batch_id, value) VALUES (?, ?, ?, ?, ?, ?) "
+        "USING TIMESTAMP ?"
+    ),
+    "del_folded": (
+        "DELETE FROM view_rows USING TIMESTAMP ? WHERE job = ? AND view_name = ? AND bucket = ? AND view_key = ? "
+        "AND batch_id >= ? AND batch_id <= ?"
+    ),
+    "del_folded_row": (
+        "DELETE FROM view_rows USING TIMESTAMP ? WHERE job = ? AND view_name = ? AND bucket = ? AND view_key = ? "
+        "AND batch_id = ?"
+    ),
     "del_batch_view": "DELETE FROM batch_views WHERE version = ? AND view_name = ?",
     "put_batch_view": "INSERT INTO batch_views (version, view_name, view_key, value) VALUES (?, ?, ?, ?)",
     "put_batch_run": (
@@ -130,6 +159,14 @@ def replication_from_env(environ=os.environ) -> int:
     if not text.isdigit() or int(text) < 1:
         raise ValueError(f"{REPLICATION_VARIABLE}={text!r}: a whole number of copies, 1 or more")
     return int(text)
+
+
+def new_batch():
+    """An empty unlogged CQL batch (the folds of ``compact``; each batch touches one partition, where a
+    batch is one mutation: atomic and isolated without the batch log)."""
+    from cassandra.query import BatchStatement, BatchType
+
+    return BatchStatement(batch_type=BatchType.UNLOGGED)
 
 
 def _retryable_errors() -> tuple[type[BaseException], ...]:
@@ -205,8 +242,14 @@ class CassandraStore(ViewStore):
         replication: int = 1,
         max_attempts: int = 4,
         retry_backoff_s: float = 0.5,
+        compact_rows: int = COMPACT_ROWS,
     ):
+        if compact_rows < 0:
+            raise ValueError(f"compact_rows {compact_rows}: rows between compactions, 0 (never) or more")
         self.keyspace = keyspace
+        self.compact_rows = compact_rows
+        self._written: dict[str, int] = defaultdict(int)  # view rows per job since its last compaction
+        self._written_views: dict[str, set[str]] = defaultdict(set)
         self.replication = replication  # the keyspace's, when this store creates it (create_schema)
         self.max_attempts = max_attempts
         self.retry_backoff_s = retry_backoff_s
@@ -316,7 +359,62 @@ class CassandraStore(ViewStore):
         # 5. commit, then drop the write-ahead list
         self._execute(self._stmt("put_applied"), (job, batch_id, now, now, int(rows)))
         self._execute(self._stmt("del_pending"), (job, batch_id))
+        self._written[job] += len(agg)
+        self._written_views[job].update(v for v, _, _ in agg)
+        if self.compact_rows and self._written[job] >= self.compact_rows:
+            self._compact_written(job)
         return True
+
+    def _compact_written(self, job: str) -> None:
+        """The compaction ``apply_batch`` runs every ``compact_rows`` rows, after a commit. A failure leaves
+        every (bucket, key) folded or not (each fold is atomic) and is retried after the next commit."""
+        views = sorted(self._written_views[job])
+        try:
+            self.compact(job, views)
+        except _retryable_errors() as e:
+            print(f"view store: compaction of {job} deferred ({type(e).__name__}: {str(e)[:200]})", flush=True)
+            return
+        self._written[job] = 0
+        self._written_views[job].clear()
+
+    def compact(self, job: str, views: Iterable[str] | None = None) -> int:
+        """Fold the rows of ``job``'s committed micro-batches into one row per (view, bucket, key) (batch id
+        ``COMPACTED``); every view the job wrote if ``views`` is None. Returns how many rows it removed.
+        Reads and sums are unchanged; the writer of ``job`` calls it (one writer per job, module docstring)."""
+        views = sorted(views) if views is not None else sorted(r[0] for r in self._q("job_views", job))
+        removed = 0
+        for view in views:
+            groups: dict[tuple[int, str], list[tuple[int, int, int]]] = defaultdict(list)
+            for bucket, key, batch_id, value, stamp in self._q("view_rows_stamped", job, view):
+                groups[(int(bucket), key)].append((int(batch_id), int(value), int(stamp or 0)))
+            ids = [r[0] for rows in groups.values() for r in rows if r[0] >= 0]
+            if not ids:
+                continue
+            # the commits of the batches in this partition only (the writer is the only one committing them)
+            committed = {int(r[0]) for r in self._q("applied_ids_from", job, min(ids))}
+            folds = []
+            for (bucket, key), rows in groups.items():
+                done = [r for r in rows if r[0] == COMPACTED or r[0] in committed]
+                if len(done) < 2:
+                    continue
+                # above every row it replaces, so that no clock of an earlier writer can hide the fold
+                stamp = max(int(time.time() * 1_000_000), max(r[2] for r in done) + 1)
+                top = max(r[0] for r in done)
+                items = [("put_fold", (job, view, bucket, key, COMPACTED, sum(r[1] for r in done), stamp))]
+                if all(r[0] in committed for r in rows if 0 <= r[0] <= top):
+                    items.append(("del_folded", (stamp, job, view, bucket, key, 0, top)))
+                else:  # a row of an uncommitted attempt lies in the range: delete the folded rows one by one
+                    items += [("del_folded_row", (stamp, job, view, bucket, key, r[0])) for r in done if r[0] >= 0]
+                folds.append(items)
+                removed += len(done) - 1
+            for i in range(0, len(folds), FOLDS_PER_BATCH):
+                batch = new_batch()
+                for items in folds[i : i + FOLDS_PER_BATCH]:
+                    for name, params in items:
+                        batch.add(self._stmt(name), params)
+                batch.is_idempotent = True  # the same folds again give the same rows
+                self._execute(batch, None)
+        return removed
 
     def publish_batch_view(self, info: BatchViewInfo, rows: Iterable[tuple[str, str, int]]) -> None:
         rows = list(rows)
@@ -360,7 +458,7 @@ class CassandraStore(ViewStore):
         )
         out: dict[str, int] = defaultdict(int)
         for _bucket, key, batch_id, value in rows:
-            if int(batch_id) in committed:
+            if int(batch_id) in committed or batch_id == COMPACTED:
                 out[key] += int(value)
         return dict(sorted(out.items()))
 
@@ -368,7 +466,7 @@ class CassandraStore(ViewStore):
         committed = {int(r[0]) for r in self._q("applied_ids", job)}
         out: dict[tuple[str, int], int] = defaultdict(int)
         for bucket, key, batch_id, value in self._q("view_rows_from", job, view, min_bucket):
-            if int(batch_id) in committed:
+            if int(batch_id) in committed or batch_id == COMPACTED:
                 out[(key, int(bucket))] += int(value)
         return dict(out)
 

@@ -44,14 +44,9 @@ def store(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("grafana-cassandra")
     stack = LocalStack(d, "kappa")
-    stack.load()
-    s = stack.cassandra()
     try:
-        s.pid = stack._spawn(s)  # one service of the stack's plan, the way LocalStack.up starts each
-        stack.state.setdefault("services", {})[s.name] = stack._record(s)
-        stack.write_state()
-        stack._wait(s, time.monotonic() + 300)
-        st = CassandraStore((s.address,), "vendlab", create_schema=True)
+        address = stack.up(only=["cassandra1"])["services"]["cassandra1"]["address"]
+        st = CassandraStore((address,), "vendlab", create_schema=True)
         yield st
         st.close()
     finally:

@@ -260,3 +260,10 @@ def test_maven_progress_comes_while_mvn_runs_not_after(monkeypatch, capsys):
     assert "Failed to read artifact descriptor" in err
     code, _ = maven._run_with_progress([sys.executable, "-c", script], "kafka", quiet=True)
     assert code == 1 and capsys.readouterr().err == ""
+
+
+def test_up_only_names_an_unknown_service_and_what_there_is(tmp_path):
+    from vendlab.localstack.stack import StackError
+
+    with pytest.raises(StackError, match="no service cassandra9 in the kappa stack; it has kafka, cassandra1"):
+        LocalStack(tmp_path, "kappa").up(only=["cassandra9"])

@@ -803,8 +803,22 @@ class LocalStack:
         return t
 
     # -- commands -------------------------------------------------------------------------------------
-    def up(self, timeout: float = 300.0) -> dict:
+    def up(self, timeout: float = 300.0, only: list[str] | None = None) -> dict:
+        """Start the stack's services (those named in ``only``, with what they need, if given) and wait for
+        every one to be healthy."""
         services = self.plan()
+        if only is not None:
+            names = [s.name for s in services]
+            unknown = sorted(set(only) - set(names))
+            if unknown:
+                raise StackError(
+                    f"no service {', '.join(unknown)} in the {self.stack} stack; it has {', '.join(names)}"
+                )
+            wanted = set(only)
+            for s in reversed(services):  # compose order: a service's needs come before it
+                if s.name in wanted:
+                    wanted.update(s.needs)
+            services = [s for s in services if s.name in wanted]
         self.state["stack"] = self.stack
         self.state["nodes"] = self.nodes
         self.state["spark_workers"] = self.spark_workers

@@ -466,3 +466,17 @@ def test_compaction_keeps_buckets_apart(store, session):
     assert store.read_view("lambda_speed", "items_by_product", min_bucket=10) == {"cola": 4, "water": 8}
     assert store.retire_buckets("lambda_speed", 12, ["items_by_product"]) == 2
     assert store.read_view("lambda_speed", "items_by_product") == {"water": 8}
+
+
+def test_after_compaction_readers_read_only_the_commits_of_unfolded_batches(session):
+    """A key written once long ago is folded too, so the readers' read of `applied` starts at the oldest
+    unfolded batch, not at the run's first: its cost stays bounded as the run grows."""
+    store = CassandraStore(session=session, retry_backoff_s=0, compact_rows=0)
+    store.apply_batch("kappa", 0, [("items_by_product", "rare", 0, 1)])
+    _many_batches(store, n=20, first=1)
+    store.compact("kappa")
+    _many_batches(store, n=2, first=21)
+    session.log.clear()
+    assert store.read_view("kappa", "items_by_product") == {"rare": 1, "cola": sum(range(2, 24)), "water": 22}
+    (applied,) = [p for cql, p in session.log if cql.startswith("SELECT batch_id FROM applied WHERE job = ? AND")]
+    assert applied == ("kappa", 21, 22)

@@ -60,6 +60,7 @@ STATEMENTS = {
     "is_applied": "SELECT batch_id FROM applied WHERE job = ? AND batch_id = ?",
     "applied_ids": "SELECT batch_id FROM applied WHERE job = ?",
     "applied_ids_from": "SELECT batch_id FROM applied WHERE job = ? AND batch_id >= ?",
+    "applied_ids_between": "SELECT batch_id FROM applied WHERE job = ? AND batch_id >= ? AND batch_id <= ?",
     "last_batch": "SELECT batch_id FROM applied WHERE job = ? LIMIT 1",
     "micro_batches": "SELECT batch_id, applied_ms, row_count FROM applied WHERE job = ?",
     "pending_rows": "SELECT view_name, bucket, view_key FROM batch_rows WHERE job = ? AND batch_id = ?",
@@ -395,8 +396,8 @@ class CassandraStore(ViewStore):
             folds = []
             for (bucket, key), rows in groups.items():
                 done = [r for r in rows if r[0] == COMPACTED or r[0] in committed]
-                if len(done) < 2:
-                    continue
+                if not any(r[0] >= 0 for r in done):
+                    continue  # a lone fold (a lone committed row is folded too: readers then read few commits)
                 # above every row it replaces, so that no clock of an earlier writer can hide the fold
                 stamp = max(int(time.time() * 1_000_000), max(r[2] for r in done) + 1)
                 top = max(r[0] for r in done)
@@ -451,23 +452,36 @@ class CassandraStore(ViewStore):
         rows = self._q("last_batch", job)
         return int(rows[0][0]) if rows else -1
 
+    def _committed_rows(self, job: str, rows) -> list:
+        """The rows of committed batches (and folds): a batch counts if it was committed when the read began
+        (the newest commit then, read first; batches commit in order), so a batch half-written while its rows
+        are read is not counted. Only the commits of the batch ids the rows carry are read."""
+        last = self.last_batch_id(job)
+        rows = list(rows())
+        ids = [int(r[2]) for r in rows if 0 <= int(r[2]) <= last]
+        committed = {int(r[0]) for r in self._q("applied_ids_between", job, min(ids), last)} if ids else set()
+        return [r for r in rows if int(r[2]) in committed or r[2] == COMPACTED]
+
     def read_view(self, job: str, view: str, min_bucket: int | None = None) -> dict[str, int]:
-        committed = {int(r[0]) for r in self._q("applied_ids", job)}
-        rows = (
-            self._q("view_rows", job, view) if min_bucket is None else self._q("view_rows_from", job, view, min_bucket)
+        rows = self._committed_rows(
+            job,
+            lambda: (
+                self._q("view_rows", job, view)
+                if min_bucket is None
+                else self._q("view_rows_from", job, view, min_bucket)
+            ),
         )
         out: dict[str, int] = defaultdict(int)
-        for _bucket, key, batch_id, value in rows:
-            if int(batch_id) in committed or batch_id == COMPACTED:
-                out[key] += int(value)
+        for _bucket, key, _batch_id, value in rows:
+            out[key] += int(value)
         return dict(sorted(out.items()))
 
     def read_view_buckets(self, job: str, view: str, min_bucket: int) -> dict[tuple[str, int], int]:
-        committed = {int(r[0]) for r in self._q("applied_ids", job)}
         out: dict[tuple[str, int], int] = defaultdict(int)
-        for bucket, key, batch_id, value in self._q("view_rows_from", job, view, min_bucket):
-            if int(batch_id) in committed or batch_id == COMPACTED:
-                out[(key, int(bucket))] += int(value)
+        for bucket, key, _batch_id, value in self._committed_rows(
+            job, lambda: self._q("view_rows_from", job, view, min_bucket)
+        ):
+            out[(key, int(bucket))] += int(value)
         return dict(out)
 
     def current_batch(self) -> BatchViewInfo | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -84,13 +85,14 @@ def run(store: CassandraStore, job: str, checkpoints: list[int], keys: int, roun
             "panel_query_s": {"median": statistics.median(times), "max": max(times), "rounds": times},
             "read_view_s": read_s,
             "write_s": write_s,
+            "load_average_1m": os.getloadavg()[0],  # what else ran on the machine (2 cores)
             "exact": True,
         }
         out.append(point)
         print(
             f"{job}: {written:,} rows written, {live:,} live rows, panel query median "
             f"{point['panel_query_s']['median'] * 1000:,.0f} ms (max {max(times) * 1000:,.0f}), read_view "
-            f"{read_s * 1000:,.0f} ms, exact",
+            f"{read_s * 1000:,.0f} ms, exact, load {os.getloadavg()[0]:.1f}",
             flush=True,
         )
         if max(times) > stop_s:

@@ -1,0 +1,220 @@
+"""A node-loss experiment on a scaled-out local stack (issue 24): what a broker's, a Cassandra node's or a Spark
+worker's loss does to the event-to-view latency, how long the view takes to recover, and whether it is exact.
+
+    vendlab stack up --stack kappa --dir D --nodes 3
+    python -m vendlab.bench.node_loss --dir D --stop kafka2 [--stop cassandra2] [--signal kill]
+        [--before 30] [--outage 30] [--after 60] [--rate 300] [--out docs/img/node-loss/NAME]
+
+It runs the stack's start script as a user does (``./STACK/start_STACK.py --local D --rate R``), lets it run
+``--before`` seconds, stops the named services (SIGTERM, or SIGKILL with ``--signal kill``), starts them again
+after ``--outage`` seconds (and waits until they are healthy), lets it run ``--after`` seconds, then stops the
+run with ``--stop`` (the generator stops and the jobs drain). The latency is the generator's markers' (one every
+0.1 s, wall clock to the micro-batch that made it visible: the store's ``markers``), split into before, during
+(from the stop until the services are healthy again) and after; the recovery time is from "healthy again" to the
+creation of the last marker whose latency was above the threshold (twice the median before, and at least 1 s
+more). Exactness: the view (kappa's, or lambda's batch + speed) == validation == the generator's manifest.
+Writes NAME.json and NAME.png (latency over time, the outage shaded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFEST = Path("data") / "cluster" / "manifest.json"  # the generator's (cwd: the stack's folder)
+
+
+def phases(markers: list[tuple[int, int]], stopped_ms: int, healthy_ms: int) -> dict:
+    """Latency statistics before, during and after an outage, and the recovery time. ``markers``: (created_ms,
+    visible_ms); the outage runs from ``stopped_ms`` to ``healthy_ms`` (the services healthy again)."""
+    parts = {"before": [], "during": [], "after": []}
+    for created, visible in markers:
+        part = "before" if created < stopped_ms else "during" if created < healthy_ms else "after"
+        parts[part].append(visible - created)
+    out: dict = {}
+    for name, lat in parts.items():
+        lat.sort()
+        out[name] = {
+            "markers": len(lat),
+            "median_ms": statistics.median(lat) if lat else None,
+            "p95_ms": lat[min(len(lat) - 1, int(0.95 * len(lat)))] if lat else None,
+            "max_ms": lat[-1] if lat else None,
+        }
+    base = out["before"]["median_ms"]
+    if base is None:
+        out["threshold_ms"] = out["recovery_s"] = None
+        return out
+    threshold = max(2 * base, base + 1000)
+    late = [c for c, v in markers if c >= stopped_ms and v - c > threshold]
+    out["threshold_ms"] = threshold
+    out["recovery_s"] = max(0.0, (max(late) - healthy_ms) / 1000) if late else 0.0
+    out["above_threshold_markers"] = len(late)
+    return out
+
+
+def plot(result: dict, markers: list[tuple[int, int]], path: Path) -> None:
+    from vendlab.bench.plots import plt
+
+    t0 = result["started_ms"]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.plot([(c - t0) / 1000 for c, _ in markers], [(v - c) / 1000 for c, v in markers], ".", ms=2, label="marker")
+    ax.axvspan(
+        (result["stopped_ms"] - t0) / 1000,
+        (result["restarted_ms"] - t0) / 1000,
+        color="tab:red",
+        alpha=0.15,
+        label=f"{', '.join(result['services'])} stopped",
+    )
+    ax.axvline((result["healthy_ms"] - t0) / 1000, color="tab:green", lw=1, label="healthy again")
+    if result["phases"].get("threshold_ms"):
+        ax.axhline(result["phases"]["threshold_ms"] / 1000, color="gray", lw=0.8, ls="--", label="recovery threshold")
+    ax.set_yscale("log")
+    ax.set_xlabel("seconds since the start script ran")
+    ax.set_ylabel("event-to-view latency (s)")
+    exact = "exact" if result["exact"] else "NOT exact"
+    ax.set_title(
+        f"{result['stack']}, {result['nodes']} nodes: {', '.join(result['services'])} "
+        f"{result['signal']}ed for {result['outage_s']:.0f} s ({exact})"
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _script(stack: str, d: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VENDLAB_")}
+    cmd = [sys.executable, str(ROOT / stack / f"start_{stack}.py"), "--local", str(d), *args]
+    print("$ " + " ".join(cmd[1:]), flush=True)
+    r = subprocess.run(cmd, text=True, capture_output=True, env=env, cwd=ROOT)
+    sys.stdout.write(r.stdout[-3000:])
+    if r.returncode:
+        sys.stderr.write(r.stderr[-3000:])
+        raise SystemExit(f"start_{stack}.py exited {r.returncode}")
+    return r
+
+
+def _stop(stack, name: str, how: str) -> None:
+    from vendlab.localstack.stack import StackError, pid_alive
+
+    rec = stack.state.get("services", {}).get(name)
+    if not rec or not rec.get("pid") or not pid_alive(rec["pid"], str(stack.dir)):
+        known = ", ".join(stack.state.get("services", {}))
+        raise StackError(f"{name} is not a running service of the stack in {stack.dir} (it has {known})")
+    if how == "term":
+        stack.stop_service(name)
+        return
+    os.kill(rec["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while pid_alive(rec["pid"], str(stack.dir)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def _views(store, stack_name: str) -> tuple[dict, dict]:
+    from vendlab.architectures.lambda_ import read_parts
+    from vendlab.store import base
+
+    if stack_name == "kappa":
+        view = store.read_view(base.KAPPA, base.ITEMS_BY_PRODUCT)
+    else:
+        view = read_parts(store)["serving"]
+    validation = store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT)
+    return {k: v for k, v in view.items() if v}, {k: v for k, v in validation.items() if v}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from vendlab.localstack.stack import LocalStack
+    from vendlab.store import base
+    from vendlab.store.cassandra import CassandraStore
+    from vendlab.world.generator import Manifest
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dir", type=Path, required=True, help="a running local stack (vendlab stack up ... --nodes 3)")
+    ap.add_argument("--stop", action="append", required=True, metavar="SERVICE", help="a service to stop (repeat)")
+    ap.add_argument("--signal", choices=("term", "kill"), default="term")
+    ap.add_argument("--before", type=float, default=30.0)
+    ap.add_argument("--outage", type=float, default=30.0)
+    ap.add_argument("--after", type=float, default=60.0)
+    ap.add_argument("--rate", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=21)
+    ap.add_argument("--batch-interval", type=int, default=30, help="lambda: seconds between batch runs")
+    ap.add_argument("--out", type=Path, help="JSON and PNG prefix (default docs/img/node-loss/STACK-SERVICES)")
+    a = ap.parse_args(argv)
+    stack = LocalStack(a.dir)
+    name = stack.stack
+    out = a.out or ROOT / "docs" / "img" / "node-loss" / f"{name}-{'-'.join(a.stop)}-{a.signal}"
+    args = ["--rate", str(a.rate), "--seed", str(a.seed)]
+    if name == "lambda":
+        args += ["--batch-interval", str(a.batch_interval)]
+    started = int(time.time() * 1000)
+    _script(name, a.dir, *args)
+    time.sleep(a.before)
+    stopped = int(time.time() * 1000)
+    for s in a.stop:
+        _stop(stack, s, a.signal)
+        print(f"{time.strftime('%H:%M:%S')} {s}: stopped ({a.signal})", flush=True)
+    time.sleep(a.outage)
+    restarted = int(time.time() * 1000)
+    for s in a.stop:
+        stack.start_service(s)
+    healthy = int(time.time() * 1000)
+    print(
+        f"{time.strftime('%H:%M:%S')} {', '.join(a.stop)}: healthy again after {(healthy - stopped) / 1000:.0f} s",
+        flush=True,
+    )
+    time.sleep(a.after)
+    drain_t = time.monotonic()
+    _script(name, a.dir, "--stop")
+    drain_s = time.monotonic() - drain_t
+    store = CassandraStore(tuple(stack.env()["VENDLAB_CASSANDRA"].split(",")), "vendlab")
+    try:
+        job = base.KAPPA if name == "kappa" else base.LAMBDA_SPEED
+        markers = [(c, v) for c, v in store.marker_latencies(job) if c >= started]
+        view, validation = _views(store, name)
+        runs = len(store.batch_history()) if name == "lambda" else None
+    finally:
+        store.close()
+    manifest = Manifest.load(a.dir / MANIFEST)
+    want = {k: n for k, n in manifest.items_by_product.items() if n}
+    result = {
+        "stack": name,
+        "nodes": stack.nodes,
+        "services": a.stop,
+        "signal": a.signal,
+        "rate": a.rate,
+        "outage_s": (restarted - stopped) / 1000,
+        "started_ms": started,
+        "stopped_ms": stopped,
+        "restarted_ms": restarted,
+        "healthy_ms": healthy,
+        "drain_s": drain_s,
+        "batch_runs": runs,
+        "phases": phases(markers, stopped, healthy),
+        "exact": manifest.complete and view == validation == want,
+        "events": {"sales": manifest.sales, "items": sum(want.values())},
+        "load_average_1m": os.getloadavg()[0],
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    plot(result, markers, out.with_suffix(".png"))
+    p = result["phases"]
+    print(
+        f"latency median before {p['before']['median_ms']} ms, during {p['during']['median_ms']} ms (max "
+        f"{p['during']['max_ms']}), after {p['after']['median_ms']} ms; recovered {p['recovery_s']} s after healthy; "
+        f"{'exact' if result['exact'] else 'NOT EXACT'} (view {sum(view.values())}, validation "
+        f"{sum(validation.values())}, manifest {sum(want.values())} items); wrote {out.with_suffix('.json')}"
+    )
+    return 0 if result["exact"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,7 +5,8 @@ A kappa-shaped job writes micro-batches of KEYS rows (one per key, bucket 0) int
 ``CassandraStore.apply_batch`` (the jobs' own write path, compaction included when on). At each checkpoint of
 rows written it times the dashboards' own query for that view (grafana_templates/make_dashboards.py
 ``view_sum``, what the panel sends through the plugin) ROUNDS times, counts the partition's live rows, and
-checks the query's sum per key against the sum of what was written (exact, or the run stops). The run without
+checks the query's sum per key against the sum of what was written (exact, or the run stops). The JSON and
+the plot are rewritten at every checkpoint, so a run stopped by hand keeps what it measured. The run without
 compaction stops at its last checkpoint or when one query takes more than STOP_S seconds.
 
 Cassandra: a running one (--hosts HOST:PORT) or, by default, cassandra1 of the kappa local stack started alone
@@ -49,9 +50,12 @@ def time_query(store: CassandraStore, cql: str, rounds: int) -> tuple[list[float
     return times, sums
 
 
-def run(store: CassandraStore, job: str, checkpoints: list[int], keys: int, rounds: int, stop_s: float) -> list:
+def run(
+    store: CassandraStore, job: str, checkpoints: list[int], keys: int, rounds: int, stop_s: float, out: list, save
+) -> list:
+    """Appends each checkpoint's point to ``out`` and calls ``save()`` (a run stopped by hand keeps its points)."""
     expected = {f"k{i:04d}": 0 for i in range(keys)}
-    written, batch, out = 0, 0, []
+    written, batch = 0, 0
     started = time.monotonic()
     for target in checkpoints:
         t0 = time.monotonic()
@@ -89,6 +93,7 @@ def run(store: CassandraStore, job: str, checkpoints: list[int], keys: int, roun
             "exact": True,
         }
         out.append(point)
+        save()
         print(
             f"{job}: {written:,} rows written, {live:,} live rows, panel query median "
             f"{point['panel_query_s']['median'] * 1000:,.0f} ms (max {max(times) * 1000:,.0f}), read_view "
@@ -130,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stop-s", type=float, default=30.0)
     ap.add_argument("--hosts", help="a running Cassandra, HOST:PORT (default: start one in --work)")
     ap.add_argument("--work", type=Path, help="the local stack's folder when this script starts Cassandra")
-    ap.add_argument("--out", type=Path, default=Path("docs/img/panel-query-time/panel_query_time"), help="JSON and PNG prefix")
+    ap.add_argument(
+        "--out", type=Path, default=Path("docs/img/panel-query-time/panel_query_time"), help="JSON and PNG prefix"
+    )
     a = ap.parse_args(argv)
     checkpoints = sorted(int(x) for x in a.rows.split(","))
     stack = None
@@ -149,18 +156,21 @@ def main(argv: list[str] | None = None) -> int:
             admin.session.execute(f"DELETE FROM {KEYSPACE}.applied WHERE job = %s", (job,))
         uncompacted = CassandraStore(hosts, KEYSPACE, compact_rows=0)
         compacted = CassandraStore(hosts, KEYSPACE)  # the jobs' default
-        result["runs"]["uncompacted"] = run(
-            uncompacted, "uncompacted", [c for c in checkpoints if c <= a.uncompacted_rows], a.keys, a.rounds, a.stop_s
-        )
-        result["runs"]["compacted"] = run(compacted, "compacted", checkpoints, a.keys, a.rounds, a.stop_s)
+        result["runs"] = {"uncompacted": [], "compacted": []}
+
+        def save():
+            a.out.parent.mkdir(parents=True, exist_ok=True)
+            a.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+            plot(result, a.out.with_suffix(".png"))
+
+        upto = [c for c in checkpoints if c <= a.uncompacted_rows]
+        run(uncompacted, "uncompacted", upto, a.keys, a.rounds, a.stop_s, result["runs"]["uncompacted"], save)
+        run(compacted, "compacted", checkpoints, a.keys, a.rounds, a.stop_s, result["runs"]["compacted"], save)
         for s in (uncompacted, compacted, admin):
             s.close()
     finally:
         if stack is not None:
             stack.down()
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    plot(result, a.out.with_suffix(".png"))
     print(f"wrote {a.out.with_suffix('.json')} and {a.out.with_suffix('.png')}")
     return 0
 

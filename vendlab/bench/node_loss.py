@@ -5,9 +5,9 @@ worker's loss does to the event-to-view latency, how long the view takes to reco
     python -m vendlab.bench.node_loss --dir D --stop kafka2 [--stop cassandra2] [--signal kill]
         [--before 30] [--outage 30] [--after 60] [--rate 300] [--out docs/img/node-loss/NAME]
 
-It runs the stack's start script as a user does (``./STACK/start_STACK.py --local D --rate R``), lets it run
-``--before`` seconds, stops the named services (SIGTERM, or SIGKILL with ``--signal kill``), starts them again
-after ``--outage`` seconds (and waits until they are healthy), lets it run ``--after`` seconds, then stops the
+It runs the stack's start script as a user does (``./STACK/start_STACK.py --local D --rate R``), waits until
+the view has caught up with its start-up backlog (``--steady-ms``), lets it run ``--before`` seconds, stops the
+named services (SIGTERM, or SIGKILL with ``--signal kill``), starts them again after ``--outage`` seconds (and waits until they are healthy), lets it run ``--after`` seconds, then stops the
 run with ``--stop`` (the generator stops and the jobs drain). The latency is the generator's markers' (one every
 0.1 s, wall clock to the micro-batch that made it visible: the store's ``markers``), split into before, during
 (from the stop until the services are healthy again) and after; the recovery time is from "healthy again" to the
@@ -119,6 +119,34 @@ def _stop(stack, name: str, how: str) -> None:
         time.sleep(0.2)
 
 
+def _wait_steady(stack, name: str, steady_ms: int, timeout: float) -> float:
+    """Seconds until the view is caught up: the last 20 markers made visible had latencies under ``steady_ms``
+    (a job starts with the backlog of its start-up, minutes on 2 cores; an outage measured in it says nothing)."""
+    from vendlab.store import base
+    from vendlab.store.cassandra import CassandraStore
+
+    job = base.KAPPA if name == "kappa" else base.LAMBDA_SPEED
+    t0 = time.monotonic()
+    store = CassandraStore(tuple(stack.env()["VENDLAB_CASSANDRA"].split(",")), "vendlab")
+    try:
+        said = 0.0
+        while True:
+            last = sorted(store.marker_latencies(job), key=lambda m: m[1])[-20:]
+            now = time.monotonic()
+            if len(last) == 20 and all(v - c < steady_ms for c, v in last):
+                print(f"{time.strftime('%H:%M:%S')} {job} caught up after {now - t0:.0f} s", flush=True)
+                return now - t0
+            if now - t0 > timeout:
+                raise SystemExit(f"{job} did not catch up (latency under {steady_ms} ms) within {timeout:.0f} s")
+            if now - said > 15:
+                lat = f"{(last[-1][1] - last[-1][0]) / 1000:.0f} s" if last else "no marker yet"
+                print(f"{time.strftime('%H:%M:%S')} waiting for {job} to catch up (latest latency {lat})", flush=True)
+                said = now
+            time.sleep(3)
+    finally:
+        store.close()
+
+
 def _views(store, stack_name: str) -> tuple[dict, dict]:
     from vendlab.architectures.lambda_ import read_parts
     from vendlab.store import base
@@ -141,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", type=Path, required=True, help="a running local stack (vendlab stack up ... --nodes 3)")
     ap.add_argument("--stop", action="append", required=True, metavar="SERVICE", help="a service to stop (repeat)")
     ap.add_argument("--signal", choices=("term", "kill"), default="term")
+    ap.add_argument("--steady-ms", type=int, default=5000, help="the latency the view must be under before the loss")
+    ap.add_argument("--warm-timeout", type=float, default=900.0, help="seconds to wait for that, at most")
     ap.add_argument("--before", type=float, default=30.0)
     ap.add_argument("--outage", type=float, default=30.0)
     ap.add_argument("--after", type=float, default=60.0)
@@ -157,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         args += ["--batch-interval", str(a.batch_interval)]
     started = int(time.time() * 1000)
     _script(name, a.dir, *args)
+    steady_s = _wait_steady(stack, name, a.steady_ms, a.warm_timeout)
     time.sleep(a.before)
     stopped = int(time.time() * 1000)
     for s in a.stop:
@@ -197,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         "restarted_ms": restarted,
         "healthy_ms": healthy,
         "drain_s": drain_s,
+        "steady_after_s": steady_s,
         "batch_runs": runs,
         "phases": phases(markers, stopped, healthy),
         "exact": manifest.complete and view == validation == want,

@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     started = int(time.time() * 1000)
     _script(name, a.dir, *args)
     steady_s = _wait_steady(stack, name, a.steady_ms, a.warm_timeout)
+    steady = int(time.time() * 1000)
     time.sleep(a.before)
     stopped = int(time.time() * 1000)
     for s in a.stop:
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     store = CassandraStore(tuple(stack.env()["VENDLAB_CASSANDRA"].split(",")), "vendlab")
     try:
         job = base.KAPPA if name == "kappa" else base.LAMBDA_SPEED
-        markers = [(c, v) for c, v in store.marker_latencies(job) if c >= started]
+        markers = [(c, v) for c, v in store.marker_latencies(job) if c >= steady]  # after the start-up backlog
         view, validation = _views(store, name)
         runs = len(store.batch_history()) if name == "lambda" else None
     finally:
@@ -229,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         "healthy_ms": healthy,
         "drain_s": drain_s,
         "steady_after_s": steady_s,
+        "steady_ms": steady,
         "batch_runs": runs,
         "phases": phases(markers, stopped, healthy),
         "exact": manifest.complete and view == validation == want,

@@ -228,7 +228,10 @@ def test_cql_is_prepared_from_constant_statements_with_bound_values():
             assert ast.unparse(n.args[0]) in ("stmt",), ast.unparse(n)  # _execute/_write_many: prepared
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "_execute":
             arg = ast.unparse(n.args[0])
-            assert arg == "stmt" or arg.startswith("self._stmt("), arg
+            # a batch (compaction's folds) holds prepared statements only: its adds are checked below
+            assert arg in ("stmt", "batch") or arg.startswith("self._stmt("), arg
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "add":
+            assert ast.unparse(n.args[0]).startswith("self._stmt("), ast.unparse(n)
 
 
 def test_dashboard_page_inserts_text_never_markup():

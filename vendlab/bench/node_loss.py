@@ -28,6 +28,9 @@ import sys
 import time
 from pathlib import Path
 
+from vendlab import architectures
+from vendlab.architectures.spec import BATCH
+
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = Path("data") / "cluster" / "manifest.json"  # the generator's (cwd: the stack's folder)
 
@@ -122,10 +125,9 @@ def _stop(stack, name: str, how: str) -> None:
 def _wait_steady(stack, name: str, steady_ms: int, timeout: float) -> float:
     """Seconds until the view is caught up: the last 20 markers made visible had latencies under ``steady_ms``
     (a job starts with the backlog of its start-up, minutes on 2 cores; an outage measured in it says nothing)."""
-    from vendlab.store import base
     from vendlab.store.cassandra import CassandraStore
 
-    job = base.KAPPA if name == "kappa" else base.LAMBDA_SPEED
+    job = architectures.get(name).latency_job
     t0 = time.monotonic()
     store = CassandraStore(tuple(stack.env()["VENDLAB_CASSANDRA"].split(",")), "vendlab")
     try:
@@ -148,20 +150,16 @@ def _wait_steady(stack, name: str, steady_ms: int, timeout: float) -> float:
 
 
 def _views(store, stack_name: str) -> tuple[dict, dict]:
-    from vendlab.architectures.lambda_ import read_parts
+    """(the architecture's user-facing view, validation) of items per product; the stack is named after it."""
     from vendlab.store import base
 
-    if stack_name == "kappa":
-        view = store.read_view(base.KAPPA, base.ITEMS_BY_PRODUCT)
-    else:
-        view = read_parts(store)["serving"]
+    view = architectures.get(stack_name).read(store, base.ITEMS_BY_PRODUCT)
     validation = store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT)
     return {k: v for k, v in view.items() if v}, {k: v for k, v in validation.items() if v}
 
 
 def main(argv: list[str] | None = None) -> int:
     from vendlab.localstack.stack import LocalStack
-    from vendlab.store import base
     from vendlab.store.cassandra import CassandraStore
     from vendlab.world.generator import Manifest
 
@@ -183,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     name = stack.stack
     out = a.out or ROOT / "docs" / "img" / "node-loss" / f"{name}-{'-'.join(a.stop)}-{a.signal}"
     args = ["--rate", str(a.rate), "--seed", str(a.seed)]
-    if name == "lambda":
+    arch = architectures.get(name)  # each compose stack is named after its architecture
+    has_batch = arch.job(BATCH) is not None
+    if has_batch:
         args += ["--batch-interval", str(a.batch_interval)]
     started = int(time.time() * 1000)
     _script(name, a.dir, *args)
@@ -209,10 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     drain_s = time.monotonic() - drain_t
     store = CassandraStore(tuple(stack.env()["VENDLAB_CASSANDRA"].split(",")), "vendlab")
     try:
-        job = base.KAPPA if name == "kappa" else base.LAMBDA_SPEED
+        job = arch.latency_job
         markers = [(c, v) for c, v in store.marker_latencies(job) if c >= steady]  # after the start-up backlog
         view, validation = _views(store, name)
-        runs = len(store.batch_history()) if name == "lambda" else None
+        runs = len(store.batch_history()) if has_batch else None
     finally:
         store.close()
     manifest = Manifest.load(a.dir / MANIFEST)

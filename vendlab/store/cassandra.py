@@ -13,7 +13,8 @@ Cassandra has no multi-table transactions, so ``apply_batch`` is made exactly on
 
 A reader sums ``view_rows`` over the batch ids that ``applied`` holds, so a half-written
 batch is invisible, and a replay (same batch id) overwrites its own rows instead of adding to
-them.
+them. A batch that Spark replays after a crash has the same content; one that differs (the
+Kafka validation consumer's batches are cut by time) is handled by step 2.
 
 **Compaction** keeps a view's partition small over hours: every ``compact_rows`` rows a job has
 written, ``compact`` folds the rows of its committed micro-batches into one row per (bucket, key)
@@ -22,8 +23,7 @@ by one single-partition batch (an upsert of the -1 row and a range delete of the
 Cassandra applies a single-partition batch as one mutation, atomically and in isolation, so a
 reader (Grafana's sums included) sees either the rows or their fold, never both or neither. Only
 committed batches are folded, and a committed batch is never written again (step 1), so nothing is
-counted twice; the fold's writes carry a timestamp above every row they replace. A batch that Spark replays after a crash has the same content; one that differs (the
-Kafka validation consumer's batches are cut by time) is handled by step 2.
+counted twice; the fold's writes carry a timestamp above every row they replace.
 
 Every statement is prepared and marked idempotent; the retry policy retries server time-outs
 and unavailable errors, and ``_execute`` retries client-side time-outs and lost connections a
@@ -58,8 +58,6 @@ TABLES = ("view_rows", "batch_rows", "applied", "job_views", "markers", "dead_le
 STATEMENTS = {
     # reads
     "is_applied": "SELECT batch_id FROM applied WHERE job = ? AND batch_id = ?",
-    "applied_ids": "SELECT batch_id FROM applied WHERE job = ?",
-    "applied_ids_from": "SELECT batch_id FROM applied WHERE job = ? AND batch_id >= ?",
     "applied_ids_between": "SELECT batch_id FROM applied WHERE job = ? AND batch_id >= ? AND batch_id <= ?",
     "last_batch": "SELECT batch_id FROM applied WHERE job = ? LIMIT 1",
     "micro_batches": "SELECT batch_id, applied_ms, row_count FROM applied WHERE job = ?",
@@ -392,7 +390,7 @@ class CassandraStore(ViewStore):
             if not ids:
                 continue
             # the commits of the batches in this partition only (the writer is the only one committing them)
-            committed = {int(r[0]) for r in self._q("applied_ids_from", job, min(ids))}
+            committed = {int(r[0]) for r in self._q("applied_ids_between", job, min(ids), max(ids))}
             folds = []
             for (bucket, key), rows in groups.items():
                 done = [r for r in rows if r[0] == COMPACTED or r[0] in committed]

@@ -209,17 +209,22 @@ def log_factory():
     return write_log
 
 
-def _local_stack(tmp_path_factory, name: str, timeout: float):
-    """A local stack for one test module, stopped by pid at the end (every job of every run first);
-    its logs stay in the printed folder."""
+def _local_stack(tmp_path_factory, name: str, timeout: float, nodes: int = 1):
+    """A local stack for one test module (``nodes`` 3: the scaled-out topology), stopped by pid at the end
+    (every job of every run first); its logs stay in the printed folder."""
+    import time
+
     from vendlab.localstack.jobs import LocalRunner
     from vendlab.localstack.stack import LocalStack
 
-    d = tmp_path_factory.mktemp(f"localstack-{name}")
-    stack = LocalStack(d, name)
-    print(f"\nlocal {name} stack in {d} (logs: {d / 'logs'})", file=sys.stderr)
+    label = name if nodes == 1 else f"{name}-ha"
+    d = tmp_path_factory.mktemp(f"localstack-{label}")
+    stack = LocalStack(d, name, nodes=nodes)
+    print(f"\nlocal {name} stack, {nodes} node(s), in {d} (logs: {d / 'logs'})", file=sys.stderr)
     try:
+        t0 = time.monotonic()
         stack.up(timeout=timeout)
+        print(f"\n{nodes}-node {name} stack up in {time.monotonic() - t0:.0f} s", file=sys.stderr)
         yield stack
     finally:
         if (d / "jobs").exists():
@@ -236,3 +241,14 @@ def kappa_stack(tmp_path_factory):
 @pytest.fixture(scope="module")
 def lambda_stack(tmp_path_factory):
     yield from _local_stack(tmp_path_factory, "lambda", 900)
+
+
+@pytest.fixture(scope="module")
+def kappa_ha_stack(tmp_path_factory):
+    """The kappa stack on three nodes (three brokers, three Cassandra nodes: docs/local-stack.md)."""
+    yield from _local_stack(tmp_path_factory, "kappa", 900, nodes=3)
+
+
+@pytest.fixture(scope="module")
+def lambda_ha_stack(tmp_path_factory):
+    yield from _local_stack(tmp_path_factory, "lambda", 900, nodes=3)

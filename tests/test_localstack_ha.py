@@ -33,19 +33,8 @@ MANIFEST = Path("data") / "cluster" / "manifest.json"
 
 
 @pytest.fixture(scope="module")
-def ha_stack(tmp_path_factory):
-    d = tmp_path_factory.mktemp("localstack-kappa-ha")
-    stack = LocalStack(d, "kappa", nodes=3)
-    print(f"\nlocal kappa stack, 3 nodes, in {d} (logs: {d / 'logs'})", file=sys.stderr)
-    try:
-        t0 = time.monotonic()
-        stack.up(timeout=900)
-        print(f"\n3-node kappa stack up in {time.monotonic() - t0:.0f} s", file=sys.stderr)
-        yield stack
-    finally:
-        if (d / "jobs").exists():
-            LocalRunner(stack).stop_all()
-        stack.down()
+def ha_stack(kappa_ha_stack):
+    return kappa_ha_stack  # tests/conftest.py
 
 
 def hosts(stack: LocalStack) -> tuple[str, ...]:

@@ -20,7 +20,6 @@ from localstack_helpers import recount_items_by_product, start_script
 
 from vendlab.architectures.lambda_ import read_parts as lambda_views
 from vendlab.localstack.jobs import LocalRunner
-from vendlab.localstack.stack import LocalStack
 from vendlab.store import base
 from vendlab.store.cassandra import CassandraStore
 from vendlab.world.generator import Manifest
@@ -41,52 +40,43 @@ def batch_runs(store: CassandraStore) -> list:
 
 
 @pytest.fixture(scope="module")
-def ha_lambda(tmp_path_factory):
-    d = tmp_path_factory.mktemp("localstack-lambda-ha")
-    stack = LocalStack(d, "lambda", nodes=3)
-    print(f"\nlocal lambda stack, 3 nodes, in {d} (logs: {d / 'logs'})", file=sys.stderr)
-    try:
-        t0 = time.monotonic()
-        stack.up(timeout=900)
-        print(f"\n3-node lambda stack up in {time.monotonic() - t0:.0f} s", file=sys.stderr)
-        args = ["--rate", str(RATE), "--seed", str(SEED), "--bad-rate", "0.01", "--dup-rate", "0.01"]
-        args += ["--batch-interval", str(BATCH_INTERVAL), "--drain-timeout", str(DRAIN_TIMEOUT)]
-        r = start_script("lambda", d, *args)
-        assert r.returncode == 0, f"start_lambda.py failed (logs in {d / 'logs'}):\n{r.stderr}"
-        out: dict = {}
+def ha_lambda(lambda_ha_stack):
+    stack = lambda_ha_stack  # tests/conftest.py
+    d = stack.dir
+    args = ["--rate", str(RATE), "--seed", str(SEED), "--bad-rate", "0.01", "--dup-rate", "0.01"]
+    args += ["--batch-interval", str(BATCH_INTERVAL), "--drain-timeout", str(DRAIN_TIMEOUT)]
+    r = start_script("lambda", d, *args)
+    assert r.returncode == 0, f"start_lambda.py failed (logs in {d / 'logs'}):\n{r.stderr}"
+    out: dict = {}
+    time.sleep(8)
+    for name in ("kafka2", "cassandra2"):  # one broker, then one Cassandra node, away for 15 s each
+        t = time.monotonic()
+        assert stack.stop_service(name)
+        time.sleep(15)
+        stack.start_service(name, timeout=600)  # a restart under the suite's load: minutes, not seconds
+        out[f"{name}_back_s"] = time.monotonic() - t
         time.sleep(8)
-        for name in ("kafka2", "cassandra2"):  # one broker, then one Cassandra node, away for 15 s each
-            t = time.monotonic()
-            assert stack.stop_service(name)
-            time.sleep(15)
-            stack.start_service(name, timeout=600)  # a restart under the suite's load: minutes, not seconds
-            out[f"{name}_back_s"] = time.monotonic() - t
-            time.sleep(8)
-        store = CassandraStore(tuple(stack.env()["VENDLAB_CASSANDRA"].split(",")), "vendlab")
-        runner = LocalRunner(stack)
-        runs_at_outages_end = len(batch_runs(store))
-        deadline = time.monotonic() + HANDOFF_TIMEOUT
-        # two hand-offs, at least one of them after both outages
-        while time.monotonic() < deadline and all(runner.running(j) for j in JOBS):
-            runs = len(batch_runs(store))
-            if runs >= 2 and runs > runs_at_outages_end:
-                break
-            time.sleep(3)
-        out["alive"] = {j: runner.running(j) for j in JOBS}
-        out["runs_at_outages_end"] = runs_at_outages_end
-        out["stop"] = start_script("lambda", d, "--stop", "--drain-timeout", str(DRAIN_TIMEOUT))
-        out.update(store=store, manifest=Manifest.load(d / MANIFEST), stack=stack)
-        out["recount"] = recount_items_by_product(stack.env()["VENDLAB_KAFKA"], "vendlab-events", SEED)
-        print(
-            f"\nha lambda run: {out['kafka2_back_s']:.0f} s and {out['cassandra2_back_s']:.0f} s outages",
-            file=sys.stderr,
-        )
-        yield out
-        store.close()
-    finally:
-        if (d / "jobs").exists():
-            LocalRunner(stack).stop_all()
-        stack.down()
+    store = CassandraStore(tuple(stack.env()["VENDLAB_CASSANDRA"].split(",")), "vendlab")
+    runner = LocalRunner(stack)
+    runs_at_outages_end = len(batch_runs(store))
+    deadline = time.monotonic() + HANDOFF_TIMEOUT
+    # two hand-offs, at least one of them after both outages
+    while time.monotonic() < deadline and all(runner.running(j) for j in JOBS):
+        runs = len(batch_runs(store))
+        if runs >= 2 and runs > runs_at_outages_end:
+            break
+        time.sleep(3)
+    out["alive"] = {j: runner.running(j) for j in JOBS}
+    out["runs_at_outages_end"] = runs_at_outages_end
+    out["stop"] = start_script("lambda", d, "--stop", "--drain-timeout", str(DRAIN_TIMEOUT))
+    out.update(store=store, manifest=Manifest.load(d / MANIFEST), stack=stack)
+    out["recount"] = recount_items_by_product(stack.env()["VENDLAB_KAFKA"], "vendlab-events", SEED)
+    print(
+        f"\nha lambda run: {out['kafka2_back_s']:.0f} s and {out['cassandra2_back_s']:.0f} s outages",
+        file=sys.stderr,
+    )
+    yield out
+    store.close()
 
 
 def test_lambda_exact_through_a_broker_and_a_cassandra_node_stopped_and_started(ha_lambda):

@@ -1,6 +1,8 @@
 """vendlab.bench.node_loss's latency phases and recovery time, on made-up markers."""
 
-from vendlab.bench.node_loss import phases
+import pytest
+
+from vendlab.bench.node_loss import parse_faults, phases
 
 
 def test_phases_split_by_the_outage_and_recovery_from_healthy_again():
@@ -21,3 +23,27 @@ def test_phases_split_by_the_outage_and_recovery_from_healthy_again():
 def test_no_late_marker_is_recovered_at_once_and_no_baseline_says_none():
     assert phases([(t, t + 100) for t in range(0, 5000, 100)], 1000, 2000)["recovery_s"] == 0.0
     assert phases([(5000, 5100)], 1000, 2000)["recovery_s"] is None
+
+
+def test_a_fault_counts_only_the_markers_of_its_window():
+    # two faults: the first's window ends where the second's starts (its caught-up time, 20_000)
+    markers = [(t, t + 100) for t in range(0, 30_000, 100)]
+    markers += [(t, t + 9000) for t in range(30_000, 31_000, 100)]  # the second fault's outage only
+    first = phases(markers, 5_000, 8_000, since_ms=0, until_ms=20_000)
+    assert first["before"]["markers"] == 50 and first["during"]["markers"] == 30 and first["after"]["markers"] == 120
+    assert first["recovery_s"] == 0.0  # the second fault's late markers are not the first's
+    second = phases(markers, 30_000, 31_000, since_ms=20_000)
+    assert second["before"]["markers"] == 100 and second["during"]["max_ms"] == 9000
+    assert second["recovery_s"] == 0.0 and second["above_threshold_markers"] == 10
+
+
+def test_faults_from_stop_and_fault_flags_in_order_and_a_clear_error_without_either():
+    assert parse_faults(["kafka2", "cassandra2"], ["spark-worker-1", "kafka2, kafka3"]) == [
+        ["kafka2", "cassandra2"],
+        ["spark-worker-1"],
+        ["kafka2", "kafka3"],
+    ]
+    with pytest.raises(SystemExit, match="--stop SERVICE"):
+        parse_faults(None, None)
+    with pytest.raises(SystemExit, match="one service or job"):
+        parse_faults(None, [" , "])

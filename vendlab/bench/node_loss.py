@@ -4,16 +4,22 @@ worker's loss does to the event-to-view latency, how long the view takes to reco
     vendlab stack up --stack kappa --dir D --nodes 3
     python -m vendlab.bench.node_loss --dir D --stop kafka2 [--stop cassandra2] [--signal kill]
         [--before 30] [--outage 30] [--after 60] [--rate 300] [--out docs/img/node-loss/NAME]
+    python -m vendlab.bench.node_loss --dir D --signal kill --fault kafka2 --fault cassandra2 \\
+        --fault spark-worker-1 --fault kafka2,kafka3 --fault kappa-job,cassandra1,cassandra2,cassandra3
 
-It runs the stack's start script as a user does (``./STACK/start_STACK.py --local D --rate R``), waits until
-the view has caught up with its start-up backlog (``--steady-ms``), lets it run ``--before`` seconds, stops the
-named services (SIGTERM, or SIGKILL with ``--signal kill``), starts them again after ``--outage`` seconds (and waits until they are healthy), lets it run ``--after`` seconds, then stops the
-run with ``--stop`` (the generator stops and the jobs drain). The latency is the generator's markers' (one every
-0.1 s, wall clock to the micro-batch that made it visible: the store's ``markers``), split into before, during
-(from the stop until the services are healthy again) and after; the recovery time is from "healthy again" to the
-creation of the last marker whose latency was above the threshold (twice the median before, and at least 1 s
-more). Exactness: the view (kappa's, or lambda's batch + speed) == validation == the generator's manifest.
-Writes NAME.json and NAME.png (latency over time, the outage shaded).
+It runs the stack's start script as a user does (``./STACK/start_STACK.py --local D --rate R``), then for each
+fault: waits until the view has caught up (``--steady-ms``: with its start-up backlog first, then with the
+previous fault's), lets it run ``--before`` seconds, takes the fault's services away (SIGTERM, or SIGKILL with
+``--signal kill``; a job is stopped on purpose, as ``vendlab stack stop`` does, since a killed job would be
+restarted at once), brings them back after ``--outage`` seconds in the order given (a service waited for until
+healthy, a job launched: ``kappa-job,cassandra1`` starts the job while Cassandra is still away). After the last
+fault it runs ``--after`` seconds, then stops the run with ``--stop`` (the generator stops and the jobs drain).
+The latency is the generator's markers' (one every 0.1 s, wall clock to the micro-batch that made it visible: the
+store's ``markers``), split per fault into before (from caught-up to the loss), during (until everything is back)
+and after (until the next fault's caught-up); the recovery time is from "back" to the creation of the last marker
+whose latency was above the threshold (twice the median before, and at least 1 s more). Exactness: the view
+(kappa's, or lambda's batch + speed) == validation == the generator's manifest. Writes NAME.json and NAME.png
+(latency over time, each outage shaded).
 """
 
 from __future__ import annotations
@@ -35,9 +41,17 @@ ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = Path("data") / "cluster" / "manifest.json"  # the generator's (cwd: the stack's folder)
 
 
-def phases(markers: list[tuple[int, int]], stopped_ms: int, healthy_ms: int) -> dict:
-    """Latency statistics before, during and after an outage, and the recovery time. ``markers``: (created_ms,
-    visible_ms); the outage runs from ``stopped_ms`` to ``healthy_ms`` (the services healthy again)."""
+def phases(
+    markers: list[tuple[int, int]],
+    stopped_ms: int,
+    healthy_ms: int,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+) -> dict:
+    """Latency statistics before, during and after one outage, and the recovery time. ``markers``: (created_ms,
+    visible_ms); the outage runs from ``stopped_ms`` to ``healthy_ms`` (everything taken away is back); only the
+    markers created in [``since_ms``, ``until_ms``) count (one fault's window in a sequence of them)."""
+    markers = [(c, v) for c, v in markers if (since_ms is None or c >= since_ms) and (until_ms is None or c < until_ms)]
     parts = {"before": [], "during": [], "after": []}
     for created, visible in markers:
         part = "before" if created < stopped_ms else "during" if created < healthy_ms else "after"
@@ -63,32 +77,38 @@ def phases(markers: list[tuple[int, int]], stopped_ms: int, healthy_ms: int) -> 
     return out
 
 
+COLOURS = ("tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
+
+
 def plot(result: dict, markers: list[tuple[int, int]], path: Path) -> None:
     from vendlab.bench.plots import plt
 
     t0 = result["started_ms"]
-    fig, ax = plt.subplots(figsize=(8, 4))
+    faults = result["faults"]
+    fig, ax = plt.subplots(figsize=(9 if len(faults) > 1 else 8, 4.2))
     ax.plot([(c - t0) / 1000 for c, _ in markers], [(v - c) / 1000 for c, v in markers], ".", ms=2, label="marker")
-    ax.axvspan(
-        (result["stopped_ms"] - t0) / 1000,
-        (result["restarted_ms"] - t0) / 1000,
-        color="tab:red",
-        alpha=0.15,
-        label=f"{', '.join(result['services'])} stopped",
-    )
-    ax.axvline((result["healthy_ms"] - t0) / 1000, color="tab:green", lw=1, label="healthy again")
-    if result["phases"].get("threshold_ms"):
-        ax.axhline(result["phases"]["threshold_ms"] / 1000, color="gray", lw=0.8, ls="--", label="recovery threshold")
+    for i, f in enumerate(faults):
+        colour = COLOURS[i % len(COLOURS)]
+        ax.axvspan(
+            (f["stopped_ms"] - t0) / 1000,
+            (f["restarted_ms"] - t0) / 1000,
+            color=colour,
+            alpha=0.18,
+            label=f"{', '.join(f['services'])} {'stopped' if f['signal'] == 'term' else 'killed'}",
+        )
+        ax.axvline((f["healthy_ms"] - t0) / 1000, color=colour, lw=1, ls=":")
     ax.set_yscale("log")
-    ax.set_xlabel("seconds since the start script ran")
+    ax.set_xlabel("seconds since the start script ran (dotted: everything taken away is healthy again)")
     ax.set_ylabel("event-to-view latency (s)")
     exact = "exact" if result["exact"] else "NOT exact"
-    ax.set_title(
-        f"{result['stack']}, {result['nodes']} nodes: {', '.join(result['services'])} "
-        f"{result['signal']}ed for {result['outage_s']:.0f} s ({exact})"
+    what = (
+        f"{', '.join(faults[0]['services'])} {faults[0]['signal']}ed for {faults[0]['outage_s']:.0f} s"
+        if len(faults) == 1
+        else f"{len(faults)} faults, one after the other"
     )
+    ax.set_title(f"{result['stack']}, {result['nodes']} node(s), {result['rate']} events/s: {what} ({exact})")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -106,13 +126,21 @@ def _script(stack: str, d: Path, *args: str) -> subprocess.CompletedProcess:
     return r
 
 
-def _stop(stack, name: str, how: str) -> None:
+def _take_away(stack, name: str, how: str) -> None:
+    """Stop one service (SIGTERM and wait, or SIGKILL with ``how == "kill"``) or one job (on purpose, as
+    ``vendlab stack stop`` does: a job killed would be restarted by its supervisor at once)."""
     from vendlab.localstack.stack import StackError, pid_alive
 
+    services, jobs = stack.names()
+    if name in jobs:
+        stack.stop([name])
+        return
     rec = stack.state.get("services", {}).get(name)
     if not rec or not rec.get("pid") or not pid_alive(rec["pid"], str(stack.dir)):
-        known = ", ".join(stack.state.get("services", {}))
-        raise StackError(f"{name} is not a running service of the stack in {stack.dir} (it has {known})")
+        raise StackError(
+            f"{name} is not a running service or job of the stack in {stack.dir} (services: {', '.join(services)}; "
+            f"jobs: {', '.join(jobs) or '(none launched)'})"
+        )
     if how == "term":
         stack.stop_service(name)
         return
@@ -122,9 +150,18 @@ def _stop(stack, name: str, how: str) -> None:
         time.sleep(0.2)
 
 
-def _wait_steady(stack, name: str, steady_ms: int, timeout: float) -> float:
-    """Seconds until the view is caught up: the last 20 markers made visible had latencies under ``steady_ms``
-    (a job starts with the backlog of its start-up, minutes on 2 cores; an outage measured in it says nothing)."""
+def _bring_back(stack, name: str) -> None:
+    """Start a service again (waits until healthy) or a job (returns once it is launched)."""
+    if name in stack.names()[1]:
+        stack.start([name])
+    else:
+        stack.start_service(name, timeout=600)
+
+
+def _wait_steady(stack, name: str, steady_ms: int, timeout: float, since_ms: int = 0) -> float:
+    """Seconds until the view is caught up: the last 20 markers made visible, of those created from ``since_ms``
+    on (after the previous fault was over), had latencies under ``steady_ms`` (a job starts with the backlog of its
+    start-up, minutes on 2 cores; an outage measured in it says nothing)."""
     from vendlab.store.cassandra import CassandraStore
 
     job = architectures.get(name).latency_job
@@ -133,7 +170,7 @@ def _wait_steady(stack, name: str, steady_ms: int, timeout: float) -> float:
     try:
         said = 0.0
         while True:
-            last = sorted(store.marker_latencies(job), key=lambda m: m[1])[-20:]
+            last = sorted((m for m in store.marker_latencies(job) if m[0] >= since_ms), key=lambda m: m[1])[-20:]
             now = time.monotonic()
             if len(last) == 20 and all(v - c < steady_ms for c, v in last):
                 print(f"{time.strftime('%H:%M:%S')} {job} caught up after {now - t0:.0f} s", flush=True)
@@ -158,6 +195,19 @@ def _views(store, stack_name: str) -> tuple[dict, dict]:
     return {k: v for k, v in view.items() if v}, {k: v for k, v in validation.items() if v}
 
 
+def parse_faults(stop: list[str] | None, fault: list[str] | None) -> list[list[str]]:
+    """``--stop A --stop B`` is one fault (A and B together); each ``--fault A,B`` is one more, in order."""
+    faults = [list(stop)] if stop else []
+    for f in fault or []:
+        names = [n.strip() for n in f.split(",") if n.strip()]
+        if not names:
+            raise SystemExit(f"--fault {f!r}: give one service or job, or several separated by commas")
+        faults.append(names)
+    if not faults:
+        raise SystemExit("give what to take away: --stop SERVICE (repeat) or --fault SERVICE[,SERVICE...] (repeat)")
+    return faults
+
+
 def main(argv: list[str] | None = None) -> int:
     from vendlab.localstack.stack import LocalStack
     from vendlab.store.cassandra import CassandraStore
@@ -165,9 +215,16 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dir", type=Path, required=True, help="a running local stack (vendlab stack up ... --nodes 3)")
-    ap.add_argument("--stop", action="append", required=True, metavar="SERVICE", help="a service to stop (repeat)")
-    ap.add_argument("--signal", choices=("term", "kill"), default="term")
-    ap.add_argument("--steady-ms", type=int, default=5000, help="the latency the view must be under before the loss")
+    ap.add_argument("--stop", action="append", metavar="SERVICE", help="a service to stop (repeat: all at once)")
+    ap.add_argument(
+        "--fault",
+        action="append",
+        metavar="SERVICE[,SERVICE...]",
+        help="one fault: these services and jobs taken away together, brought back in this order (repeat: "
+        "one fault after the other, each once the view has caught up again)",
+    )
+    ap.add_argument("--signal", choices=("term", "kill"), default="term", help="how services are stopped")
+    ap.add_argument("--steady-ms", type=int, default=5000, help="the latency the view must be under before a loss")
     ap.add_argument("--warm-timeout", type=float, default=900.0, help="seconds to wait for that, at most")
     ap.add_argument("--before", type=float, default=30.0)
     ap.add_argument("--outage", type=float, default=30.0)
@@ -177,9 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-interval", type=int, default=30, help="lambda: seconds between batch runs")
     ap.add_argument("--out", type=Path, help="JSON and PNG prefix (default docs/img/node-loss/STACK-SERVICES)")
     a = ap.parse_args(argv)
+    faults = parse_faults(a.stop, a.fault)
     stack = LocalStack(a.dir)
     name = stack.stack
-    out = a.out or ROOT / "docs" / "img" / "node-loss" / f"{name}-{'-'.join(a.stop)}-{a.signal}"
+    label = "-".join("+".join(f) for f in faults) if len(faults) < 3 else f"{len(faults)}-faults"
+    out = a.out or ROOT / "docs" / "img" / "node-loss" / f"{name}-{label}-{a.signal}"
     args = ["--rate", str(a.rate), "--seed", str(a.seed)]
     arch = architectures.get(name)  # each compose stack is named after its architecture
     has_batch = arch.job(BATCH) is not None
@@ -187,22 +246,39 @@ def main(argv: list[str] | None = None) -> int:
         args += ["--batch-interval", str(a.batch_interval)]
     started = int(time.time() * 1000)
     _script(name, a.dir, *args)
-    steady_s = _wait_steady(stack, name, a.steady_ms, a.warm_timeout)
-    steady = int(time.time() * 1000)
-    time.sleep(a.before)
-    stopped = int(time.time() * 1000)
-    for s in a.stop:
-        _stop(stack, s, a.signal)
-        print(f"{time.strftime('%H:%M:%S')} {s}: stopped ({a.signal})", flush=True)
-    time.sleep(a.outage)
-    restarted = int(time.time() * 1000)
-    for s in a.stop:
-        stack.start_service(s)
-    healthy = int(time.time() * 1000)
-    print(
-        f"{time.strftime('%H:%M:%S')} {', '.join(a.stop)}: healthy again after {(healthy - stopped) / 1000:.0f} s",
-        flush=True,
-    )
+    done: list[dict] = []
+    for i, names in enumerate(faults):
+        since = done[-1]["healthy_ms"] if done else 0
+        steady_s = _wait_steady(stack, name, a.steady_ms, a.warm_timeout, since)
+        steady = int(time.time() * 1000)
+        time.sleep(a.before)
+        stopped = int(time.time() * 1000)
+        for s in names:
+            _take_away(stack, s, a.signal)
+            print(f"{time.strftime('%H:%M:%S')} fault {i + 1}/{len(faults)}: {s} taken away ({a.signal})", flush=True)
+        time.sleep(a.outage)
+        restarted = int(time.time() * 1000)
+        for s in names:
+            _bring_back(stack, s)
+        healthy = int(time.time() * 1000)
+        print(
+            f"{time.strftime('%H:%M:%S')} fault {i + 1}/{len(faults)}: {', '.join(names)} back after "
+            f"{(healthy - stopped) / 1000:.0f} s",
+            flush=True,
+        )
+        done.append(
+            {
+                "services": names,
+                "signal": a.signal,
+                "caught_up_after_s": steady_s,
+                "steady_ms": steady,
+                "stopped_ms": stopped,
+                "restarted_ms": restarted,
+                "healthy_ms": healthy,
+                "outage_s": (restarted - stopped) / 1000,
+                "back_after_s": (healthy - stopped) / 1000,
+            }
+        )
     time.sleep(a.after)
     drain_t = time.monotonic()
     _script(name, a.dir, "--stop")
@@ -210,29 +286,26 @@ def main(argv: list[str] | None = None) -> int:
     store = CassandraStore(tuple(stack.env()["VENDLAB_CASSANDRA"].split(",")), "vendlab")
     try:
         job = arch.latency_job
-        markers = [(c, v) for c, v in store.marker_latencies(job) if c >= steady]  # after the start-up backlog
+        first = done[0]["steady_ms"]
+        markers = [(c, v) for c, v in store.marker_latencies(job) if c >= first]  # after the start-up backlog
         view, validation = _views(store, name)
         runs = len(store.batch_history()) if has_batch else None
     finally:
         store.close()
+    for i, f in enumerate(done):
+        until = done[i + 1]["steady_ms"] if i + 1 < len(done) else None  # the next fault's window starts there
+        f["phases"] = phases(markers, f["stopped_ms"], f["healthy_ms"], since_ms=f["steady_ms"], until_ms=until)
     manifest = Manifest.load(a.dir / MANIFEST)
     want = {k: n for k, n in manifest.items_by_product.items() if n}
     result = {
         "stack": name,
         "nodes": stack.nodes,
-        "services": a.stop,
-        "signal": a.signal,
+        "spark_workers": len(stack.worker_names()),
         "rate": a.rate,
-        "outage_s": (restarted - stopped) / 1000,
         "started_ms": started,
-        "stopped_ms": stopped,
-        "restarted_ms": restarted,
-        "healthy_ms": healthy,
+        "faults": done,
         "drain_s": drain_s,
-        "steady_after_s": steady_s,
-        "steady_ms": steady,
         "batch_runs": runs,
-        "phases": phases(markers, stopped, healthy),
         "exact": manifest.complete and view == validation == want,
         "events": {"sales": manifest.sales, "items": sum(want.values())},
         "load_average_1m": os.getloadavg()[0],
@@ -240,10 +313,14 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     plot(result, markers, out.with_suffix(".png"))
-    p = result["phases"]
+    for f in done:
+        p = f["phases"]
+        print(
+            f"{', '.join(f['services'])}: latency median before {p['before']['median_ms']} ms, during "
+            f"{p['during']['median_ms']} ms (max {p['during']['max_ms']}), after {p['after']['median_ms']} ms; "
+            f"back after {f['back_after_s']:.0f} s, recovered {p['recovery_s']} s after that"
+        )
     print(
-        f"latency median before {p['before']['median_ms']} ms, during {p['during']['median_ms']} ms (max "
-        f"{p['during']['max_ms']}), after {p['after']['median_ms']} ms; recovered {p['recovery_s']} s after healthy; "
         f"{'exact' if result['exact'] else 'NOT EXACT'} (view {sum(view.values())}, validation "
         f"{sum(validation.values())}, manifest {sum(want.values())} items); wrote {out.with_suffix('.json')}"
     )

@@ -195,6 +195,61 @@ def _views(store, stack_name: str) -> tuple[dict, dict]:
     return {k: v for k, v in view.items() if v}, {k: v for k, v in validation.items() if v}
 
 
+def report(stack, done: list[dict], started_ms: int, rate: int, drain_s: float | None, out: Path) -> dict:
+    """Reads the markers and the views of the stack's store after the drain, splits the latency per fault, checks
+    exactness, writes OUT.json and OUT.png; ``done``: each fault's services, signal and times (as ``main`` records
+    them). Returns the result."""
+    from vendlab.store.cassandra import CassandraStore
+    from vendlab.world.generator import Manifest
+
+    name = stack.stack
+    arch = architectures.get(name)
+    has_batch = arch.job(BATCH) is not None
+    store = CassandraStore(tuple(stack.env()["VENDLAB_CASSANDRA"].split(",")), "vendlab")
+    try:
+        first = done[0]["steady_ms"]
+        markers = [(c, v) for c, v in store.marker_latencies(arch.latency_job) if c >= first]  # after start-up
+        view, validation = _views(store, name)
+        runs = len(store.batch_history()) if has_batch else None
+    finally:
+        store.close()
+    for i, f in enumerate(done):
+        until = done[i + 1]["steady_ms"] if i + 1 < len(done) else None  # the next fault's window starts there
+        f["phases"] = phases(markers, f["stopped_ms"], f["healthy_ms"], since_ms=f["steady_ms"], until_ms=until)
+    manifest = Manifest.load(stack.dir / MANIFEST)
+    want = {k: n for k, n in manifest.items_by_product.items() if n}
+    result = {
+        "stack": name,
+        "nodes": stack.nodes,
+        "spark_workers": sum(1 for s in stack.state.get("services", {}) if s.startswith("spark-worker")),
+        "rate": rate,
+        "started_ms": started_ms,
+        "faults": done,
+        "drain_s": drain_s,
+        "batch_runs": runs,
+        "exact": manifest.complete and view == validation == want,
+        "events": {"sales": manifest.sales, "items": sum(want.values())},
+        "totals": {"view": sum(view.values()), "validation": sum(validation.values()), "manifest": sum(want.values())},
+        "load_average_1m": os.getloadavg()[0],
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    plot(result, markers, out.with_suffix(".png"))
+    for f in done:
+        p = f["phases"]
+        print(
+            f"{', '.join(f['services'])}: latency median before {p['before']['median_ms']} ms, during "
+            f"{p['during']['median_ms']} ms (max {p['during']['max_ms']}), after {p['after']['median_ms']} ms; "
+            f"back after {f['back_after_s']:.0f} s, recovered {p['recovery_s']} s after that"
+        )
+    t = result["totals"]
+    print(
+        f"{'exact' if result['exact'] else 'NOT EXACT'} (view {t['view']}, validation {t['validation']}, manifest "
+        f"{t['manifest']} items); wrote {out.with_suffix('.json')}"
+    )
+    return result
+
+
 def parse_faults(stop: list[str] | None, fault: list[str] | None) -> list[list[str]]:
     """``--stop A --stop B`` is one fault (A and B together); each ``--fault A,B`` is one more, in order."""
     faults = [list(stop)] if stop else []
@@ -210,8 +265,6 @@ def parse_faults(stop: list[str] | None, fault: list[str] | None) -> list[list[s
 
 def main(argv: list[str] | None = None) -> int:
     from vendlab.localstack.stack import LocalStack
-    from vendlab.store.cassandra import CassandraStore
-    from vendlab.world.generator import Manifest
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dir", type=Path, required=True, help="a running local stack (vendlab stack up ... --nodes 3)")
@@ -283,47 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     drain_t = time.monotonic()
     _script(name, a.dir, "--stop")
     drain_s = time.monotonic() - drain_t
-    store = CassandraStore(tuple(stack.env()["VENDLAB_CASSANDRA"].split(",")), "vendlab")
-    try:
-        job = arch.latency_job
-        first = done[0]["steady_ms"]
-        markers = [(c, v) for c, v in store.marker_latencies(job) if c >= first]  # after the start-up backlog
-        view, validation = _views(store, name)
-        runs = len(store.batch_history()) if has_batch else None
-    finally:
-        store.close()
-    for i, f in enumerate(done):
-        until = done[i + 1]["steady_ms"] if i + 1 < len(done) else None  # the next fault's window starts there
-        f["phases"] = phases(markers, f["stopped_ms"], f["healthy_ms"], since_ms=f["steady_ms"], until_ms=until)
-    manifest = Manifest.load(a.dir / MANIFEST)
-    want = {k: n for k, n in manifest.items_by_product.items() if n}
-    result = {
-        "stack": name,
-        "nodes": stack.nodes,
-        "spark_workers": len(stack.worker_names()),
-        "rate": a.rate,
-        "started_ms": started,
-        "faults": done,
-        "drain_s": drain_s,
-        "batch_runs": runs,
-        "exact": manifest.complete and view == validation == want,
-        "events": {"sales": manifest.sales, "items": sum(want.values())},
-        "load_average_1m": os.getloadavg()[0],
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    plot(result, markers, out.with_suffix(".png"))
-    for f in done:
-        p = f["phases"]
-        print(
-            f"{', '.join(f['services'])}: latency median before {p['before']['median_ms']} ms, during "
-            f"{p['during']['median_ms']} ms (max {p['during']['max_ms']}), after {p['after']['median_ms']} ms; "
-            f"back after {f['back_after_s']:.0f} s, recovered {p['recovery_s']} s after that"
-        )
-    print(
-        f"{'exact' if result['exact'] else 'NOT EXACT'} (view {sum(view.values())}, validation "
-        f"{sum(validation.values())}, manifest {sum(want.values())} items); wrote {out.with_suffix('.json')}"
-    )
+    result = report(stack, done, started, a.rate, drain_s, out)
     return 0 if result["exact"] else 1
 
 

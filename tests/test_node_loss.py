@@ -47,3 +47,55 @@ def test_faults_from_stop_and_fault_flags_in_order_and_a_clear_error_without_eit
         parse_faults(None, None)
     with pytest.raises(SystemExit, match="one service or job"):
         parse_faults(None, [" , "])
+
+
+def test_the_report_of_a_recorded_run_on_a_stack_read_from_its_folder(tmp_path, monkeypatch):
+    """The end of a run (markers and views read back, phases per fault, JSON and plot) on a LocalStack read
+    from its folder as a later process reads it: a run's last step once failed there after 15 minutes."""
+    import json
+    import types
+
+    from vendlab.bench import node_loss
+    from vendlab.localstack.stack import LocalStack
+    from vendlab.store import cassandra
+    from vendlab.world import generator
+
+    (tmp_path / "stack.json").write_text(
+        json.dumps(
+            {
+                "stack": "kappa",
+                "nodes": 3,
+                "services": {n: {"pid": None} for n in ("kafka", "kafka2", "spark-worker-1", "spark-worker-2")},
+                "client_env": {"VENDLAB_CASSANDRA": "127.0.0.1:9042"},
+            }
+        )
+    )
+    items = {"water": 7, "chips": 3}
+
+    class Store:
+        def __init__(self, hosts, keyspace):
+            assert hosts == ("127.0.0.1:9042",)
+
+        def marker_latencies(self, job):
+            return [(t, t + 300) for t in range(0, 60_000, 100)]
+
+        def read_view(self, job, view):
+            return dict(items)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(cassandra, "CassandraStore", Store)
+    manifest = types.SimpleNamespace(complete=True, items_by_product=items, sales=4)
+    monkeypatch.setattr(generator.Manifest, "load", staticmethod(lambda path: manifest))
+    fault = {"services": ["kafka2"], "signal": "kill", "steady_ms": 0, "stopped_ms": 20_000}
+    fault.update(restarted_ms=30_000, healthy_ms=35_000, outage_s=10.0, back_after_s=15.0)
+    out = tmp_path / "out" / "kappa-kafka2"
+    result = node_loss.report(LocalStack(tmp_path), [fault], 0, 300, 12.5, out)
+    assert result["exact"] and result["spark_workers"] == 2 and result["nodes"] == 3
+    assert result["faults"][0]["phases"]["before"]["markers"] == 200
+    assert json.loads(out.with_suffix(".json").read_text())["totals"] == {"view": 10, "validation": 10, "manifest": 10}
+    assert out.with_suffix(".png").stat().st_size > 0
+    items_wrong = {"water": 6, "chips": 3}
+    manifest.items_by_product = items_wrong  # the manifest disagrees: not exact
+    assert not node_loss.report(LocalStack(tmp_path), [fault], 0, 300, None, out)["exact"]

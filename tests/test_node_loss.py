@@ -13,11 +13,24 @@ def test_phases_split_by_the_outage_and_recovery_from_healthy_again():
     markers += [(t, t + 1500) for t in range(20_000, 23_100, 100)]
     markers += [(t, t + 250) for t in range(23_100, 30_000, 100)]
     p = phases(markers, 10_000, 20_000)
-    assert p["before"] == {"markers": 100, "median_ms": 200, "p95_ms": 200, "max_ms": 200}
-    assert p["during"]["markers"] == 100 and p["during"]["max_ms"] == 11_000
+    # the two made in the last 200 ms before the loss became visible after it: the loss's, not before's
+    assert p["before"] == {"markers": 98, "median_ms": 200, "p95_ms": 200, "max_ms": 200}
+    assert p["during"]["markers"] == 102 and p["during"]["max_ms"] == 11_000
     assert p["threshold_ms"] == 1200
     assert p["recovery_s"] == 3.0
     assert p["after"]["markers"] == 31 + 69
+
+
+def test_a_marker_made_before_a_kill_and_held_up_by_it_counts_during():
+    markers = [(t, t + 100) for t in range(0, 9_900, 100)] + [(9_950, 40_000)]
+    p = phases(markers, 10_000, 20_000)
+    assert p["before"]["max_ms"] == 100 and p["during"] == {
+        "markers": 1,
+        "median_ms": 30_050,
+        "p95_ms": 30_050,
+        "max_ms": 30_050,
+    }
+    assert p["recovery_s"] == 0.0  # made before the services were back: nothing late after "back"
 
 
 def test_no_late_marker_is_recovered_at_once_and_no_baseline_says_none():
@@ -30,10 +43,10 @@ def test_a_fault_counts_only_the_markers_of_its_window():
     markers = [(t, t + 100) for t in range(0, 30_000, 100)]
     markers += [(t, t + 9000) for t in range(30_000, 31_000, 100)]  # the second fault's outage only
     first = phases(markers, 5_000, 8_000, since_ms=0, until_ms=20_000)
-    assert first["before"]["markers"] == 50 and first["during"]["markers"] == 30 and first["after"]["markers"] == 120
+    assert first["before"]["markers"] == 49 and first["during"]["markers"] == 31 and first["after"]["markers"] == 120
     assert first["recovery_s"] == 0.0  # the second fault's late markers are not the first's
     second = phases(markers, 30_000, 31_000, since_ms=20_000)
-    assert second["before"]["markers"] == 100 and second["during"]["max_ms"] == 9000
+    assert second["before"]["markers"] == 99 and second["during"]["max_ms"] == 9000
     assert second["recovery_s"] == 0.0 and second["above_threshold_markers"] == 10
 
 
@@ -93,9 +106,10 @@ def test_the_report_of_a_recorded_run_on_a_stack_read_from_its_folder(tmp_path, 
     out = tmp_path / "out" / "kappa-kafka2"
     result = node_loss.report(LocalStack(tmp_path), [fault], 0, 300, 12.5, out)
     assert result["exact"] and result["spark_workers"] == 2 and result["nodes"] == 3
-    assert result["faults"][0]["phases"]["before"]["markers"] == 200
+    assert result["faults"][0]["phases"]["before"]["markers"] == 197  # made by 19_700 ms, visible by 20_000
     assert json.loads(out.with_suffix(".json").read_text())["totals"] == {"view": 10, "validation": 10, "manifest": 10}
     assert out.with_suffix(".png").stat().st_size > 0
+    assert json.loads((out.parent / "kappa-kafka2-markers.json").read_text())[:2] == [[0, 300], [100, 400]]
     items_wrong = {"water": 6, "chips": 3}
     manifest.items_by_product = items_wrong  # the manifest disagrees: not exact
     assert not node_loss.report(LocalStack(tmp_path), [fault], 0, 300, None, out)["exact"]

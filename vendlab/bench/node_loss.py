@@ -50,11 +50,14 @@ def phases(
 ) -> dict:
     """Latency statistics before, during and after one outage, and the recovery time. ``markers``: (created_ms,
     visible_ms); the outage runs from ``stopped_ms`` to ``healthy_ms`` (everything taken away is back); only the
-    markers created in [``since_ms``, ``until_ms``) count (one fault's window in a sequence of them)."""
+    markers created in [``since_ms``, ``until_ms``) count (one fault's window in a sequence of them). Before: made
+    visible before the loss; during: the rest of those created before everything was back; after: the others."""
     markers = [(c, v) for c, v in markers if (since_ms is None or c >= since_ms) and (until_ms is None or c < until_ms)]
     parts = {"before": [], "during": [], "after": []}
     for created, visible in markers:
-        part = "before" if created < stopped_ms else "during" if created < healthy_ms else "after"
+        # before: what the view showed before the loss; during: every marker the loss held up or that was made
+        # while it lasted (one made a second before a kill and visible a minute after it is the loss's)
+        part = "before" if visible < stopped_ms else "during" if created < healthy_ms else "after"
         parts[part].append(visible - created)
     out: dict = {}
     for name, lat in parts.items():
@@ -70,7 +73,7 @@ def phases(
         out["threshold_ms"] = out["recovery_s"] = None
         return out
     threshold = max(2 * base, base + 1000)
-    late = [c for c, v in markers if c >= stopped_ms and v - c > threshold]
+    late = [c for c, v in markers if v >= stopped_ms and v - c > threshold]
     out["threshold_ms"] = threshold
     out["recovery_s"] = max(0.0, (max(late) - healthy_ms) / 1000) if late else 0.0
     out["above_threshold_markers"] = len(late)
@@ -234,6 +237,8 @@ def report(stack, done: list[dict], started_ms: int, rate: int, drain_s: float |
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    # every marker as [created_ms, visible_ms], one line: the phases and the plot again without the stack
+    out.with_name(out.name + "-markers.json").write_text(json.dumps(markers, separators=(",", ":")) + "\n")
     plot(result, markers, out.with_suffix(".png"))
     for f in done:
         p = f["phases"]

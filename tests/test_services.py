@@ -198,3 +198,17 @@ def test_a_service_none_of_whose_addresses_resolves_fails_at_once(tmp_path):
         require(p, ("kafka",), "vendlab produce", wait_s=30)
     assert time.monotonic() - t0 < 10
     assert "kafka.invalid:29092" in str(e.value) and "kafka2.invalid:29092" in str(e.value)
+
+
+def test_three_nodes_away_are_waited_for_on_one_progress_line(tmp_path, monkeypatch, capsys):
+    """A whole Cassandra cluster restarting (three nodes): one line per wait, every address on it."""
+    port = _free_port()  # the driver takes one port for every node (docs/local-stack.md): 127.0.0.1, .2, .3
+    monkeypatch.setenv("VENDLAB_SERVICE_WAIT_S", "1.5")
+    p = compose(tmp_path).with_(cassandra_hosts=tuple(f"127.0.0.{i}:{port}" for i in (1, 2, 3)))
+    with pytest.raises(ServiceUnavailable):
+        require(p, ("cassandra",), "vendlab job kappa", progress_s=0.5)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("vendlab: waiting for")]
+    addresses = ", ".join(f"127.0.0.{i}:{port}" for i in (1, 2, 3))
+    assert lines and all(
+        ln.startswith(f"vendlab: waiting for Cassandra at {addresses} (connection refused): ") for ln in lines
+    )

@@ -169,9 +169,13 @@ def require(
         if not problems or now - started >= bound or all_unresolved:
             break
         if now >= next_progress:
+            by_service: dict[str, list] = {}  # one line per service, its addresses together (three nodes)
             for e, (_, reason) in problems:
+                by_service.setdefault(e.service, []).append((e.address, reason))
+            for svc, seen in by_service.items():
+                reasons = ", ".join(dict.fromkeys(r for _, r in seen))
                 print(
-                    f"vendlab: waiting for {e.service} at {e.address} ({reason}): "
+                    f"vendlab: waiting for {svc} at {', '.join(a for a, _ in seen)} ({reasons}): "
                     f"{now - started:.0f} s of {bound:.0f} s ({WAIT_VARIABLE} sets the bound)",
                     file=sys.stderr,
                     flush=True,

@@ -153,14 +153,6 @@ def _take_away(stack, name: str, how: str) -> None:
         time.sleep(0.2)
 
 
-def _bring_back(stack, name: str) -> None:
-    """Start a service again (waits until healthy) or a job (returns once it is launched)."""
-    if name in stack.names()[1]:
-        stack.start([name])
-    else:
-        stack.start_service(name, timeout=600)
-
-
 def _wait_steady(stack, name: str, steady_ms: int, timeout: float, since_ms: int = 0) -> float:
     """Seconds until the view is caught up: the last 20 markers made visible, of those created from ``since_ms``
     on (after the previous fault was over), had latencies under ``steady_ms`` (a job starts with the backlog of its
@@ -316,8 +308,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{time.strftime('%H:%M:%S')} fault {i + 1}/{len(faults)}: {s} taken away ({a.signal})", flush=True)
         time.sleep(a.outage)
         restarted = int(time.time() * 1000)
-        for s in names:
-            _bring_back(stack, s)
+        for s in names:  # one at a time, in the order given (stack.start orders services before jobs)
+            stack.start([s], timeout=600)  # a service: waited for until healthy; a job: launched
         healthy = int(time.time() * 1000)
         print(
             f"{time.strftime('%H:%M:%S')} fault {i + 1}/{len(faults)}: {', '.join(names)} back after "

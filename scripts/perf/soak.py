@@ -208,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     for flag, v in (("--stall-at", a.stall_at), ("--crash-at", a.crash_at)):
         if not 0 < v < 1:
             raise SystemExit(f"{flag} {v}: allowed is a fraction of the run between 0 and 1")
+    if a.crash_at * a.hours * 3600 < a.stall_at * a.hours * 3600 + a.stall_min * 60:
+        raise SystemExit(  # the crash is of the job the stall started again
+            f"--crash-at {a.crash_at}: allowed is a moment after the stall's end ({a.stall_at} of the run plus "
+            f"--stall-min {a.stall_min:g} minutes)"
+        )
     out = a.out or ROOT / "docs" / "img" / "soak" / a.stack
     out.parent.mkdir(parents=True, exist_ok=True)
     stack = LocalStack(a.dir, a.stack, nodes=a.nodes)

@@ -301,9 +301,14 @@ def cmd_job(args) -> int:
             finally:
                 store.close()
             return 0
-        query = start_query(job, spark, profile, catalog)
-        _say(f"{args.name}: streaming query {query.name or ''} started on {profile.spark_master}")
-        query.awaitTermination()
+        from vendlab.jobs.spark_workarounds import await_query
+
+        def start():
+            query = start_query(job, spark, profile, catalog)
+            _say(f"{args.name}: streaming query {query.name or ''} started on {profile.spark_master}")
+            return query
+
+        await_query(start, _say)
         return 0
     finally:
         spark.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 import uuid
@@ -13,21 +12,15 @@ from datetime import datetime
 from pathlib import Path
 
 from vendlab import schema
+from vendlab.bench import stack_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def start_script(stack: str, stack_dir: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-    """``./STACK/start_STACK.py --local DIR ARGS`` with this Python (the project's venv), as a user runs it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VENDLAB_")}
-    r = subprocess.run(
-        [sys.executable, str(ROOT / stack / f"start_{stack}.py"), "--local", str(stack_dir), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=ROOT,
-    )
+    """``./STACK/start_STACK.py --local DIR ARGS`` as a user runs it (vendlab.bench.stack_run), its output in the
+    test's captured stderr."""
+    r = stack_run.start_script(stack, stack_dir, *args, timeout=timeout)
     print(
         f"$ start_{stack}.py --local {stack_dir} {' '.join(args)}  -> exit {r.returncode}\n{r.stdout}{r.stderr}",
         file=sys.stderr,

@@ -43,7 +43,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # grafana_cql, grafana_frames: the plug
 from grafana_cql import fill, targets, variable_values  # noqa: E402
 
 from vendlab import architectures  # noqa: E402
-from vendlab.bench.node_loss import MANIFEST, _script, _views  # noqa: E402
+from vendlab.bench.node_loss import MANIFEST  # noqa: E402
+from vendlab.bench.stack_run import final_views, run_start_script  # noqa: E402
 from vendlab.localstack.jobs import LocalRunner  # noqa: E402
 from vendlab.localstack.stack import LocalStack, pid_alive  # noqa: E402
 from vendlab.store.cassandra import CassandraStore  # noqa: E402
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         args += ["--batch-interval", str(a.batch_interval)]
     result: dict = {"stack": a.stack, "nodes": stack.nodes, "rate": a.rate, "hours": a.hours, "events": []}
     result["started"] = time.time()
-    _script(a.stack, a.dir, *args)
+    run_start_script(a.stack, a.dir, *args)
     runner = LocalRunner(stack)
     store = CassandraStore(tuple(stack.env()["VENDLAB_CASSANDRA"].split(",")), "vendlab")
     view_job = VIEW_JOB[a.stack]
@@ -272,9 +273,9 @@ def main(argv: list[str] | None = None) -> int:
             save()
             time.sleep(max(0.0, a.sample_s - (time.time() - now)))
         t = time.monotonic()
-        _script(a.stack, a.dir, "--stop")
+        run_start_script(a.stack, a.dir, "--stop")
         result["drain_s"] = time.monotonic() - t
-        view, validation = _views(store, a.stack)
+        view, validation = final_views(store, a.stack)
         manifest = Manifest.load(a.dir / MANIFEST)
         want = {k: n for k, n in manifest.items_by_product.items() if n}
         result["exact"] = manifest.complete and view == validation == want

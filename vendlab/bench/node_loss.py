@@ -29,13 +29,13 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from vendlab import architectures
 from vendlab.architectures.spec import BATCH
+from vendlab.bench.stack_run import final_views, run_start_script
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = Path("data") / "cluster" / "manifest.json"  # the generator's (cwd: the stack's folder)
@@ -117,18 +117,6 @@ def plot(result: dict, markers: list[tuple[int, int]], path: Path) -> None:
     plt.close(fig)
 
 
-def _script(stack: str, d: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VENDLAB_")}
-    cmd = [sys.executable, str(ROOT / stack / f"start_{stack}.py"), "--local", str(d), *args]
-    print("$ " + " ".join(cmd[1:]), flush=True)
-    r = subprocess.run(cmd, text=True, capture_output=True, env=env, cwd=ROOT)
-    sys.stdout.write(r.stdout[-3000:])
-    if r.returncode:
-        sys.stderr.write(r.stderr[-3000:])
-        raise SystemExit(f"start_{stack}.py exited {r.returncode}")
-    return r
-
-
 def _take_away(stack, name: str, how: str) -> None:
     """Stop one service (SIGTERM and wait, or SIGKILL with ``how == "kill"``) or one job (on purpose, as
     ``vendlab stack stop`` does: a job killed would be restarted by its supervisor at once)."""
@@ -181,15 +169,6 @@ def _wait_steady(stack, name: str, steady_ms: int, timeout: float, since_ms: int
         store.close()
 
 
-def _views(store, stack_name: str) -> tuple[dict, dict]:
-    """(the architecture's user-facing view, validation) of items per product; the stack is named after it."""
-    from vendlab.store import base
-
-    view = architectures.get(stack_name).read(store, base.ITEMS_BY_PRODUCT)
-    validation = store.read_view(base.VALIDATION, base.ITEMS_BY_PRODUCT)
-    return {k: v for k, v in view.items() if v}, {k: v for k, v in validation.items() if v}
-
-
 def report(stack, done: list[dict], started_ms: int, rate: int, drain_s: float | None, out: Path) -> dict:
     """Reads the markers and the views of the stack's store after the drain, splits the latency per fault, checks
     exactness, writes OUT.json and OUT.png; ``done``: each fault's services, signal and times (as ``main`` records
@@ -204,7 +183,7 @@ def report(stack, done: list[dict], started_ms: int, rate: int, drain_s: float |
     try:
         first = done[0]["steady_ms"]
         markers = [(c, v) for c, v in store.marker_latencies(arch.latency_job) if c >= first]  # after start-up
-        view, validation = _views(store, name)
+        view, validation = final_views(store, name)
         runs = len(store.batch_history()) if has_batch else None
     finally:
         store.close()
@@ -295,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     if has_batch:
         args += ["--batch-interval", str(a.batch_interval)]
     started = int(time.time() * 1000)
-    _script(name, a.dir, *args)
+    run_start_script(name, a.dir, *args)
     done: list[dict] = []
     for i, names in enumerate(faults):
         since = done[-1]["healthy_ms"] if done else 0
@@ -331,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     time.sleep(a.after)
     drain_t = time.monotonic()
-    _script(name, a.dir, "--stop")
+    run_start_script(name, a.dir, "--stop")
     drain_s = time.monotonic() - drain_t
     result = report(stack, done, started, a.rate, drain_s, out)
     return 0 if result["exact"] else 1

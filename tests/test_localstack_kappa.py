@@ -182,18 +182,28 @@ def kappa_main(kappa_stack):
     out["stop1"] = script("--stop")
     out["manifest1"] = Manifest.load(d / MANIFEST)
     # the state a stop or a kill inside a micro-batch leaves: its offsets planned, its commit not written
-    commits = Path(kappa_stack.env()["VENDLAB_CHECKPOINTS"].removeprefix("file://")) / "kappa" / "commits"
-    newest = max((f for f in commits.iterdir() if f.name.isdigit()), key=lambda f: int(f.name))
-    newest.unlink()
-    out["uncommitted_batch"] = int(newest.name)
+    checkpoint = Path(kappa_stack.env()["VENDLAB_CHECKPOINTS"].removeprefix("file://")) / "kappa"
+    commits = checkpoint / "commits"
+
+    def newest(folder: Path) -> int:
+        return max(int(f.name) for f in folder.iterdir() if f.name.isdigit())
+
+    n = newest(commits)
+    assert newest(checkpoint / "offsets") == n, "the drained --stop left a planned batch without its commit"
+    for f in (commits / str(n), commits / f".{n}.crc"):  # the commit and its checksum, as a stop before it
+        f.unlink(missing_ok=True)
+    out["uncommitted_batch"] = n
     log = d / "logs" / "job-kappa-job.log"
     start_at = log.stat().st_size
     out["restart_run"] = script()
     # Spark 4.1.1 re-runs that batch first, then its Kafka source's progress report throws (SPARK-55271):
     # the driver starts the query again itself (vendlab/jobs/spark_workarounds.py); wait for the batch after it
     deadline = time.monotonic() + DRAIN_TIMEOUT
-    while time.monotonic() < deadline and not (commits / str(out["uncommitted_batch"] + 1)).exists():
+    while time.monotonic() < deadline and not (commits / str(n + 1)).exists():
         time.sleep(1)
+    assert (commits / str(n + 1)).exists(), (
+        f"no batch after the resumed one in {DRAIN_TIMEOUT} s {logs_hint(kappa_stack)}"
+    )
     out["after_resume_status"] = runner.status("kappa-job")
     out["after_resume_log"] = log.read_bytes()[start_at:].decode(errors="replace")
     time.sleep(DURATION / 2)

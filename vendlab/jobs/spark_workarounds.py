@@ -32,7 +32,9 @@ def jvm_trace(exc: BaseException) -> str:
 def is_kafka_metrics_npe(exc: BaseException) -> bool:
     """Whether a query failed on SPARK-55271 (see the module's docstring), told by its frame and its message."""
     trace = jvm_trace(exc)
-    return "NullPointerException" in trace and "KafkaMicroBatchStream" in trace and ".metrics(" in trace
+    return "NullPointerException" in trace and (
+        "KafkaMicroBatchStream$.metrics(" in trace or "KafkaMicroBatchStream.metrics(" in trace
+    )
 
 
 def await_query(start: Callable[[], object], say: Callable[[str], None], retries: int = RETRIES):

@@ -133,6 +133,33 @@ def sample(stack: LocalStack, runner: LocalRunner, store: CassandraStore, dashbo
     }
 
 
+def marker_phases(markers: list[tuple[int, int]], result: dict) -> dict:
+    """Every marker's event-to-view latency by when it was made: before the stall, while the view job was stopped,
+    from its start again to the crash, after the crash (median and max, seconds). The samples' latency (the newest
+    20 markers shown) stands still while nothing new is shown; these are what each marker waited."""
+    t = {e["what"].split(" ")[1]: e["t"] * 1000 for e in result["events"]}  # stopped, started, killed
+    edges = [("before the stall", 0), ("during the stall", t.get("stopped")), ("after the stall", t.get("started"))]
+    edges.append(("after the crash", t.get("killed")))
+    edges = [(n, e) for n, e in edges if e is not None] + [("", float("inf"))]
+    out = {}
+    for (name, lo), (_n, hi) in zip(edges, edges[1:]):
+        lat = [(v - c) / 1000 for c, v in markers if lo <= c < hi and c >= result["started"] * 1000]
+        out[name] = {
+            "markers": len(lat),
+            "median_s": statistics.median(lat) if lat else None,
+            "max_s": max(lat) if lat else None,
+        }
+    return out
+
+
+def record_markers(store: CassandraStore, job: str, result: dict, out: Path) -> None:
+    """After the drain: every marker [created, visible] (ms) to OUT-markers.json, and the phases into the result."""
+    markers = [(c, v) for c, v in store.marker_latencies(job) if c >= result["started"] * 1000]
+    out.with_name(out.name + "-markers.json").write_text(json.dumps(markers) + "\n")
+    result["marker_latency"] = marker_phases(markers, result)
+    result["markers_file"] = out.name + "-markers.json"
+
+
 def plot(result: dict, prefix: Path) -> None:
     from vendlab.bench.plots import plt
 
@@ -159,7 +186,17 @@ def plot(result: dict, prefix: Path) -> None:
     ax[0].legend(fontsize=7)
     ax[0].grid(True, which="both", alpha=0.3)
     mark(ax[0])
-    ax[1].plot(x, [p["latency_s"] for p in pts], label="event-to-view latency (median of the last 20 markers)")
+    ax[1].plot(x, [p["latency_s"] for p in pts], label="event-to-view latency (median of the newest 20 markers shown)")
+    mfile = prefix.with_name(prefix.name + "-markers.json")
+    if result.get("markers_file") and mfile.exists():
+        ms = json.loads(mfile.read_text())
+        ax[1].scatter(
+            [(c / 1000 - t0) / 60 for c, _v in ms],
+            [max((v - c) / 1000, 0.01) for c, v in ms],
+            s=2,
+            color="tab:orange",
+            label="each marker, at the time it was made",
+        )
     ax[1].set_ylabel("seconds")
     ax[1].set_yscale("log")
     ax[1].set_xlabel("minutes since the start script ran")
@@ -286,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             "sales": manifest.sales,
         }
         result["batch_runs"] = len(store.batch_history()) if has_batch else None
+        record_markers(store, arch.latency_job, result, out)
         save()
     finally:
         store.close()

@@ -14,7 +14,6 @@ from pathlib import Path
 from vendlab import schema
 from vendlab.bench import stack_run
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def start_script(stack: str, stack_dir: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:

@@ -152,12 +152,19 @@ def marker_phases(markers: list[tuple[int, int]], result: dict) -> dict:
     return out
 
 
+def markers_path(prefix: Path) -> Path:
+    """OUT-markers.json: every marker of the run, [created, visible] in ms."""
+    return prefix.with_name(prefix.name + "-markers.json")
+
+
 def record_markers(store: CassandraStore, job: str, result: dict, out: Path) -> None:
-    """After the drain: every marker [created, visible] (ms) to OUT-markers.json, and the phases into the result."""
+    """After the drain: every marker [created, visible] (ms) to OUT-markers.json, and the phases into the result
+    (``markers_file`` says the file is this run's: until then one of an earlier run may lie there)."""
     markers = [(c, v) for c, v in store.marker_latencies(job) if c >= result["started"] * 1000]
-    out.with_name(out.name + "-markers.json").write_text(json.dumps(markers) + "\n")
+    path = markers_path(out)
+    path.write_text(json.dumps(markers) + "\n")
     result["marker_latency"] = marker_phases(markers, result)
-    result["markers_file"] = out.name + "-markers.json"
+    result["markers_file"] = path.name
 
 
 def plot(result: dict, prefix: Path) -> None:
@@ -187,7 +194,7 @@ def plot(result: dict, prefix: Path) -> None:
     ax[0].grid(True, which="both", alpha=0.3)
     mark(ax[0])
     ax[1].plot(x, [p["latency_s"] for p in pts], label="event-to-view latency (median of the newest 20 markers shown)")
-    mfile = prefix.with_name(prefix.name + "-markers.json")
+    mfile = markers_path(prefix)
     if result.get("markers_file") and mfile.exists():
         ms = json.loads(mfile.read_text())
         ax[1].scatter(

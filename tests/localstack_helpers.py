@@ -15,7 +15,6 @@ from vendlab import schema
 from vendlab.bench import stack_run
 
 
-
 def start_script(stack: str, stack_dir: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
     """``./STACK/start_STACK.py --local DIR ARGS`` as a user runs it (vendlab.bench.stack_run), its output in the
     test's captured stderr."""

@@ -107,6 +107,18 @@ def test_a_stack_folder_keeps_its_topology(tmp_path):
         LocalStack(tmp_path, "kappa", nodes=1)
 
 
+def test_each_cassandra_node_has_its_own_data_folder(tmp_path):
+    """The folder a service's data is in, as the stack starts it and as the soak measures it: the first node's is
+    data/cassandra (the one-node stack's name), the others' their own (the soak measured an empty data/cassandra1)."""
+    one = LocalStack(tmp_path / "one", "kappa")
+    one.compose = cf.load("kappa")
+    assert one.service_data("cassandra1") == tmp_path / "one" / "data" / "cassandra"
+    three = LocalStack(tmp_path / "three", "kappa", nodes=3)
+    three.compose = cf.load("kappa", nodes=3)
+    assert [three.service_data(n).name for n in three.cassandra_names()] == ["cassandra", "cassandra2", "cassandra3"]
+    assert three.service_data("kafka2") == tmp_path / "three" / "data" / "kafka2"
+
+
 def test_cqlsh_consistency_command_sets_the_level_of_the_local_query():
     """The start scripts' drain reads `cqlsh -e "CONSISTENCY QUORUM; SELECT ..."` on three nodes: on a local
     stack the CONSISTENCY shell command sets the statement's level; it is not sent as CQL (a syntax error,

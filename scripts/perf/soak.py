@@ -112,7 +112,8 @@ def sample(stack: LocalStack, runner: LocalRunner, store: CassandraStore, dashbo
     }
     for j in runner.names():
         mem[j] = tree_rss((runner.status(j) or {}).get("pid"))
-    disk = {n: disk_bytes(stack.data(n)) for n in services}
+    disk = {n: disk_bytes(stack.service_data(n)) for n in services}
+    disk["checkpoints and volumes"] = disk_bytes(stack.data("volumes"))
     disk["logs"] = disk_bytes(stack.dir / "logs")
     panels = time_panels(store, dashboard)
     latest = sorted(store.marker_latencies(job), key=lambda m: m[0])[-20:]

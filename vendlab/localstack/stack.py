@@ -254,6 +254,12 @@ class LocalStack:
         d.mkdir(parents=True, exist_ok=True)
         return d
 
+    def service_data(self, svc: str) -> Path:
+        """The folder a service keeps its data in (the first Cassandra node's is data/cassandra, the name the
+        one-node stack has always used, so that a stack directory made before the scaled-out one still works)."""
+        names = self.cassandra_names()
+        return self.data("cassandra" if names and svc == names[0] else svc)
+
     def log(self, svc: str) -> Path:
         d = self.dir / "logs"
         d.mkdir(parents=True, exist_ok=True)
@@ -418,7 +424,7 @@ class LocalStack:
         host = self.cassandra_host(name)
         self.hostmap[f"{name}:9042"] = f"{host}:{native}"
         self.hostmap[name] = f"{host}:{native}"
-        d = self.data("cassandra" if first else name)
+        d = self.service_data(name)
         conf = self.conf("cassandra" if first else name)
         # CASSANDRA_SEEDS as the image's docker-entrypoint.sh reads it (a comma list of host names;
         # default: the node's own address), each name relocated to its local address

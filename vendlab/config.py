@@ -34,7 +34,7 @@ VALIDATION_WINDOW_MS = 60 * 60_000
 # `vendlab run/demo --batch-interval`, RunSettings, `vendlab job lambda-batch` and the start scripts
 # (the compose stacks' VENDLAB_BATCH_INTERVAL; tests/test_compose_shared.py checks it). 20 s: the
 # 120-s demo shows several hand-offs and the speed layer holds few blocks after the cutoff; on a
-# long cluster run the batch run itself (20 s over 1.2M events here, docs/history/results-2026-11.md, and growing
+# long cluster run the batch run itself (7.5 s over 1.2M events embedded here, docs/results.md, and growing
 # with the history) soon outweighs the pause anyway.
 BATCH_INTERVAL_S = 20.0
 

@@ -196,7 +196,7 @@ def test_no_import_cycle_through_the_registry():
 
 
 def test_the_registry_and_the_cli_import_no_spark():
-    """Every command imports the registry; Spark is imported only where a job starts (docs/results.md)."""
+    """Every command imports the registry; Spark is imported only where a job starts (docs/history/results-2026-11.md)."""
     code = "import sys, vendlab.cli, vendlab.serving, vendlab.architectures; print('pyspark' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stdout + r.stderr

@@ -1,6 +1,6 @@
 """Lambda's batch view (``vendlab.jobs.batch``) equals a straightforward recomputation of it.
 
-The batch layer's plan is tuned (docs/results.md, issue 15: lambda's batch layer): the cutoff and
+The batch layer's plan is tuned (docs/history/results-2026-11.md, issue 15: lambda's batch layer): the cutoff and
 the row count come from one scan, and the valid events are filtered to the buckets below the cutoff
 *before* the deduplication. The reference here is the plain definition: parse every line, keep the
 valid ones, deduplicate by event_id, compute every view per bucket (``view_rows``) and sum the

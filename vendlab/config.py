@@ -34,7 +34,7 @@ VALIDATION_WINDOW_MS = 60 * 60_000
 # `vendlab run/demo --batch-interval`, RunSettings, `vendlab job lambda-batch` and the start scripts
 # (the compose stacks' VENDLAB_BATCH_INTERVAL; tests/test_compose_shared.py checks it). 20 s: the
 # 120-s demo shows several hand-offs and the speed layer holds few blocks after the cutoff; on a
-# long cluster run the batch run itself (20 s over 1.2M events here, docs/results.md, and growing
+# long cluster run the batch run itself (7.5 s over 1.2M events embedded here, docs/results.md, and growing
 # with the history) soon outweighs the pause anyway.
 BATCH_INTERVAL_S = 20.0
 
@@ -81,7 +81,7 @@ class Profile:
     # processing-time trigger), not as fast as it can: nothing reads the master dataset but the batch
     # layer, every BATCH_INTERVAL_S at most, while each micro-batch costs the same ~0.3-0.4 s of planning
     # and tasks however small it is, taken from the user-facing streaming views on the same cores, and
-    # writes its own small files, which each batch run opens again (docs/results.md, issue 15).
+    # writes its own small files, which each batch run opens again (docs/history/results-2026-11.md, issue 15).
     ingest_trigger_s: float = 5.0
     # Lambda in embedded mode: the batch layer runs in the JVM of the streaming queries and runs at
     # most this many tasks at a time (0: as many as there are cores), so that the speed and kappa

@@ -137,7 +137,7 @@ class LogFeeder(threading.Thread):
             # Sleep until at least half a tick of events is due: taking whatever became due while
             # the last chunk was made (a few events) would call the generator hundreds of times a
             # second, each call with its fixed cost, and the Python process would spend most of a core
-            # on it (docs/results.md, performance history).
+            # on it (docs/history/results-2026-11.md, performance history).
             if int(self.rate * (time.monotonic() - t0)) - produced < max(1.0, self.rate * TICK_S / 2):
                 time.sleep(TICK_S / 2)
         m.markers += 1

@@ -37,7 +37,7 @@ def check_java() -> str:
 
 # HotSpot compiles no method over 8000 bytes of bytecode, and Spark's generated code for the
 # parse step (one wide projection with a long CASE) is such a method: without this option it
-# runs in the JVM's interpreter, at about twice the CPU per line (docs/results.md, performance history; the
+# runs in the JVM's interpreter, at about twice the CPU per line (docs/history/results-2026-11.md, performance history; the
 # option Spark's own docs name for spark.sql.codegen.hugeMethodLimit).
 JVM_OPTIONS = "-XX:-DontCompileHugeMethods"
 JAVA_OPTION_KEYS = ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")
@@ -48,7 +48,7 @@ JAVA_OPTION_KEYS = ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOp
 # (pip's pyspark has none), forks `chmod` and `readlink` for every file it writes and renames:
 # over a hundred processes per micro-batch. The FileSystem-based manager (Spark's own, rename-based,
 # atomic on a local disk) needs a quarter of them and halves the micro-batch overhead outside the sink
-# (docs/results.md, performance history). HDFS checkpoints (the cluster) keep Spark's default.
+# (docs/history/results-2026-11.md, performance history). HDFS checkpoints (the cluster) keep Spark's default.
 LOCAL_CHECKPOINT_CONF = {
     "spark.sql.streaming.checkpointFileManagerClass": "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager",
 }

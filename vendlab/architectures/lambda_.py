@@ -99,12 +99,12 @@ BATCH_POOL = "lambda_batch"
 # without preemption: a streaming micro-batch waits until a running task ends, so the batch layer's
 # tasks must be short for the speed layer to stay real-time while a run goes on (its pools:
 # vendlab/fairscheduler.xml). Adaptive execution with 16 shuffle partitions on top was tried and not
-# kept: a small history pays the extra tasks and stages at every run (docs/results.md, performance history).
+# kept: a small history pays the extra tasks and stages at every run (docs/history/results-2026-11.md, performance history).
 BATCH_SQL_CONF = {
     "spark.sql.files.maxPartitionBytes": str(8 * 2**20),
     # A live run's master dataset is many small files (one per ingest micro-batch and task, ~270 KB):
     # at the default open cost (4 MB per file) a split held one or two of them, so a scan was a task
-    # per file or two; 128 KB packs them into 8 MiB splits (docs/results.md, issue 15: lambda's batch layer).
+    # per file or two; 128 KB packs them into 8 MiB splits (docs/history/results-2026-11.md, issue 15: lambda's batch layer).
     "spark.sql.files.openCostInBytes": str(128 * 2**10),
 }
 
@@ -112,7 +112,7 @@ BATCH_SQL_CONF = {
 def batch_session(spark, max_tasks: int = 0):
     """A session for the batch layer: the same SparkContext (cores, JVM, caches), its own SQL conf;
     with ``max_tasks``, its jobs run at most that many tasks at a time (``Profile.shared_batch_tasks``:
-    measured in docs/results.md, issue 15's afternoon round)."""
+    measured in docs/history/results-2026-11.md, issue 15's afternoon round)."""
     from vendlab.jobs.batch import MAX_TASKS_CONF
 
     s = spark.newSession()

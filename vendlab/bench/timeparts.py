@@ -127,7 +127,7 @@ def report_section(sweep: dict) -> list[str]:
         "input, the first left out): Spark's own `durationMs` of each `StreamingQueryProgress`, `addBatch` "
         "split by the sink's timings, the state store's commit from the progress's `stateOperators`. At the "
         "lowest rate a micro-batch holds few lines, so what it costs there is its fixed cost. Before/after "
-        "numbers of each change: docs/results.md.\n",
+        "numbers of each change: docs/history/results-2026-11.md.\n",
         *markdown(cols),
         "",
     ]

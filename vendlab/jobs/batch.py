@@ -112,7 +112,7 @@ def cutoff_and_rows(parsed: DataFrame, profile: Profile) -> tuple[int | None, in
 def _batch_view(parsed: DataFrame, profile: Profile):
     """(rows, cutoff_bucket, rows read) from a snapshot's rows as the contract parsed them.
 
-    Performance (docs/results.md, issue 15: lambda's batch layer): two Spark jobs over the columns
+    Performance (docs/history/results-2026-11.md, issue 15: lambda's batch layer): two Spark jobs over the columns
     they need, no cache. The first finds the cutoff and counts the rows; the second keeps the valid
     events before the cutoff, deduplicates them and sums their fine entries by view key. The filter
     on the bucket runs before the deduplication: every copy of an event carries the same event time,

@@ -47,7 +47,7 @@ _WRAP_TAIL = ',{"\\u0000end":1}]'
 # event's struct plus the sentinel field, so element 1 *is* the typed event (the same partial
 # result per field as a parse of the bare line: a wrong-typed field is null, the others are
 # kept), and element 2 proves that nothing follows the object. Parsing the line twice (once
-# bare, once wrapped) cost a third of the job's CPU per line (docs/results.md, performance history).
+# bare, once wrapped) cost a third of the job's CPU per line (docs/history/results-2026-11.md, performance history).
 _WRAP = T.ArrayType(T.StructType(EVENT_STRUCT.fields + [T.StructField(_SENTINEL, T.IntegerType())]))
 
 
@@ -68,7 +68,7 @@ def _one_json_object() -> Column:
     """True when the line is valid UTF-8 and exactly one JSON object (see the contract)."""
     w = F.col("w")
     one = (F.size(w) == 2) & F.try_element_at(w, F.lit(1)).isNotNull() & (F.try_element_at(w, F.lit(2))[_SENTINEL] == 1)
-    # contains() compares bytes; instr() walks the characters (docs/results.md, performance history)
+    # contains() compares bytes; instr() walks the characters (docs/history/results-2026-11.md, performance history)
     surrogate = F.col("value").contains("\\u") & F.col("value").rlike(_LONE_SURROGATE)
     return F.is_valid_utf8("value") & F.coalesce(one, F.lit(False)) & ~surrogate
 
@@ -76,7 +76,7 @@ def _one_json_object() -> Column:
 # A null field is missing or of the wrong type; which one needs the object's keys, a second JSON
 # parse of the line. The reason CASE gives NULL_FIELD + name, and ``_resolve_null_field`` parses
 # only those lines again. Performance: from_json runs without generated code, and inside the
-# CASE it would take the whole reason step out of it (docs/results.md, performance history).
+# CASE it would take the whole reason step out of it (docs/history/results-2026-11.md, performance history).
 NULL_FIELD = "\u0000null:"
 
 
@@ -187,7 +187,7 @@ def parse(raw: DataFrame, machines: list[str], products: list[str]) -> DataFrame
     # uuid() a new seed in every micro-batch and writes the seed into the generated code, so the
     # parse's last stage was compiled again for every micro-batch and ran cold (a fixed seed is
     # replaced too); reflect() has no generated code of its own, so the stage's code is the same in
-    # every micro-batch and is compiled once (docs/results.md, performance history).
+    # every micro-batch and is compiled once (docs/history/results-2026-11.md, performance history).
     random_part = F.when(
         F.col("log_offset").isNull(), F.reflect(F.lit("java.util.UUID"), F.lit("randomUUID"))
     )  # null for Kafka: concat_ws skips it

@@ -137,7 +137,7 @@ def parsed_stream(spark: SparkSession, profile: Profile, catalog: Catalog) -> Da
 def fine_stream(spark: SparkSession, profile: Profile, catalog: Catalog, bucket_ms: int | None) -> DataFrame:
     """The parsed, deduplicated stream as its fine entries (``ViewPlan.fine``, stateless, after the
     deduplication): planned with the streaming query, so that a micro-batch's callback only sums
-    them and makes fewer py4j calls (docs/results.md, performance history)."""
+    them and makes fewer py4j calls (docs/history/results-2026-11.md, performance history)."""
     return view_plan(bucket_ms).fine(parsed_stream(spark, profile, catalog))
 
 

@@ -150,7 +150,7 @@ class ViewPlan:
     """Step 1's Spark expressions, built once and applied to any number of frames.
 
     Performance: building them is a few thousand py4j calls (one per column expression or
-    operator), 0.5-1 s and more when the Python process is busy (docs/results.md): a streaming job
+    operator), 0.5-1 s and more when the Python process is busy (docs/history/results-2026-11.md, performance history): a streaming job
     applies one plan to each of its micro-batches, and ``view_plan`` shares one plan between the
     jobs of a Python process (a run's jobs take the plan its warm-up built: expressions are
     unresolved, so they bind to each frame)."""
@@ -169,7 +169,7 @@ class ViewPlan:
         applies it in its streaming plan, so that a micro-batch's callback only sums)."""
         # Performance: two plain generators, both in generated code (a higher-order function such
         # as ``transform`` over the stock map would take the whole step out of code generation:
-        # docs/results.md, performance history).
+        # docs/history/results-2026-11.md, performance history).
         return df.select(self.entries).select(*self.unstock, self.stock).select(*self.fine_columns)
 
     def summed(self, fine: DataFrame, before_bucket: int | None = None) -> DataFrame:
@@ -213,7 +213,7 @@ def rollup(fine_rows) -> tuple[list[base.Delta], list[base.Marker], list[base.De
     to the views it feeds, as ``vendlab.oracle`` adds each event.
 
     Plain Python on a micro-batch's few hundred to few thousand summed entries: a Spark stage
-    for it cost a fixed time in every micro-batch, whatever its size (docs/results.md, performance history)."""
+    for it cost a fixed time in every micro-batch, whatever its size (docs/history/results-2026-11.md, performance history)."""
     key = defs.key
     sums: defaultdict[tuple[str, str, int], int] = defaultdict(int)
     markers: list[base.Marker] = []

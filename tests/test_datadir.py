@@ -22,6 +22,8 @@ from vendlab.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 VENDLAB = [sys.executable, "-m", "vendlab.cli"]
+# The runs pass --no-warmup: what they check is the data dir (lock, resume, relocation), and the warm-up
+# (vendlab/warmup.py; tested in test_master_dataset.py and test_cli.py) only costs CPU the suite shares.
 
 
 def vl(*argv: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -104,7 +106,20 @@ def finished_kappa(tmp_path_factory):
     """The issue's two commands of point 1 (shortened), then --resume: D is exact."""
     d = tmp_path_factory.mktemp("lock") / "D"
     first = subprocess.Popen(
-        VENDLAB + ["run", "--arch", "kappa", "--data-dir", str(d), "--duration", "8", "--rate", "2000", "--json"],
+        VENDLAB
+        + [
+            "run",
+            "--arch",
+            "kappa",
+            "--data-dir",
+            str(d),
+            "--duration",
+            "8",
+            "--rate",
+            "2000",
+            "--json",
+            "--no-warmup",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -129,7 +144,7 @@ def finished_kappa(tmp_path_factory):
     assert first.returncode == 0, err[-3000:]
     assert_exact(json.loads(out), "realtime")
     assert json.loads((d / "manifest.json").read_text())["seed"] == 1  # the first run's, not seed 2's
-    resumed = run_json(vl("run", "--arch", "kappa", "--data-dir", d, "--resume", "--json"))
+    resumed = run_json(vl("run", "--arch", "kappa", "--data-dir", d, "--resume", "--json", "--no-warmup"))
     assert_exact(resumed, "realtime")
     return d
 
@@ -168,7 +183,9 @@ def test_point_3_a_lost_checkpoint_is_refused_and_the_rebuild_command_restores_e
     }
     assert sorted(p.name for p in (d / "checkpoints").iterdir()) == ["kappa"]
     # the rebuilt data dir goes on as any other: resume is exact
-    assert_exact(run_json(vl("run", "--arch", "kappa", "--data-dir", d, "--resume", "--json")), "realtime")
+    assert_exact(
+        run_json(vl("run", "--arch", "kappa", "--data-dir", d, "--resume", "--json", "--no-warmup")), "realtime"
+    )
 
 
 @pytest.mark.spark  # a vendlab command in a subprocess runs the jobs
@@ -227,6 +244,7 @@ def test_point_2_a_lambda_run_stopped_by_sigterm_then_moved_resumes_exactly(tmp_
                 "200",
                 "--batch-interval",
                 "2",
+                "--no-warmup",
             ],
             stderr=err,
             text=True,
@@ -251,7 +269,9 @@ def test_point_2_a_lambda_run_stopped_by_sigterm_then_moved_resumes_exactly(tmp_
     assert "interrupted" in rest and f"vendlab run --arch lambda --data-dir {a} --resume" in rest
     assert list((a / "master" / "_spark_metadata").iterdir())
     a.rename(b)
-    doc = run_json(vl("run", "--arch", "lambda", "--data-dir", b, "--resume", "--batch-interval", "2", "--json"))
+    doc = run_json(
+        vl("run", "--arch", "lambda", "--data-dir", b, "--resume", "--batch-interval", "2", "--json", "--no-warmup")
+    )
     assert_exact(doc, "serving")
     assert not any(str(a) + "/" in f.read_text() for f in datadir.path_files(b))
 

@@ -216,7 +216,8 @@ def test_ctrl_c_stops_every_query_and_the_jvm(tmp_path):
 
     d = tmp_path / "int"
     p = subprocess.Popen(
-        VENDLAB + ["run", "--arch", "kappa", "--data-dir", str(d), "--duration", "120", "--rate", "1000", "--no-warmup"],
+        VENDLAB
+        + ["run", "--arch", "kappa", "--data-dir", str(d), "--duration", "120", "--rate", "1000", "--no-warmup"],
         stderr=subprocess.PIPE,
         text=True,
     )

@@ -3,7 +3,7 @@
 A cold JVM pays, on its first micro-batches, for what no later batch pays: Spark generating and
 compiling (Janino) the code of each plan, HotSpot interpreting that code until its JIT has
 compiled it, class loading, the first state store. The first events a user generates would see
-seconds of latency that say nothing about the architecture (a cold run's p99 is its first seconds').
+seconds of latency that say nothing about the architecture (a cold run's p99 comes from its first seconds).
 
 :func:`warm_up` writes a small log of the same fleet (so the generated code is the code the real
 queries will ask for, and Spark's code cache hands it to them compiled) into a scratch folder

@@ -254,11 +254,16 @@ class LocalStack:
         d.mkdir(parents=True, exist_ok=True)
         return d
 
-    def service_data(self, svc: str) -> Path:
-        """The folder a service keeps its data in (the first Cassandra node's is data/cassandra, the name the
-        one-node stack has always used, so that a stack directory made before the scaled-out one still works)."""
+    def node_key(self, svc: str) -> str:
+        """The name a service's folders and ports are kept under: its own, but "cassandra" for the first
+        Cassandra node, the name the one-node stack has always used, so that a stack directory made before the
+        scaled-out one still works."""
         names = self.cassandra_names()
-        return self.data("cassandra" if names and svc == names[0] else svc)
+        return "cassandra" if names and svc == names[0] else svc
+
+    def service_data(self, svc: str) -> Path:
+        """The folder a service keeps its data in."""
+        return self.data(self.node_key(svc))
 
     def log(self, svc: str) -> Path:
         d = self.dir / "logs"
@@ -419,13 +424,12 @@ class LocalStack:
     def cassandra(self, name: str = "cassandra1") -> Service:
         env = self.compose.environment(name)
         native, storage = self.port("cassandra.native"), self.port("cassandra.storage")
-        first = name == self.cassandra_names()[0]
-        jmx = self.port("cassandra.jmx" if first else f"{name}.jmx")
+        jmx = self.port(f"{self.node_key(name)}.jmx")
         host = self.cassandra_host(name)
         self.hostmap[f"{name}:9042"] = f"{host}:{native}"
         self.hostmap[name] = f"{host}:{native}"
         d = self.service_data(name)
-        conf = self.conf("cassandra" if first else name)
+        conf = self.conf(self.node_key(name))
         # CASSANDRA_SEEDS as the image's docker-entrypoint.sh reads it (a comma list of host names;
         # default: the node's own address), each name relocated to its local address
         seeds = [x.strip() for x in env.get("CASSANDRA_SEEDS", "").split(",") if x.strip()] or [name]

@@ -2,8 +2,9 @@
 each architecture's bound (docs/reliability.md, "Later than the watermark"):
 
 - kappa drops a duplicate delivery while its first delivery is in the dedup state, which holds an
-  event id for ``Profile.dedup_delay`` of *log* time; a duplicate delivered later than that is
-  counted twice. A late event (old event time, delivered now) is counted: kappa has no
+  event id until the watermark (newest *log* time minus ``Profile.dedup_delay``) passes its first
+  delivery + the delay, about 2 x ``dedup_delay`` of log time; a duplicate delivered later than that
+  is counted twice. A late event (old event time, delivered now) is counted: kappa has no
   event-time cutoff.
 - lambda's batch cutoff assumes an event is at most ``Profile.lateness_ms`` late: a later one is
   missing from serving until the next batch run, which counts it; it is never counted twice, and

@@ -27,11 +27,16 @@ MIN = 60_000
 T0 = 1_767_592_800_000  # 2026-01-05T06:00:00Z
 
 
-def test_the_default_window_covers_the_jobs_dedup_delay():
+def test_the_default_window_covers_how_long_the_jobs_keep_an_id():
+    """Spark keeps an id until the log has moved about 2 x dedup_delay past it (docs/reliability.md): a
+    window below that would count copies the jobs drop, and is refused with what it must be."""
     p = embedded("/tmp/unused-vendlab")
-    assert p.validation_window_ms == VALIDATION_WINDOW_MS >= duration_ms(p.dedup_delay)
-    with pytest.raises(ValueError, match="dedup_delay"):
-        embedded("/tmp/unused-vendlab", validation_window_ms=duration_ms(p.dedup_delay) - 1)
+    delay = duration_ms(p.dedup_delay)
+    assert p.validation_window_ms == VALIDATION_WINDOW_MS >= 2 * delay
+    for window in (delay - 1, delay, 2 * delay - 1):
+        with pytest.raises(ValueError, match=rf"at least twice the jobs' dedup_delay .*{2 * delay} ms"):
+            embedded("/tmp/unused-vendlab", validation_window_ms=window)
+    assert embedded("/tmp/unused-vendlab", validation_window_ms=2 * delay).validation_window_ms == 2 * delay
 
 
 def test_seen_ids_rule_and_bounded_memory_over_a_long_log():

@@ -23,8 +23,10 @@ from pathlib import Path
 PROFILES = ("embedded", "compose")
 
 # The validation consumer recognises a duplicate delivered up to this much log time after the
-# previous copy of its id (vendlab.oracle.SeenIds); it must be at least the jobs' dedup_delay.
-# Six times the default delay: kappa's out-of-contract duplicates (later than its delay) stay
+# previous copy of its id (vendlab.oracle.SeenIds); it must be at least twice the jobs' dedup_delay,
+# since Spark keeps an id until the log has moved about 2 x dedup_delay past its first delivery
+# (vendlab.jobs.parse.deduplicate): a smaller window would count copies the jobs drop. Six times the
+# default delay: kappa's out-of-contract duplicates (counted again after about 2 x its delay) stay
 # visible as kappa - validation, and memory holds about rate x window / time_scale ids (at 60x
 # and 2 000 events/s: 120 000 ids, about 15 MB).
 VALIDATION_WINDOW_MS = 60 * 60_000
@@ -65,7 +67,7 @@ class Profile:
     keyspace: str = "vendlab"
     # Duplicate deliveries are dropped within this much log time (Spark watermark delay).
     dedup_delay: str = "10 minutes"
-    # The validation consumer's window of log time for duplicates (>= dedup_delay, see above).
+    # The validation consumer's window of log time for duplicates (>= 2 x dedup_delay, see above).
     validation_window_ms: int = VALIDATION_WINDOW_MS
     # Lambda: an event is at most this late (event time behind the newest event before it in
     # its log partition); the batch view only covers event times older than newest - lateness.
@@ -96,10 +98,12 @@ class Profile:
     spark_conf: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.validation_window_ms < duration_ms(self.dedup_delay):
+        if self.validation_window_ms < 2 * duration_ms(self.dedup_delay):
             raise ValueError(
-                f"validation_window_ms ({self.validation_window_ms}) must be at least the jobs' "
-                f"dedup_delay ({self.dedup_delay}): validation would count duplicates the jobs drop"
+                f"validation_window_ms ({self.validation_window_ms}) must be at least twice the jobs' "
+                f"dedup_delay ({self.dedup_delay}, {2 * duration_ms(self.dedup_delay)} ms): the jobs keep an "
+                f"event id until the log has moved about 2 x dedup_delay past it, and validation would count "
+                f"duplicates the jobs drop"
             )
 
     @property

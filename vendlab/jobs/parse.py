@@ -197,7 +197,9 @@ def parse(raw: DataFrame, machines: list[str], products: list[str]) -> DataFrame
 
 
 def deduplicate(parsed: DataFrame, delay: str) -> DataFrame:
-    """Drop repeated deliveries of an event, keeping state for ``delay`` of log time."""
+    """Drop repeated deliveries of an event. Spark keeps an id until the watermark (the newest log time read
+    minus ``delay``) passes its first delivery + ``delay``: a copy within ``delay`` of log time is always
+    dropped, one up to about 2 x ``delay`` later too (docs/reliability.md, "Later than the watermark")."""
     return parsed.withWatermark("log_ts", delay).dropDuplicatesWithinWatermark(["dedup_key"])
 
 

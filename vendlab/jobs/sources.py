@@ -45,10 +45,12 @@ def read_log_stream(spark: SparkSession, profile: Profile, max_offsets: int | No
     in each micro-batch (``None``).
 
     Why a deduplicating job must not cap: Spark's Kafka source shares a cap out among the partitions by
-    their lag in records, not by log time, so after a backlog a capped micro-batch leaves a sparse
-    partition behind a dense one in log time. The deduplication's watermark is one for the whole query
-    (the newest log time read, minus ``Profile.dedup_delay``), and ``dropDuplicatesWithinWatermark``
-    drops every row older than it: the lagging partition's valid events would be dropped for good while
+    their lag in records, not by log time (each partition moves on by the same fraction of its own lag),
+    so after a backlog in partitions whose density varies over time in different ways (the places'
+    hourly profiles) a capped micro-batch leaves one partition behind another in log time. The
+    deduplication's watermark is one for the whole query (the newest log time read, minus
+    ``Profile.dedup_delay``, as of the previous micro-batch), and ``dropDuplicatesWithinWatermark``
+    drops every row at or below it: the lagging partition's valid events would be dropped for good while
     validation counts them. Uncapped, a micro-batch ends every partition at the same instant of the
     producer, whose partitions advance together in log time (it writes the chunks in log-time order),
     so no partition can fall behind another by more than what the producer has in flight

@@ -88,15 +88,38 @@ def pytest_sessionfinish(session):
 def pytest_runtest_logreport(report):
     """Under xdist this runs in each worker (whose output nobody sees: skipped) and again in the controller,
     where ``report.node`` says which worker ran the test."""
-    if not SLOW_REPORT_S or report.duration < SLOW_REPORT_S or os.environ.get("PYTEST_XDIST_WORKER"):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    node = getattr(report, "node", None)
+    worker = node.gateway.id if node is not None else "main"
+    key = (worker, report.nodeid.split("::")[0])
+    _TIME_BY_FILE[key] = _TIME_BY_FILE.get(key, 0.0) + report.duration
+    if not SLOW_REPORT_S or report.duration < SLOW_REPORT_S:
         return
     reporter = _CONFIG[0].pluginmanager.get_plugin("terminalreporter") if _CONFIG else None
     if reporter is None:
         return
-    node = getattr(report, "node", None)
-    worker = f"[{node.gateway.id}] " if node is not None else ""
+    label = f"[{worker}] " if node is not None else ""
     reporter.write("\n")
-    reporter.write_line(f"{worker}{report.when} took {report.duration:.0f} s, {report.outcome}: {report.nodeid}")
+    reporter.write_line(f"{label}{report.when} took {report.duration:.0f} s, {report.outcome}: {report.nodeid}")
+
+
+_TIME_BY_FILE: dict[tuple[str, str], float] = {}  # (worker, test file) -> seconds of its setup, call, teardown
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Where the time went: each worker's busy seconds, and the files that took longest (their phases summed,
+    module fixtures included), so that a slow run says which process was the critical path and why."""
+    if not _TIME_BY_FILE or sum(_TIME_BY_FILE.values()) < SLOW_REPORT_S:
+        return
+    busy: dict[str, float] = {}
+    for (worker, _), t in _TIME_BY_FILE.items():
+        busy[worker] = busy.get(worker, 0.0) + t
+    terminalreporter.section("time per worker and per test file")
+    terminalreporter.write_line("busy: " + ", ".join(f"{w} {t:,.0f} s" for w, t in sorted(busy.items())))
+    top = sorted(_TIME_BY_FILE.items(), key=lambda kv: -kv[1])[:15]
+    for (worker, path), t in top:
+        terminalreporter.write_line(f"{t:8,.0f} s  {worker:5}  {path}")
 
 
 _CONFIG: list = []  # the pytest config, for the terminal reporter (set in pytest_configure)

@@ -3,7 +3,8 @@
 Test tiers (markers declared in pyproject.toml): ``spark`` is put here on every test that uses the ``spark``
 fixture, directly or through another fixture; a test that starts Spark another way (a ``vendlab`` command in a
 subprocess, a runner in process) carries the marker itself, as do ``browser`` and ``services`` tests.
-One local stack (vendlab stack up) per test module that asks for ``kappa_stack`` or ``lambda_stack``.
+One local stack (vendlab stack up) per test module that asks for ``lambda_stack`` or a scaled-out one; one
+kappa stack for every file that asks for ``kappa_stack`` (SHARED_STACKS).
 ``make test-fast`` runs what is left, without the ``slow`` ones: ``-m "not spark and not browser and not services and not slow"``.
 """
 
@@ -41,21 +42,84 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         group = SERVICES_GROUP if item.path in services_files else item.path.name
         item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=lambda item: item.path not in services_files)  # stable: the order within a file is kept
+    for name in SHARED_STACKS:
+        SHARED_STACKS[name] = {item.path for item in items if name in getattr(item, "fixturenames", ())}
+    # services first; among them the files that share a stack next to each other, so that it is stopped after
+    # the last of them (pytest_runtest_teardown). Stable: the order within a file is kept.
+    items.sort(key=lambda item: (item.path not in services_files, item.path not in SHARED_STACKS["kappa_stack"]))
+
+
+# A stack that several test files share, and the files that use it (set at collection).
+SHARED_STACKS: dict[str, set] = {"kappa_stack": set()}
+_OPEN_STACKS: dict = {}  # name -> (the stack, the generator of _local_stack that stops it), while it runs
+
+
+def _shared_stack(name: str, start):
+    """The running shared stack ``name``, or a new one from ``start()`` (a _local_stack generator)."""
+    if name not in _OPEN_STACKS:
+        gen = start()
+        _OPEN_STACKS[name] = (next(gen), gen)
+    return _OPEN_STACKS[name][0]
+
+
+def _stop_shared(name: str) -> None:
+    _, gen = _OPEN_STACKS.pop(name, (None, None))
+    if gen is not None:
+        next(gen, None)  # _local_stack's finally: every job stopped, the stack down
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After the module fixtures of ``item`` are torn down: a shared stack stops after the last file in a row
+    that uses it, not at the end of the session, so that it does not idle beside the next module's stack (a
+    file that needs it later, in another order, starts a new one)."""
+    result = yield
+    for name, files in SHARED_STACKS.items():
+        if item.path in files and (nextitem is None or nextitem.path not in files):
+            _stop_shared(name)
+    return result
+
+
+def pytest_sessionfinish(session):
+    for name in list(_OPEN_STACKS):
+        _stop_shared(name)
 
 
 def pytest_runtest_logreport(report):
     """Under xdist this runs in each worker (whose output nobody sees: skipped) and again in the controller,
     where ``report.node`` says which worker ran the test."""
-    if not SLOW_REPORT_S or report.duration < SLOW_REPORT_S or os.environ.get("PYTEST_XDIST_WORKER"):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    node = getattr(report, "node", None)
+    worker = node.gateway.id if node is not None else "main"
+    key = (worker, report.nodeid.split("::")[0])
+    _TIME_BY_FILE[key] = _TIME_BY_FILE.get(key, 0.0) + report.duration
+    if not SLOW_REPORT_S or report.duration < SLOW_REPORT_S:
         return
     reporter = _CONFIG[0].pluginmanager.get_plugin("terminalreporter") if _CONFIG else None
     if reporter is None:
         return
-    node = getattr(report, "node", None)
-    worker = f"[{node.gateway.id}] " if node is not None else ""
+    label = f"[{worker}] " if node is not None else ""
     reporter.write("\n")
-    reporter.write_line(f"{worker}{report.when} took {report.duration:.0f} s, {report.outcome}: {report.nodeid}")
+    reporter.write_line(f"{label}{report.when} took {report.duration:.0f} s, {report.outcome}: {report.nodeid}")
+
+
+_TIME_BY_FILE: dict[tuple[str, str], float] = {}  # (worker, test file) -> seconds of its setup, call, teardown
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Where the time went: each worker's busy seconds, and the files that took longest (their phases summed,
+    module fixtures included), so that a slow run says which process was the critical path and why."""
+    if not _TIME_BY_FILE or sum(_TIME_BY_FILE.values()) < SLOW_REPORT_S:
+        return
+    busy: dict[str, float] = {}
+    for (worker, _), t in _TIME_BY_FILE.items():
+        busy[worker] = busy.get(worker, 0.0) + t
+    terminalreporter.section("time per worker and per test file")
+    terminalreporter.write_line("busy: " + ", ".join(f"{w} {t:,.0f} s" for w, t in sorted(busy.items())))
+    top = sorted(_TIME_BY_FILE.items(), key=lambda kv: -kv[1])[:15]
+    for (worker, path), t in top:
+        terminalreporter.write_line(f"{t:8,.0f} s  {worker:5}  {path}")
 
 
 _CONFIG: list = []  # the pytest config, for the terminal reporter (set in pytest_configure)
@@ -235,7 +299,10 @@ def _local_stack(tmp_path_factory, name: str, timeout: float, nodes: int = 1):
 
 @pytest.fixture(scope="module")
 def kappa_stack(tmp_path_factory):
-    yield from _local_stack(tmp_path_factory, "kappa", 600)
+    """One kappa stack for the files that ask for it (the kappa module, the local-stack bench, the lambda
+    dashboard's queries on Cassandra), each on its own topic or keyspace where it writes: they run one after
+    the other (pytest_collection_modifyitems) and the stack stops after the last of them (SHARED_STACKS)."""
+    return _shared_stack("kappa_stack", lambda: _local_stack(tmp_path_factory, "kappa", 600))
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,10 @@
 """The lambda dashboard's queries on a real Cassandra 5.0 before and after the first batch run.
 
-Only Cassandra, started here as a local process from the compose file's settings (vendlab.localstack, as the
-local stacks start it), with the schema of vendlab/store/schema.cql and rows written by CassandraStore as the
+The Cassandra of the suite's kappa stack (a local process from the compose file's settings, vendlab.localstack),
+in a keyspace of its own, with the schema of vendlab/store/schema.cql and rows written by CassandraStore as the
 jobs write them. The variables are filled as the plugin and Grafana 12.2 fill them (tests/grafana_cql.py), each
 panel query runs on Cassandra, and the items panel's rows go through the plugin's frames and Grafana's
-transformations (tests/grafana_frames.py). A fresh stack must show serving = speed only = validation until the
+transformations (tests/grafana_frames.py). A fresh keyspace must show serving = speed only = validation until the
 first batch run (issue 25: the variables were empty and every lambda view query was invalid CQL), and the
 batch + speed hand-off after it.
 """
@@ -25,7 +25,11 @@ from vendlab.store.base import BatchViewInfo
 pytestmark = pytest.mark.services
 
 ROOT = Path(__file__).resolve().parents[1]
-DASH = json.loads((ROOT / "grafana_templates" / "dashboards" / "lambda.json").read_text())
+KEYSPACE = "vendlab_grafana"
+# the lambda dashboard, its queries on this module's keyspace (every "vendlab." in it names a table)
+DASH = json.loads(
+    (ROOT / "grafana_templates" / "dashboards" / "lambda.json").read_text().replace("vendlab.", f"{KEYSPACE}.")
+)
 SPEED = {  # (bucket, product) -> items, as the speed job writes them (event-time buckets)
     (100, "water"): 3,
     (100, "chips"): 2,
@@ -36,22 +40,17 @@ SPEED = {  # (bucket, product) -> items, as the speed job writes them (event-tim
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """Cassandra alone (the kappa stack's settings; the lambda stack's are the same file's), one per module,
-    stopped by pid at the end; its log stays in the printed folder."""
-    from vendlab.localstack.stack import LocalStack
+def store(kappa_stack):
+    """The suite's kappa stack's Cassandra (tests/conftest.py; the lambda stack's settings are the same file's),
+    in a keyspace of this module's (KEYSPACE, dropped at the end), since the stack is shared."""
     from vendlab.store.cassandra import CassandraStore
 
-    d = tmp_path_factory.mktemp("grafana-cassandra")
-    stack = LocalStack(d, "kappa")
+    st = CassandraStore((kappa_stack.env()["VENDLAB_CASSANDRA"],), KEYSPACE, create_schema=True)
     try:
-        address = stack.up(only=["cassandra1"])["services"]["cassandra1"]["address"]
-        st = CassandraStore((address,), "vendlab", create_schema=True)
         yield st
-        st.close()
     finally:
-        stack.down()
-        print(f"\nCassandra stopped; its log is in {d / 'logs'}")
+        st.session.execute(f"DROP KEYSPACE IF EXISTS {KEYSPACE}")
+        st.close()
 
 
 def run_panels(store) -> tuple[dict[str, str], dict[str, int]]:

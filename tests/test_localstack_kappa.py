@@ -3,9 +3,10 @@ Kafka 4.1 (KRaft, configured from kappa/docker-compose.yml by the image's own Ka
 Cassandra 5.0, a Spark standalone master and workers from pyspark's distribution, and the jobs submitted
 with spark-submit reading Kafka with Spark's own Kafka source (spark-sql-kafka-0-10_2.13).
 
-One stack for the module (tests/conftest.py's kappa_stack: about a minute to start; the first run also
-downloads the jars with Maven), on free loopback ports, stopped by pid at the end; its logs stay in the
-printed folder. The main run goes through ./kappa/start_kappa.py --local (the compose defaults: topic
+The suite's kappa stack (tests/conftest.py's kappa_stack, shared with the local-stack bench and the lambda
+dashboard's queries, which run before this module, each on its own topic or keyspace: about a minute to start;
+the first run also downloads the jars with Maven), on free loopback ports, stopped by pid after the last of
+them; its logs stay in the printed folder. The main run goes through ./kappa/start_kappa.py --local (the compose defaults: topic
 vendlab-events, keyspace vendlab); the Cassandra-outage run through LocalRunner, on its own topic and
 keyspace. Small rates and durations (the machine has 2 cores).
 """

@@ -1,5 +1,5 @@
-"""Sizes of the benchmark: ``--quick`` (a smoke run, under 3 minutes) and the full run (about
-12-13 minutes on a 2-core machine; docs/results.md states each run's duration)."""
+"""Sizes of the benchmark: ``--quick`` (a smoke run, under 3 minutes) and the full run (13-17
+minutes on a 2-core machine: 756 s and 991 s on 2026-11-29; docs/results.md states each run's duration)."""
 
 from __future__ import annotations
 

@@ -110,7 +110,7 @@ def test_a_given_stack_is_left_running_without_the_benchs_topics_keyspaces_or_pr
     assert not [t for t in topics.stdout.split() if t.startswith("vendlab-bench-")], topics.stdout
     from vendlab.store.cassandra import CassandraStore
 
-    st = CassandraStore((env["VENDLAB_CASSANDRA"],), "vendlab")
+    st = CassandraStore((env["VENDLAB_CASSANDRA"],), "system_schema")  # a keyspace that always exists
     try:
         spaces = [r.keyspace_name for r in st.session.execute("SELECT keyspace_name FROM system_schema.keyspaces")]
     finally:

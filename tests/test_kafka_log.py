@@ -169,9 +169,16 @@ def test_validation_exactly_once_across_failures_and_restarts(cluster, catalog, 
     flaky = FlakyStore(real, fail_at=2, after=after)
     c1 = Consumer(consumer_config(cluster[1]))
     v1 = KafkaValidator(c1, topic, catalog, flaky, max_batch=1500, batch_wait_s=0.2)
-    v1.poll()
-    with pytest.raises(ConnectionError):
+    # a poll that gets no record within batch_wait_s writes nothing (a loaded machine's first fetch can be
+    # late): poll until the first batch is written, then until the second write fails
+    deadline = time.monotonic() + 30
+    while flaky.calls < 1:
+        assert time.monotonic() < deadline, "no batch from the topic in 30 s"
         v1.poll()
+    with pytest.raises(ConnectionError):
+        while time.monotonic() < deadline:
+            v1.poll()
+    assert flaky.calls == 2
     deadline = time.monotonic() + 20
     while len(real.micro_batches(base.VALIDATION)) < 3:  # rebuilds its state from the store and goes on
         assert time.monotonic() < deadline

@@ -73,13 +73,15 @@ def pytest_runtest_teardown(item, nextitem):
     """After the module fixtures of ``item`` are torn down: a shared stack stops after the last file in a row
     that uses it, not at the end of the session, so that it does not idle beside the next module's stack (a
     file that needs it later, in another order, starts a new one)."""
-    result = yield
-    for name, files in SHARED_STACKS.items():
-        if item.path in files and (nextitem is None or nextitem.path not in files):
-            _stop_shared(name)
-    return result
+    try:
+        return (yield)
+    finally:  # also when a fixture's teardown failed
+        for name, files in SHARED_STACKS.items():
+            if item.path in files and (nextitem is None or nextitem.path not in files):
+                _stop_shared(name)
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own session teardown, so that no fixture outlives its stack
 def pytest_sessionfinish(session):
     for name in list(_OPEN_STACKS):
         _stop_shared(name)

@@ -46,6 +46,10 @@ def test_every_declared_dependency_is_locked_at_an_allowed_version():
         )
 
 
+# modules whose distribution has another name, for a venv that lacks them (installed, the metadata says it)
+NOT_INSTALLED = {"yaml": "PyYAML", "sklearn": "scikit-learn", "cassandra": "cassandra-driver"}
+
+
 def imported_distributions() -> dict[str, set[str]]:
     """Each third-party distribution the package uses -> the modules of vendlab/ that use it: every absolute
     ``import``/``from`` (lazy ones inside functions included) and every ``importlib.util.find_spec("name")``
@@ -73,7 +77,7 @@ def imported_distributions() -> dict[str, set[str]]:
             ):
                 names.add(node.args[0].value.split(".")[0])
         for name in names - {"vendlab", "__future__"} - set(sys.stdlib_module_names):
-            for dist in dists.get(name, [name]):
+            for dist in dists.get(name, [NOT_INSTALLED.get(name, name)]):
                 used.setdefault(canonicalize_name(dist), set()).add(str(path.relative_to(ROOT)))
     return used
 

@@ -45,10 +45,13 @@ def store(kappa_stack):
     in a keyspace of this module's (KEYSPACE, dropped at the end), since the stack is shared."""
     from vendlab.store.cassandra import CassandraStore
 
-    st = CassandraStore((kappa_stack.env()["VENDLAB_CASSANDRA"],), KEYSPACE, create_schema=True)
+    st = None
     try:
+        st = CassandraStore((kappa_stack.env()["VENDLAB_CASSANDRA"],), KEYSPACE, create_schema=True)
         yield st
     finally:
+        if st is None:  # the schema failed half-way: drop what it made
+            st = CassandraStore((kappa_stack.env()["VENDLAB_CASSANDRA"],), "system_schema")
         st.session.execute(f"DROP KEYSPACE IF EXISTS {KEYSPACE}")
         st.close()
 

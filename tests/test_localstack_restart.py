@@ -198,6 +198,19 @@ def test_a_job_of_no_restart_service_is_not_restarted(runner):
     assert runner.status("plain")["restarts"] == 0 and runner.status("plain")["restart"] == "no"
 
 
+def test_stop_all_forgets_the_pid_file_of_a_job_that_ended_by_itself(runner):
+    """A job that exited with nobody waiting for it leaves its pid file; stopping it (stop_all, the start
+    script's --stop) removes the file, so that the folder names no process that is gone (a test or a start
+    reading DIR/jobs/*.pid sees only what runs); its status, with the exit, stays."""
+    assert runner.launch("plain", job("import sys; sys.exit(3)"))
+    pid_file = runner.stack.dir / "jobs" / "plain.pid"
+    wait_for(lambda: not runner.running("plain"), what="the job's exit")
+    assert pid_file.exists()
+    assert runner.stop_all() == []  # nothing was running
+    assert not pid_file.exists()
+    assert runner.status("plain")["last_exit_code"] == 3
+
+
 def test_supervision_outlives_the_command_that_launched_it(runner):
     """As `start_kappa.py --local DIR` returns after the launch: the job is still restarted."""
     code = (

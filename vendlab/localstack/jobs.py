@@ -351,6 +351,7 @@ class LocalRunner:
         if sup is None:
             return self._signal_unsupervised(name, sig, wait)
         if not self.running(name):
+            self._pid_file(name).unlink(missing_ok=True)  # it ended by itself: the file names no process now
             return False
         if not supervise.alive(sup):  # orphaned: the supervisor was killed, the job runs on; stop it by its pid
             stopped = self._signal_unsupervised(name, sig, wait)
@@ -394,10 +395,12 @@ class LocalRunner:
     def _signal_unsupervised(self, name: str, sig: int, wait: float) -> bool:
         pid = self.pid(name)
         if pid is None or not self.running(name):
+            self._pid_file(name).unlink(missing_ok=True)  # it ended by itself: the file names no process now
             return False
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
+            self._pid_file(name).unlink(missing_ok=True)
             return False
         if not self._ended(name, wait):
             self._kill_job(name, signal.SIGKILL)

@@ -107,19 +107,8 @@ def finished_kappa(tmp_path_factory):
     d = tmp_path_factory.mktemp("lock") / "D"
     first = subprocess.Popen(
         VENDLAB
-        + [
-            "run",
-            "--arch",
-            "kappa",
-            "--data-dir",
-            str(d),
-            "--duration",
-            "8",
-            "--rate",
-            "2000",
-            "--json",
-            "--no-warmup",
-        ],
+        + ["run", "--arch", "kappa", "--data-dir", str(d)]
+        + ["--duration", "8", "--rate", "2000", "--json", "--no-warmup"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
